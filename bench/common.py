@@ -1,0 +1,34 @@
+"""Shared set-up for the benchmarks: the ~1M-parameter model shape and its HF twin."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from selfevolve.models.hf_export import export_hf
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import Transformer, TransformerConfig
+
+SHAPE = {"n_layer": 4, "n_embd": 128, "n_head": 4}
+
+
+def ours_and_hf(seed: int = 0) -> tuple[Transformer, torch.nn.Module]:
+    """Our model with random weights, and `transformers`' LlamaForCausalLM loaded from its export."""
+    import transformers
+
+    tok = CharTokenizer()
+    torch.manual_seed(seed)
+    model = Transformer(TransformerConfig(tok.vocab_size, pos_encoding="rope", max_seq_len=256, **SHAPE)).eval()
+    state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    ckpt = {"model_config": model.cfg.to_dict(), "tensors": state}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = export_hf(ckpt, Path(tmp) / "hf")
+        hf = transformers.AutoModelForCausalLM.from_pretrained(out, attn_implementation="sdpa").eval()
+    return model, hf
+
+
+def emit(**record) -> None:
+    print(json.dumps(record), flush=True)

@@ -1,0 +1,62 @@
+"""Sampler throughput: our batched KV-cache sampler vs `transformers` generate, same weights, one run.
+
+    python bench/sampler.py [--batch 256] [--prompt 16] [--new 64] [--repeats 3]
+Prints one JSON line: {"bench": "sampler", "ours_tokens_per_s", "hf_tokens_per_s", "speedup", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from common import SHAPE, emit, ours_and_hf
+
+from selfevolve.models.sampler import generate
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--prompt", type=int, default=16)
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+
+    model, hf = ours_and_hf()
+    model, hf = model.to(args.device), hf.to(args.device)
+    prompts = torch.randint(2, 12, (args.batch, args.prompt), generator=torch.Generator().manual_seed(1))
+    ours_out, hf_out = {}, {}
+
+    def ours() -> None:
+        ours_out["t"] = generate(model, prompts.tolist(), args.new, stop_id=-1, batch_size=args.batch).tokens
+
+    def theirs() -> None:
+        with torch.no_grad():
+            x = prompts.to(args.device)
+            out = hf.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=args.new,
+                              min_new_tokens=args.new, do_sample=False, use_cache=True, pad_token_id=0)
+        hf_out["t"] = out[:, args.prompt:].cpu()
+
+    t_ours, t_hf = best_time(ours, args.repeats), best_time(theirs, args.repeats)
+    tokens = args.batch * args.new
+    emit(bench="sampler", peer=f"transformers {__import__('transformers').__version__} generate",
+         device=args.device, batch=args.batch, prompt=args.prompt, new_tokens=args.new,
+         params=sum(p.numel() for p in model.parameters()), shape=SHAPE, unit="tokens/s",
+         ours_tokens_per_s=round(tokens / t_ours, 1), hf_tokens_per_s=round(tokens / t_hf, 1),
+         speedup=round(t_hf / t_ours, 2), same_tokens=bool(torch.equal(ours_out["t"], hf_out["t"])))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The `selfevolve` command: run, resume, eval, report, export, list."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from selfevolve.config import build_config, config_to_toml, field_docs, load_config
+from selfevolve.errors import SelfEvolveError
+from selfevolve.progress import Progress
+from selfevolve.recipes import RECIPES, get_recipe
+from selfevolve.store import RunStore
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Self-evolving models: generate, judge, select, learn, round after round.")
+console = Console()
+
+
+def _default_out(recipe: str, cfg) -> Path:
+    """runs/<recipe>-<task>-s<seed>, with -2, -3 ... appended rather than touching an old run."""
+    base = Path("runs") / f"{recipe}-{getattr(cfg, 'task', 'task')}-s{cfg.seed}"
+    out, n = base, 1
+    while out.exists() and any(out.iterdir()):
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def _accuracy_table(rounds: list[dict]) -> Table:
+    digits = list(rounds[-1]["accuracy_by_digits"])
+    table = Table(title="Held-out exact match by digits, after each round")
+    table.add_column("round")
+    table.add_column("kept")
+    table.add_column("label err")
+    for d in digits:
+        table.add_column(d, justify="right")
+    for r in rounds:
+        err = "-" if r["pseudo_label_error"] is None else f"{r['pseudo_label_error']:.3f}"
+        cells = [f"{r['accuracy_by_digits'][d]:.2f}" for d in digits]
+        table.add_row(str(r["round"]), str(r["kept"]), err, *cells)
+    return table
+
+
+def _execute(store: RunStore, cfg) -> None:
+    from selfevolve.report import write_report
+
+    recipe = get_recipe(store.recipe)
+    console.print(f"[bold]{store.recipe}[/] -> {store.path}")
+    with Progress(enabled=True) as progress:
+        summary = recipe.run(cfg, store, progress)
+    console.print(_accuracy_table(summary["rounds"]))
+    console.print(f"reached {summary['reached_digits']} digits at >= 90% (labels up to "
+                  f"{summary['trained_max_digits']}) in {summary['wall_seconds']:.0f} s")
+    console.print(f"report: {write_report(store.path)}")
+
+
+@app.command()
+def run(
+    recipe: Annotated[str, typer.Argument(help="Recipe name (see `selfevolve list`).")],
+    config: Annotated[Path | None, typer.Option("--config", help="TOML file with config values.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override one value: key=value.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default runs/<recipe>-<task>-s<seed>).")
+                   ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out.")] = False,
+) -> None:
+    """Start a new run of RECIPE."""
+    module = get_recipe(recipe)
+    cfg = load_config(module.Config, config, set_ or [])
+    store = RunStore.create(out or _default_out(recipe, cfg), recipe, config_to_toml(cfg), overwrite=overwrite)
+    _execute(store, cfg)
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="Run directory to continue.")]) -> None:
+    """Continue a run from its last complete round; the result equals an uninterrupted run."""
+    store = RunStore.open(run_dir)
+    cfg = build_config(get_recipe(store.recipe).Config, store.config_values())
+    _execute(store, cfg)
+
+
+@app.command("eval")
+def eval_(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    max_digits: Annotated[int | None, typer.Option(help="Evaluate 1..N digits (default: the run's range).")] = None,
+    problems: Annotated[int | None, typer.Option(help="Held-out problems per length.")] = None,
+) -> None:
+    """Evaluate a run's latest checkpoint on held-out problems."""
+    from selfevolve.models.tokenizer import CharTokenizer
+    from selfevolve.recipes.length_gen import evaluate
+    from selfevolve.store import load_checkpoint, model_from_checkpoint
+    from selfevolve.tasks import get_task
+
+    store = RunStore.open(run_dir)
+    values = store.config_values()
+    if max_digits is not None:
+        values["eval_extra_digits"] = max(0, max_digits - values["target_digits"])
+        values["target_digits"] = min(values["target_digits"], max_digits)
+    if problems is not None:
+        values["eval_problems"] = problems
+    cfg = build_config(get_recipe(store.recipe).Config, values)
+    last = store.last_checkpoint()
+    if last is None:
+        raise SelfEvolveError(f"{run_dir} has no finished round to evaluate yet")
+    model = model_from_checkpoint(load_checkpoint(last))
+    acc = evaluate(model, CharTokenizer(), get_task(cfg.task), cfg)
+    table = Table(title=f"{last.name}: held-out exact match")
+    for d in acc:
+        table.add_column(d, justify="right")
+    table.add_row(*[f"{a:.2f}" for a in acc.values()])
+    console.print(table)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+    """Write plots/*.png and report.html for a run."""
+    from selfevolve.report import write_report
+
+    console.print(f"report: {write_report(run_dir)}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    hf: Annotated[Path, typer.Option("--hf", help="Output Hugging Face model directory.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory.")] = False,
+) -> None:
+    """Export the latest checkpoint as a Hugging Face model directory."""
+    from selfevolve.models.hf_export import export_hf
+    from selfevolve.store import load_checkpoint
+
+    store = RunStore.open(run_dir)
+    last = store.last_checkpoint()
+    if last is None:
+        raise SelfEvolveError(f"{run_dir} has no finished round to export yet")
+    console.print(f"exported to {export_hf(load_checkpoint(last), hf, overwrite=overwrite)}")
+
+
+@app.command("list")
+def list_() -> None:
+    """List recipes (with their config keys and defaults) and tasks."""
+    from selfevolve.tasks import TASKS
+
+    for name, module in sorted(RECIPES.items()):
+        console.print(f"[bold]recipe {name}[/]: {module.__doc__.strip().splitlines()[0]}")
+        docs = field_docs(module.Config)
+        defaults = module.Config()
+        for key, doc in docs.items():
+            console.print(f"  {key} = {getattr(defaults, key)!r}  [dim]{doc}[/]")
+    console.print(f"[bold]tasks[/]: {', '.join(sorted(TASKS))}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except SelfEvolveError as err:
+        Console(stderr=True).print(f"[red]error:[/] {err}")
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        Console(stderr=True).print("aborted; `selfevolve resume DIR` continues from the last finished round")
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as err:  # click usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(2)
+        raise

@@ -1,0 +1,116 @@
+"""Recipe configs: one dataclass per recipe, loaded from TOML plus `--set key=value` overrides.
+
+The dataclass is the single schema: its defaults, field docstrings (shown by `selfevolve
+list`), types (used to parse overrides) and `__post_init__` checks (ranges) live together.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomli_w
+
+from selfevolve.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Turn a TOML value or an override string into the field's declared type."""
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple):
+        (item,) = set(typing.get_args(annotation)) - {Ellipsis}
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        return origin(_coerce(name, v, item) for v in value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    if annotation in (int, float):
+        if isinstance(value, str):
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        if annotation is int and value != int(value):
+            raise ConfigError(f"{name}: expected a whole number, got {value!r}")
+        return annotation(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected text, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config field type {annotation!r} for {name}")
+
+
+def build_config(cls: type[C], values: dict[str, Any]) -> C:
+    """Instantiate `cls` from raw values; unknown keys and bad types raise ConfigError."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(sorted(fields))}")
+    kwargs = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_config(cls: type[C], file: Path | None = None, overrides: list[str] = ()) -> C:
+    values: dict[str, Any] = {}
+    if file is not None:
+        try:
+            values = tomllib.loads(Path(file).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {file} is not valid TOML: {err}") from None
+    values.update(parse_overrides(list(overrides)))
+    return build_config(cls, values)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return {f.name: (list(v) if isinstance(v := getattr(cfg, f.name), tuple) else v)
+            for f in dataclasses.fields(cfg) if f.init}
+
+
+def config_to_toml(cfg: Any) -> str:
+    return tomli_w.dumps(config_to_dict(cfg))
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The one-line docstring under each field, read from the class source."""
+    docs: dict[str, str] = {}
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, after in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            docs[node.target.id] = after.value.value.strip()  # type: ignore[union-attr]
+    return docs
+
+
+__all__ = ["build_config", "config_to_dict", "config_to_toml", "field_docs", "load_config", "parse_overrides"]

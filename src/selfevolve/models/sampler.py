@@ -1,0 +1,128 @@
+"""Batched sampling with a KV cache: greedy, temperature, top-k / top-p, n samples per prompt.
+
+Prompts of different lengths are left-padded into one batch; padding is masked out of
+attention and RoPE positions start at each prompt's first real token, so a prompt gives
+the same tokens alone or in a batch. Every step is one forward over the whole batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from selfevolve.models.transformer import KVCache, Transformer, digit_positions, next_digit_position
+
+
+@dataclass
+class Samples:
+    tokens: torch.Tensor  # (N, T) generated ids, padded with pad_id after the stop token
+    logprobs: torch.Tensor  # (N, T) log p(token) under the model at temperature 1, 0 after stop
+    lengths: torch.Tensor  # (N,) generated tokens up to and including the stop token
+
+
+def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Mask logits outside the top-k and outside the top-p nucleus with -inf. (B, V) -> (B, V)."""
+    if top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) > top_p  # keep the token that crosses top_p
+        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate(
+    model: Transformer,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    *,
+    stop_id: int,
+    pad_id: int = 0,
+    num_samples: int = 1,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    digit_offset: int = 0,
+    batch_size: int = 1024,
+    generator: torch.Generator | None = None,
+) -> Samples:
+    """Continue each prompt `num_samples` times; rows are prompt-major (p0s0, p0s1, ..., p1s0...)."""
+    if not prompts:
+        raise ValueError("generate() needs at least one prompt")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    rows = [p for p in prompts for _ in range(num_samples)]
+    parts = [
+        _generate_batch(model, rows[i : i + batch_size], max_new_tokens, stop_id, pad_id,
+                        temperature, top_k, top_p, digit_offset, generator)
+        for i in range(0, len(rows), batch_size)
+    ]
+    width = max(p.tokens.shape[1] for p in parts)
+
+    def cat(name: str, fill: float) -> torch.Tensor:
+        return torch.cat([torch.nn.functional.pad(getattr(p, name), (0, width - p.tokens.shape[1]), value=fill)
+                          for p in parts])
+
+    return Samples(cat("tokens", pad_id), cat("logprobs", 0.0), torch.cat([p.lengths for p in parts]))
+
+
+def _generate_batch(model, prompts, max_new_tokens, stop_id, pad_id, temperature, top_k, top_p,
+                    digit_offset, generator) -> Samples:
+    model.eval()
+    device = next(model.parameters()).device
+    cfg = model.cfg
+    B, P = len(prompts), max(len(p) for p in prompts)
+    if P + max_new_tokens > cfg.max_seq_len and cfg.pos_encoding == "rope":
+        raise ValueError(f"prompt + max_new_tokens = {P + max_new_tokens} exceeds max_seq_len {cfg.max_seq_len}")
+    idx = torch.full((B, P), pad_id, dtype=torch.long)
+    for i, p in enumerate(prompts):
+        idx[i, P - len(p):] = torch.tensor(p, dtype=torch.long)
+    idx = idx.to(device)
+    valid = torch.ones(B, P + max_new_tokens, dtype=torch.bool, device=device)
+    valid[:, :P] = idx != pad_id
+    positions = (valid[:, :P].long().cumsum(1) - 1).clamp(min=0)
+    offset = torch.full((B,), digit_offset, device=device)
+
+    # prefill: causal and key-valid, plus the diagonal so padded queries never see an empty row
+    causal = torch.ones(P, P, dtype=torch.bool, device=device).tril()
+    mask = (causal & valid[:, None, None, :P]) | torch.eye(P, dtype=torch.bool, device=device)
+    cache = KVCache(cfg, B, P + max_new_tokens, next(model.parameters()).dtype, device)
+    run = digit_positions(idx, model.token_kinds)[:, -1]  # abacus index of the last token
+    logits = model(idx, positions=positions, mask=mask, cache=cache, digit_offset=offset)[:, -1]
+    pos = positions[:, -1]
+
+    tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    logprobs = torch.zeros(B, max_new_tokens, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    lengths = torch.full((B,), max_new_tokens, dtype=torch.long, device=device)
+    for t in range(max_new_tokens):
+        logits = logits.float()
+        if temperature == 0:
+            nxt = logits.argmax(-1)
+        else:
+            probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
+            nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
+        lp = logits.log_softmax(-1).gather(1, nxt[:, None]).squeeze(1)
+        tokens[:, t] = torch.where(done, pad_id, nxt)
+        logprobs[:, t] = torch.where(done, 0.0, lp)
+        stopped = ~done & (nxt == stop_id)
+        lengths[stopped] = t + 1
+        done |= stopped
+        if bool(done.all()) or t == max_new_tokens - 1:
+            break
+        run = next_digit_position(run, nxt, model.token_kinds)
+        pos = pos + 1
+        logits = model(
+            nxt[:, None],
+            positions=pos[:, None],
+            digit_pos=torch.where(run > 0, run + offset, 0)[:, None],
+            mask=valid[:, None, None, : cache.length + 1],
+            cache=cache,
+        )[:, -1]
+    return Samples(tokens[:, : t + 1].cpu(), logprobs[:, : t + 1].cpu(), lengths.cpu())

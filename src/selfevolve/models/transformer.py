@@ -1,0 +1,232 @@
+"""A tiny decoder-only transformer, Llama-shaped, in one file.
+
+The blocks are exactly Llama's (RMSNorm, rotate-half RoPE, SwiGLU, no biases), so a
+RoPE model exports as a plain `LlamaForCausalLM`. Two more position encodings matter
+for length generalisation:
+
+- ``nope``: no position signal at all; the causal mask alone orders tokens.
+- ``abacus``: each digit gets a learned embedding of its index within its number
+  (McLeish et al. 2024, "Transformers Can Do Arithmetic with the Right Embeddings",
+  arXiv:2405.17399). With reversed operands, digit i of a and of b share index i. The
+  answer's run starts at the "=" token, so the token that *predicts* answer digit i
+  carries index i and finds its operands by equal index, which generalises to indices
+  never seen as an answer position. Training adds a random offset per sequence so that
+  indices beyond the labelled length are trained too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+POS_ENCODINGS = ("abacus", "abacus-rope", "abacus-both", "rope", "nope")
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 64
+    intermediate_size: int = 0  # 0 -> Llama's rule of thumb, 8/3 * n_embd rounded up to 16
+    max_seq_len: int = 512
+    pos_encoding: str = "abacus"
+    rope_theta: float = 10000.0
+    digit_pos_size: int = 128  # rows of the abacus table: max digits + max training offset + 1
+    digit_token_ids: tuple[int, ...] = ()
+    run_start_token_ids: tuple[int, ...] = ()  # tokens that open a number with index 1 (e.g. "=")
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = True
+
+    def __post_init__(self) -> None:
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise ValueError(f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.pos_encoding.startswith("abacus") and not self.digit_token_ids:
+            raise ValueError("pos_encoding='abacus' needs digit_token_ids")
+        if self.intermediate_size == 0:
+            self.intermediate_size = 16 * math.ceil(8 * self.n_embd / 3 / 16)
+        self.digit_token_ids = tuple(self.digit_token_ids)
+        self.run_start_token_ids = tuple(self.run_start_token_ids)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["digit_token_ids"] = list(self.digit_token_ids)
+        d["run_start_token_ids"] = list(self.run_start_token_ids)
+        return d
+
+
+def token_kinds(cfg: TransformerConfig) -> torch.Tensor:
+    """Per vocabulary id: 0 other, 1 digit, 2 run start."""
+    kinds = torch.zeros(cfg.vocab_size, dtype=torch.long)
+    kinds[list(cfg.digit_token_ids)] = 1
+    kinds[list(cfg.run_start_token_ids)] = 2
+    return kinds
+
+
+def digit_positions(idx: torch.Tensor, kinds: torch.Tensor) -> torch.Tensor:
+    """Abacus index of each token: 1-based within its run, 0 outside runs. (B, T) -> (B, T).
+
+    A run is a start token followed by digits, or digits after any other token.
+    """
+    kind = kinds[idx]
+    t = torch.arange(idx.shape[1], device=idx.device).expand_as(idx)
+    # where the current run was broken: at a non-run token, or just before a start token
+    broken = torch.where(kind == 0, t, torch.where(kind == 2, t - 1, -1)).cummax(dim=1).values
+    return torch.where(kind > 0, t - broken, 0)
+
+
+def next_digit_position(run: torch.Tensor, token: torch.Tensor, kinds: torch.Tensor) -> torch.Tensor:
+    """The abacus index of `token` given the index of the token before it (decoding). (B,) -> (B,)."""
+    kind = kinds[token]
+    return torch.where(kind == 2, 1, torch.where(kind == 1, run + 1, 0))
+
+
+def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables for rotate-half RoPE at the given positions. (B, T) -> 2 x (B, 1, T, hs)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    freqs = positions[..., None].float() * inv_freq.to(positions.device)
+    emb = torch.cat((freqs, freqs), dim=-1)[:, None]
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+class KVCache:
+    """Preallocated keys and values for every layer: (n_layer, B, nh, T_max, hs) each."""
+
+    def __init__(self, cfg: TransformerConfig, batch: int, max_len: int, dtype: torch.dtype,
+                 device: torch.device) -> None:
+        hs = cfg.n_embd // cfg.n_head
+        shape = (cfg.n_layer, batch, cfg.n_head, max_len, hs)
+        self.k = torch.empty(shape, dtype=dtype, device=device)
+        self.v = torch.empty(shape, dtype=dtype, device=device)
+        self.length = 0
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: TransformerConfig, layer: int) -> None:
+        super().__init__()
+        self.n_head, self.layer = cfg.n_head, layer
+        self.q_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.k_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.v_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.o_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+
+    def forward(self, x, rope, mask, cache: KVCache | None):
+        B, T, C = x.shape
+        q, k, v = (p(x).view(B, T, self.n_head, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+        if rope is not None:  # (B, nh, T, hs)
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            start, end = cache.length, cache.length + T
+            cache.k[self.layer, :, :, start:end] = k
+            cache.v[self.layer, :, :, start:end] = v
+            k, v = cache.k[self.layer, :, :, :end], cache.v[self.layer, :, :, :end]
+        if mask is None:  # training: plain causal, no padding on the left
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.n_embd, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.n_embd, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.n_embd, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig, layer: int) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.self_attn = Attention(cfg, layer)
+        self.post_attention_layernorm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, rope, mask, cache):
+        x = x + self.self_attn(self.input_layernorm(x), rope, mask, cache)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        if cfg.pos_encoding in ("abacus", "abacus-both"):
+            self.digit_pos_emb = nn.Embedding(cfg.digit_pos_size, cfg.n_embd)
+        self.register_buffer("token_kinds", token_kinds(cfg), persistent=False)
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.apply(self._init_weights)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        digit_pos: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        digit_offset: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits (B, T, vocab) for token ids (B, T).
+
+        positions: RoPE positions (B, T), default 0..T-1. digit_pos: abacus indices (B, T),
+        default computed from idx and shifted by digit_offset (B,) (pass them when idx continues
+        cached tokens). mask: boolean attention mask (B, 1, T, T_total), None for plain causal.
+        """
+        x = self.embed_tokens(idx)
+        if self.cfg.pos_encoding.startswith("abacus") and digit_pos is None:
+            digit_pos = digit_positions(idx, self.token_kinds)
+            if digit_offset is not None:
+                digit_pos = torch.where(digit_pos > 0, digit_pos + digit_offset[:, None], 0)
+        if self.cfg.pos_encoding in ("abacus", "abacus-both"):
+            x = x + self.digit_pos_emb(digit_pos.clamp(max=self.cfg.digit_pos_size - 1))
+        rope = None
+        if self.cfg.pos_encoding in ("abacus-rope", "abacus-both"):
+            rope = rope_cos_sin(digit_pos, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta)
+        if self.cfg.pos_encoding == "rope":
+            if positions is None:
+                positions = torch.arange(idx.shape[1], device=idx.device).expand_as(idx)
+            rope = rope_cos_sin(positions, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta)
+        for block in self.layers:
+            x = block(x, rope, mask, cache)
+        if cache is not None:
+            cache.length += idx.shape[1]
+        return self.lm_head(self.norm(x))

@@ -1,0 +1,56 @@
+"""Live progress for long work: Rich bars on a terminal, silence in tests and library use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+
+
+class Progress:
+    """What a recipe reports while it runs; `enabled=False` reports nothing."""
+
+    def __init__(self, enabled: bool = True, console: Console | None = None) -> None:
+        self.enabled = enabled
+        self.console = console or Console(stderr=True)
+        self._bars = RichProgress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+            console=self.console, disable=not enabled, transient=True,
+        )
+
+    def __enter__(self) -> Progress:
+        self._bars.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bars.__exit__(*exc)
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Callable[..., None]]:
+        """A bar for one stage; yields `advance(**info)` to call once per unit of work."""
+        task_id = self._bars.add_task(description, total=total, info="")
+
+        def advance(**info: float) -> None:
+            text = "  ".join(f"{k} {v:.4f}" for k, v in info.items())
+            self._bars.update(task_id, advance=1, info=text)
+
+        try:
+            yield advance
+        finally:
+            self._bars.remove_task(task_id)
+
+    def log(self, message: str) -> None:
+        if self.enabled:
+            self.console.print(message)
+
+    def round_done(self, record: dict) -> None:
+        acc = record["accuracy_by_digits"]
+        shown = " ".join(f"{d}:{a:.2f}" for d, a in acc.items())
+        err = record["pseudo_label_error"]
+        err_text = "-" if err is None else f"{err:.3f}"
+        self.log(f"[bold]round {record['round']}[/] digits {record['digits_labelled']}  kept {record['kept']}  "
+                 f"label error {err_text}  {record['wall_seconds']:.0f}s  acc {shown}")

@@ -1,0 +1,346 @@
+"""Self-improving transformers: length generalisation by training on their own filtered answers.
+
+Lee, Kazemnejad, Mitra et al. (2025), "Self-Improving Transformers Overcome Easy-to-Hard and
+Length Generalization Challenges", https://arxiv.org/abs/2502.01612
+
+    round 0: train a tiny transformer on labelled problems with 1..labelled_max_digits digits
+    round r: make unlabelled problems `digits_per_round` digits longer, answer them with the
+             current model, keep the answers that pass unsupervised filters (length check,
+             agreement of a+b with b+a, of several digit offsets, of samples), fine-tune on them
+    the ground-truth checker only reports held-out accuracy and pseudo-label error
+
+    selfevolve run length-gen --set seed=1 --set target_digits=20
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from selfevolve.models.sampler import generate
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import POS_ENCODINGS, Transformer, TransformerConfig
+from selfevolve.progress import Progress
+from selfevolve.search.sampling import majority_vote
+from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
+from selfevolve.tasks import TASKS, Problem, Task, get_task
+from selfevolve.train.sft import Examples, SFTConfig, lr_at, make_optimizer, sft_step
+
+FILTERS = ("length", "commute", "prefix", "offsets", "vote", "confidence")
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    """Seeds model init, data and sampling; same seed + same machine = same result."""
+    task: str = "addition"
+    """Arithmetic task: addition or multiplication (reversed digits)."""
+    labelled_max_digits: int = 5
+    """Labels exist for operands of 1..labelled_max_digits digits (round 0 data)."""
+    target_digits: int = 10
+    """Self-improve until unlabelled problems reach this many digits."""
+    digits_per_round: int = 1
+    """How many digits longer each round's unlabelled problems are."""
+    num_labelled: int = 100_000
+    """Labelled round-0 problems, equally many per length 1..labelled_max_digits."""
+
+    n_layer: int = 4
+    """Transformer layers."""
+    n_head: int = 4
+    """Attention heads."""
+    n_embd: int = 64
+    """Model width."""
+    pos_encoding: str = "abacus-rope"
+    """abacus-rope (RoPE over digit indices), abacus-both (plus learned abacus table), abacus, rope or nope."""
+    max_digit_offset: int = 20
+    """Training shifts digit indices by a random offset in [0, max_digit_offset) per sequence."""
+
+    learning_rate: float = 3e-3
+    """Peak AdamW learning rate (warmup then cosine, per training phase)."""
+    batch_size: int = 64
+    """Sequences per optimizer step."""
+    warmup_steps: int = 50
+    """Linear warmup steps at the start of each phase."""
+    weight_decay: float = 0.1
+    """AdamW weight decay on matrices."""
+    round0_steps: int = 1500
+    """Optimizer steps on labelled data in round 0."""
+    round_steps: int = 300
+    """Optimizer steps per self-improvement round."""
+    self_data_fraction: float = 0.5
+    """Share of each self-improvement batch drawn from self-labelled data (rest: labelled)."""
+
+    num_unlabelled: int = 4000
+    """Unlabelled problems the model answers each round."""
+    filters: tuple[str, ...] = ("length", "commute", "prefix")
+    """Unsupervised filters a self-label must pass: length, commute, prefix, offsets, vote, confidence."""
+    prefix_checks: int = 2
+    """prefix filter: the answer must agree with the model's answers to the problem cut to its
+    k = d-1, d-2, ... lowest digits (this many values of k), easier problems it already masters."""
+    num_offsets: int = 3
+    """offsets filter: greedy answers under this many digit-index offsets must agree."""
+    num_votes: int = 8
+    """vote filter: samples per problem at vote_temperature."""
+    vote_temperature: float = 0.7
+    """vote filter: sampling temperature."""
+    agreement_threshold: float = 0.8
+    """vote filter: the greedy answer must have at least this share of the votes."""
+    min_confidence: float = 0.9
+    """confidence filter: every answer token must have at least this probability."""
+
+    eval_problems: int = 200
+    """Held-out problems per length (both operands of that many digits)."""
+    eval_extra_digits: int = 2
+    """Evaluate up to target_digits + this many digits."""
+    threads: int = 0
+    """torch CPU threads (0: leave torch's default)."""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task: unknown task {self.task!r}; valid: {', '.join(sorted(TASKS))}")
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise ValueError(f"pos_encoding must be one of {', '.join(POS_ENCODINGS)}, got {self.pos_encoding!r}")
+        bad = [f for f in self.filters if f not in FILTERS]
+        if bad:
+            raise ValueError(f"filters: unknown filter {bad[0]!r}; valid: {', '.join(FILTERS)}")
+        for name in ("labelled_max_digits", "digits_per_round", "num_labelled", "n_layer", "n_head", "n_embd",
+                     "batch_size", "num_unlabelled", "prefix_checks", "num_offsets", "num_votes", "eval_problems"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.target_digits < self.labelled_max_digits:
+            raise ValueError(f"target_digits ({self.target_digits}) must be >= labelled_max_digits "
+                             f"({self.labelled_max_digits})")
+        for name in ("round0_steps", "round_steps", "warmup_steps", "max_digit_offset", "eval_extra_digits",
+                     "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("self_data_fraction", "agreement_threshold", "min_confidence"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.vote_temperature <= 0:
+            raise ValueError("learning_rate and vote_temperature must be > 0")
+
+    @property
+    def num_rounds(self) -> int:
+        """Self-improvement rounds after round 0."""
+        return math.ceil((self.target_digits - self.labelled_max_digits) / self.digits_per_round)
+
+    def round_digits(self, r: int) -> int:
+        return min(self.target_digits, self.labelled_max_digits + r * self.digits_per_round)
+
+    def sft(self) -> SFTConfig:
+        return SFTConfig(learning_rate=self.learning_rate, batch_size=self.batch_size,
+                         warmup_steps=self.warmup_steps, weight_decay=self.weight_decay)
+
+
+# ---------------------------------------------------------------------------- helpers
+def round_rngs(cfg: Config, r: int) -> tuple[np.random.Generator, torch.Generator]:
+    """Every round draws from its own streams, so a resumed round sees the same numbers."""
+    return np.random.default_rng([cfg.seed, r]), torch.Generator().manual_seed(cfg.seed * 1_000_003 + r)
+
+
+def build_model(cfg: Config, tok: CharTokenizer) -> Transformer:
+    max_digits = cfg.target_digits + cfg.eval_extra_digits + 2
+    mcfg = TransformerConfig(
+        vocab_size=tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
+        max_seq_len=4 * max_digits + 8, pos_encoding=cfg.pos_encoding,
+        digit_pos_size=max_digits + cfg.max_digit_offset + 2,
+        digit_token_ids=tuple(tok.digit_ids), run_start_token_ids=tuple(tok.encode("=")),
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        return Transformer(mcfg)
+
+
+def answer(model: Transformer, tok: CharTokenizer, problems: list[Problem], *, digit_offset: int = 0,
+           num_samples: int = 1, temperature: float = 0.0, generator: torch.Generator | None = None
+           ) -> tuple[list[str], torch.Tensor]:
+    """Answers (prompt-major when num_samples > 1) and each answer's lowest token probability."""
+    max_new = max(len(p.answer) for p in problems) + 3
+    out = generate(model, [tok.encode(p.prompt) for p in problems], max_new, stop_id=tok.eos_id,
+                   pad_id=tok.pad_id, num_samples=num_samples, temperature=temperature,
+                   digit_offset=digit_offset, generator=generator)
+    stopped = out.tokens.eq(tok.eos_id).any(1)
+    texts = [tok.decode(row) if ok else "<no stop>" for row, ok in zip(out.tokens, stopped.tolist(), strict=True)]
+    return texts, out.logprobs.min(dim=1).values.exp()
+
+
+def evaluate(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config) -> dict[str, float]:
+    """Held-out exact match per length; the same problems every round (their own seed stream)."""
+    acc = {}
+    for d in range(1, cfg.target_digits + cfg.eval_extra_digits + 1):
+        problems = task.sample(cfg.eval_problems, d, np.random.default_rng([cfg.seed, 10_000, d]))
+        texts, _ = answer(model, tok, problems)
+        acc[str(d)] = sum(task.verify(p, t) for p, t in zip(problems, texts, strict=True)) / len(problems)
+    return acc
+
+
+def self_label(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config, digits: int,
+               rng: np.random.Generator, gen: torch.Generator) -> dict[str, list]:
+    """Answer unlabelled problems and decide, without labels, which answers to keep."""
+    problems = task.sample(cfg.num_unlabelled, digits, rng, mixed=True)
+    labels, confidence = answer(model, tok, problems)
+    keep = np.ones(len(problems), dtype=bool)
+    cols: dict[str, list] = {}
+    if "length" in cfg.filters:
+        cols["well_formed"] = [task.well_formed(p, a) for p, a in zip(problems, labels, strict=True)]
+        keep &= cols["well_formed"]
+    if "commute" in cfg.filters:
+        swapped, _ = answer(model, tok, [task.variants(p)[0] for p in problems])
+        cols["commute_agrees"] = [a == b for a, b in zip(labels, swapped, strict=True)]
+        keep &= cols["commute_agrees"]
+    if "prefix" in cfg.filters:
+        agree = np.ones(len(problems), dtype=bool)
+        for k in range(max(1, digits - cfg.prefix_checks), digits):
+            cut, _ = answer(model, tok, [task.prefix_problem(p, k) for p in problems])
+            agree &= [task.agree_on_prefix(a, c, k) for a, c in zip(labels, cut, strict=True)]
+        cols["prefix_agrees"] = agree.tolist()
+        keep &= agree
+    if "offsets" in cfg.filters:
+        agree = np.ones(len(problems), dtype=bool)
+        for k in range(1, cfg.num_offsets):
+            offset = round(k * cfg.max_digit_offset / cfg.num_offsets)
+            shifted, _ = answer(model, tok, problems, digit_offset=offset)
+            agree &= [a == b for a, b in zip(labels, shifted, strict=True)]
+        cols["offsets_agree"] = agree.tolist()
+        keep &= agree
+    if "vote" in cfg.filters:
+        votes, _ = answer(model, tok, problems, num_samples=cfg.num_votes, temperature=cfg.vote_temperature,
+                          generator=gen)
+        groups = [[labels[i], *votes[i * cfg.num_votes:(i + 1) * cfg.num_votes]] for i in range(len(problems))]
+        shares = [share if best == labels[i] else 0.0 for i, (best, share) in enumerate(majority_vote(groups))]
+        cols["vote_share"] = shares
+        keep &= np.array(shares) >= cfg.agreement_threshold
+    if "confidence" in cfg.filters:
+        keep &= (confidence >= cfg.min_confidence).numpy()
+    return {
+        "prompt": [p.prompt for p in problems],
+        "answer": labels,
+        "digits": [p.difficulty for p in problems],
+        "min_token_prob": confidence.tolist(),
+        **cols,
+        "kept": keep.tolist(),
+        "correct": [task.verify(p, a) for p, a in zip(problems, labels, strict=True)],  # reporting only
+    }
+
+
+def train(model: Transformer, optimizer: torch.optim.Optimizer, cfg: Config, pools: list[Examples],
+          shares: list[float], steps: int, gen: torch.Generator, progress: Progress, title: str) -> float:
+    """`steps` AdamW steps; each batch draws `shares` of its rows from the matching pool."""
+    sft = cfg.sft()
+    data = Examples.concat(pools)
+    starts = np.cumsum([0] + [len(p) for p in pools])[:-1].tolist()
+    counts = [round(cfg.batch_size * s) for s in shares[:-1]]
+    counts.append(cfg.batch_size - sum(counts))
+    loss = float("nan")
+    with progress.task(title, total=steps) as advance:
+        for step in range(steps):
+            index = torch.cat([lo + torch.randint(len(p), (n,), generator=gen)
+                               for lo, p, n in zip(starts, pools, counts, strict=True) if n])
+            inputs, labels = data.batch(index)
+            offset = torch.randint(0, max(1, cfg.max_digit_offset), (len(index),), generator=gen)
+            loss = sft_step(model, optimizer, inputs, labels, lr_at(step, steps, sft), sft, offset)
+            advance(loss=loss)
+    return loss
+
+
+def round_record(r: int, digits: int, kept: int, error: float | None, acc: dict, loss: float, t0: float) -> dict:
+    return {"round": r, "digits_labelled": digits, "kept": kept, "pseudo_label_error": error,
+            "accuracy_by_digits": acc, "train_loss": loss, "wall_seconds": round(time.time() - t0, 2)}
+
+
+# ---------------------------------------------------------------------------- the loop
+def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
+    """Run (or resume) the recipe in `store`; returns the summary it writes to summary.json."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    tok, task = CharTokenizer(), get_task(cfg.task)
+    model = build_model(cfg, tok)
+    optimizer = make_optimizer(model, cfg.sft())
+    rng0 = round_rngs(cfg, 0)[0]
+    per_length = cfg.num_labelled // cfg.labelled_max_digits
+    labelled_problems = [p for d in range(1, cfg.labelled_max_digits + 1)
+                         for p in task.sample(per_length, d, rng0, mixed=True)]
+    labelled = Examples.encode(tok, [p.prompt for p in labelled_problems], [p.answer for p in labelled_problems])
+    self_data: list[Examples] = []
+
+    # ---- resume: the last finished round's checkpoint and the self-labels kept up to it
+    done = store.completed_rounds()
+    first = 0
+    if done:
+        ckpt = load_checkpoint(store.checkpoint_dir(done[-1]))
+        model_from_checkpoint(ckpt, into=model)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        first = ckpt["state"]["round"] + 1
+        for r in range(1, first):
+            table = store.read_samples(r)
+            kept = [i for i, k in enumerate(table.column("kept").to_pylist()) if k]
+            prompts, answers = table.column("prompt").to_pylist(), table.column("answer").to_pylist()
+            self_data.append(Examples.encode(tok, [prompts[i] for i in kept], [answers[i] for i in kept]))
+        store.event("resumed", f"from round {first - 1}")
+        progress.log(f"resuming after round {first - 1}")
+    records = [rec for rec in store.rounds() if rec["round"] < first]
+
+    for r in range(first, cfg.num_rounds + 1):
+        t0 = time.time()
+        rng, gen = round_rngs(cfg, r)
+        if r == 0:
+            # ---- LEARN from labels
+            loss = train(model, optimizer, cfg, [labelled], [1.0], cfg.round0_steps, gen, progress,
+                         f"round 0: train on 1-{cfg.labelled_max_digits} digits")
+            digits, kept, error = cfg.labelled_max_digits, len(labelled), 0.0
+        else:
+            # ---- PROPOSE and SELECT: the model labels longer problems, filters keep the reliable ones
+            digits = cfg.round_digits(r)
+            with progress.task(f"round {r}: self-label {digits}-digit problems", total=None):
+                samples = self_label(model, tok, task, cfg, digits, rng, gen)
+            store.write_samples(r, samples)
+            kept_rows = [i for i, k in enumerate(samples["kept"]) if k]
+            kept = len(kept_rows)
+            error = (sum(not samples["correct"][i] for i in kept_rows) / kept) if kept else None
+            self_data.append(Examples.encode(tok, [samples["prompt"][i] for i in kept_rows],
+                                             [samples["answer"][i] for i in kept_rows]))
+            # ---- LEARN from labels and self-labels
+            pools = [p for p in self_data if len(p)]
+            if pools:
+                loss = train(model, optimizer, cfg, [labelled, Examples.concat(pools)],
+                             [1 - cfg.self_data_fraction, cfg.self_data_fraction], cfg.round_steps, gen,
+                             progress, f"round {r}: fine-tune ({kept} kept)")
+            else:
+                loss = float("nan")
+                progress.log(f"[yellow]round {r}: no self-label passed the filters; nothing to learn")
+        with progress.task(f"round {r}: evaluate", total=None):
+            acc = evaluate(model, tok, task, cfg)
+        record = round_record(r, digits, kept, error, acc, loss, t0)
+        records.append(record)
+        store.record_round(r, record, {"eval/accuracy_at_target": acc[str(cfg.target_digits)],
+                                        "select/kept": kept, "train/loss": loss})
+        store.save_checkpoint(r, model, model.cfg.to_dict(), optimizer,
+                              {"round": r, "digits_labelled": digits, "seed": cfg.seed})
+        progress.round_done(record)
+
+    summary = summarize(cfg, records)
+    store.write_summary(summary)
+    store.event("finished")
+    return summary
+
+
+def summarize(cfg: Config, records: list[dict]) -> dict:
+    final = records[-1]["accuracy_by_digits"]
+    reached = max((int(d) for d, a in final.items() if a >= 0.9), default=0)
+    return {
+        "recipe": "length-gen",
+        "task": cfg.task,
+        "seed": cfg.seed,
+        "trained_max_digits": cfg.labelled_max_digits,
+        "target_digits": cfg.target_digits,
+        "reached_digits": reached,
+        "accuracy_by_digits": final,
+        "pseudo_label_error_by_round": [r["pseudo_label_error"] for r in records],
+        "rounds": records,
+        "wall_seconds": round(sum(r["wall_seconds"] for r in records), 2),
+    }

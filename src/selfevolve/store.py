@@ -1,0 +1,247 @@
+"""The run directory: everything needed to inspect, compare and resume a run.
+
+    runs/<name>/
+      config.toml                  resolved config, every default written out
+      run.sqlite                   rounds, metrics, events (WAL)
+      samples/round-003.parquet    every proposed candidate with its scores and verdicts
+      checkpoints/round-003/       model.safetensors, model.json, optimizer.pt, state.json
+      summary.json, report.html, plots/*.png
+
+Every file is written to a temporary name, fsynced and renamed, so a run killed at any
+moment leaves either the old file or the new one. A checkpoint directory is renamed into
+place only when complete: its presence is the "round finished" marker resume relies on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from selfevolve.errors import CheckpointError, RunDirError
+
+FORMAT_VERSION = 1
+CHECKPOINT_FILES = ("model.safetensors", "model.json", "optimizer.pt", "state.json")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_json(path: Path, obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{what}: {path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{what}: {path} is not valid JSON (truncated or corrupt)") from None
+
+
+class RunStore:
+    """One run directory. Use `RunStore.create` for a new run and `RunStore.open` to resume one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path / "run.sqlite", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE IF NOT EXISTS rounds (round INTEGER PRIMARY KEY, data TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS metrics (
+                round INTEGER, name TEXT, value REAL, PRIMARY KEY (round, name));
+            CREATE TABLE IF NOT EXISTS events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, kind TEXT, message TEXT);
+            """
+        )
+
+    # -- creating and opening -------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, recipe: str, config_toml: str, overwrite: bool = False) -> RunStore:
+        path = Path(path)
+        if path.exists() and any(path.iterdir()):
+            if not overwrite:
+                what = "another run" if (path / "config.toml").exists() else "files"
+                raise RunDirError(f"{path} already holds {what}; choose another --out or pass --overwrite")
+            if not (path / "config.toml").exists():
+                raise RunDirError(f"{path} holds files that are not a selfevolve run; refusing to delete them")
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write(path / "config.toml", config_toml)
+        store = cls(path)
+        with store.db:
+            store.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                 [("format_version", str(FORMAT_VERSION)), ("recipe", recipe)])
+        store.event("created", f"recipe {recipe}")
+        return store
+
+    @classmethod
+    def open(cls, path: Path) -> RunStore:
+        path = Path(path)
+        if not (path / "config.toml").is_file() or not (path / "run.sqlite").is_file():
+            raise RunDirError(f"{path} is not a selfevolve run directory (no config.toml / run.sqlite)")
+        store = cls(path)
+        version = store.meta("format_version")
+        if version != str(FORMAT_VERSION):
+            raise RunDirError(f"{path} was written by run format {version}, this selfevolve reads "
+                              f"format {FORMAT_VERSION}; rerun it with this version")
+        return store
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    @property
+    def recipe(self) -> str:
+        return self.meta("recipe") or ""
+
+    def config_values(self) -> dict[str, Any]:
+        return tomllib.loads((self.path / "config.toml").read_text())
+
+    # -- records --------------------------------------------------------------------------
+    def event(self, kind: str, message: str = "") -> None:
+        self.db.execute("INSERT INTO events (time, kind, message) VALUES (?, ?, ?)", (time.time(), kind, message))
+
+    def record_round(self, round_: int, data: dict[str, Any], metrics: dict[str, float]) -> None:
+        """Store one finished round; recording it again (after a resume) replaces it."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO rounds VALUES (?, ?)", (round_, json.dumps(data)))
+            self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)",
+                                [(round_, k, float(v)) for k, v in metrics.items()])
+
+    def rounds(self) -> list[dict[str, Any]]:
+        return [json.loads(d) for (d,) in self.db.execute("SELECT data FROM rounds ORDER BY round")]
+
+    def write_samples(self, round_: int, columns: dict[str, list]) -> Path:
+        path = self.path / "samples" / f"round-{round_:03d}.parquet"
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table(columns), sink)
+        atomic_write(path, sink.getvalue().to_pybytes())
+        return path
+
+    def read_samples(self, round_: int) -> pa.Table:
+        return pq.read_table(self.path / "samples" / f"round-{round_:03d}.parquet")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_json(self.path / "summary.json", summary)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def checkpoint_dir(self, round_: int) -> Path:
+        return self.path / "checkpoints" / f"round-{round_:03d}"
+
+    def save_checkpoint(self, round_: int, model: torch.nn.Module, model_config: dict,
+                        optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> Path:
+        final = self.checkpoint_dir(round_)
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        if model_config.get("tie_embeddings"):
+            tensors.pop("lm_head.weight", None)  # the same storage as embed_tokens.weight
+        save_file(tensors, tmp / "model.safetensors")
+        (tmp / "model.json").write_text(json.dumps(model_config, indent=2))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        return final
+
+    def completed_rounds(self) -> list[int]:
+        root = self.path / "checkpoints"
+        if not root.is_dir():
+            return []
+        return sorted(int(p.name[6:]) for p in root.iterdir()
+                      if p.is_dir() and p.name.startswith("round-") and p.name[6:].isdigit())
+
+    def last_checkpoint(self) -> Path | None:
+        done = self.completed_rounds()
+        return self.checkpoint_dir(done[-1]) if done else None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint directory: tensors, model config, optimizer and run state, all validated."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    missing = [f for f in CHECKPOINT_FILES if not (path / f).is_file()]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is incomplete: missing {', '.join(missing)}")
+    try:
+        tensors = load_file(path / "model.safetensors")
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"checkpoint {path}/model.safetensors is unreadable ({err})") from None
+    try:
+        optimizer = torch.load(path / "optimizer.pt", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged pickle/zip
+        raise CheckpointError(f"checkpoint {path}/optimizer.pt is unreadable ({type(err).__name__})") from None
+    return {
+        "tensors": tensors,
+        "model_config": read_json(path / "model.json", "checkpoint model config"),
+        "optimizer": optimizer,
+        "state": read_json(path / "state.json", "checkpoint state"),
+    }
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], into: torch.nn.Module | None = None) -> torch.nn.Module:
+    """Load checkpoint weights into `into` (or a new Transformer built from the checkpoint's config)."""
+    from selfevolve.models.transformer import Transformer, TransformerConfig
+
+    if into is None:
+        try:
+            into = Transformer(TransformerConfig(**ckpt["model_config"]))
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint model config is not a selfevolve transformer ({err})") from None
+    expected = {k: v.shape for k, v in into.state_dict().items()}
+    if getattr(into, "cfg", None) is not None and into.cfg.tie_embeddings:
+        expected.pop("lm_head.weight", None)
+    got = {k: v.shape for k, v in ckpt["tensors"].items()}
+    if got != expected:
+        diff = sorted(set(got) ^ set(expected)) or [k for k in got if got[k] != expected[k]]
+        raise CheckpointError(f"checkpoint weights do not fit this model (first mismatch: {diff[0]}); "
+                              "was it written by another recipe or config?")
+    into.load_state_dict(ckpt["tensors"], strict=False)
+    return into

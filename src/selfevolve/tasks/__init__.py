@@ -1,0 +1,20 @@
+"""Task registry: pick a task by name; an unknown name lists the valid ones."""
+
+from __future__ import annotations
+
+from selfevolve.tasks.arithmetic import ArithmeticTask
+from selfevolve.tasks.base import Problem, Task
+
+TASKS = {
+    "addition": lambda: ArithmeticTask("addition", "+"),
+    "multiplication": lambda: ArithmeticTask("multiplication", "*"),
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]()
+
+
+__all__ = ["Problem", "Task", "TASKS", "get_task"]

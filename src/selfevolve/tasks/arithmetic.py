@@ -1,0 +1,75 @@
+"""Reversed addition and multiplication (least significant digit first).
+
+Writing numbers reversed lets the model emit the answer in the order carries flow, the
+format Lee et al. (2025) use for length generalisation: 123 + 45 = 168 is "321+54=" -> "861".
+Difficulty is the number of digits of an operand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selfevolve.tasks.base import Problem
+
+
+def random_numbers(n: int, digits: np.ndarray, rng: np.random.Generator) -> list[int]:
+    """n random integers, the i-th with exactly digits[i] digits (leading digit nonzero)."""
+    width = int(digits.max())
+    d = rng.integers(0, 10, size=(n, width))
+    d[np.arange(n), width - digits] = rng.integers(1, 10, size=n)  # leading digit
+    d[np.arange(width)[None, :] < (width - digits)[:, None]] = 0
+    d[digits == 1, -1] = rng.integers(0, 10, size=int((digits == 1).sum()))  # 1 digit: 0..9
+    return [int("".join(map(str, row))) for row in d]
+
+
+class ArithmeticTask:
+    """`a OP b` for non-negative integers, operands and answer written reversed."""
+
+    def __init__(self, name: str, op: str) -> None:
+        self.name, self.op = name, op
+
+    def _apply(self, a: int, b: int) -> int:
+        return a + b if self.op == "+" else a * b
+
+    def make(self, a: int, b: int, difficulty: int) -> Problem:
+        prompt = f"{str(a)[::-1]}{self.op}{str(b)[::-1]}="
+        return Problem(prompt, str(self._apply(a, b))[::-1], difficulty, {"a": a, "b": b})
+
+    def sample(self, n: int, difficulty: int, rng: np.random.Generator, mixed: bool = False) -> list[Problem]:
+        if difficulty < 1:
+            raise ValueError(f"difficulty (digits) must be >= 1, got {difficulty}")
+        len_a = np.full(n, difficulty)
+        len_b = rng.integers(1, difficulty + 1, size=n) if mixed else np.full(n, difficulty)
+        swap = rng.random(n) < 0.5 if mixed else np.zeros(n, dtype=bool)
+        len_a, len_b = np.where(swap, len_b, len_a), np.where(swap, len_a, len_b)
+        return [self.make(a, b, difficulty)
+                for a, b in zip(random_numbers(n, len_a, rng), random_numbers(n, len_b, rng), strict=True)]
+
+    def verify(self, problem: Problem, answer: str) -> bool:
+        return answer == problem.answer
+
+    def well_formed(self, problem: Problem, answer: str) -> bool:
+        la, lb = len(str(problem.fields["a"])), len(str(problem.fields["b"]))
+        if not answer.isdigit() or (len(answer) > 1 and answer[-1] == "0"):
+            return False
+        if self.op == "+":
+            return max(la, lb) <= len(answer) <= max(la, lb) + 1
+        zero = problem.fields["a"] == 0 or problem.fields["b"] == 0
+        return answer == "0" if zero else la + lb - 1 <= len(answer) <= la + lb
+
+    def variants(self, problem: Problem) -> list[Problem]:
+        return [self.make(problem.fields["b"], problem.fields["a"], problem.difficulty)]
+
+    def prefix_problem(self, problem: Problem, k: int) -> Problem:
+        """The problem on the k lowest digits: its answer fixes the k lowest digits of the full answer.
+
+        Both (a + b) mod 10^k and (a * b) mod 10^k depend only on a and b mod 10^k, so a model's
+        answer to a long problem must start (reversed) like its answer to this easier one.
+        """
+        m = 10**k
+        return self.make(problem.fields["a"] % m, problem.fields["b"] % m, k)
+
+    @staticmethod
+    def agree_on_prefix(answer: str, prefix_answer: str, k: int) -> bool:
+        """Do two reversed answers agree on their k lowest digits (missing digits count as 0)?"""
+        return answer[:k].ljust(k, "0") == prefix_answer[:k].ljust(k, "0")

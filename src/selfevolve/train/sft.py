@@ -1,0 +1,115 @@
+"""Supervised fine-tuning: next-token loss on answer tokens only, AdamW, warmup + cosine, clipping.
+
+Examples live in one padded tensor so a batch is an index draw and a slice, not a Python
+loop over strings; the random generator is explicit, so a resumed run draws the same batches.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import Transformer
+
+IGNORE = -100
+
+
+@dataclass
+class SFTConfig:
+    learning_rate: float = 1e-3
+    """Peak learning rate of AdamW."""
+    min_lr_ratio: float = 0.1
+    """Cosine decay ends at learning_rate * min_lr_ratio."""
+    warmup_steps: int = 50
+    """Linear warmup from 0 at the start of each training phase."""
+    weight_decay: float = 0.1
+    """AdamW weight decay on matrices (not on norms or embeddings)."""
+    batch_size: int = 128
+    """Sequences per optimizer step."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value (0 disables)."""
+
+    def __post_init__(self) -> None:
+        for name in ("learning_rate", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("warmup_steps, weight_decay and grad_clip must be >= 0")
+
+
+class Examples:
+    """Prompt + answer + stop token, encoded and right-padded: ids (N, T), prompt_lens (N,)."""
+
+    def __init__(self, ids: torch.Tensor, prompt_lens: torch.Tensor, lens: torch.Tensor) -> None:
+        self.ids, self.prompt_lens, self.lens = ids, prompt_lens, lens
+
+    @classmethod
+    def encode(cls, tok: CharTokenizer, prompts: list[str], answers: list[str]) -> Examples:
+        seqs = [tok.encode(p + a) + [tok.eos_id] for p, a in zip(prompts, answers, strict=True)]
+        lens = torch.tensor([len(s) for s in seqs])
+        ids = torch.full((len(seqs), int(lens.max()) if seqs else 1), tok.pad_id, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s)
+        return cls(ids, torch.tensor([len(p) for p in prompts]), lens)
+
+    def __len__(self) -> int:
+        return len(self.lens)
+
+    @staticmethod
+    def concat(parts: list[Examples]) -> Examples:
+        parts = [p for p in parts if len(p)]
+        width = max(p.ids.shape[1] for p in parts)
+        ids = torch.cat([F.pad(p.ids, (0, width - p.ids.shape[1])) for p in parts])
+        return Examples(ids, torch.cat([p.prompt_lens for p in parts]), torch.cat([p.lens for p in parts]))
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, labels), each (B, T-1), cut to the longest sequence drawn."""
+        T = int(self.lens[index].max())
+        ids = self.ids[index, :T]
+        t = torch.arange(1, T)
+        answer = (t[None, :] >= self.prompt_lens[index, None]) & (t[None, :] < self.lens[index, None])
+        return ids[:, :-1], torch.where(answer, ids[:, 1:], IGNORE)
+
+
+def lr_at(step: int, total: int, cfg: SFTConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.learning_rate * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def make_optimizer(model: Transformer, cfg: SFTConfig) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.98))
+
+
+def sft_step(
+    model: Transformer,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    lr: float,
+    cfg: SFTConfig,
+    digit_offset: torch.Tensor | None = None,
+) -> float:
+    """One AdamW step on a batch; returns the mean loss over answer tokens."""
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    logits = model(inputs, digit_offset=digit_offset)
+    loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss.item()
