@@ -6,6 +6,7 @@ Llama's; only the position signal differs:
   abacus       a learned embedding of each digit's index within its number, added to the input
   abacus-rope  RoPE whose position is the digit index instead of the token index
   abacus-both  both of the above
+  abacus-alibi the learned digit-index embedding, plus an attention bias -slope_h * |index_q - index_k|
 A digit's index depends on the tokens before it, so generation passes the full sequence's
 indices down (`prepare_inputs_for_generation`) and the model keeps only the new ones.
 """
@@ -40,7 +41,7 @@ class SelfEvolveForCausalLM(LlamaForCausalLM):
 
     def __init__(self, config):
         super().__init__(config)
-        if config.pos_encoding in ("abacus", "abacus-both"):
+        if config.pos_encoding in ("abacus", "abacus-both", "abacus-alibi"):
             self.model.digit_pos_emb = nn.Embedding(config.digit_pos_size, config.hidden_size)
         self.post_init()
 
@@ -56,20 +57,31 @@ class SelfEvolveForCausalLM(LlamaForCausalLM):
         inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
         if inputs.get("attention_mask") is None:  # cover the cached tokens too, not just the new ones
             inputs["attention_mask"] = torch.ones_like(input_ids)
-        new = inputs["input_ids"].shape[1]
-        inputs["digit_pos"] = digit_positions(input_ids, self.token_kinds(input_ids.device))[:, -new:]
+        inputs["digit_pos_all"] = digit_positions(input_ids, self.token_kinds(input_ids.device))
         return inputs
 
-    def forward(self, input_ids=None, attention_mask=None, digit_pos=None, position_ids=None, **kwargs):
-        if digit_pos is None:  # a full sequence, no cache
-            digit_pos = digit_positions(input_ids, self.token_kinds(input_ids.device))
+    def alibi_mask(self, digit_pos_all, attention_mask, new):
+        """(B, heads, new, T) additive mask: causal, padding, and the digit-index distance bias."""
+        T = digit_pos_all.shape[1]
+        causal = torch.ones(new, T, dtype=torch.bool, device=digit_pos_all.device).tril(T - new)
+        allowed = causal[None, None] & attention_mask[:, None, None, :].bool()
+        slopes = 2.0 ** (1 - 2.0 * torch.arange(self.config.num_attention_heads, device=digit_pos_all.device))
+        dist = (digit_pos_all[:, None, -new:, None] - digit_pos_all[:, None, None, :]).abs()
+        return torch.where(allowed, -slopes[None, :, None, None] * dist, float("-inf"))
+
+    def forward(self, input_ids=None, attention_mask=None, digit_pos_all=None, position_ids=None, **kwargs):
+        if digit_pos_all is None:  # a full sequence, no cache
+            digit_pos_all = digit_positions(input_ids, self.token_kinds(input_ids.device))
+        digit_pos = digit_pos_all[:, -input_ids.shape[1]:]
         embeds = self.model.embed_tokens(input_ids)
-        if self.config.pos_encoding in ("abacus", "abacus-both"):
+        if self.config.pos_encoding in ("abacus", "abacus-both", "abacus-alibi"):
             embeds = embeds + self.model.digit_pos_emb(digit_pos.clamp(max=self.config.digit_pos_size - 1))
         rope_on_digits = self.config.pos_encoding in ("abacus-rope", "abacus-both")
         position_ids = digit_pos if rope_on_digits else torch.zeros_like(digit_pos)
         kwargs.pop("inputs_embeds", None)
         if attention_mask is None:  # keeps the mask builder from reading position_ids as packed sequences
-            attention_mask = torch.ones_like(input_ids)
+            attention_mask = torch.ones_like(digit_pos_all)
+        if self.config.pos_encoding == "abacus-alibi":  # a ready 4D mask is used as it is
+            attention_mask = self.alibi_mask(digit_pos_all, attention_mask, input_ids.shape[1])
         return super().forward(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                                **kwargs)

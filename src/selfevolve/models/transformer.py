@@ -9,9 +9,17 @@ for length generalisation:
   (McLeish et al. 2024, "Transformers Can Do Arithmetic with the Right Embeddings",
   arXiv:2405.17399). With reversed operands, digit i of a and of b share index i. The
   answer's run starts at the "=" token, so the token that *predicts* answer digit i
-  carries index i and finds its operands by equal index, which generalises to indices
-  never seen as an answer position. Training adds a random offset per sequence so that
-  indices beyond the labelled length are trained too.
+  carries index i and finds its operands by equal index. Training adds a random offset
+  per sequence so that indices beyond the labelled length are trained too.
+- ``abacus-alibi`` (default for arithmetic): ``abacus`` plus an attention bias
+  -slope_h * |index_q - index_k| over digit indices (ALiBi, Press et al. 2022,
+  arXiv:2108.12409, applied to digit indices). A longer number only adds keys that are
+  farther away, and those score lower than anything seen in training, so attention
+  never lands somewhere new; errors then grow smoothly with length, which is what
+  self-improvement can repair round by round.
+- ``abacus-rope`` / ``abacus-both``: RoPE over digit indices (without / with the learned
+  table). Learns fastest, but each extra digit brings relative distances never seen in
+  training, and its errors at a new length are systematic.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-POS_ENCODINGS = ("abacus", "abacus-rope", "abacus-both", "rope", "nope")
+POS_ENCODINGS = ("abacus-alibi", "abacus", "abacus-rope", "abacus-both", "rope", "nope")
 
 
 @dataclass
@@ -120,6 +128,7 @@ class KVCache:
         shape = (cfg.n_layer, batch, cfg.n_head, max_len, hs)
         self.k = torch.empty(shape, dtype=dtype, device=device)
         self.v = torch.empty(shape, dtype=dtype, device=device)
+        self.digit_pos = torch.zeros(batch, max_len, dtype=torch.long, device=device)  # abacus-alibi keys
         self.length = 0
 
 
@@ -178,7 +187,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        if cfg.pos_encoding in ("abacus", "abacus-both"):
+        if cfg.pos_encoding in ("abacus", "abacus-both", "abacus-alibi"):
             self.digit_pos_emb = nn.Embedding(cfg.digit_pos_size, cfg.n_embd)
         self.register_buffer("token_kinds", token_kinds(cfg), persistent=False)
         self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
@@ -192,6 +201,24 @@ class Transformer(nn.Module):
     def _init_weights(module: nn.Module) -> None:
         if isinstance(module, nn.Linear | nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
+
+    def _alibi_mask(self, digit_pos: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None) -> torch.Tensor:
+        """Additive attention bias -slope_h * |index_q - index_k| over digit indices, -inf where masked.
+
+        Far digits get a lower score than any distance seen in training, so longer numbers
+        never put attention somewhere new (Press et al. 2022, ALiBi, over digit indices).
+        """
+        B, T = digit_pos.shape
+        keys = digit_pos
+        if cache is not None:
+            cache.digit_pos[:, cache.length:cache.length + T] = digit_pos
+            keys = cache.digit_pos[:, : cache.length + T]
+        if mask is None:
+            mask = torch.ones(T, keys.shape[1], dtype=torch.bool, device=digit_pos.device).tril(keys.shape[1] - T)
+            mask = mask.expand(B, 1, T, keys.shape[1])
+        slopes = 2.0 ** (1 - 2.0 * torch.arange(self.cfg.n_head, device=digit_pos.device))  # 2, 1/2, 1/8, ..
+        dist = (digit_pos[:, None, :, None] - keys[:, None, None, :]).abs()
+        return torch.where(mask, -slopes[None, :, None, None] * dist, float("-inf"))
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -216,7 +243,7 @@ class Transformer(nn.Module):
             digit_pos = digit_positions(idx, self.token_kinds)
             if digit_offset is not None:
                 digit_pos = torch.where(digit_pos > 0, digit_pos + digit_offset[:, None], 0)
-        if self.cfg.pos_encoding in ("abacus", "abacus-both"):
+        if self.cfg.pos_encoding in ("abacus", "abacus-both", "abacus-alibi"):
             x = x + self.digit_pos_emb(digit_pos.clamp(max=self.cfg.digit_pos_size - 1))
         rope = None
         if self.cfg.pos_encoding in ("abacus-rope", "abacus-both"):
@@ -225,6 +252,8 @@ class Transformer(nn.Module):
             if positions is None:
                 positions = torch.arange(idx.shape[1], device=idx.device).expand_as(idx)
             rope = rope_cos_sin(positions, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta)
+        if self.cfg.pos_encoding == "abacus-alibi":
+            mask = self._alibi_mask(digit_pos, mask, cache)
         for block in self.layers:
             x = block(x, rope, mask, cache)
         if cache is not None:

@@ -44,7 +44,12 @@ class Config:
     target_digits: int = 10
     """Self-improve until unlabelled problems reach this many digits."""
     digits_per_round: int = 1
-    """How many digits longer each round's unlabelled problems are."""
+    """How many digits longer the unlabelled problems get when the model is ready to move on."""
+    advance_at: float = 0.6
+    """Move to longer problems once this share of a round's self-labels passes the filters
+    (an unsupervised sign the model masters the length); otherwise repeat the length."""
+    max_rounds: int = 20
+    """Stop after this many self-improvement rounds even if target_digits is not reached."""
     num_labelled: int = 100_000
     """Labelled round-0 problems, equally many per length 1..labelled_max_digits."""
 
@@ -54,8 +59,9 @@ class Config:
     """Attention heads."""
     n_embd: int = 64
     """Model width."""
-    pos_encoding: str = "abacus-rope"
-    """abacus-rope (RoPE over digit indices), abacus-both (plus learned abacus table), abacus, rope or nope."""
+    pos_encoding: str = "abacus-alibi"
+    """abacus-alibi (learned digit-index embedding + ALiBi over digit indices), abacus, abacus-rope
+    (RoPE over digit indices), abacus-both, rope or nope."""
     max_digit_offset: int = 20
     """Training shifts digit indices by a random offset in [0, max_digit_offset) per sequence."""
 
@@ -67,7 +73,7 @@ class Config:
     """Linear warmup steps at the start of each phase."""
     weight_decay: float = 0.1
     """AdamW weight decay on matrices."""
-    round0_steps: int = 1500
+    round0_steps: int = 2000
     """Optimizer steps on labelled data in round 0."""
     round_steps: int = 300
     """Optimizer steps per self-improvement round."""
@@ -108,7 +114,7 @@ class Config:
         if bad:
             raise ValueError(f"filters: unknown filter {bad[0]!r}; valid: {', '.join(FILTERS)}")
         for name in ("labelled_max_digits", "digits_per_round", "num_labelled", "n_layer", "n_head", "n_embd",
-                     "batch_size", "num_unlabelled", "prefix_checks", "num_offsets", "num_votes", "eval_problems"):
+                     "batch_size", "num_unlabelled", "max_rounds", "prefix_checks", "num_offsets", "num_votes", "eval_problems"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.target_digits < self.labelled_max_digits:
@@ -118,19 +124,11 @@ class Config:
                      "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("self_data_fraction", "agreement_threshold", "min_confidence"):
+        for name in ("self_data_fraction", "agreement_threshold", "min_confidence", "advance_at"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.learning_rate <= 0 or self.vote_temperature <= 0:
             raise ValueError("learning_rate and vote_temperature must be > 0")
-
-    @property
-    def num_rounds(self) -> int:
-        """Self-improvement rounds after round 0."""
-        return math.ceil((self.target_digits - self.labelled_max_digits) / self.digits_per_round)
-
-    def round_digits(self, r: int) -> int:
-        return min(self.target_digits, self.labelled_max_digits + r * self.digits_per_round)
 
     def sft(self) -> SFTConfig:
         return SFTConfig(learning_rate=self.learning_rate, batch_size=self.batch_size,
@@ -182,7 +180,8 @@ def evaluate(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config) ->
 def self_label(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config, digits: int,
                rng: np.random.Generator, gen: torch.Generator) -> dict[str, list]:
     """Answer unlabelled problems and decide, without labels, which answers to keep."""
-    problems = task.sample(cfg.num_unlabelled, digits, rng, mixed=True)
+    half = cfg.num_unlabelled // 2  # half with both operands this long (like the held-out set), half mixed
+    problems = task.sample(half, digits, rng) + task.sample(cfg.num_unlabelled - half, digits, rng, mixed=True)
     labels, confidence = answer(model, tok, problems)
     keep = np.ones(len(problems), dtype=bool)
     cols: dict[str, list] = {}
@@ -248,8 +247,26 @@ def train(model: Transformer, optimizer: torch.optim.Optimizer, cfg: Config, poo
     return loss
 
 
-def round_record(r: int, digits: int, kept: int, error: float | None, acc: dict, loss: float, t0: float) -> dict:
-    return {"round": r, "digits_labelled": digits, "kept": kept, "pseudo_label_error": error,
+def next_digits(cfg: Config, records: list[dict]) -> int | None:
+    """Length of the next round's unlabelled problems, or None when the target is mastered.
+
+    Decided from unsupervised signals only: a length is mastered once the share of self-labels
+    that passed the filters reaches `advance_at`.
+    """
+    if not records:
+        return None
+    last = records[-1]
+    if last["round"] > 0 and last["kept_share"] < cfg.advance_at:
+        return last["digits_labelled"]  # not yet reliable at this length: label it again
+    if last["digits_labelled"] >= cfg.target_digits:
+        return None
+    return min(cfg.target_digits, last["digits_labelled"] + cfg.digits_per_round)
+
+
+def round_record(r: int, digits: int, kept: int, kept_share: float, error: float | None, acc: dict, loss: float,
+                 t0: float) -> dict:
+    return {"round": r, "digits_labelled": digits, "kept": kept, "kept_share": round(kept_share, 4),
+            "pseudo_label_error": error,
             "accuracy_by_digits": acc, "train_loss": loss, "wall_seconds": round(time.time() - t0, 2)}
 
 
@@ -284,8 +301,11 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         store.event("resumed", f"from round {first - 1}")
         progress.log(f"resuming after round {first - 1}")
     records = [rec for rec in store.rounds() if rec["round"] < first]
+    digits = next_digits(cfg, records)
 
-    for r in range(first, cfg.num_rounds + 1):
+    for r in range(first, cfg.max_rounds + 1):
+        if r > 0 and digits is None:
+            break
         t0 = time.time()
         rng, gen = round_rngs(cfg, r)
         if r == 0:
@@ -295,7 +315,6 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             digits, kept, error = cfg.labelled_max_digits, len(labelled), 0.0
         else:
             # ---- PROPOSE and SELECT: the model labels longer problems, filters keep the reliable ones
-            digits = cfg.round_digits(r)
             with progress.task(f"round {r}: self-label {digits}-digit problems", total=None):
                 samples = self_label(model, tok, task, cfg, digits, rng, gen)
             store.write_samples(r, samples)
@@ -315,13 +334,15 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                 progress.log(f"[yellow]round {r}: no self-label passed the filters; nothing to learn")
         with progress.task(f"round {r}: evaluate", total=None):
             acc = evaluate(model, tok, task, cfg)
-        record = round_record(r, digits, kept, error, acc, loss, t0)
+        record = round_record(r, digits, kept, kept / (cfg.num_labelled if r == 0 else cfg.num_unlabelled),
+                              error, acc, loss, t0)
         records.append(record)
         store.record_round(r, record, {"eval/accuracy_at_target": acc[str(cfg.target_digits)],
                                         "select/kept": kept, "train/loss": loss})
         store.save_checkpoint(r, model, model.cfg.to_dict(), optimizer,
                               {"round": r, "digits_labelled": digits, "seed": cfg.seed})
         progress.round_done(record)
+        digits = next_digits(cfg, records)
 
     summary = summarize(cfg, records)
     store.write_summary(summary)

@@ -1,0 +1,31 @@
+"""Running the real `selfevolve` command in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# A short length-gen run: labels up to 3 digits, self-improve to 4 (about 40 s on 2 cores).
+FAST = ["labelled_max_digits=3", "target_digits=4", "num_labelled=20000", "round0_steps=600", "round_steps=150",
+        "num_unlabelled=1000", "eval_problems=100", "eval_extra_digits=1", "max_rounds=1", "advance_at=0",
+        "threads=2"]
+
+
+def selfevolve_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "selfevolve", *args]
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(selfevolve_cmd(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+
+
+def sets(values: list[str]) -> list[str]:
+    return [arg for v in values for arg in ("--set", v)]
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())

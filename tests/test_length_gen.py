@@ -1,0 +1,86 @@
+"""End to end: the default recipe at a small size, through the real command line."""
+
+import signal
+import subprocess
+import time
+
+import pytest
+from helpers import FAST, run_cli, selfevolve_cmd, sets, summary
+
+from selfevolve.store import RunStore
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lg") / "run"
+    proc = run_cli("run", "length-gen", "--out", str(out), *sets(FAST))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, proc
+
+
+def test_one_round_of_self_improvement_beats_round_0(finished_run):
+    out, proc = finished_run
+    s = summary(out)
+    round0, round1 = s["rounds"]
+    # labels up to 3 digits; the 4-digit problems were only ever labelled by the model itself
+    assert round0["accuracy_by_digits"]["3"] >= 0.9, round0
+    assert round1["accuracy_by_digits"]["4"] >= round0["accuracy_by_digits"]["4"] + 0.15, (round0, round1)
+    assert round1["kept"] > 0 and round1["pseudo_label_error"] < 0.2
+    assert "Held-out exact match" in proc.stdout and "report:" in proc.stdout
+
+
+def test_summary_and_run_directory_contract(finished_run):
+    out, _ = finished_run
+    s = summary(out)
+    for key in ("recipe", "trained_max_digits", "reached_digits", "accuracy_by_digits",
+                "pseudo_label_error_by_round", "rounds", "wall_seconds", "seed"):
+        assert key in s
+    assert s["recipe"] == "length-gen" and s["trained_max_digits"] == 3 and s["seed"] == 0
+    assert list(s["accuracy_by_digits"]) == ["1", "2", "3", "4", "5"]  # target + eval_extra_digits
+    assert s["reached_digits"] == max(int(d) for d, a in s["accuracy_by_digits"].items() if a >= 0.9)
+    for r in s["rounds"]:
+        assert {"digits_labelled", "kept", "pseudo_label_error", "accuracy_by_digits", "wall_seconds"} <= set(r)
+    assert len(s["pseudo_label_error_by_round"]) == len(s["rounds"]) == 2
+    store = RunStore.open(out)
+    samples = store.read_samples(1)
+    assert samples.num_rows == 1000 and sum(samples.column("kept").to_pylist()) == s["rounds"][1]["kept"]
+    assert store.completed_rounds() == [0, 1]
+    assert (out / "report.html").stat().st_size > 10_000 and (out / "plots" / "accuracy_by_digits.png").exists()
+
+
+def test_eval_and_export_commands(finished_run, tmp_path):
+    out, _ = finished_run
+    proc = run_cli("eval", str(out), "--max-digits", "3", "--problems", "50")
+    assert proc.returncode == 0, proc.stderr
+    assert "round-001" in proc.stdout
+    proc = run_cli("export", str(out), "--hf", str(tmp_path / "hf"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "hf" / "config.json").exists() and (tmp_path / "hf" / "modeling_selfevolve.py").exists()
+
+
+def without_times(s: dict) -> dict:
+    s = {k: v for k, v in s.items() if k != "wall_seconds"}
+    s["rounds"] = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in s["rounds"]]
+    return s
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):
+    out, _ = finished_run
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(selfevolve_cmd("run", "length-gen", "--out", str(killed), *sets(FAST)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "round-000").exists():  # round 0 done: now inside round 1
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "summary.json").exists()
+
+    resumed = run_cli("resume", str(killed))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert without_times(summary(killed)) == without_times(summary(out))
+    store = RunStore.open(killed)
+    assert [r["round"] for r in store.rounds()] == [0, 1]  # nothing duplicated
+    assert store.completed_rounds() == [0, 1]
