@@ -18,7 +18,7 @@ from selfevolve.store import RunStore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Self-evolving models: generate, judge, select, learn, round after round.")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)  # logs and pipes get the whole table
 
 
 def _default_out(recipe: str, cfg) -> Path:

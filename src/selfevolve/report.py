@@ -36,7 +36,9 @@ def plot_accuracy_heatmap(rounds: list[dict], path: Path) -> Path:
         for j in range(grid.shape[1]):
             ax.text(j, i, f"{grid[i, j]:.2f}".lstrip("0") if grid[i, j] < 1 else "1", ha="center",
                     va="center", fontsize=7, color="white" if grid[i, j] < 0.6 else "black")
-    ax.set_xlabel("digits per operand (held-out)")
+    labelled = rounds[0]["digits_labelled"]
+    ax.axvline(digits.index(labelled) + 0.5 if labelled in digits else -0.5, color="white", ls="--", lw=1.5)
+    ax.set_xlabel(f"digits per operand (held-out); labels exist left of the dashed line (<= {labelled})")
     ax.set_title("Held-out exact match after each round")
     fig.colorbar(im, ax=ax, fraction=0.03)
     return _save(fig, path)
@@ -81,10 +83,11 @@ def write_report(run_dir: Path) -> Path:
         f"<td>{_fmt(r['pseudo_label_error'])}</td><td>{r['wall_seconds']:.1f}</td></tr>" for r in rounds)
     headline = (f"reached {summary['reached_digits']} digits (>= 90% exact match), labels up to "
                 f"{summary['trained_max_digits']}, {summary['wall_seconds']:.0f} s" if summary else "run not finished")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>selfevolve: {html.escape(store.path.name)}</title>
+    title = html.escape(store.path.name)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>selfevolve: {title}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}img{{max-width:100%;margin:1em 0}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head>
-<body><h1>{html.escape(store.recipe)}: {html.escape(store.path.name)}</h1><p>{html.escape(headline)}</p>{images}
+<body><h1>{html.escape(store.recipe)}: {title}</h1><p>{html.escape(headline)}</p>{images}
 <h2>Rounds</h2><table><tr><th>round</th><th>max digits trained</th><th>kept</th><th>label error</th>
 <th>seconds</th></tr>{rows}</table>
 <h2>Config</h2><pre>{html.escape((store.path / "config.toml").read_text())}</pre></body></html>"""

@@ -14,7 +14,6 @@ Length Generalization Challenges", https://arxiv.org/abs/2502.01612
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -73,14 +72,14 @@ class Config:
     """Linear warmup steps at the start of each phase."""
     weight_decay: float = 0.1
     """AdamW weight decay on matrices."""
-    round0_steps: int = 2000
+    round0_steps: int = 3000
     """Optimizer steps on labelled data in round 0."""
-    round_steps: int = 300
+    round_steps: int = 500
     """Optimizer steps per self-improvement round."""
     self_data_fraction: float = 0.5
     """Share of each self-improvement batch drawn from self-labelled data (rest: labelled)."""
 
-    num_unlabelled: int = 4000
+    num_unlabelled: int = 6000
     """Unlabelled problems the model answers each round."""
     filters: tuple[str, ...] = ("length", "commute", "prefix")
     """Unsupervised filters a self-label must pass: length, commute, prefix, offsets, vote, confidence."""
@@ -114,7 +113,8 @@ class Config:
         if bad:
             raise ValueError(f"filters: unknown filter {bad[0]!r}; valid: {', '.join(FILTERS)}")
         for name in ("labelled_max_digits", "digits_per_round", "num_labelled", "n_layer", "n_head", "n_embd",
-                     "batch_size", "num_unlabelled", "max_rounds", "prefix_checks", "num_offsets", "num_votes", "eval_problems"):
+                     "batch_size", "num_unlabelled", "max_rounds", "prefix_checks", "num_offsets", "num_votes",
+                     "eval_problems"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.target_digits < self.labelled_max_digits:
