@@ -9,7 +9,7 @@ from selfevolve.train.sft import SFTConfig, make_optimizer
 transformers = pytest.importorskip("transformers")
 
 
-@pytest.mark.parametrize("pos_encoding", ["rope", "abacus-alibi", "abacus-both", "abacus", "nope"])
+@pytest.mark.parametrize("pos_encoding", ["rope", "abacus-alibi", "abacus-all", "abacus-both", "abacus", "nope"])
 def test_exported_model_gives_the_same_greedy_tokens(tmp_path, tok, pos_encoding):
     from selfevolve.models.hf_export import export_hf
 

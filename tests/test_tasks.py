@@ -47,3 +47,27 @@ def test_same_seed_same_problems():
     a = task.sample(50, 9, np.random.default_rng(3))
     b = task.sample(50, 9, np.random.default_rng(3))
     assert a == b and a != task.sample(50, 9, np.random.default_rng(4))
+
+
+def test_split_consistency_accepts_truth_and_catches_wrong_digits():
+    task = get_task("addition")
+    rng = np.random.default_rng(0)
+    caught = 0
+    for p in task.sample(300, 8, rng, mixed=True):
+        for k in (3, 6):
+            low, high = task.split(p, k)
+            assert task.agrees_with_split(p.answer, low.answer, high.answer, k)
+            wrong = p.answer[:-1] + str((int(p.answer[-1]) % 9) + 1)  # change the top digit
+            caught += not task.agrees_with_split(wrong, low.answer, high.answer, k)
+            wrong_low = str((int(p.answer[0]) + 1) % 10) + p.answer[1:]
+            assert not task.agrees_with_split(wrong_low, low.answer, high.answer, k)
+    assert caught > 250  # the top digit is checked whenever no carry crosses the cut
+
+
+def test_split_for_multiplication_checks_the_low_digits():
+    task = get_task("multiplication")
+    p = task.make(1234, 5678, 4)
+    low, high = task.split(p, 2)
+    assert (low.fields["a"], low.fields["b"], high.fields["a"], high.fields["b"]) == (34, 78, 12, 56)
+    assert task.agrees_with_split(p.answer, low.answer, high.answer, 2)
+    assert not task.agrees_with_split("9" + p.answer[1:], low.answer, high.answer, 2)

@@ -7,6 +7,7 @@ Llama's; only the position signal differs:
   abacus-rope  RoPE whose position is the digit index instead of the token index
   abacus-both  both of the above
   abacus-alibi the learned digit-index embedding, plus an attention bias -slope_h * |index_q - index_k|
+  abacus-all   the learned embedding, RoPE over digit indices and the bias together
 A digit's index depends on the tokens before it, so generation passes the full sequence's
 indices down (`prepare_inputs_for_generation`) and the model keeps only the new ones.
 """
@@ -14,6 +15,10 @@ indices down (`prepare_inputs_for_generation`) and the model keeps only the new 
 import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
+
+LEARNED_TABLE = ("abacus", "abacus-both", "abacus-alibi", "abacus-all")
+DIGIT_ROPE = ("abacus-rope", "abacus-both", "abacus-all")
+DIGIT_ALIBI = ("abacus-alibi", "abacus-all")
 
 
 class SelfEvolveConfig(LlamaConfig):
@@ -41,7 +46,7 @@ class SelfEvolveForCausalLM(LlamaForCausalLM):
 
     def __init__(self, config):
         super().__init__(config)
-        if config.pos_encoding in ("abacus", "abacus-both", "abacus-alibi"):
+        if config.pos_encoding in LEARNED_TABLE:
             self.model.digit_pos_emb = nn.Embedding(config.digit_pos_size, config.hidden_size)
         self.post_init()
 
@@ -74,14 +79,13 @@ class SelfEvolveForCausalLM(LlamaForCausalLM):
             digit_pos_all = digit_positions(input_ids, self.token_kinds(input_ids.device))
         digit_pos = digit_pos_all[:, -input_ids.shape[1]:]
         embeds = self.model.embed_tokens(input_ids)
-        if self.config.pos_encoding in ("abacus", "abacus-both", "abacus-alibi"):
+        if self.config.pos_encoding in LEARNED_TABLE:
             embeds = embeds + self.model.digit_pos_emb(digit_pos.clamp(max=self.config.digit_pos_size - 1))
-        rope_on_digits = self.config.pos_encoding in ("abacus-rope", "abacus-both")
-        position_ids = digit_pos if rope_on_digits else torch.zeros_like(digit_pos)
+        position_ids = digit_pos if self.config.pos_encoding in DIGIT_ROPE else torch.zeros_like(digit_pos)
         kwargs.pop("inputs_embeds", None)
         if attention_mask is None:  # keeps the mask builder from reading position_ids as packed sequences
             attention_mask = torch.ones_like(digit_pos_all)
-        if self.config.pos_encoding == "abacus-alibi":  # a ready 4D mask is used as it is
+        if self.config.pos_encoding in DIGIT_ALIBI:  # a ready 4D mask is used as it is
             attention_mask = self.alibi_mask(digit_pos_all, attention_mask, input_ids.shape[1])
         return super().forward(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                                **kwargs)

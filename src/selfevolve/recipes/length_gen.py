@@ -29,7 +29,7 @@ from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Problem, Task, get_task
 from selfevolve.train.sft import Examples, SFTConfig, lr_at, make_optimizer, sft_step
 
-FILTERS = ("length", "commute", "prefix", "offsets", "vote", "confidence")
+FILTERS = ("length", "commute", "split", "offsets", "vote", "confidence")
 
 
 @dataclass
@@ -58,9 +58,9 @@ class Config:
     """Attention heads."""
     n_embd: int = 64
     """Model width."""
-    pos_encoding: str = "abacus-alibi"
-    """abacus-alibi (learned digit-index embedding + ALiBi over digit indices), abacus, abacus-rope
-    (RoPE over digit indices), abacus-both, rope or nope."""
+    pos_encoding: str = "abacus-all"
+    """abacus-all (learned digit-index embedding + RoPE and ALiBi over digit indices), abacus-alibi,
+    abacus-rope, abacus-both, abacus, rope or nope (see models/transformer.py)."""
     max_digit_offset: int = 20
     """Training shifts digit indices by a random offset in [0, max_digit_offset) per sequence."""
 
@@ -72,20 +72,20 @@ class Config:
     """Linear warmup steps at the start of each phase."""
     weight_decay: float = 0.1
     """AdamW weight decay on matrices."""
-    round0_steps: int = 3000
+    round0_steps: int = 1500
     """Optimizer steps on labelled data in round 0."""
-    round_steps: int = 500
+    round_steps: int = 400
     """Optimizer steps per self-improvement round."""
     self_data_fraction: float = 0.5
     """Share of each self-improvement batch drawn from self-labelled data (rest: labelled)."""
 
-    num_unlabelled: int = 6000
+    num_unlabelled: int = 5000
     """Unlabelled problems the model answers each round."""
-    filters: tuple[str, ...] = ("length", "commute", "prefix")
-    """Unsupervised filters a self-label must pass: length, commute, prefix, offsets, vote, confidence."""
-    prefix_checks: int = 2
-    """prefix filter: the answer must agree with the model's answers to the problem cut to its
-    k = d-1, d-2, ... lowest digits (this many values of k), easier problems it already masters."""
+    filters: tuple[str, ...] = ("length", "commute", "split")
+    """Unsupervised filters a self-label must pass: length, commute, split, offsets, vote, confidence."""
+    split_checks: int = 3
+    """split filter: the answer must agree with the model's answers to the problem split into its
+    k lowest digits and the rest, for k = d-1, d-2, ... (this many values): easier problems."""
     num_offsets: int = 3
     """offsets filter: greedy answers under this many digit-index offsets must agree."""
     num_votes: int = 8
@@ -113,7 +113,7 @@ class Config:
         if bad:
             raise ValueError(f"filters: unknown filter {bad[0]!r}; valid: {', '.join(FILTERS)}")
         for name in ("labelled_max_digits", "digits_per_round", "num_labelled", "n_layer", "n_head", "n_embd",
-                     "batch_size", "num_unlabelled", "max_rounds", "prefix_checks", "num_offsets", "num_votes",
+                     "batch_size", "num_unlabelled", "max_rounds", "split_checks", "num_offsets", "num_votes",
                      "eval_problems"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -192,12 +192,14 @@ def self_label(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config, 
         swapped, _ = answer(model, tok, [task.variants(p)[0] for p in problems])
         cols["commute_agrees"] = [a == b for a, b in zip(labels, swapped, strict=True)]
         keep &= cols["commute_agrees"]
-    if "prefix" in cfg.filters:
+    if "split" in cfg.filters:
         agree = np.ones(len(problems), dtype=bool)
-        for k in range(max(1, digits - cfg.prefix_checks), digits):
-            cut, _ = answer(model, tok, [task.prefix_problem(p, k) for p in problems])
-            agree &= [task.agree_on_prefix(a, c, k) for a, c in zip(labels, cut, strict=True)]
-        cols["prefix_agrees"] = agree.tolist()
+        for k in range(max(1, digits - cfg.split_checks), digits):
+            low, high = zip(*(task.split(p, k) for p in problems), strict=True)
+            low_answers, _ = answer(model, tok, list(low))
+            high_answers, _ = answer(model, tok, list(high))
+            agree &= [task.agrees_with_split(*v, k) for v in zip(labels, low_answers, high_answers, strict=True)]
+        cols["split_agrees"] = agree.tolist()
         keep &= agree
     if "offsets" in cfg.filters:
         agree = np.ones(len(problems), dtype=bool)

@@ -60,16 +60,22 @@ class ArithmeticTask:
     def variants(self, problem: Problem) -> list[Problem]:
         return [self.make(problem.fields["b"], problem.fields["a"], problem.difficulty)]
 
-    def prefix_problem(self, problem: Problem, k: int) -> Problem:
-        """The problem on the k lowest digits: its answer fixes the k lowest digits of the full answer.
+    def split(self, problem: Problem, k: int) -> tuple[Problem, Problem]:
+        """The problem on the k lowest digits, and on the digits above them.
 
-        Both (a + b) mod 10^k and (a * b) mod 10^k depend only on a and b mod 10^k, so a model's
-        answer to a long problem must start (reversed) like its answer to this easier one.
+        (a + b) mod 10^k and (a * b) mod 10^k depend only on a and b mod 10^k, so a model's
+        answer to a long problem must start (reversed) like its answer to the low part. For
+        addition with no carry out of the low part, it must also end like its answer to the
+        high part. Both parts are shorter, easier problems.
         """
         m = 10**k
-        return self.make(problem.fields["a"] % m, problem.fields["b"] % m, k)
+        a, b = problem.fields["a"], problem.fields["b"]
+        return self.make(a % m, b % m, k), self.make(a // m, b // m, max(1, problem.difficulty - k))
 
-    @staticmethod
-    def agree_on_prefix(answer: str, prefix_answer: str, k: int) -> bool:
-        """Do two reversed answers agree on their k lowest digits (missing digits count as 0)?"""
-        return answer[:k].ljust(k, "0") == prefix_answer[:k].ljust(k, "0")
+    def agrees_with_split(self, answer: str, low: str, high: str, k: int) -> bool:
+        """Is a reversed answer consistent with the answers to the split problem (see `split`)?"""
+        if answer[:k].ljust(k, "0") != low[:k].ljust(k, "0"):
+            return False
+        if self.op != "+" or len(low) > k:  # a carry crosses the cut: the high part says nothing exact
+            return True
+        return answer[k:] == ("" if high == "0" else high)
