@@ -83,7 +83,7 @@ class Config:
     """Unlabelled problems the model answers each round."""
     filters: tuple[str, ...] = ("length", "commute", "split")
     """Unsupervised filters a self-label must pass: length, commute, split, offsets, vote, confidence."""
-    split_checks: int = 3
+    split_checks: int = 9
     """split filter: the answer must agree with the model's answers to the problem split into its
     k lowest digits and the rest, for k = d-1, d-2, ... (this many values): easier problems."""
     num_offsets: int = 3
