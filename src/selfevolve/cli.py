@@ -97,9 +97,8 @@ def eval_(
 
     store = RunStore.open(run_dir)
     values = store.config_values()
-    if max_digits is not None:
-        values["eval_extra_digits"] = max(0, max_digits - values["target_digits"])
-        values["target_digits"] = min(values["target_digits"], max_digits)
+    if max_digits is not None and max_digits < 1:
+        raise SelfEvolveError(f"--max-digits must be >= 1, got {max_digits}")
     if problems is not None:
         values["eval_problems"] = problems
     cfg = build_config(get_recipe(store.recipe).Config, values)
@@ -107,7 +106,7 @@ def eval_(
     if last is None:
         raise SelfEvolveError(f"{run_dir} has no finished round to evaluate yet")
     model = model_from_checkpoint(load_checkpoint(last))
-    acc = evaluate(model, CharTokenizer(), get_task(cfg.task), cfg)
+    acc = evaluate(model, CharTokenizer(), get_task(cfg.task), cfg, max_digits)
     table = Table(title=f"{last.name}: held-out exact match")
     for d in acc:
         table.add_column(d, justify="right")

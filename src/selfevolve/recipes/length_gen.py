@@ -167,10 +167,11 @@ def answer(model: Transformer, tok: CharTokenizer, problems: list[Problem], *, d
     return texts, out.logprobs.min(dim=1).values.exp()
 
 
-def evaluate(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config) -> dict[str, float]:
+def evaluate(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config,
+             max_digits: int | None = None) -> dict[str, float]:
     """Held-out exact match per length; the same problems every round (their own seed stream)."""
     acc = {}
-    for d in range(1, cfg.target_digits + cfg.eval_extra_digits + 1):
+    for d in range(1, (max_digits or cfg.target_digits + cfg.eval_extra_digits) + 1):
         problems = task.sample(cfg.eval_problems, d, np.random.default_rng([cfg.seed, 10_000, d]))
         texts, _ = answer(model, tok, problems)
         acc[str(d)] = sum(task.verify(p, t) for p, t in zip(problems, texts, strict=True)) / len(problems)
