@@ -156,7 +156,12 @@ class Attention(nn.Module):
             cache.k[self.layer, :, :, start:end] = k
             cache.v[self.layer, :, :, start:end] = v
             k, v = cache.k[self.layer, :, :, :end], cache.v[self.layer, :, :, :end]
-        if mask is None:  # training: plain causal, no padding on the left
+        if T == 1 and cache is not None and mask is not None:
+            # one new token per row: plain batched matmuls beat the fused CPU kernel here (~4x)
+            scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, nh, 1, T_total)
+            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+            y = scores.softmax(-1) @ v
+        elif mask is None:  # training: plain causal, no padding on the left
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
