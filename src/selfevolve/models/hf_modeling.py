@@ -34,7 +34,11 @@ class SelfEvolveConfig(LlamaConfig):
 
 
 def digit_positions(input_ids, kinds):
-    """1-based index within a run (a start token then digits, or digits), 0 elsewhere."""
+    """1-based index within a run (a start token then digits, or digits), 0 elsewhere.
+
+    The same rule as selfevolve.models.transformer.digit_positions, repeated because this
+    file must load without selfevolve installed.
+    """
     kind = kinds[input_ids]
     t = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
     broken = torch.where(kind == 0, t, torch.where(kind == 2, t - 1, -1)).cummax(dim=1).values

@@ -27,6 +27,7 @@ from selfevolve.progress import Progress
 from selfevolve.search.sampling import majority_vote
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Problem, Task, get_task
+from selfevolve.tasks.arithmetic import ArithmeticTask
 from selfevolve.train.sft import Examples, SFTConfig, lr_at, make_optimizer, sft_step
 
 FILTERS = ("length", "commute", "split", "offsets", "vote", "confidence")
@@ -178,7 +179,7 @@ def evaluate(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config,
     return acc
 
 
-def self_label(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config, digits: int,
+def self_label(model: Transformer, tok: CharTokenizer, task: ArithmeticTask, cfg: Config, digits: int,
                rng: np.random.Generator, gen: torch.Generator) -> dict[str, list]:
     """Answer unlabelled problems and decide, without labels, which answers to keep."""
     half = cfg.num_unlabelled // 2  # half with both operands this long (like the held-out set), half mixed
@@ -228,6 +229,12 @@ def self_label(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config, 
         "kept": keep.tolist(),
         "correct": [task.verify(p, a) for p, a in zip(problems, labels, strict=True)],  # reporting only
     }
+
+
+def kept_examples(tok: CharTokenizer, samples: dict[str, list]) -> Examples:
+    """The self-labelled rows that passed the filters, as training examples."""
+    rows = [i for i, k in enumerate(samples["kept"]) if k]
+    return Examples.encode(tok, [samples["prompt"][i] for i in rows], [samples["answer"][i] for i in rows])
 
 
 def train(model: Transformer, optimizer: torch.optim.Optimizer, cfg: Config, pools: list[Examples],
@@ -297,10 +304,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         optimizer.load_state_dict(ckpt["optimizer"])
         first = ckpt["state"]["round"] + 1
         for r in range(1, first):
-            table = store.read_samples(r)
-            kept = [i for i, k in enumerate(table.column("kept").to_pylist()) if k]
-            prompts, answers = table.column("prompt").to_pylist(), table.column("answer").to_pylist()
-            self_data.append(Examples.encode(tok, [prompts[i] for i in kept], [answers[i] for i in kept]))
+            self_data.append(kept_examples(tok, store.read_samples(r).to_pydict()))
         store.event("resumed", f"from round {first - 1}")
         progress.log(f"resuming after round {first - 1}")
     records = [rec for rec in store.rounds() if rec["round"] < first]
@@ -321,11 +325,10 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             with progress.task(f"round {r}: self-label {digits}-digit problems", total=None):
                 samples = self_label(model, tok, task, cfg, digits, rng, gen)
             store.write_samples(r, samples)
-            kept_rows = [i for i, k in enumerate(samples["kept"]) if k]
-            kept = len(kept_rows)
-            error = (sum(not samples["correct"][i] for i in kept_rows) / kept) if kept else None
-            self_data.append(Examples.encode(tok, [samples["prompt"][i] for i in kept_rows],
-                                             [samples["answer"][i] for i in kept_rows]))
+            kept = sum(samples["kept"])
+            wrong = sum(k and not c for k, c in zip(samples["kept"], samples["correct"], strict=True))
+            error = wrong / kept if kept else None
+            self_data.append(kept_examples(tok, samples))
             # ---- LEARN from labels and self-labels
             pools = [p for p in self_data if len(p)]
             if pools:
