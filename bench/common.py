@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -28,6 +29,17 @@ def ours_and_hf(seed: int = 0) -> tuple[Transformer, torch.nn.Module]:
         out = export_hf(ckpt, Path(tmp) / "hf")
         hf = transformers.AutoModelForCausalLM.from_pretrained(out, attn_implementation="sdpa").eval()
     return model, hf
+
+
+def matmul_peak_gflops(device: str, n: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
 def emit(**record) -> None:

@@ -10,7 +10,7 @@ import argparse
 import time
 
 import torch
-from common import SHAPE, emit, ours_and_hf
+from common import SHAPE, emit, matmul_peak_gflops, ours_and_hf
 
 from selfevolve.models.sampler import generate
 
@@ -51,9 +51,12 @@ def main() -> None:
 
     t_ours, t_hf = best_time(ours, args.repeats), best_time(theirs, args.repeats)
     tokens = args.batch * args.new
+    n_params = sum(p.numel() for p in model.parameters())
+    # the weight matmuls alone (2 flops per parameter per token) at the measured peak: no sampler beats this
+    bound = matmul_peak_gflops(args.device) * 1e9 / (2 * n_params)
     emit(bench="sampler", peer=f"transformers {__import__('transformers').__version__} generate",
          device=args.device, batch=args.batch, prompt=args.prompt, new_tokens=args.new,
-         params=sum(p.numel() for p in model.parameters()), shape=SHAPE, unit="tokens/s",
+         params=n_params, shape=SHAPE, unit="tokens/s", matmul_bound_tokens_per_s=round(bound, 1),
          ours_tokens_per_s=round(tokens / t_ours, 1), hf_tokens_per_s=round(tokens / t_hf, 1),
          speedup=round(t_hf / t_ours, 2), same_tokens=bool(torch.equal(ours_out["t"], hf_out["t"])))
 

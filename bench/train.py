@@ -13,20 +13,9 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import SHAPE, emit, ours_and_hf
+from common import SHAPE, emit, matmul_peak_gflops, ours_and_hf
 
 from selfevolve.train.sft import SFTConfig, lr_at, make_optimizer, sft_step
-
-
-def matmul_peak_gflops(device: str, n: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
 def timed(step, steps: int, device: str) -> float:
