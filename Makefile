@@ -23,8 +23,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/sampler.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/gp_vs_deap.py
+	$(BIN)/python bench/ga_vs_evotorch.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -30,3 +30,10 @@ def sets(values: list[str]) -> list[str]:
 
 def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
+
+
+def assert_clean_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    for fragment in fragments:
+        assert fragment in proc.stderr + proc.stdout

@@ -1,14 +1,7 @@
 import pytest
-from helpers import run_cli, sets
+from helpers import assert_clean_error, run_cli, sets
 
 from selfevolve.store import RunStore
-
-
-def assert_clean_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    for fragment in fragments:
-        assert fragment in proc.stderr + proc.stdout
 
 
 def test_list_shows_recipes_tasks_and_documented_defaults():

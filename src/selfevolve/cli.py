@@ -23,27 +23,13 @@ console = Console(width=None if sys.stdout.isatty() else 200)  # logs and pipes 
 
 def _default_out(recipe: str, cfg) -> Path:
     """runs/<recipe>-<task>-s<seed>, with -2, -3 ... appended rather than touching an old run."""
-    base = Path("runs") / f"{recipe}-{getattr(cfg, 'task', 'task')}-s{cfg.seed}"
+    what = getattr(cfg, "task", None) or getattr(cfg, "env", None) or getattr(cfg, "problem", None) or "run"
+    base = Path("runs") / f"{recipe}-{what}-s{cfg.seed}"
     out, n = base, 1
     while out.exists() and any(out.iterdir()):
         n += 1
         out = base.with_name(f"{base.name}-{n}")
     return out
-
-
-def _accuracy_table(rounds: list[dict]) -> Table:
-    digits = list(rounds[-1]["accuracy_by_digits"])
-    table = Table(title="Held-out exact match by digits, after each round")
-    table.add_column("round")
-    table.add_column("kept")
-    table.add_column("label err")
-    for d in digits:
-        table.add_column(d, justify="right")
-    for r in rounds:
-        err = "-" if r["pseudo_label_error"] is None else f"{r['pseudo_label_error']:.3f}"
-        cells = [f"{r['accuracy_by_digits'][d]:.2f}" for d in digits]
-        table.add_row(str(r["round"]), str(r["kept"]), err, *cells)
-    return table
 
 
 def _execute(store: RunStore, cfg) -> None:
@@ -53,9 +39,9 @@ def _execute(store: RunStore, cfg) -> None:
     console.print(f"[bold]{store.recipe}[/] -> {store.path}")
     with Progress(enabled=True) as progress:
         summary = recipe.run(cfg, store, progress)
-    console.print(_accuracy_table(summary["rounds"]))
-    console.print(f"reached {summary['reached_digits']} digits at >= 90% (labels up to "
-                  f"{summary['trained_max_digits']}) in {summary['wall_seconds']:.0f} s")
+    if hasattr(recipe, "table"):
+        console.print(recipe.table(summary))
+    console.print(recipe.headline(summary))
     console.print(f"report: {write_report(store.path)}")
 
 

@@ -60,36 +60,53 @@ def plot_pseudo_labels(rounds: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
+def plot_lines(xs: list, series: dict[str, list], title: str, xlabel: str, ylabel: str, path: Path,
+               hline: tuple[float, str] | None = None, logy: bool = False) -> Path:
+    """One line per named series over xs; an optional dashed reference line."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for name, ys in series.items():
+        ax.plot(xs, [np.nan if y is None else y for y in ys], marker="o" if len(xs) < 30 else None, ms=3,
+                label=name)
+    if hline is not None:
+        ax.axhline(hline[0], color="grey", ls="--", lw=1, label=hline[1])
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else html.escape(str(value))
 
 
 def write_report(run_dir: Path) -> Path:
     """Write plots/*.png and report.html for the run in `run_dir`; returns the HTML path."""
+    from selfevolve.recipes import get_recipe
+
     store = RunStore.open(run_dir)
-    rounds = store.rounds()
-    plots = []
-    if rounds:
-        plots.append(plot_accuracy_heatmap(rounds, store.path / "plots" / "accuracy_by_digits.png"))
-        if len(rounds) > 1:
-            plots.append(plot_pseudo_labels(rounds, store.path / "plots" / "pseudo_labels.png"))
+    recipe = get_recipe(store.recipe)
     summary_path = store.path / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    plots = recipe.plots(summary, store.path / "plots") if summary else []
     images = "".join(
         f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
         for p in plots)
-    rows = "".join(
-        f"<tr><td>{r['round']}</td><td>{r['digits_labelled']}</td><td>{r['kept']}</td>"
-        f"<td>{_fmt(r['pseudo_label_error'])}</td><td>{r['wall_seconds']:.1f}</td></tr>" for r in rounds)
-    headline = (f"reached {summary['reached_digits']} digits (>= 90% exact match), labels up to "
-                f"{summary['trained_max_digits']}, {summary['wall_seconds']:.0f} s" if summary else "run not finished")
+    rounds = store.rounds()
+    columns = [k for k in (rounds[0] if rounds else {}) if not isinstance(rounds[0][k], dict | list)]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    rows = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rounds)
+    headline = recipe.headline(summary) if summary else "run not finished"
     title = html.escape(store.path.name)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>selfevolve: {title}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}img{{max-width:100%;margin:1em 0}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head>
 <body><h1>{html.escape(store.recipe)}: {title}</h1><p>{html.escape(headline)}</p>{images}
-<h2>Rounds</h2><table><tr><th>round</th><th>max digits trained</th><th>kept</th><th>label error</th>
-<th>seconds</th></tr>{rows}</table>
+<h2>Rounds</h2><table><tr>{head}</tr>{rows}</table>
 <h2>Config</h2><pre>{html.escape((store.path / "config.toml").read_text())}</pre></body></html>"""
     out = store.path / "report.html"
     atomic_write(out, page)

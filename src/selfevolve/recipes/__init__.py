@@ -1,13 +1,18 @@
-"""Recipe registry: each recipe module has a `Config` dataclass and `run(cfg, store, progress)`."""
+"""Recipe registry.
+
+Each recipe module has a `Config` dataclass, `run(cfg, store, progress) -> summary`,
+`headline(summary) -> str` and `plots(summary, plot_dir) -> [png paths]` for the report, and
+optionally `table(summary)`, a Rich table the CLI prints at the end of a run.
+"""
 
 from __future__ import annotations
 
 from types import ModuleType
 
 from selfevolve.errors import ConfigError
-from selfevolve.recipes import length_gen
+from selfevolve.recipes import deep_ga, gp, length_gen
 
-RECIPES: dict[str, ModuleType] = {"length-gen": length_gen}
+RECIPES: dict[str, ModuleType] = {"deep-ga": deep_ga, "gp": gp, "length-gen": length_gen}
 
 
 def get_recipe(name: str) -> ModuleType:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -371,3 +372,34 @@ def summarize(cfg: Config, records: list[dict]) -> dict:
         "rounds": records,
         "wall_seconds": round(sum(r["wall_seconds"] for r in records), 2),
     }
+
+
+def headline(summary: dict) -> str:
+    return (f"reached {summary['reached_digits']} digits at >= 90% exact match (labels up to "
+            f"{summary['trained_max_digits']}) in {summary['wall_seconds']:.0f} s")
+
+
+def plots(summary: dict, plot_dir: Path) -> list[Path]:
+    from selfevolve.report import plot_accuracy_heatmap, plot_pseudo_labels
+
+    rounds = summary["rounds"]
+    out = [plot_accuracy_heatmap(rounds, plot_dir / "accuracy_by_digits.png")]
+    if len(rounds) > 1:
+        out.append(plot_pseudo_labels(rounds, plot_dir / "pseudo_labels.png"))
+    return out
+
+
+def table(summary: dict):
+    from rich.table import Table
+
+    rounds = summary["rounds"]
+    digits = list(rounds[-1]["accuracy_by_digits"])
+    out = Table(title="Held-out exact match by digits, after each round")
+    for name in ("round", "kept", "label err"):
+        out.add_column(name)
+    for d in digits:
+        out.add_column(d, justify="right")
+    for r in rounds:
+        err = "-" if r["pseudo_label_error"] is None else f"{r['pseudo_label_error']:.3f}"
+        out.add_row(str(r["round"]), str(r["kept"]), err, *[f"{r['accuracy_by_digits'][d]:.2f}" for d in digits])
+    return out
