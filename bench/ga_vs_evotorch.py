@@ -3,7 +3,8 @@
     python bench/ga_vs_evotorch.py [--seeds 3] [--pop 100] [--gens 30] [--episodes 3]
 Both evolve the same MLP (4-32-32-2, tanh, argmax action) with Gaussian mutation (sigma 0.1),
 the same population size and episodes per evaluation, serially in this process. Prints one
-JSON line per library: {"library", "evals_per_s", "episodes_per_s", "median_generations_to_solve", ...}
+JSON line per library: {"library", "evals_per_s", "episodes_per_s", "env_steps_per_s",
+"median_generations_to_solve", ...}
 where solving = a generation's best fitness (mean return over its episodes) >= 475, and
 evals = policies evaluated.
 """
@@ -25,22 +26,23 @@ SOLVED = 475.0
 HIDDEN = 32
 
 
-def ours(seed: int, args) -> tuple[int | None, int, float]:
+def ours(seed: int, args) -> tuple[int | None, int, int, float]:
     spec = policy_spec("CartPole-v1", (HIDDEN, HIDDEN))
     ga = DeepGA(GAConfig(pop_size=args.pop, truncation=max(1, args.pop // 10), sigma=0.1), spec.dim, spec.init)
-    state, solved_at, evals = ga.init(seed), None, 0
+    state, solved_at, evals, steps = ga.init(seed), None, 0, 0
     t0 = time.perf_counter()
     for gen in range(args.gens):
         fitness = mean_return(ga.ask(state), chunk_seed(seed, gen), spec, "CartPole-v1", args.episodes)
         evals += len(fitness)
+        steps += int(round(fitness.sum() * args.episodes))  # CartPole pays 1 per step: return = steps
         state = ga.tell(state, fitness)
         if fitness.max() >= SOLVED:
             solved_at = gen
             break
-    return solved_at, evals, time.perf_counter() - t0
+    return solved_at, evals, steps, time.perf_counter() - t0
 
 
-def evotorch(seed: int, args) -> tuple[int | None, int, float]:
+def evotorch(seed: int, args) -> tuple[int | None, int, int, float]:
     from evotorch.algorithms import GeneticAlgorithm
     from evotorch.neuroevolution import GymNE
     from evotorch.operators import GaussianMutation
@@ -49,7 +51,7 @@ def evotorch(seed: int, args) -> tuple[int | None, int, float]:
     problem = GymNE(env="CartPole-v1",
                     network=f"Linear(obs_length, {HIDDEN}) >> Tanh() >> Linear({HIDDEN}, {HIDDEN}) >> Tanh() >> "
                             f"Linear({HIDDEN}, act_length)",
-                    num_episodes=args.episodes, initial_bounds=(-0.5, 0.5), seed=seed)
+                    num_episodes=args.episodes, initial_bounds=(-0.5, 0.5))
     ga = GeneticAlgorithm(problem, operators=[GaussianMutation(problem, stdev=0.1)], popsize=args.pop)
     solved_at = None
     t0 = time.perf_counter()
@@ -59,7 +61,9 @@ def evotorch(seed: int, args) -> tuple[int | None, int, float]:
             solved_at = gen
             break
     seconds = time.perf_counter() - t0
-    return solved_at, int(problem.status["total_episode_count"]) // args.episodes, seconds
+    status = problem.status
+    evals = int(status["total_episode_count"]) // args.episodes
+    return solved_at, evals, int(status["total_interaction_count"]), seconds
 
 
 def main() -> None:
@@ -72,11 +76,12 @@ def main() -> None:
     torch.set_num_threads(2)
     for name, fn in (("selfevolve", ours), ("evotorch", evotorch)):
         runs = [fn(seed, args) for seed in range(args.seeds)]
-        evals, seconds = sum(r[1] for r in runs), sum(r[2] for r in runs)
+        evals, steps, seconds = (sum(r[i] for r in runs) for i in (1, 2, 3))
         solved = [r[0] for r in runs if r[0] is not None]
         emit(bench="ga_vs_evotorch", library=name, env="CartPole-v1", seeds=args.seeds, pop=args.pop,
              episodes=args.episodes, evals_per_s=round(evals / seconds, 1),
-             episodes_per_s=round(evals * args.episodes / seconds, 1), solved_runs=len(solved),
+             episodes_per_s=round(evals * args.episodes / seconds, 1), env_steps_per_s=round(steps / seconds, 1),
+             solved_runs=len(solved),
              median_generations_to_solve=statistics.median(solved) if solved else None,
              peer=f"evotorch {__import__('evotorch').__version__} GeneticAlgorithm + GymNE", unit="evaluations/s")
 

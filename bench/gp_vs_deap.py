@@ -1,6 +1,6 @@
 """Tree GP: ours (three mate-choice modes) vs DEAP's eaSimple, same settings, same process run.
 
-    python bench/gp_vs_deap.py [--seeds 10] [--pop 300] [--gens 50] [--problems nguyen-1,koza-2]
+    python bench/gp_vs_deap.py [--seeds 10] [--pop 500] [--gens 50] [--problems nguyen-1,koza-2]
 Both sides use the same primitive set (add sub mul protected-div sin cos clipped-exp
 protected-log, the inputs and the constant 1), ramped half-and-half initialisation (depth
 1-4), tournament selection (3), one-point subtree crossover (0.5), uniform subtree mutation
@@ -96,7 +96,7 @@ def ours_run(data, seed: int, pop_size: int, gens: int, mate_choice: str) -> tup
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--pop", type=int, default=300)
+    ap.add_argument("--pop", type=int, default=500)
     ap.add_argument("--gens", type=int, default=50)
     ap.add_argument("--problems", default=",".join(BENCHMARKS))
     args = ap.parse_args()

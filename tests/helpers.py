@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # A short length-gen run: labels up to 4 digits, one round of self-labelled 5-digit problems
@@ -37,3 +39,23 @@ def assert_clean_error(proc, *fragments):
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     for fragment in fragments:
         assert fragment in proc.stderr + proc.stdout
+
+
+def without_times(obj):
+    """The object with every `wall_seconds` removed, at any depth: what must match across runs."""
+    if isinstance(obj, dict):
+        return {k: without_times(v) for k, v in obj.items() if k != "wall_seconds"}
+    if isinstance(obj, list):
+        return [without_times(v) for v in obj]
+    return obj
+
+
+def kill_9_when(args: list[str], ready, timeout: float = 300) -> None:
+    """Start `selfevolve *args`, wait until ready() is true, then SIGKILL it mid-run."""
+    proc = subprocess.Popen(selfevolve_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not ready():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

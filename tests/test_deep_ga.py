@@ -85,3 +85,4 @@ def test_deep_ga_bad_env_is_a_clear_error(tmp_path):
                        "unknown gymnasium environment 'NoSuchEnv-v0'")
     assert_clean_error(run_cli("run", "deep-ga", *sets(["truncation=0"]), cwd=tmp_path),
                        "truncation must be in [1, pop_size]")
+    assert not (tmp_path / "runs").exists()

@@ -50,6 +50,7 @@ def test_gp_benchmark_runs_for_every_mate_choice(tmp_path, mate_choice):
 def test_bad_csv_is_one_clear_message(tmp_path, header, rows, fragment):
     data = write_csv(tmp_path / "bad.csv", header, rows)
     assert_clean_error(run_cli("run", "gp", *sets([f"data={data}"]), cwd=tmp_path), fragment)
+    assert not (tmp_path / "runs").exists()  # nothing created for a run that cannot start
 
 
 def test_empty_or_missing_csv_is_one_clear_message(tmp_path):

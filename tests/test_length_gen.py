@@ -1,11 +1,9 @@
 """End to end: the default recipe at a small size, through the real command line."""
 
-import signal
-import subprocess
 import time
 
 import pytest
-from helpers import FAST, run_cli, selfevolve_cmd, sets, summary
+from helpers import FAST, kill_9_when, run_cli, sets, summary, without_times
 
 from selfevolve.store import RunStore
 
@@ -58,24 +56,12 @@ def test_eval_and_export_commands(finished_run, tmp_path):
     assert (tmp_path / "hf" / "config.json").exists() and (tmp_path / "hf" / "modeling_selfevolve.py").exists()
 
 
-def without_times(s: dict) -> dict:
-    s = {k: v for k, v in s.items() if k != "wall_seconds"}
-    s["rounds"] = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in s["rounds"]]
-    return s
-
-
 def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):
     out, _ = finished_run
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(selfevolve_cmd("run", "length-gen", "--out", str(killed), *sets(FAST)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (killed / "checkpoints" / "round-000").exists():  # round 0 done: now inside round 1
-        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
-        time.sleep(0.2)
-    time.sleep(2.0)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    round0 = killed / "checkpoints" / "round-000"
+    kill_9_when(["run", "length-gen", "--out", str(killed), *sets(FAST)],
+                lambda: round0.exists() and time.time() - round0.stat().st_mtime > 2)  # inside round 1
     assert not (killed / "summary.json").exists()
 
     resumed = run_cli("resume", str(killed))

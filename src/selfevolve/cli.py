@@ -23,7 +23,8 @@ console = Console(width=None if sys.stdout.isatty() else 200)  # logs and pipes 
 
 def _default_out(recipe: str, cfg) -> Path:
     """runs/<recipe>-<task>-s<seed>, with -2, -3 ... appended rather than touching an old run."""
-    what = getattr(cfg, "task", None) or getattr(cfg, "env", None) or getattr(cfg, "problem", None) or "run"
+    data = getattr(cfg, "data", "")
+    what = Path(data).stem if data else getattr(cfg, "task", None) or getattr(cfg, "env", None) or cfg.problem
     base = Path("runs") / f"{recipe}-{what}-s{cfg.seed}"
     out, n = base, 1
     while out.exists() and any(out.iterdir()):
@@ -82,6 +83,9 @@ def eval_(
     from selfevolve.tasks import get_task
 
     store = RunStore.open(run_dir)
+    if store.recipe != "length-gen":
+        raise SelfEvolveError(f"eval scores length-gen runs; {run_dir} is a {store.recipe} run (its summary.json "
+                              "and report hold its evaluation)")
     values = store.config_values()
     if max_digits is not None and max_digits < 1:
         raise SelfEvolveError(f"--max-digits must be >= 1, got {max_digits}")
@@ -120,6 +124,8 @@ def export(
 
     store = RunStore.open(run_dir)
     last = store.last_checkpoint()
+    if store.recipe != "length-gen":
+        raise SelfEvolveError(f"export --hf writes language models; {run_dir} is a {store.recipe} run")
     if last is None:
         raise SelfEvolveError(f"{run_dir} has no finished round to export yet")
     console.print(f"exported to {export_hf(load_checkpoint(last), hf, overwrite=overwrite)}")
@@ -130,7 +136,8 @@ def list_() -> None:
     """List recipes (with their config keys and defaults) and tasks."""
     from selfevolve.tasks import TASKS
 
-    for name, module in sorted(RECIPES.items()):
+    for name in sorted(RECIPES):
+        module = get_recipe(name)
         console.print(f"[bold]recipe {name}[/]: {module.__doc__.strip().splitlines()[0]}")
         docs = field_docs(module.Config)
         defaults = module.Config()

@@ -22,13 +22,14 @@ import tempfile
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:  # torch loads only where checkpoints are used: the evolution recipes never need it
+    import torch
 
 from selfevolve.errors import CheckpointError, RunDirError
 
@@ -170,6 +171,9 @@ class RunStore:
 
     def save_checkpoint(self, round_: int, model: torch.nn.Module, model_config: dict,
                         optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> Path:
+        import torch
+        from safetensors.torch import save_file
+
         final = self.checkpoint_dir(round_)
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -204,6 +208,9 @@ class RunStore:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint directory: tensors, model config, optimizer and run state, all validated."""
+    import torch
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} does not exist")

@@ -13,11 +13,20 @@ from their own loop, checkpoint it anywhere and resume it exactly:
         state = ga.tell(state, evaluate(ga.ask(state), seed=gen))
 """
 
-from selfevolve.evolve.ga import DeepGA, GAConfig, GAState
-from selfevolve.evolve.gp import GPConfig, GPState, TreeGP
-from selfevolve.evolve.rollout import episode_returns, mean_return, policy_spec
-from selfevolve.evolve.runner import Evaluator
-from selfevolve.evolve.trees import PrimitiveSet, evaluate, to_infix
+import importlib
 
-__all__ = ["DeepGA", "Evaluator", "GAConfig", "GAState", "GPConfig", "GPState", "PrimitiveSet", "TreeGP",
-           "episode_returns", "evaluate", "mean_return", "policy_spec", "to_infix"]
+# name -> module; loaded on first use, so tree GP does not pay for torch and gymnasium
+_EXPORTS = {
+    "DeepGA": "ga", "GAConfig": "ga", "GAState": "ga",
+    "GPConfig": "gp", "GPState": "gp", "TreeGP": "gp",
+    "episode_returns": "rollout", "mean_return": "rollout", "policy_spec": "rollout",
+    "Evaluator": "runner",
+    "PrimitiveSet": "trees", "evaluate": "trees", "to_infix": "trees",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'selfevolve.evolve' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"selfevolve.evolve.{_EXPORTS[name]}"), name)

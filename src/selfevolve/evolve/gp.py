@@ -67,12 +67,13 @@ class GPState:
     best_error: float = float("inf")
     best_outputs: np.ndarray | None = None
     evaluations: int = 0
+    reloaded: np.ndarray | None = None  # rows known before a resume: evaluating them again is not new work
 
     def to_json(self) -> dict:
         return {"generation": self.generation, "population": [list(t) for t in self.population],
                 "mates": [list(t) for t in self.mates], "rng": self.rng,
                 "best_tree": None if self.best_tree is None else list(self.best_tree),
-                "best_error": self.best_error, "evaluations": self.evaluations}
+                "best_error": self.best_error, "evaluations": self.evaluations, "known": self.known.tolist()}
 
     @classmethod
     def from_json(cls, d: dict) -> GPState:
@@ -80,7 +81,7 @@ class GPState:
         best = None if d["best_tree"] is None else tuple(d["best_tree"])
         # outputs are recomputed: the next ask() returns every tree, and tell() fills them in
         return cls(d["generation"], pop, mates, None, np.zeros(len(pop) + len(mates), dtype=bool), d["rng"], best,
-                   d["best_error"], None, d["evaluations"])
+                   d["best_error"], None, d["evaluations"], np.array(d["known"], dtype=bool))
 
 
 def mse(outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -102,12 +103,21 @@ class TreeGP:
         return GPState(0, pop, mates, None, np.zeros(len(pop) + len(mates), dtype=bool), rng.bit_generator.state)
 
     def ask(self, state: GPState) -> list[Tree]:
+        """Trees whose outputs are unknown; after a resume, the best tree so far comes last."""
         trees = state.population + state.mates
-        return [trees[i] for i in np.flatnonzero(~state.known)]
+        asked = [trees[i] for i in np.flatnonzero(~state.known)]
+        return asked + [state.best_tree] if self._needs_best(state) else asked
+
+    @staticmethod
+    def _needs_best(state: GPState) -> bool:
+        return state.best_tree is not None and state.best_outputs is None
 
     def tell(self, state: GPState, outputs: np.ndarray, y: np.ndarray) -> GPState:
         """Record the outputs of the asked trees, then breed the next generation."""
         pending = np.flatnonzero(~state.known)
+        best_tree, best_error, best_outputs = state.best_tree, state.best_error, state.best_outputs
+        if self._needs_best(state):
+            best_outputs, outputs = outputs[-1], outputs[:-1]
         if len(outputs) != len(pending):
             raise ValueError(f"tell() needs outputs for the {len(pending)} asked trees, got {len(outputs)}")
         P = len(state.population)
@@ -115,8 +125,8 @@ class TreeGP:
         filled[pending] = outputs
         own = filled[:P]
         errors = mse(own, y)
-        evaluations = state.evaluations + int(np.sum(pending < P))
-        best_tree, best_error, best_outputs = state.best_tree, state.best_error, state.best_outputs
+        new = pending if state.reloaded is None else pending[~state.reloaded[pending]]
+        evaluations = state.evaluations + int(np.sum(new < P))
         top = int(np.argmin(errors))
         if errors[top] < best_error:
             best_tree, best_error, best_outputs = state.population[top], float(errors[top]), own[top].copy()

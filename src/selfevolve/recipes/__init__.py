@@ -7,15 +7,16 @@ optionally `table(summary)`, a Rich table the CLI prints at the end of a run.
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 from selfevolve.errors import ConfigError
-from selfevolve.recipes import deep_ga, gp, length_gen
 
-RECIPES: dict[str, ModuleType] = {"deep-ga": deep_ga, "gp": gp, "length-gen": length_gen}
+# imported on first use: a command pays only for the recipe it runs (gp needs no torch, say)
+RECIPES: dict[str, str] = {"deep-ga": "deep_ga", "gp": "gp", "length-gen": "length_gen"}
 
 
 def get_recipe(name: str) -> ModuleType:
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(RECIPES))}")
-    return RECIPES[name]
+    return importlib.import_module(f"selfevolve.recipes.{RECIPES[name]}")

@@ -78,6 +78,8 @@ class Config:
         if self.backend not in ("serial", "ray"):
             raise ValueError(f"backend must be serial or ray, got {self.backend!r}")
         self.ga()  # validates pop_size / truncation / elites / sigma
+        policy_spec(self.env, self.hidden)  # the env exists and its spaces fit an MLP
+        solve_threshold(self)
 
     def ga(self) -> GAConfig:
         return GAConfig(self.pop_size, self.truncation, self.elites, self.sigma, self.noise_size)

@@ -68,7 +68,11 @@ class Config:
             raise ValueError(f"mate_choice must be one of {', '.join(MATE_CHOICES)}, got {self.mate_choice!r}")
         if self.generations < 1:
             raise ValueError(f"generations must be >= 1, got {self.generations}")
+        if self.success_error < 0:
+            raise ValueError(f"success_error must be >= 0, got {self.success_error}")
         self.gp()  # validates the GP settings
+        if self.data:
+            load_csv(Path(self.data))  # bad data fails here, before a run directory is created
 
     def gp(self) -> GPConfig:
         return GPConfig(self.pop_size, self.tournament_size, self.cxpb, self.mutpb,
