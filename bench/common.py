@@ -42,5 +42,29 @@ def matmul_peak_gflops(device: str, n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
+def interleaved_best(fns: dict, repeats: int, steps: int = 1, device: str = "cpu") -> dict[str, float]:
+    """Best seconds per call of each fn, timing them in alternation `repeats` times.
+
+    Alternating, rather than timing one side after the other, gives both sides the same share of
+    whatever else the (shared, noisy) machine is doing; the best of the repeats is the figure.
+    """
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    for fn in fns.values():  # warm-up
+        fn()
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            sync()
+            best[name] = min(best[name], (time.perf_counter() - t0) / steps)
+    return best
+
+
 def emit(**record) -> None:
     print(json.dumps(record), flush=True)

@@ -1,28 +1,17 @@
 """Sampler throughput: our batched KV-cache sampler vs `transformers` generate, same weights, one run.
 
-    python bench/sampler.py [--batch 256] [--prompt 16] [--new 64] [--repeats 3]
+    python bench/sampler.py [--batch 256] [--prompt 16] [--new 64] [--repeats 5]
 Prints one JSON line: {"bench": "sampler", "ours_tokens_per_s", "hf_tokens_per_s", "speedup", ...}.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
-from common import SHAPE, emit, matmul_peak_gflops, ours_and_hf
+from common import SHAPE, emit, interleaved_best, matmul_peak_gflops, ours_and_hf
 
 from selfevolve.models.sampler import generate
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -30,7 +19,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--prompt", type=int, default=16)
     ap.add_argument("--new", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
 
@@ -49,7 +38,8 @@ def main() -> None:
                               min_new_tokens=args.new, do_sample=False, use_cache=True, pad_token_id=0)
         hf_out["t"] = out[:, args.prompt:].cpu()
 
-    t_ours, t_hf = best_time(ours, args.repeats), best_time(theirs, args.repeats)
+    best = interleaved_best({"ours": ours, "hf": theirs}, args.repeats, device=args.device)
+    t_ours, t_hf = best["ours"], best["hf"]
     tokens = args.batch * args.new
     n_params = sum(p.numel() for p in model.parameters())
     # the weight matmuls alone (2 flops per parameter per token) at the measured peak: no sampler beats this

@@ -1,7 +1,7 @@
 """Training throughput: our SFT step vs a `transformers` Llama of the same shape, and the share of
 the fp32 matmul peak we reach, all measured in one run.
 
-    python bench/train.py [--batch 64] [--seq 64] [--steps 20]
+    python bench/train.py [--batch 64] [--seq 64] [--steps 10] [--repeats 5]
 Prints one JSON line: {"bench": "train", "ours_tokens_per_s", "hf_tokens_per_s", "speedup",
 "fraction_of_peak", ...}.
 """
@@ -9,33 +9,20 @@ Prints one JSON line: {"bench": "train", "ours_tokens_per_s", "hf_tokens_per_s",
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
-from common import SHAPE, emit, matmul_peak_gflops, ours_and_hf
+from common import SHAPE, emit, interleaved_best, matmul_peak_gflops, ours_and_hf
 
 from selfevolve.train.sft import SFTConfig, lr_at, make_optimizer, sft_step
-
-
-def timed(step, steps: int, device: str) -> float:
-    for _ in range(3):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / steps
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seq", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
 
@@ -58,7 +45,8 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(hf.parameters(), cfg.grad_clip)
         hf_opt.step()
 
-    t_ours, t_hf = timed(ours, args.steps, args.device), timed(theirs, args.steps, args.device)
+    best = interleaved_best({"ours": ours, "hf": theirs}, args.repeats, args.steps, args.device)
+    t_ours, t_hf = best["ours"], best["hf"]
     peak = matmul_peak_gflops(args.device)
     tokens = args.batch * args.seq
     n_params = sum(p.numel() for p in model.parameters())
