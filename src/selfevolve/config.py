@@ -102,14 +102,14 @@ def config_to_toml(cfg: Any) -> str:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """The one-line docstring under each field, read from the class source."""
+    """The one-line docstring under each field, read from the class source (base classes first)."""
     docs: dict[str, str] = {}
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, after in zip(body, body[1:], strict=False):
-        if (isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
-            docs[node.target.id] = after.value.value.strip()  # type: ignore[union-attr]
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        body = ast.parse(inspect.getsource(klass)).body[0].body  # type: ignore[attr-defined]
+        for node, after in zip(body, body[1:], strict=False):
+            if (isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr)
+                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+                docs[node.target.id] = after.value.value.strip()  # type: ignore[union-attr]
     return docs
 
 

@@ -21,15 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from selfevolve.models.sampler import generate
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import POS_ENCODINGS, Transformer, TransformerConfig
 from selfevolve.progress import Progress
-from selfevolve.search.sampling import majority_vote
+from selfevolve.search.sampling import answer, majority_vote
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
-from selfevolve.tasks import TASKS, Problem, Task, get_task
+from selfevolve.tasks import TASKS, Task, get_task
 from selfevolve.tasks.arithmetic import ArithmeticTask
-from selfevolve.train.sft import Examples, SFTConfig, lr_at, make_optimizer, sft_step
+from selfevolve.train.sft import Examples, SFTConfig, make_optimizer, train_on_pools
 
 FILTERS = ("length", "commute", "split", "offsets", "vote", "confidence")
 
@@ -156,19 +155,6 @@ def build_model(cfg: Config, tok: CharTokenizer) -> Transformer:
         return Transformer(mcfg)
 
 
-def answer(model: Transformer, tok: CharTokenizer, problems: list[Problem], *, digit_offset: int = 0,
-           num_samples: int = 1, temperature: float = 0.0, generator: torch.Generator | None = None
-           ) -> tuple[list[str], torch.Tensor]:
-    """Answers (prompt-major when num_samples > 1) and each answer's lowest token probability."""
-    max_new = max(len(p.answer) for p in problems) + 3
-    out = generate(model, [tok.encode(p.prompt) for p in problems], max_new, stop_id=tok.eos_id,
-                   pad_id=tok.pad_id, num_samples=num_samples, temperature=temperature,
-                   digit_offset=digit_offset, generator=generator)
-    stopped = out.tokens.eq(tok.eos_id).any(1)
-    texts = [tok.decode(row) if ok else "<no stop>" for row, ok in zip(out.tokens, stopped.tolist(), strict=True)]
-    return texts, out.logprobs.min(dim=1).values.exp()
-
-
 def evaluate(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config,
              max_digits: int | None = None) -> dict[str, float]:
     """Held-out exact match per length; the same problems every round (their own seed stream)."""
@@ -238,26 +224,6 @@ def kept_examples(tok: CharTokenizer, samples: dict[str, list]) -> Examples:
     return Examples.encode(tok, [samples["prompt"][i] for i in rows], [samples["answer"][i] for i in rows])
 
 
-def train(model: Transformer, optimizer: torch.optim.Optimizer, cfg: Config, pools: list[Examples],
-          shares: list[float], steps: int, gen: torch.Generator, progress: Progress, title: str) -> float:
-    """`steps` AdamW steps; each batch draws `shares` of its rows from the matching pool."""
-    sft = cfg.sft()
-    data = Examples.concat(pools)
-    starts = np.cumsum([0] + [len(p) for p in pools])[:-1].tolist()
-    counts = [round(cfg.batch_size * s) for s in shares[:-1]]
-    counts.append(cfg.batch_size - sum(counts))
-    loss = float("nan")
-    with progress.task(title, total=steps) as advance:
-        for step in range(steps):
-            index = torch.cat([lo + torch.randint(len(p), (n,), generator=gen)
-                               for lo, p, n in zip(starts, pools, counts, strict=True) if n])
-            inputs, labels = data.batch(index)
-            offset = torch.randint(0, max(1, cfg.max_digit_offset), (len(index),), generator=gen)
-            loss = sft_step(model, optimizer, inputs, labels, lr_at(step, steps, sft), sft, offset)
-            advance(loss=loss)
-    return loss
-
-
 def next_digits(cfg: Config, records: list[dict]) -> int | None:
     """Length of the next round's unlabelled problems, or None when the target is mastered.
 
@@ -318,8 +284,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         rng, gen = round_rngs(cfg, r)
         if r == 0:
             # ---- LEARN from labels
-            loss = train(model, optimizer, cfg, [labelled], [1.0], cfg.round0_steps, gen, progress,
-                         f"round 0: train on 1-{cfg.labelled_max_digits} digits")
+            loss = train_on_pools(model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,
+                                  f"round 0: train on 1-{cfg.labelled_max_digits} digits", cfg.max_digit_offset)
             digits, kept, error = cfg.labelled_max_digits, len(labelled), 0.0
         else:
             # ---- PROPOSE and SELECT: the model labels longer problems, filters keep the reliable ones
@@ -333,9 +299,9 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             # ---- LEARN from labels and self-labels
             pools = [p for p in self_data if len(p)]
             if pools:
-                loss = train(model, optimizer, cfg, [labelled, Examples.concat(pools)],
-                             [1 - cfg.self_data_fraction, cfg.self_data_fraction], cfg.round_steps, gen,
-                             progress, f"round {r}: fine-tune ({kept} kept)")
+                loss = train_on_pools(model, optimizer, cfg.sft(), [labelled, Examples.concat(pools)],
+                                      [1 - cfg.self_data_fraction, cfg.self_data_fraction], cfg.round_steps, gen,
+                                      progress, f"round {r}: fine-tune ({kept} kept)", cfg.max_digit_offset)
             else:
                 loss = float("nan")
                 progress.log(f"[yellow]round {r}: no self-label passed the filters; nothing to learn")

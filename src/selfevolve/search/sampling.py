@@ -1,8 +1,15 @@
-"""Choosing among several sampled answers: majority vote with its agreement share."""
+"""Sampling answers to problems, and choosing among several: majority vote with its agreement share."""
 
 from __future__ import annotations
 
 from collections import Counter
+
+import torch
+
+from selfevolve.models.sampler import generate
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import Transformer
+from selfevolve.tasks.base import Problem
 
 
 def majority_vote(groups: list[list[str]]) -> list[tuple[str, float]]:
@@ -18,3 +25,19 @@ def majority_vote(groups: list[list[str]]) -> list[tuple[str, float]]:
         best = max(counts, key=lambda a: (counts[a], -answers.index(a)))
         out.append((best, counts[best] / len(answers)))
     return out
+
+
+def answer(model: Transformer, tok: CharTokenizer, problems: list[Problem], *, digit_offset: int = 0,
+           num_samples: int = 1, temperature: float = 0.0, generator: torch.Generator | None = None,
+           max_new: int | None = None) -> tuple[list[str], torch.Tensor]:
+    """Answers (prompt-major when num_samples > 1) and each answer's lowest token probability.
+
+    An answer that does not stop within max_new tokens (default: the longest gold answer + 3) is "<no stop>".
+    """
+    max_new = max_new or max(len(p.answer) for p in problems) + 3
+    out = generate(model, [tok.encode(p.prompt) for p in problems], max_new, stop_id=tok.eos_id,
+                   pad_id=tok.pad_id, num_samples=num_samples, temperature=temperature,
+                   digit_offset=digit_offset, generator=generator)
+    stopped = out.tokens.eq(tok.eos_id).any(1)
+    texts = [tok.decode(row) if ok else "<no stop>" for row, ok in zip(out.tokens, stopped.tolist(), strict=True)]
+    return texts, out.logprobs.min(dim=1).values.exp()

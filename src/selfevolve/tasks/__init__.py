@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from selfevolve.tasks.arithmetic import ArithmeticTask
 from selfevolve.tasks.base import Problem, Task
+from selfevolve.tasks.countdown import CountdownTask
 
 TASKS = {
     "addition": lambda: ArithmeticTask("addition", "+"),
     "multiplication": lambda: ArithmeticTask("multiplication", "*"),
+    "countdown": CountdownTask,
 }
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer
+from selfevolve.progress import Progress
 
 IGNORE = -100
 
@@ -113,3 +115,26 @@ def sft_step(
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     return loss.item()
+
+
+def train_on_pools(model: Transformer, optimizer: torch.optim.Optimizer, sft: SFTConfig, pools: list[Examples],
+                   shares: list[float], steps: int, gen: torch.Generator, progress: Progress, title: str,
+                   max_digit_offset: int = 0) -> float:
+    """`steps` AdamW steps; each batch draws `shares` of its rows from the matching pool.
+
+    max_digit_offset > 0 shifts the abacus digit indices of each sequence by a random offset below it.
+    """
+    data = Examples.concat(pools)
+    starts = np.cumsum([0] + [len(p) for p in pools])[:-1].tolist()
+    counts = [round(sft.batch_size * s) for s in shares[:-1]]
+    counts.append(sft.batch_size - sum(counts))
+    loss = float("nan")
+    with progress.task(title, total=steps) as advance:
+        for step in range(steps):
+            index = torch.cat([lo + torch.randint(len(p), (n,), generator=gen)
+                               for lo, p, n in zip(starts, pools, counts, strict=True) if n])
+            inputs, labels = data.batch(index)
+            offset = torch.randint(0, max(1, max_digit_offset), (len(index),), generator=gen)
+            loss = sft_step(model, optimizer, inputs, labels, lr_at(step, steps, sft), sft, offset)
+            advance(loss=loss)
+    return loss
