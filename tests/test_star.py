@@ -1,12 +1,19 @@
 """STaR-family recipes: B-STaR's monitors by hand, and self-training that raises pass@1."""
 
 import json
+import math
 
 import numpy as np
 import pytest
+import torch
 from helpers import run_cli, sets
 
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import Transformer, TransformerConfig
+from selfevolve.recipes.dpo import preference_pairs
 from selfevolve.recipes.star import exploration_metrics
+from selfevolve.train.dpo import answer_logprobs, dpo_loss
+from selfevolve.train.sft import Examples
 
 
 def test_bstar_metrics_match_hand_computed_values():
@@ -22,6 +29,33 @@ def test_bstar_metrics_match_hand_computed_values():
     assert m["balance"] == pytest.approx((0.5 * 2 / 3 + 0 + 1.0 * 4 / 4) / 3)
 
 
+def test_dpo_loss_matches_hand_computed_value():
+    # margin = beta * ((pi_c - ref_c) - (pi_r - ref_r)) = 0.5 * ((-1 + 2) - (-3 + 2)) = 1
+    loss = dpo_loss(torch.tensor([-1.0]), torch.tensor([-3.0]), torch.tensor([-2.0]), torch.tensor([-2.0]), 0.5)
+    assert loss.item() == pytest.approx(math.log(1 + math.exp(-1)))
+    # equal margins: log 2, whatever beta
+    assert dpo_loss(*(torch.tensor([-4.0]),) * 4, beta=3.0).item() == pytest.approx(math.log(2))
+
+
+def test_answer_logprobs_sum_only_the_answer_tokens():
+    tok = CharTokenizer()
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_embd=16, n_head=2, pos_encoding="rope"))
+    ex = Examples.encode(tok, ["3,4>7:", "5>5:"], ["3+4", "5"])
+    inputs, labels = ex.batch(torch.arange(2))
+    got, count = answer_logprobs(model, inputs, labels)
+    logp = model(inputs).log_softmax(-1)
+    seq = ex.ids[0, : int(ex.lens[0])]
+    want = sum(logp[0, t - 1, seq[t]].item() for t in range(6, int(ex.lens[0])))  # "3+4" and the stop token
+    assert count.tolist() == [4, 2] and got[0].item() == pytest.approx(want, rel=1e-5)
+
+
+def test_preference_pairs_take_first_correct_and_first_finished_incorrect():
+    samples = {"prompt": ["a", "a", "a", "b", "b", "c"], "answer": ["<no stop>", "x", "y", "p", "q", "r"],
+               "correct": [False, False, True, True, True, False]}
+    assert preference_pairs(samples) == (["a"], ["y"], ["x"])
+
+
 # a tiny countdown setting, about 50 s on 2 cores: round 0 solves about a quarter of the held-out
 # problems greedily, and one iteration on its own correct answers adds about 5 points
 TINY = ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400", "iterations=1",
@@ -30,7 +64,8 @@ TINY = ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400", "i
 
 
 @pytest.mark.parametrize("recipe,extra", [("star", []), ("star", ["restart=true"]),
-                                          ("bstar", ["temperature_grid=0.8,1.2", "probe_problems=100"])])
+                                          ("bstar", ["temperature_grid=0.8,1.2", "probe_problems=100"]),
+                                          ("dpo", [])])
 def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra):
     out = tmp_path / "run"
     proc = run_cli("run", recipe, "--out", str(out), *sets(TINY + extra))
@@ -38,7 +73,7 @@ def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra):
     s = json.loads((out / "summary.json").read_text())
     assert s["final_pass1"] >= s["round0_pass1"] + 0.03, s["rounds"]
     last = s["rounds"][-1]
-    assert last["kept"] > 0 and 0 < last["pass_at_k"] <= 1 and last["temperature"] > 0
+    assert last["kept"] > 0 and 0 < last["pass_at_k"] <= 1 and last["temperature"] > 0 and last["loss"] == last["loss"]
     if recipe == "bstar":
         assert set(last["probe"]) == {"0.8", "1.2"} and last["temperature"] in (0.8, 1.2)
     assert (out / "plots" / "accuracy.png").exists() and (out / "plots" / "exploration.png").exists()

@@ -8,7 +8,7 @@ from selfevolve.tasks.arithmetic import random_numbers
 
 
 def test_unknown_task_lists_valid_ones():
-    with pytest.raises(ValueError, match="valid tasks: addition, multiplication"):
+    with pytest.raises(ValueError, match="valid tasks: addition, countdown, multiplication"):
         get_task("subtraction")
 
 

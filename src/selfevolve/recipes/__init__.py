@@ -13,7 +13,7 @@ from types import ModuleType
 from selfevolve.errors import ConfigError
 
 # imported on first use: a command pays only for the recipe it runs (gp needs no torch, say)
-RECIPES: dict[str, str] = {"bstar": "bstar", "deep-ga": "deep_ga", "gp": "gp", "length-gen": "length_gen",
+RECIPES: dict[str, str] = {"bstar": "bstar", "deep-ga": "deep_ga", "dpo": "dpo", "gp": "gp", "length-gen": "length_gen",
                            "star": "star"}
 
 

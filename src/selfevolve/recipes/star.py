@@ -143,8 +143,27 @@ def fixed_temperature(model, tok, task, cfg, problems, gen, progress) -> tuple[f
     return cfg.temperature, {}
 
 
-def run(cfg: Config, store: RunStore, progress: Progress, pick_temperature=fixed_temperature) -> dict:
-    """Run (or resume) the loop; `pick_temperature` chooses each iteration's sampling temperature."""
+def learn_sft(model, optimizer, cfg: Config, labelled: Examples, kept: list[Examples], base, samples, gen,
+              progress, r: int):
+    """STaR's learning step: fine-tune on the kept answers (all so far, or with restart only this
+    iteration's, from the round-0 weights). Returns the optimizer in use and the last loss."""
+    if cfg.restart:
+        model.load_state_dict(base.state_dict())
+        optimizer = make_optimizer(model, cfg.sft())
+    pool = [k for k in (kept[-1:] if cfg.restart else kept) if len(k)]
+    if not pool:
+        progress.log(f"[yellow]round {r}: no correct answer to learn from")
+        return optimizer, float("nan")
+    loss = train_on_pools(model, optimizer, cfg.sft(), [labelled, Examples.concat(pool)],
+                          [cfg.labelled_fraction, 1 - cfg.labelled_fraction], cfg.iteration_steps, gen,
+                          progress, f"round {r}: fine-tune on {len(kept[-1])} kept answers")
+    return optimizer, loss
+
+
+def run(cfg: Config, store: RunStore, progress: Progress, pick_temperature=fixed_temperature,
+        learn=learn_sft) -> dict:
+    """Run (or resume) the loop; `pick_temperature` chooses each iteration's sampling temperature and
+    `learn` turns its verified samples into a model update."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tok, task = CharTokenizer(), get_task(cfg.task)
@@ -186,17 +205,8 @@ def run(cfg: Config, store: RunStore, progress: Progress, pick_temperature=fixed
             samples = sample_table(problems, texts, correct)
             store.write_samples(r, samples)
             kept.append(kept_examples(tok, samples))
-            if cfg.restart:
-                model.load_state_dict(base.state_dict())
-                optimizer = make_optimizer(model, cfg.sft())
-            pools = [Examples.concat(kept[-1:] if cfg.restart else kept)]
-            if len(pools[0]):
-                loss = train_on_pools(model, optimizer, cfg.sft(), [labelled, pools[0]],
-                                      [cfg.labelled_fraction, 1 - cfg.labelled_fraction], cfg.iteration_steps, gen,
-                                      progress, f"round {r}: fine-tune on {len(kept[-1])} kept answers")
-            else:
-                loss = float("nan")
-            record.update(kept=len(kept[-1]), temperature=temperature, probe=probe,
+            optimizer, loss = learn(model, optimizer, cfg, labelled, kept, base, samples, gen, progress, r)
+            record.update(kept=int(sum(samples["kept"])), temperature=temperature, probe=probe,
                           **exploration_metrics(correct, texts, cfg.balance_target))
         with progress.task(f"round {r}: evaluate", total=None):
             record.update(evaluate(model, tok, task, cfg, torch.Generator().manual_seed(cfg.seed + 77)))

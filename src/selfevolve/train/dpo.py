@@ -1,0 +1,53 @@
+"""Direct preference optimisation with an NLL term on the chosen answer (iterative RPO style).
+
+Rafailov et al. (2023), "Direct Preference Optimization", arXiv:2305.18290; Pang et al.
+(2024), "Iterative Reasoning Preference Optimization", arXiv:2404.19733:
+
+    loss = -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))) + nll_weight * NLL(chosen) / |chosen|
+
+where pi_* and ref_* are summed log-probabilities of the answer tokens under the policy and the
+frozen reference model.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from selfevolve.train.sft import IGNORE, Examples, SFTConfig
+
+
+def answer_logprobs(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
+                                                                                                  torch.Tensor]:
+    """Summed log-probability of each row's answer tokens, and how many there are. (B, T) -> (B,), (B,)."""
+    logp = model(inputs).float().log_softmax(-1)
+    mask = labels != IGNORE
+    token = logp.gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
+    return (token * mask).sum(-1), mask.sum(-1)
+
+
+def dpo_loss(pi_chosen: torch.Tensor, pi_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+             ref_rejected: torch.Tensor, beta: float) -> torch.Tensor:
+    """Per-pair DPO loss from summed answer log-probabilities. All (B,) -> (B,)."""
+    return -F.logsigmoid(beta * ((pi_chosen - ref_chosen) - (pi_rejected - ref_rejected)))
+
+
+def dpo_step(model, reference, optimizer, chosen: Examples, rejected: Examples, index: torch.Tensor, lr: float,
+             cfg: SFTConfig, beta: float, nll_weight: float) -> float:
+    """One AdamW step on the pairs in `index`; returns the mean loss."""
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    (ci, cl), (ri, rl) = chosen.batch(index), rejected.batch(index)
+    with torch.no_grad():
+        ref_c, _ = answer_logprobs(reference, ci, cl)
+        ref_r, _ = answer_logprobs(reference, ri, rl)
+    pi_c, n_c = answer_logprobs(model, ci, cl)
+    pi_r, _ = answer_logprobs(model, ri, rl)
+    loss = (dpo_loss(pi_c, pi_r, ref_c, ref_r, beta) - nll_weight * pi_c / n_c.clamp(min=1)).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss.item()
