@@ -12,6 +12,7 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.recipes.dpo import preference_pairs
 from selfevolve.recipes.star import exploration_metrics
+from selfevolve.recipes.upo import mc_dropout, pair_uncertainty
 from selfevolve.train.dpo import answer_logprobs, dpo_loss
 from selfevolve.train.sft import Examples
 
@@ -54,6 +55,24 @@ def test_preference_pairs_take_first_correct_and_first_finished_incorrect():
     samples = {"prompt": ["a", "a", "a", "b", "b", "c"], "answer": ["<no stop>", "x", "y", "p", "q", "r"],
                "correct": [False, False, True, True, True, False]}
     assert preference_pairs(samples) == (["a"], ["y"], ["x"])
+
+
+def test_mc_dropout_perturbs_only_inside_and_uncertainty_is_a_spread():
+    tok = CharTokenizer()
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(tok.vocab_size, n_layer=2, n_embd=32, n_head=2, pos_encoding="rope")).eval()
+    good = Examples.encode(tok, ["3,4>7:", "5,2>3:", "9>9:"], ["3+4", "5-2", "9"])
+    bad = Examples.encode(tok, ["3,4>7:", "5,2>3:", "9>9:"], ["3*4", "5+2", "9+9"])
+    x = good.ids[:, :6]
+    with torch.no_grad():
+        plain = model(x)
+        with mc_dropout(model, 0.5):
+            noisy = model(x)
+        assert not torch.allclose(plain, noisy)
+        assert torch.equal(model(x), plain)  # hooks removed on exit
+    spread = pair_uncertainty(model, good, bad, passes=6, p=0.3, seed=1)
+    assert spread.shape == (3,) and (spread > 0).all() and (spread < 0.5).all()
+    assert np.array_equal(spread, pair_uncertainty(model, good, bad, passes=6, p=0.3, seed=1))  # seeded
 
 
 # a tiny countdown setting, about 50 s on 2 cores: round 0 solves about a quarter of the held-out

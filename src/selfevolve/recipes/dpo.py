@@ -54,23 +54,34 @@ def preference_pairs(samples: dict[str, list]) -> tuple[list[str], list[str], li
     return prompts, [first_good[p] for p in prompts], [first_bad[p] for p in prompts]
 
 
-def learn_dpo(model, optimizer, cfg: Config, labelled, kept, base, samples, gen, progress, r: int):
+def train_dpo(model, optimizer, cfg: Config, good: Examples, bad: Examples, gen, progress, title: str) -> float:
+    """`iteration_steps` DPO + NLL steps on the pairs (good[i], bad[i]) against a frozen copy of the model."""
+    reference = copy.deepcopy(model).eval()
+    sft = SFTConfig(learning_rate=cfg.dpo_learning_rate, batch_size=cfg.batch_size, warmup_steps=cfg.warmup_steps)
+    loss = float("nan")
+    with progress.task(title, total=cfg.iteration_steps) as advance:
+        for step in range(cfg.iteration_steps):
+            index = torch.randint(len(good), (min(cfg.batch_size, len(good)),), generator=gen)
+            loss = dpo_step(model, reference, optimizer, good, bad, index, lr_at(step, cfg.iteration_steps, sft), sft,
+                            cfg.beta, cfg.nll_weight)
+            advance(loss=loss)
+    return loss
+
+
+def learn_from_pairs(model, optimizer, cfg: Config, samples, gen, progress, r: int, select=None):
+    """DPO on this iteration's pairs; `select(good, bad) -> (good, bad, description)` may drop some."""
     prompts, chosen, rejected = preference_pairs(samples)
     if not prompts:
         progress.log(f"[yellow]round {r}: no (correct, incorrect) pair to learn from")
         return optimizer, float("nan")
     tok = CharTokenizer()
     good, bad = Examples.encode(tok, prompts, chosen), Examples.encode(tok, prompts, rejected)
-    reference = copy.deepcopy(model).eval()
-    sft = SFTConfig(learning_rate=cfg.dpo_learning_rate, batch_size=cfg.batch_size, warmup_steps=cfg.warmup_steps)
-    loss = float("nan")
-    with progress.task(f"round {r}: DPO on {len(prompts)} pairs", total=cfg.iteration_steps) as advance:
-        for step in range(cfg.iteration_steps):
-            index = torch.randint(len(prompts), (min(cfg.batch_size, len(prompts)),), generator=gen)
-            loss = dpo_step(model, reference, optimizer, good, bad, index, lr_at(step, cfg.iteration_steps, sft), sft,
-                            cfg.beta, cfg.nll_weight)
-            advance(loss=loss)
-    return optimizer, loss
+    good, bad, what = select(good, bad) if select else (good, bad, f"{len(prompts)} pairs")
+    return optimizer, train_dpo(model, optimizer, cfg, good, bad, gen, progress, f"round {r}: DPO on {what}")
+
+
+def learn_dpo(model, optimizer, cfg: Config, labelled, kept, base, samples, gen, progress, r: int):
+    return learn_from_pairs(model, optimizer, cfg, samples, gen, progress, r)
 
 
 def run(cfg: Config, store, progress) -> dict:
