@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from selfevolve.train.sft import IGNORE, Examples, SFTConfig
+from selfevolve.train.sft import IGNORE, Examples, SFTConfig, apply_loss
 
 
 def answer_logprobs(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
@@ -36,8 +36,6 @@ def dpo_step(model, reference, optimizer, chosen: Examples, rejected: Examples, 
              cfg: SFTConfig, beta: float, nll_weight: float) -> float:
     """One AdamW step on the pairs in `index`; returns the mean loss."""
     model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = lr
     (ci, cl), (ri, rl) = chosen.batch(index), rejected.batch(index)
     with torch.no_grad():
         ref_c, _ = answer_logprobs(reference, ci, cl)
@@ -45,9 +43,4 @@ def dpo_step(model, reference, optimizer, chosen: Examples, rejected: Examples, 
     pi_c, n_c = answer_logprobs(model, ci, cl)
     pi_r, _ = answer_logprobs(model, ri, rl)
     loss = (dpo_loss(pi_c, pi_r, ref_c, ref_r, beta) - nll_weight * pi_c / n_c.clamp(min=1)).mean()
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    optimizer.step()
-    return loss.item()
+    return apply_loss(model, optimizer, loss, lr, cfg)

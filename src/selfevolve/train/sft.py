@@ -105,10 +105,16 @@ def sft_step(
 ) -> float:
     """One AdamW step on a batch; returns the mean loss over answer tokens."""
     model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = lr
     logits = model(inputs, digit_offset=digit_offset)
     loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+    return apply_loss(model, optimizer, loss, lr, cfg)
+
+
+def apply_loss(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: float,
+               cfg: SFTConfig) -> float:
+    """Backward, clip, and one optimizer step at learning rate `lr`; returns the loss value."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
