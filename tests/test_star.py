@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli, sets
+from helpers import assert_clean_error, run_cli, sets
 
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
@@ -96,3 +96,20 @@ def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra):
     if recipe == "bstar":
         assert set(last["probe"]) == {"0.8", "1.2"} and last["temperature"] in (0.8, 1.2)
     assert (out / "plots" / "accuracy.png").exists() and (out / "plots" / "exploration.png").exists()
+
+
+def test_compare_puts_runs_side_by_side_and_refuses_other_recipes(tmp_path):
+    quick = ["difficulty=3", "num_labelled=200", "n_embd=32", "n_layer=1", "round0_steps=20", "iterations=1",
+             "problems_per_iteration=50", "samples_per_problem=2", "iteration_steps=10", "eval_problems=20",
+             "threads=2"]
+    for recipe in ("star", "dpo"):
+        proc = run_cli("run", recipe, "--out", str(tmp_path / recipe), *sets(quick))
+        assert proc.returncode == 0, proc.stderr
+    plot = tmp_path / "curves.png"
+    proc = run_cli("compare", str(tmp_path / "star"), str(tmp_path / "dpo"), "--plot", str(plot))
+    assert proc.returncode == 0, proc.stderr
+    assert "star" in proc.stdout and "dpo" in proc.stdout and "sequences trained" in proc.stdout
+    assert plot.stat().st_size > 1000
+    proc = run_cli("run", "gp", "--out", str(tmp_path / "gp"), *sets(["generations=2", "pop_size=20"]))
+    assert proc.returncode == 0, proc.stderr
+    assert_clean_error(run_cli("compare", str(tmp_path / "gp")), "compare reads STaR-family runs")

@@ -131,6 +131,41 @@ def export(
     console.print(f"exported to {export_hf(load_checkpoint(last), hf, overwrite=overwrite)}")
 
 
+@app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Finished STaR-family runs (star, bstar, dpo, upo).")],
+    plot: Annotated[Path, typer.Option("--plot", help="Where to write the learning-curve plot.")] = Path(
+        "compare.png"),
+) -> None:
+    """Side by side: held-out pass@1 (round 0, final, best), samples drawn, sequences trained, wall time."""
+    from selfevolve.report import plot_lines
+    from selfevolve.store import read_json
+
+    rows = []
+    for run_dir in run_dirs:
+        store = RunStore.open(run_dir)
+        if not (store.path / "summary.json").exists():
+            raise SelfEvolveError(f"{run_dir} has not finished (no summary.json)")
+        summary = read_json(store.path / "summary.json", "run summary")
+        if "final_pass1" not in summary:
+            raise SelfEvolveError(f"compare reads STaR-family runs (star, bstar, dpo, upo); {run_dir} is "
+                                  f"a {store.recipe} run")
+        rows.append((run_dir, summary, store.config_values()))
+    table = Table(title="Held-out pass@1")
+    for name in ("run", "recipe", "round 0", "final", "best", "samples drawn", "sequences trained", "seconds"):
+        table.add_column(name, justify="left" if name in ("run", "recipe") else "right")
+    for run_dir, s, c in rows:
+        trained = (c["round0_steps"] + c["iterations"] * c["iteration_steps"]) * c["batch_size"]
+        table.add_row(str(run_dir), s["recipe"], f"{s['round0_pass1']:.3f}", f"{s['final_pass1']:.3f}",
+                      f"{s['best_pass1']:.3f}", str(s["samples_drawn"]), str(trained), f"{s['wall_seconds']:.0f}")
+    console.print(table)
+    longest = max(len(s["rounds"]) for _, s, _ in rows)
+    curves = {f"{d.name} ({s['recipe']})": [r["pass1"] for r in s["rounds"]] + [None] * (longest - len(s["rounds"]))
+              for d, s, _ in rows}
+    out = plot_lines(list(range(longest)), curves, "Held-out pass@1 per iteration", "iteration", "pass@1", plot)
+    console.print(f"plot: {out}")
+
+
 @app.command("list")
 def list_() -> None:
     """List recipes (with their config keys and defaults) and tasks."""
