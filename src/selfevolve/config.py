@@ -69,6 +69,13 @@ def build_config(cls: type[C], values: dict[str, Any]) -> C:
         raise ConfigError(str(err)) from None
 
 
+def check_min(cfg: Any, minimum: int, *names: str) -> None:
+    """Raise ValueError naming the first of `names` whose value is below `minimum` (for __post_init__)."""
+    for name in names:
+        if getattr(cfg, name) < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {getattr(cfg, name)}")
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
@@ -113,4 +120,5 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-__all__ = ["build_config", "config_to_dict", "config_to_toml", "field_docs", "load_config", "parse_overrides"]
+__all__ = ["build_config", "check_min", "config_to_dict", "config_to_toml", "field_docs", "load_config",
+           "parse_overrides"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from selfevolve.config import check_min
 from selfevolve.errors import ConfigError
 from selfevolve.evolve.ga import DeepGA, GAConfig, GAState
 from selfevolve.evolve.rollout import episode_returns, mean_return, policy_spec
@@ -70,9 +71,7 @@ class Config:
     """Torch CPU threads for the batched policy forward."""
 
     def __post_init__(self) -> None:
-        for name in ("pop_size", "episodes", "max_generations", "check_episodes", "eval_episodes", "chunk_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_min(self, 1, "pop_size", "episodes", "max_generations", "check_episodes", "eval_episodes", "chunk_size")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden must be positive widths, got {self.hidden}")
         if self.backend not in ("serial", "ray"):

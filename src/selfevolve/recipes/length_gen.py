@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from selfevolve.config import check_min
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import POS_ENCODINGS, Transformer, TransformerConfig
 from selfevolve.progress import Progress
@@ -113,18 +114,14 @@ class Config:
         bad = [f for f in self.filters if f not in FILTERS]
         if bad:
             raise ValueError(f"filters: unknown filter {bad[0]!r}; valid: {', '.join(FILTERS)}")
-        for name in ("labelled_max_digits", "digits_per_round", "num_labelled", "n_layer", "n_head", "n_embd",
-                     "batch_size", "num_unlabelled", "max_rounds", "split_checks", "num_offsets", "num_votes",
-                     "eval_problems"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_min(self, 1, "labelled_max_digits", "digits_per_round", "num_labelled", "n_layer", "n_head", "n_embd",
+                  "batch_size", "num_unlabelled", "max_rounds", "split_checks", "num_offsets", "num_votes",
+                  "eval_problems")
         if self.target_digits < self.labelled_max_digits:
             raise ValueError(f"target_digits ({self.target_digits}) must be >= labelled_max_digits "
                              f"({self.labelled_max_digits})")
-        for name in ("round0_steps", "round_steps", "warmup_steps", "max_digit_offset", "eval_extra_digits",
-                     "threads"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_min(self, 0, "round0_steps", "round_steps", "warmup_steps", "max_digit_offset", "eval_extra_digits",
+                  "threads")
         for name in ("self_data_fraction", "agreement_threshold", "min_confidence", "advance_at"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")

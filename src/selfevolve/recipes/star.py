@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from selfevolve.config import check_min
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
@@ -83,13 +84,9 @@ class Config:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task: unknown task {self.task!r}; valid: {', '.join(sorted(TASKS))}")
-        for name in ("difficulty", "num_labelled", "problems_per_iteration", "samples_per_problem", "balance_target",
-                     "n_layer", "n_head", "n_embd", "batch_size", "eval_problems"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("iterations", "round0_steps", "iteration_steps", "warmup_steps", "threads"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_min(self, 1, "difficulty", "num_labelled", "problems_per_iteration", "samples_per_problem",
+                  "balance_target", "n_layer", "n_head", "n_embd", "batch_size", "eval_problems")
+        check_min(self, 0, "iterations", "round0_steps", "iteration_steps", "warmup_steps", "threads")
         if self.temperature <= 0 or self.learning_rate <= 0:
             raise ValueError("temperature and learning_rate must be > 0")
         if not 0 <= self.labelled_fraction <= 1:
