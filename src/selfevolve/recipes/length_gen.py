@@ -215,12 +215,6 @@ def self_label(model: Transformer, tok: CharTokenizer, task: ArithmeticTask, cfg
     }
 
 
-def kept_examples(tok: CharTokenizer, samples: dict[str, list]) -> Examples:
-    """The self-labelled rows that passed the filters, as training examples."""
-    rows = [i for i, k in enumerate(samples["kept"]) if k]
-    return Examples.encode(tok, [samples["prompt"][i] for i in rows], [samples["answer"][i] for i in rows])
-
-
 def next_digits(cfg: Config, records: list[dict]) -> int | None:
     """Length of the next round's unlabelled problems, or None when the target is mastered.
 
@@ -268,7 +262,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         optimizer.load_state_dict(ckpt["optimizer"])
         first = ckpt["state"]["round"] + 1
         for r in range(1, first):
-            self_data.append(kept_examples(tok, store.read_samples(r).to_pydict()))
+            self_data.append(Examples.kept(tok, store.read_samples(r).to_pydict()))
         store.event("resumed", f"from round {first - 1}")
         progress.log(f"resuming after round {first - 1}")
     records = [rec for rec in store.rounds() if rec["round"] < first]
@@ -292,7 +286,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             kept = sum(samples["kept"])
             wrong = sum(k and not c for k, c in zip(samples["kept"], samples["correct"], strict=True))
             error = wrong / kept if kept else None
-            self_data.append(kept_examples(tok, samples))
+            self_data.append(Examples.kept(tok, samples))
             # ---- LEARN from labels and self-labels
             pools = [p for p in self_data if len(p)]
             if pools:

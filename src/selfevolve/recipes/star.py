@@ -180,7 +180,7 @@ def run(cfg: Config, store: RunStore, progress: Progress, pick_temperature=fixed
         first = done[-1] + 1
         if cfg.restart:
             base = model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0)))
-        kept = [kept_examples(tok, store.read_samples(r).to_pydict()) for r in range(1, first)]
+        kept = [Examples.kept(tok, store.read_samples(r).to_pydict()) for r in range(1, first)]
         store.event("resumed", f"from round {first - 1}")
     records = [r for r in store.rounds() if r["round"] < first]
 
@@ -201,7 +201,7 @@ def run(cfg: Config, store: RunStore, progress: Progress, pick_temperature=fixed
                                                    temperature, gen)
             samples = sample_table(problems, texts, correct)
             store.write_samples(r, samples)
-            kept.append(kept_examples(tok, samples))
+            kept.append(Examples.kept(tok, samples))
             optimizer, loss = learn(model, optimizer, cfg, labelled, kept, base, samples, gen, progress, r)
             record.update(kept=int(sum(samples["kept"])), temperature=temperature, probe=probe,
                           **exploration_metrics(correct, texts, cfg.balance_target))
@@ -235,11 +235,6 @@ def sample_table(problems: list[Problem], texts: list[list[str]], correct: np.nd
             cols["kept"].append(bool(c) and t not in seen)
             seen.add(t)
     return cols
-
-
-def kept_examples(tok: CharTokenizer, samples: dict[str, list]) -> Examples:
-    rows = [i for i, k in enumerate(samples["kept"]) if k]
-    return Examples.encode(tok, [samples["prompt"][i] for i in rows], [samples["answer"][i] for i in rows])
 
 
 def headline(summary: dict) -> str:

@@ -70,6 +70,12 @@ class Examples:
         ids = torch.cat([F.pad(p.ids, (0, width - p.ids.shape[1])) for p in parts])
         return Examples(ids, torch.cat([p.prompt_lens for p in parts]), torch.cat([p.lens for p in parts]))
 
+    @classmethod
+    def kept(cls, tok: CharTokenizer, samples: dict[str, list]) -> Examples:
+        """The rows of a sample table (columns prompt, answer, kept) marked kept, as training examples."""
+        rows = [i for i, k in enumerate(samples["kept"]) if k]
+        return cls.encode(tok, [samples["prompt"][i] for i in rows], [samples["answer"][i] for i in rows])
+
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, labels), each (B, T-1), cut to the longest sequence drawn."""
         T = int(self.lens[index].max())
