@@ -51,10 +51,23 @@ def test_answer_logprobs_sum_only_the_answer_tokens():
     assert count.tolist() == [4, 2] and got[0].item() == pytest.approx(want, rel=1e-5)
 
 
-def test_preference_pairs_take_first_correct_and_first_finished_incorrect():
-    samples = {"prompt": ["a", "a", "a", "b", "b", "c"], "answer": ["<no stop>", "x", "y", "p", "q", "r"],
-               "correct": [False, False, True, True, True, False]}
-    assert preference_pairs(samples) == (["a"], ["y"], ["x"])
+def test_bstar_metrics_with_an_imperfect_judge_match_hand_computed_values():
+    texts = [["1+2", "2+1", "3", "4"], ["5", "6", "7", "8"]]
+    correct = np.array([[1, 1, 0, 0], [0, 1, 0, 0]], dtype=bool)
+    reward = np.array([[0.9, 0.2, 0.8, 0.1], [0.6, 0.3, 0.1, 0.7]])
+    m = exploration_metrics(correct, texts, balance_target=2, reward=reward, threshold=0.5)
+    # selected: "1+2" (correct), "3" (wrong); "5" (wrong), "8" (wrong)
+    assert m["pass_at_k"] == 1.0 and m["diversity"] == pytest.approx(1.5)
+    assert m["reward_at_k"] == pytest.approx(0.5)  # top reward: "1+2" right, "8" wrong
+    assert m["precision"] == pytest.approx(1 / 4)
+    assert m["balance"] == pytest.approx((min(1 / 2, 1) * 1 / 2 + 0) / 2)
+
+
+def test_preference_pairs_take_the_best_selected_and_worst_rejected_finished_answer():
+    samples = {"prompt": ["a", "a", "a", "a", "b", "b", "c"], "answer": ["<no stop>", "x", "y", "z", "p", "q", "r"],
+               "reward": [0.0, 0.4, 0.9, 0.2, 1.0, 1.0, 0.0], "selected": [False, False, True, False, True, True,
+                                                                             False]}
+    assert preference_pairs(samples) == (["a"], ["y"], ["z"])
 
 
 def test_mc_dropout_perturbs_only_inside_and_uncertainty_is_a_spread():
@@ -91,6 +104,7 @@ def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra):
     assert proc.returncode == 0, proc.stderr
     s = json.loads((out / "summary.json").read_text())
     assert s["final_pass1"] >= s["round0_pass1"] + 0.03, s["rounds"]
+    assert s["samples_drawn"] == 1200 * 4 and s["tokens_trained"] > 0
     last = s["rounds"][-1]
     assert last["kept"] > 0 and 0 < last["pass_at_k"] <= 1 and last["temperature"] > 0 and last["loss"] == last["loss"]
     if recipe == "bstar":
@@ -98,18 +112,66 @@ def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra):
     assert (out / "plots" / "accuracy.png").exists() and (out / "plots" / "exploration.png").exists()
 
 
+def test_orm_judge_selects_better_than_chance_and_self_training_on_it_learns(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("run", "star", "--out", str(out), *sets(TINY + ["judge=orm", "orm_samples=4", "orm_steps=300"]))
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads((out / "summary.json").read_text())
+    last = s["rounds"][-1]
+    # the reward model, trained on verified answers to the seed problems only, keeps answers to new
+    # problems that are far more often right than a random sample of them
+    assert last["precision"] >= last["sample_accuracy"] + 0.2, last
+    assert s["final_pass1"] >= s["round0_pass1"] + 0.02, s["rounds"]
+
+
+QUICK = ["difficulty=3", "num_labelled=200", "n_embd=32", "n_layer=1", "round0_steps=20", "iterations=1",
+         "problems_per_iteration=50", "samples_per_problem=2", "iteration_steps=10", "eval_problems=20", "threads=2"]
+
+
 def test_compare_puts_runs_side_by_side_and_refuses_other_recipes(tmp_path):
-    quick = ["difficulty=3", "num_labelled=200", "n_embd=32", "n_layer=1", "round0_steps=20", "iterations=1",
-             "problems_per_iteration=50", "samples_per_problem=2", "iteration_steps=10", "eval_problems=20",
-             "threads=2"]
-    for recipe in ("star", "dpo"):
-        proc = run_cli("run", recipe, "--out", str(tmp_path / recipe), *sets(quick))
-        assert proc.returncode == 0, proc.stderr
+    proc = run_cli("run", "star", "--out", str(tmp_path / "star"), *sets(QUICK))
+    assert proc.returncode == 0, proc.stderr
+    # dpo starts from star's round-0 model: the same round-0 score, nothing trained in round 0
+    proc = run_cli("run", "dpo", "--out", str(tmp_path / "dpo"), *sets(QUICK + [f"init_from={tmp_path / 'star'}"]))
+    assert proc.returncode == 0, proc.stderr
+    star_s, dpo_s = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("star", "dpo"))
+    assert dpo_s["round0_pass1"] == star_s["round0_pass1"] and dpo_s["rounds"][0]["tokens_trained"] == 0
     plot = tmp_path / "curves.png"
     proc = run_cli("compare", str(tmp_path / "star"), str(tmp_path / "dpo"), "--plot", str(plot))
     assert proc.returncode == 0, proc.stderr
-    assert "star" in proc.stdout and "dpo" in proc.stdout and "sequences trained" in proc.stdout
+    assert "star" in proc.stdout and "dpo" in proc.stdout and "tokens trained" in proc.stdout
+    assert str(star_s["tokens_trained"]) in proc.stdout
     assert plot.stat().st_size > 1000
     proc = run_cli("run", "gp", "--out", str(tmp_path / "gp"), *sets(["generations=2", "pop_size=20"]))
     assert proc.returncode == 0, proc.stderr
     assert_clean_error(run_cli("compare", str(tmp_path / "gp")), "compare reads STaR-family runs")
+
+
+def test_eval_file_scores_a_users_problems_and_bad_files_fail_cleanly(tmp_path):
+    good = tmp_path / "mine.jsonl"
+    good.write_text('{"numbers": [3, 7, 2], "target": 10}\n\n{"numbers": [4, 5], "target": 20}\n'
+                    '{"numbers": [9, 1, 1], "target": 9}\n')
+    run_dir = tmp_path / "run"
+    proc = run_cli("run", "star", "--out", str(run_dir), *sets(QUICK + [f"eval_file={good}"]))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["rounds"][0]["pass1"] in (0, 1 / 3, 2 / 3, 1)
+    proc = run_cli("eval", str(run_dir), "--file", str(good))
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (run_dir / "eval" / "mine.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == ["3,7,2>10:", "4,5>20:", "9,1,1>9:"]
+    assert all(isinstance(r["correct"], bool) and 0 <= r["correct_of_k"] <= 2 for r in rows)
+    assert "pass@1" in proc.stdout
+
+    cases = {'{"numbers": [3, 7], "target": 10}\n{"numbers": [3, "x"], "target": 1}\n': "line 2",
+             '{"numbers": [3, 7], "target": 10}\n\n{"numbers": [3, 7]\n': "line 3: not valid JSON",
+             '[1, 2]\n': "line 1: expected a JSON object",
+             '{"numbers": [3, 7], "target": -1}\n': "'target' must be a whole number",
+             "": "holds no problems"}
+    for text, fragment in cases.items():
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(text)
+        assert_clean_error(run_cli("eval", str(run_dir), "--file", str(bad)), fragment)
+        fresh = tmp_path / "never"
+        assert_clean_error(run_cli("run", "star", "--out", str(fresh), *sets(QUICK + [f"eval_file={bad}"])), fragment)
+        assert not fresh.exists()
+    assert_clean_error(run_cli("eval", str(run_dir), "--file", str(tmp_path / "missing.jsonl")), "does not exist")

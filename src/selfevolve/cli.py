@@ -75,26 +75,33 @@ def eval_(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     max_digits: Annotated[int | None, typer.Option(help="Evaluate 1..N digits (default: the run's range).")] = None,
     problems: Annotated[int | None, typer.Option(help="Held-out problems per length.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="JSONL problems in the task's fields (STaR-family "
+                                              "runs): prints accuracy and writes a verdict per problem.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where --file writes its verdicts (default "
+                                             "DIR/eval/<file name>.jsonl).")] = None,
 ) -> None:
-    """Evaluate a run's latest checkpoint on held-out problems."""
+    """Evaluate a run's latest checkpoint on held-out problems, or on your own (--file)."""
     from selfevolve.models.tokenizer import CharTokenizer
     from selfevolve.recipes.length_gen import evaluate
     from selfevolve.store import load_checkpoint, model_from_checkpoint
     from selfevolve.tasks import get_task
 
     store = RunStore.open(run_dir)
+    last = store.last_checkpoint()
+    if last is None:
+        raise SelfEvolveError(f"{run_dir} has no finished round to evaluate yet")
+    if file is not None:
+        _eval_file(store, file, out or store.path / "eval" / f"{file.stem}.jsonl")
+        return
     if store.recipe != "length-gen":
-        raise SelfEvolveError(f"eval scores length-gen runs; {run_dir} is a {store.recipe} run (its summary.json "
-                              "and report hold its evaluation)")
+        raise SelfEvolveError(f"eval without --file scores length-gen runs; {run_dir} is a {store.recipe} run (its "
+                              "summary.json and report hold its evaluation; pass --file to score your problems)")
     values = store.config_values()
     if max_digits is not None and max_digits < 1:
         raise SelfEvolveError(f"--max-digits must be >= 1, got {max_digits}")
     if problems is not None:
         values["eval_problems"] = problems
     cfg = build_config(get_recipe(store.recipe).Config, values)
-    last = store.last_checkpoint()
-    if last is None:
-        raise SelfEvolveError(f"{run_dir} has no finished round to evaluate yet")
     model = model_from_checkpoint(load_checkpoint(last))
     acc = evaluate(model, CharTokenizer(), get_task(cfg.task), cfg, max_digits)
     table = Table(title=f"{last.name}: held-out exact match")
@@ -102,6 +109,33 @@ def eval_(
         table.add_column(d, justify="right")
     table.add_row(*[f"{a:.2f}" for a in acc.values()])
     console.print(table)
+
+
+def _eval_file(store: RunStore, file: Path, out: Path) -> None:
+    import json
+
+    from selfevolve.store import atomic_write
+    from selfevolve.tasks import get_task, read_problems
+
+    recipe = get_recipe(store.recipe)
+    if not hasattr(recipe, "evaluate_file"):
+        raise SelfEvolveError(f"eval --file reads STaR-family runs (star, bstar, dpo, upo); {store.path} is a "
+                              f"{store.recipe} run")
+    cfg = build_config(recipe.Config, store.config_values())
+    try:
+        problems = read_problems(file, get_task(cfg.task))
+    except ValueError as err:
+        raise SelfEvolveError(str(err)) from None
+    result = recipe.evaluate_file(store, cfg, problems)
+    verdicts = result["verdicts"]
+    rows = [dict(zip(verdicts, values, strict=True)) for values in zip(*verdicts.values(), strict=True)]
+    atomic_write(out, "".join(json.dumps(row) + "\n" for row in rows))
+    table = Table(title=f"{store.last_checkpoint().name} on {file}")
+    for name in ("problems", "pass@1 (greedy)", f"pass@{cfg.samples_per_problem}"):
+        table.add_column(name, justify="right")
+    table.add_row(str(len(problems)), f"{result['pass1']:.3f}", f"{result['passk']:.3f}")
+    console.print(table)
+    console.print(f"verdicts: {out}")
 
 
 @app.command()
@@ -137,7 +171,7 @@ def compare(
     plot: Annotated[Path, typer.Option("--plot", help="Where to write the learning-curve plot.")] = Path(
         "compare.png"),
 ) -> None:
-    """Side by side: held-out pass@1 (round 0, final, best), samples drawn, sequences trained, wall time."""
+    """Side by side: held-out pass@1 (round 0, final, best), samples drawn, tokens trained, wall time."""
     from selfevolve.report import plot_lines
     from selfevolve.store import read_json
 
@@ -150,18 +184,18 @@ def compare(
         if "final_pass1" not in summary:
             raise SelfEvolveError(f"compare reads STaR-family runs (star, bstar, dpo, upo); {run_dir} is "
                                   f"a {store.recipe} run")
-        rows.append((run_dir, summary, store.config_values()))
+        rows.append((run_dir, summary))
     table = Table(title="Held-out pass@1")
-    for name in ("run", "recipe", "round 0", "final", "best", "samples drawn", "sequences trained", "seconds"):
+    for name in ("run", "recipe", "round 0", "final", "best", "samples drawn", "tokens trained", "seconds"):
         table.add_column(name, justify="left" if name in ("run", "recipe") else "right")
-    for run_dir, s, c in rows:
-        trained = (c["round0_steps"] + c["iterations"] * c["iteration_steps"]) * c["batch_size"]
+    for run_dir, s in rows:
         table.add_row(str(run_dir), s["recipe"], f"{s['round0_pass1']:.3f}", f"{s['final_pass1']:.3f}",
-                      f"{s['best_pass1']:.3f}", str(s["samples_drawn"]), str(trained), f"{s['wall_seconds']:.0f}")
+                      f"{s['best_pass1']:.3f}", str(s["samples_drawn"]), str(s["tokens_trained"]),
+                      f"{s['wall_seconds']:.0f}")
     console.print(table)
-    longest = max(len(s["rounds"]) for _, s, _ in rows)
+    longest = max(len(s["rounds"]) for _, s in rows)
     curves = {f"{d.name} ({s['recipe']})": [r["pass1"] for r in s["rounds"]] + [None] * (longest - len(s["rounds"]))
-              for d, s, _ in rows}
+              for d, s in rows}
     out = plot_lines(list(range(longest)), curves, "Held-out pass@1 per iteration", "iteration", "pass@1", plot)
     console.print(f"plot: {out}")
 

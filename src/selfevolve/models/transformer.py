@@ -233,7 +233,11 @@ class Transformer(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(
+    def forward(self, idx: torch.Tensor, **kwargs) -> torch.Tensor:
+        """Logits (B, T, vocab) for token ids (B, T); keyword arguments as for `features`."""
+        return self.lm_head(self.features(idx, **kwargs))
+
+    def features(
         self,
         idx: torch.Tensor,
         positions: torch.Tensor | None = None,
@@ -242,7 +246,7 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
         digit_offset: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits (B, T, vocab) for token ids (B, T).
+        """Final normed hidden states (B, T, n_embd) for token ids (B, T): what lm_head and reward heads read.
 
         positions: RoPE positions (B, T), default 0..T-1. digit_pos: abacus indices (B, T),
         default computed from idx and shifted by digit_offset (B,) (pass them when idx continues
@@ -268,4 +272,4 @@ class Transformer(nn.Module):
             x = block(x, rope, mask, cache)
         if cache is not None:
             cache.length += idx.shape[1]
-        return self.lm_head(self.norm(x))
+        return self.norm(x)

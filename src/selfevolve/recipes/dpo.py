@@ -2,11 +2,12 @@
 
 Pang et al. (2024), "Iterative Reasoning Preference Optimization", arXiv:2404.19733
 
-The STaR loop (recipes/star.py) with a different learning step: every problem that got both
-a correct and an incorrect answer gives a pair (its first distinct correct answer, its first
-incorrect one); the model takes `iteration_steps` AdamW steps on the DPO loss of the pairs plus
-`nll_weight` times the per-token NLL of the chosen answer, against a reference model that is a
-frozen copy of the model at the start of the iteration (refreshed every iteration).
+The STaR loop (recipes/star.py) with a different learning step: every problem with an answer
+the judge accepts and one it rejects gives a pair (with the exact verifier: its first correct
+answer and its first incorrect one; with judge=orm: the highest- and lowest-scored); the model
+takes `iteration_steps` AdamW steps on the DPO loss of the pairs plus `nll_weight` times the
+per-token NLL of the chosen answer, against a reference model that is a frozen copy of the model
+at the start of the iteration (refreshed every iteration).
 
     selfevolve run dpo --set beta=0.5 --set nll_weight=1.0
 """
@@ -20,7 +21,7 @@ import torch
 
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.recipes import star
-from selfevolve.recipes.star import headline, plots  # noqa: F401
+from selfevolve.recipes.star import evaluate_file, headline, plots  # noqa: F401
 from selfevolve.train.dpo import dpo_step
 from selfevolve.train.sft import Examples, SFTConfig, lr_at
 
@@ -42,42 +43,47 @@ class Config(star.Config):
 
 
 def preference_pairs(samples: dict[str, list]) -> tuple[list[str], list[str], list[str]]:
-    """(prompt, chosen, rejected) per problem with both a correct and an incorrect finished answer."""
-    first_good: dict[str, str] = {}
-    first_bad: dict[str, str] = {}
-    for prompt, text, ok in zip(samples["prompt"], samples["answer"], samples["correct"], strict=True):
-        if ok:
-            first_good.setdefault(prompt, text)
-        elif text != "<no stop>":
-            first_bad.setdefault(prompt, text)
-    prompts = [p for p in first_good if p in first_bad]
-    return prompts, [first_good[p] for p in prompts], [first_bad[p] for p in prompts]
+    """(prompt, chosen, rejected) per problem with a selected and a rejected finished answer: the
+    selected one the judge scores highest, and the rejected one it scores lowest (first on ties)."""
+    chosen: dict[str, tuple[float, str]] = {}
+    rejected: dict[str, tuple[float, str]] = {}
+    for prompt, text, score, ok in zip(samples["prompt"], samples["answer"], samples["reward"], samples["selected"],
+                                       strict=True):
+        if ok and (prompt not in chosen or score > chosen[prompt][0]):
+            chosen[prompt] = (score, text)
+        elif not ok and text != "<no stop>" and (prompt not in rejected or score < rejected[prompt][0]):
+            rejected[prompt] = (score, text)
+    prompts = [p for p in chosen if p in rejected]
+    return prompts, [chosen[p][1] for p in prompts], [rejected[p][1] for p in prompts]
 
 
-def train_dpo(model, optimizer, cfg: Config, good: Examples, bad: Examples, gen, progress, title: str) -> float:
-    """`iteration_steps` DPO + NLL steps on the pairs (good[i], bad[i]) against a frozen copy of the model."""
+def train_dpo(model, optimizer, cfg: Config, good: Examples, bad: Examples, gen, progress,
+              title: str) -> tuple[float, int]:
+    """`iteration_steps` DPO + NLL steps on the pairs (good[i], bad[i]) against a frozen copy of the model.
+    Returns the last loss and the tokens trained on (both answers of every pair drawn)."""
     reference = copy.deepcopy(model).eval()
     sft = SFTConfig(learning_rate=cfg.dpo_learning_rate, batch_size=cfg.batch_size, warmup_steps=cfg.warmup_steps)
-    loss = float("nan")
+    loss, tokens = float("nan"), 0
     with progress.task(title, total=cfg.iteration_steps) as advance:
         for step in range(cfg.iteration_steps):
             index = torch.randint(len(good), (min(cfg.batch_size, len(good)),), generator=gen)
             loss = dpo_step(model, reference, optimizer, good, bad, index, lr_at(step, cfg.iteration_steps, sft), sft,
                             cfg.beta, cfg.nll_weight)
+            tokens += int(good.lens[index].sum() + bad.lens[index].sum())
             advance(loss=loss)
-    return loss
+    return loss, tokens
 
 
 def learn_from_pairs(model, optimizer, cfg: Config, samples, gen, progress, r: int, select=None):
     """DPO on this iteration's pairs; `select(good, bad) -> (good, bad, description)` may drop some."""
     prompts, chosen, rejected = preference_pairs(samples)
     if not prompts:
-        progress.log(f"[yellow]round {r}: no (correct, incorrect) pair to learn from")
-        return optimizer, float("nan")
+        progress.log(f"[yellow]round {r}: no (accepted, rejected) pair to learn from")
+        return optimizer, float("nan"), 0
     tok = CharTokenizer()
     good, bad = Examples.encode(tok, prompts, chosen), Examples.encode(tok, prompts, rejected)
     good, bad, what = select(good, bad) if select else (good, bad, f"{len(prompts)} pairs")
-    return optimizer, train_dpo(model, optimizer, cfg, good, bad, gen, progress, f"round {r}: DPO on {what}")
+    return optimizer, *train_dpo(model, optimizer, cfg, good, bad, gen, progress, f"round {r}: DPO on {what}")
 
 
 def learn_dpo(model, optimizer, cfg: Config, labelled, kept, base, samples, gen, progress, r: int):

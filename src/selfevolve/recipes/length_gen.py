@@ -275,7 +275,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         rng, gen = round_rngs(cfg, r)
         if r == 0:
             # ---- LEARN from labels
-            loss = train_on_pools(model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,
+            loss, _ = train_on_pools(model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,
                                   f"round 0: train on 1-{cfg.labelled_max_digits} digits", cfg.max_digit_offset)
             digits, kept, error = cfg.labelled_max_digits, len(labelled), 0.0
         else:
@@ -290,7 +290,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             # ---- LEARN from labels and self-labels
             pools = [p for p in self_data if len(p)]
             if pools:
-                loss = train_on_pools(model, optimizer, cfg.sft(), [labelled, Examples.concat(pools)],
+                loss, _ = train_on_pools(model, optimizer, cfg.sft(), [labelled, Examples.concat(pools)],
                                       [1 - cfg.self_data_fraction, cfg.self_data_fraction], cfg.round_steps, gen,
                                       progress, f"round {r}: fine-tune ({kept} kept)", cfg.max_digit_offset)
             else:

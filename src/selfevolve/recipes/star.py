@@ -5,10 +5,11 @@ Singh et al. (2023), "Beyond Human Data: Scaling Self-Training ... (ReST-EM)", a
 
     round 0: supervised fine-tuning on a small labelled seed set
     iteration i: sample `samples_per_problem` answers to each of `problems_per_iteration` new
-             problems (only the target is known), keep the distinct answers the verifier accepts,
-             fine-tune on them (continuing, or from the round-0 model again with restart=true:
-             ReST-EM), then score held-out pass@1 (greedy) and pass@k
-    every iteration also records B-STaR's exploration metrics on its own samples
+             problems (only the target is known), keep the distinct answers the judge accepts
+             (the exact verifier, or with judge=orm an outcome reward model), fine-tune on them
+             (continuing, or from the round-0 model again with restart=true: ReST-EM), then score
+             held-out pass@1 (greedy) and pass@k
+    every iteration also records B-STaR's exploration and exploitation monitors on its own samples
 
     selfevolve run star --set restart=true
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +26,16 @@ import numpy as np
 import torch
 
 from selfevolve.config import check_min
+from selfevolve.judge.reward import RewardModel, train_orm
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
 from selfevolve.search.sampling import answer
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
-from selfevolve.tasks import TASKS, Problem, Task, get_task
+from selfevolve.tasks import TASKS, Problem, Task, get_task, read_problems
 from selfevolve.train.sft import Examples, SFTConfig, make_optimizer, train_on_pools
 
-MAX_ANSWER = 24  # tokens an answer may take before it counts as unfinished
+JUDGES = ("verifier", "orm")
 
 
 @dataclass
@@ -40,9 +43,10 @@ class Config:
     seed: int = 0
     """Seeds model init, problems and sampling; same seed + same machine = same result."""
     task: str = "countdown"
-    """Task with a verifier: countdown, addition or multiplication."""
+    """Task with a verifier: countdown, wordmath, addition or multiplication."""
     difficulty: int = 4
-    """Problem size: numbers given (countdown) or digits (arithmetic); training mixes easier ones in."""
+    """Problem size: numbers given (countdown), steps (wordmath) or digits (arithmetic); training mixes
+    easier ones in."""
     num_labelled: int = 1000
     """Labelled seed problems for round 0."""
     iterations: int = 4
@@ -59,6 +63,20 @@ class Config:
     """Share of each batch drawn from the labelled seed set; the rest from kept answers."""
     balance_target: int = 4
     """n* of the B-STaR balance score: distinct correct answers per problem that count as enough."""
+    judge: str = "verifier"
+    """What picks the answers to learn from: `verifier` (the task's exact check) or `orm` (an outcome
+    reward model trained each iteration on the policy's answers to the labelled seed problems; the
+    verifier then only reports how often it was wrong)."""
+    reward_threshold: float = 0.5
+    """Keep an answer whose judge score is at least this (orm: P(correct); the verifier gives 0 or 1)."""
+    orm_samples: int = 4
+    """judge=orm: answers per labelled seed problem the reward model is trained on each iteration."""
+    orm_steps: int = 300
+    """judge=orm: reward-model optimizer steps per iteration."""
+    eval_file: str = ""
+    """JSONL file of held-out problems in the task's fields (default: generated ones)."""
+    init_from: str = ""
+    """A finished run of this family whose round-0 model this run starts from instead of training one."""
 
     n_layer: int = 4
     """Transformer layers."""
@@ -84,90 +102,165 @@ class Config:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task: unknown task {self.task!r}; valid: {', '.join(sorted(TASKS))}")
+        if self.judge not in JUDGES:
+            raise ValueError(f"judge: unknown judge {self.judge!r}; valid: {', '.join(JUDGES)}")
         check_min(self, 1, "difficulty", "num_labelled", "problems_per_iteration", "samples_per_problem",
-                  "balance_target", "n_layer", "n_head", "n_embd", "batch_size", "eval_problems")
-        check_min(self, 0, "iterations", "round0_steps", "iteration_steps", "warmup_steps", "threads")
+                  "balance_target", "n_layer", "n_head", "n_embd", "batch_size", "eval_problems", "orm_samples")
+        check_min(self, 0, "iterations", "round0_steps", "iteration_steps", "warmup_steps", "threads", "orm_steps")
         if self.temperature <= 0 or self.learning_rate <= 0:
             raise ValueError("temperature and learning_rate must be > 0")
         if not 0 <= self.labelled_fraction <= 1:
             raise ValueError(f"labelled_fraction must be in [0, 1], got {self.labelled_fraction}")
+        if not 0 < self.reward_threshold <= 1:
+            raise ValueError(f"reward_threshold must be in (0, 1], got {self.reward_threshold}")
+        if self.eval_file:
+            read_problems(self.eval_file, get_task(self.task))  # a bad file fails before the run starts
+        if self.init_from and not (Path(self.init_from) / "checkpoints" / "round-000").is_dir():
+            raise ValueError(f"init_from: {self.init_from} holds no round-0 checkpoint (checkpoints/round-000)")
 
     def sft(self) -> SFTConfig:
         return SFTConfig(learning_rate=self.learning_rate, batch_size=self.batch_size, warmup_steps=self.warmup_steps)
 
 
-def build_model(cfg: Config, tok: CharTokenizer) -> Transformer:
+@dataclass
+class Answers:
+    """k sampled answers per problem: the gold verdict (for reports, and for selection only when the
+    judge is the verifier), the judge's score and the temperature each was drawn at. (P, k) arrays."""
+
+    problems: list[Problem]
+    texts: list[list[str]]
+    correct: np.ndarray
+    reward: np.ndarray
+    temperature: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[Answers]) -> Answers:
+        return Answers([p for a in parts for p in a.problems], [t for a in parts for t in a.texts],
+                       *(np.concatenate([getattr(a, f) for a in parts]) for f in ("correct", "reward", "temperature")))
+
+
+Judge = Callable[[list[Problem], list[list[str]], np.ndarray], np.ndarray]
+
+
+def verifier_judge(problems: list[Problem], texts: list[list[str]], correct: np.ndarray) -> np.ndarray:
+    return correct.astype(np.float32)
+
+
+def build_model(cfg: Config, tok: CharTokenizer, task: Task) -> Transformer:
     mcfg = TransformerConfig(vocab_size=tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                             max_seq_len=128, pos_encoding="rope")
+                             max_seq_len=task.max_seq_len, pos_encoding="rope")
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         return Transformer(mcfg)
 
 
-def exploration_metrics(correct: np.ndarray, texts: list[list[str]], balance_target: int) -> dict[str, float]:
+def exploration_metrics(correct: np.ndarray, texts: list[list[str]], balance_target: int,
+                        reward: np.ndarray | None = None, threshold: float = 0.5) -> dict[str, float]:
     """B-STaR's monitors over k samples per problem (Zeng et al. 2024, arXiv:2412.17256).
 
-    correct: (problems, k) verdicts; texts: the answers. pass_at_k: share of problems with a
-    correct answer (Pass@K-S); diversity: distinct correct answers per problem; balance: mean of
-    min(distinct / n*, 1) * distinct / selected, where an exact verifier selects the correct ones.
+    correct: (problems, k) gold verdicts; texts: the answers; reward: the judge's scores (default:
+    the verdicts, an exact verifier); an answer is selected when its reward >= threshold.
+    Exploration: pass_at_k (Pass@K-S, a correct answer among the k), diversity (distinct correct
+    answers). Exploitation: reward_at_k (Reward@K-S, the highest-reward answer is correct) and
+    precision (share of selected answers that are correct). balance: mean over problems of
+    min(n' / n*, 1) * n' / n, with n' distinct correct selected answers and n selected answers.
     """
+    reward = correct.astype(np.float32) if reward is None else reward
+    selected = reward >= threshold
+    rows = zip(texts, correct, selected, strict=True)
     distinct = np.array([len({t for t, c in zip(row, ok, strict=True) if c}) for row, ok in zip(texts, correct,
                                                                                                   strict=True)])
-    selected = correct.sum(axis=1)
-    balance = np.where(selected > 0, np.minimum(distinct / balance_target, 1) * distinct / np.maximum(selected, 1), 0)
-    return {"pass_at_k": float((selected > 0).mean()), "sample_accuracy": float(correct.mean()),
-            "diversity": float(distinct.mean()), "balance": float(balance.mean())}
+    good = np.array([len({t for t, c, s in zip(row, ok, sel, strict=True) if c and s}) for row, ok, sel in rows])
+    n = selected.sum(axis=1)
+    balance = np.where(n > 0, np.minimum(good / balance_target, 1) * good / np.maximum(n, 1), 0)
+    best = correct[np.arange(len(correct)), reward.argmax(axis=1)]
+    return {"pass_at_k": float(correct.any(axis=1).mean()), "sample_accuracy": float(correct.mean()),
+            "diversity": float(distinct.mean()), "reward_at_k": float(best.mean()),
+            "precision": float((correct & selected).sum() / max(1, selected.sum())), "balance": float(balance.mean())}
 
 
-def sample_and_verify(model, tok, task: Task, problems: list[Problem], k: int, temperature: float,
-                      gen: torch.Generator) -> tuple[list[list[str]], np.ndarray]:
+def sample_and_judge(model, tok, task: Task, problems: list[Problem], k: int, temperature: float,
+                     gen: torch.Generator, judge: Judge = verifier_judge) -> Answers:
     texts, _ = answer(model, tok, problems, num_samples=k, temperature=temperature, generator=gen,
-                      max_new=MAX_ANSWER)
+                      max_new=task.max_answer_tokens)
     rows = [texts[i * k:(i + 1) * k] for i in range(len(problems))]
-    return rows, np.array([[task.verify(p, t) for t in row] for p, row in zip(problems, rows, strict=True)])
+    correct = np.array([[task.verify(p, t) for t in row] for p, row in zip(problems, rows, strict=True)])
+    return Answers(problems, rows, correct, judge(problems, rows, correct), np.full(correct.shape, temperature))
 
 
-def evaluate(model, tok, task: Task, cfg: Config, gen: torch.Generator) -> dict[str, float]:
-    """Held-out pass@1 (greedy) and pass@k (k samples at the configured temperature)."""
-    problems = task.sample(cfg.eval_problems, cfg.difficulty, np.random.default_rng([cfg.seed, 10_000]))
-    greedy, _ = answer(model, tok, problems, max_new=MAX_ANSWER)
-    _, correct = sample_and_verify(model, tok, task, problems, cfg.samples_per_problem, cfg.temperature, gen)
-    return {"pass1": float(np.mean([task.verify(p, t) for p, t in zip(problems, greedy, strict=True)])),
-            "passk": float(correct.any(axis=1).mean())}
+def held_out(cfg: Config, task: Task) -> list[Problem]:
+    if cfg.eval_file:
+        return read_problems(cfg.eval_file, task)
+    return task.sample(cfg.eval_problems, cfg.difficulty, np.random.default_rng([cfg.seed, 10_000]))
 
 
-def fixed_temperature(model, tok, task, cfg, problems, gen, progress) -> tuple[float, dict]:
-    return cfg.temperature, {}
+def evaluate(model, tok, task: Task, cfg: Config, problems: list[Problem], gen: torch.Generator) -> dict:
+    """pass@1 (greedy) and pass@k (k samples at the configured temperature), and per-problem verdicts."""
+    greedy, _ = answer(model, tok, problems, max_new=task.max_answer_tokens)
+    sampled = sample_and_judge(model, tok, task, problems, cfg.samples_per_problem, cfg.temperature, gen)
+    correct = [task.verify(p, t) for p, t in zip(problems, greedy, strict=True)]
+    return {"pass1": float(np.mean(correct)), "passk": float(sampled.correct.any(axis=1).mean()),
+            "verdicts": {"prompt": [p.prompt for p in problems], "greedy": greedy, "correct": correct,
+                         "correct_of_k": sampled.correct.sum(axis=1).tolist()}}
+
+
+def fixed_sampling(model, tok, task, cfg: Config, problems, gen, progress,
+                   judge) -> tuple[Answers, float, float, dict]:
+    """STaR's proposal: every problem at the configured temperature.
+    Returns (answers, temperature, reward threshold, probe scores)."""
+    with progress.task(f"sample {cfg.samples_per_problem} answers x {len(problems)}", total=None):
+        answers = sample_and_judge(model, tok, task, problems, cfg.samples_per_problem, cfg.temperature, gen, judge)
+    return answers, cfg.temperature, cfg.reward_threshold, {}
+
+
+def orm_judge(model, tok, task, cfg: Config, seed_set: list[Problem], gen, progress, r: int) -> tuple[Judge, dict]:
+    """Train an outcome reward model on the policy's own answers to the labelled seed problems."""
+    with progress.task(f"round {r}: sample {cfg.orm_samples} answers x {len(seed_set)} seed problems for the ORM",
+                       total=None):
+        seen = sample_and_judge(model, tok, task, seed_set, cfg.orm_samples, cfg.temperature, gen)
+    prompts = [p.prompt for p, row in zip(seen.problems, seen.texts, strict=True) for _ in row]
+    orm = RewardModel.from_policy(model)
+    loss = train_orm(orm, Examples.encode(tok, prompts, [t for row in seen.texts for t in row]),
+                     seen.correct.ravel(), cfg.orm_steps, cfg.sft(), gen, progress, f"round {r}: train the ORM")
+
+    def judge(problems: list[Problem], texts: list[list[str]], correct: np.ndarray) -> np.ndarray:
+        flat = [t for row in texts for t in row]
+        scores = orm.score(Examples.encode(tok, [p.prompt for p, row in zip(problems, texts, strict=True)
+                                                 for _ in row], flat))
+        scores[[t == "<no stop>" for t in flat]] = 0.0  # an unfinished answer is no answer
+        return scores.reshape(correct.shape)
+
+    return judge, {"orm_loss": loss, "orm_samples": int(seen.correct.size)}
 
 
 def learn_sft(model, optimizer, cfg: Config, labelled: Examples, kept: list[Examples], base, samples, gen,
               progress, r: int):
     """STaR's learning step: fine-tune on the kept answers (all so far, or with restart only this
-    iteration's, from the round-0 weights). Returns the optimizer in use and the last loss."""
+    iteration's, from the round-0 weights). Returns the optimizer in use, the last loss, tokens trained."""
     if cfg.restart:
         model.load_state_dict(base.state_dict())
         optimizer = make_optimizer(model, cfg.sft())
     pool = [k for k in (kept[-1:] if cfg.restart else kept) if len(k)]
     if not pool:
-        progress.log(f"[yellow]round {r}: no correct answer to learn from")
-        return optimizer, float("nan")
-    loss = train_on_pools(model, optimizer, cfg.sft(), [labelled, Examples.concat(pool)],
-                          [cfg.labelled_fraction, 1 - cfg.labelled_fraction], cfg.iteration_steps, gen,
-                          progress, f"round {r}: fine-tune on {len(kept[-1])} kept answers")
-    return optimizer, loss
+        progress.log(f"[yellow]round {r}: no accepted answer to learn from")
+        return optimizer, float("nan"), 0
+    loss, tokens = train_on_pools(model, optimizer, cfg.sft(), [labelled, Examples.concat(pool)],
+                                  [cfg.labelled_fraction, 1 - cfg.labelled_fraction], cfg.iteration_steps, gen,
+                                  progress, f"round {r}: fine-tune on {len(kept[-1])} kept answers")
+    return optimizer, loss, tokens
 
 
-def run(cfg: Config, store: RunStore, progress: Progress, pick_temperature=fixed_temperature,
-        learn=learn_sft) -> dict:
-    """Run (or resume) the loop; `pick_temperature` chooses each iteration's sampling temperature and
-    `learn` turns its verified samples into a model update."""
+def run(cfg: Config, store: RunStore, progress: Progress, propose=fixed_sampling, learn=learn_sft) -> dict:
+    """Run (or resume) the loop; `propose` samples and judges each iteration's answers (and may pick
+    the temperature and threshold), `learn` turns the kept ones into a model update."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tok, task = CharTokenizer(), get_task(cfg.task)
-    model = build_model(cfg, tok)
+    model = build_model(cfg, tok, task)
     optimizer = make_optimizer(model, cfg.sft())
     seed_set = task.sample(cfg.num_labelled, cfg.difficulty, np.random.default_rng([cfg.seed, 0]), mixed=True)
     labelled = Examples.encode(tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
+    test = held_out(cfg, task)
     kept: list[Examples] = []
     base = None  # the round-0 weights, for restart (ReST-EM)
 
@@ -189,52 +282,80 @@ def run(cfg: Config, store: RunStore, progress: Progress, pick_temperature=fixed
         rng, gen = np.random.default_rng([cfg.seed, r, 1]), torch.Generator().manual_seed(cfg.seed * 1_000_003 + r)
         record: dict = {"round": r}
         if r == 0:
-            loss = train_on_pools(model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,
-                                  f"round 0: train on {len(labelled)} labelled problems")
+            if cfg.init_from:  # the same round-0 model as another run: recipes compared from one start
+                ckpt = load_checkpoint(Path(cfg.init_from) / "checkpoints" / "round-000")
+                model_from_checkpoint(ckpt, into=model)
+                optimizer.load_state_dict(ckpt["optimizer"])
+                loss, tokens = float("nan"), 0
+            else:
+                loss, tokens = train_on_pools(model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen,
+                                              progress, f"round 0: train on {len(labelled)} labelled problems")
             base = copy.deepcopy(model) if cfg.restart else None
-            record.update(kept=len(labelled), temperature=None)
+            record.update(kept=len(labelled), samples=0, temperature=None, threshold=None)
         else:
+            # ---- JUDGE: the exact verifier, or a reward model trained on verified answers to seed problems
+            judge, judge_info = verifier_judge, {}
+            if cfg.judge == "orm":
+                judge, judge_info = orm_judge(model, tok, task, cfg, seed_set, gen, progress, r)
+            # ---- PROPOSE: sample answers to new problems (only their targets are known)
             problems = task.sample(cfg.problems_per_iteration, cfg.difficulty, rng, mixed=True)
-            temperature, probe = pick_temperature(model, tok, task, cfg, problems, gen, progress)
-            with progress.task(f"round {r}: sample {cfg.samples_per_problem} answers x {len(problems)}", total=None):
-                texts, correct = sample_and_verify(model, tok, task, problems, cfg.samples_per_problem,
-                                                   temperature, gen)
-            samples = sample_table(problems, texts, correct)
+            answers, temperature, threshold, probe = propose(model, tok, task, cfg, problems, gen, progress, judge)
+            # ---- SELECT: the first copy of each distinct accepted answer
+            samples = sample_table(answers, threshold)
             store.write_samples(r, samples)
             kept.append(Examples.kept(tok, samples))
-            optimizer, loss = learn(model, optimizer, cfg, labelled, kept, base, samples, gen, progress, r)
-            record.update(kept=int(sum(samples["kept"])), temperature=temperature, probe=probe,
-                          **exploration_metrics(correct, texts, cfg.balance_target))
+            # ---- LEARN
+            optimizer, loss, tokens = learn(model, optimizer, cfg, labelled, kept, base, samples, gen, progress, r)
+            record.update(kept=int(sum(samples["kept"])), samples=int(answers.correct.size),
+                          temperature=temperature, threshold=threshold, probe=probe,
+                          **judge_info, **exploration_metrics(answers.correct, answers.texts, cfg.balance_target,
+                                                              answers.reward, threshold))
         with progress.task(f"round {r}: evaluate", total=None):
-            record.update(evaluate(model, tok, task, cfg, torch.Generator().manual_seed(cfg.seed + 77)))
-        record.update(loss=loss, wall_seconds=time.time() - t0)
+            result = evaluate(model, tok, task, cfg, test, torch.Generator().manual_seed(cfg.seed + 77))
+        record.update(pass1=result["pass1"], passk=result["passk"], loss=loss, tokens_trained=tokens,
+                      wall_seconds=time.time() - t0)
         records.append(record)
         store.record_round(r, record, {"eval/pass1": record["pass1"], "eval/passk": record["passk"]})
         store.save_checkpoint(r, model, model.cfg.to_dict(), optimizer, {"round": r, "seed": cfg.seed})
         progress.log(f"[bold]round {r}[/] pass@1 {record['pass1']:.3f}  pass@{cfg.samples_per_problem} "
                      f"{record['passk']:.3f}  kept {record['kept']}  {record['wall_seconds']:.0f}s")
 
-    summary = {"recipe": store.recipe, "task": cfg.task, "seed": cfg.seed, "round0_pass1": records[0]["pass1"],
-               "final_pass1": records[-1]["pass1"], "best_pass1": max(r["pass1"] for r in records),
-               "samples_drawn": cfg.iterations * cfg.problems_per_iteration * cfg.samples_per_problem,
+    summary = {"recipe": store.recipe, "task": cfg.task, "seed": cfg.seed, "judge": cfg.judge,
+               "round0_pass1": records[0]["pass1"], "final_pass1": records[-1]["pass1"],
+               "best_pass1": max(r["pass1"] for r in records), "samples_drawn": sum(r["samples"] for r in records),
+               "tokens_trained": sum(r["tokens_trained"] for r in records),
                "rounds": records, "wall_seconds": round(sum(r["wall_seconds"] for r in records), 2)}
     store.write_summary(summary)
     store.event("finished")
     return summary
 
 
-def sample_table(problems: list[Problem], texts: list[list[str]], correct: np.ndarray) -> dict[str, list]:
-    """Every sample with its verdict; `kept` marks the first copy of each distinct correct answer."""
-    cols: dict[str, list] = {"prompt": [], "answer": [], "correct": [], "kept": []}
-    for p, row, ok in zip(problems, texts, correct, strict=True):
+def sample_table(answers: Answers, threshold: float) -> dict[str, list]:
+    """Every sample with its verdict and score; `selected` is the judge's acceptance, `kept` marks the
+    first copy of each distinct selected answer of a problem (what is trained on)."""
+    cols: dict[str, list] = {"prompt": [], "answer": [], "temperature": [], "reward": [], "correct": [],
+                             "selected": [], "kept": []}
+    for p, row, ok, score, temp in zip(answers.problems, answers.texts, answers.correct, answers.reward,
+                                       answers.temperature, strict=True):
         seen: set[str] = set()
-        for t, c in zip(row, ok, strict=True):
+        for t, c, s, tt in zip(row, ok, score, temp, strict=True):
+            chosen = bool(s >= threshold) and t != "<no stop>"
             cols["prompt"].append(p.prompt)
             cols["answer"].append(t)
+            cols["temperature"].append(float(tt))
+            cols["reward"].append(float(s))
             cols["correct"].append(bool(c))
-            cols["kept"].append(bool(c) and t not in seen)
+            cols["selected"].append(chosen)
+            cols["kept"].append(chosen and t not in seen)
             seen.add(t)
     return cols
+
+
+def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem]) -> dict:
+    """The run's latest model on a user's problems: pass@1, pass@k and a verdict per problem."""
+    model = model_from_checkpoint(load_checkpoint(store.last_checkpoint()))
+    return evaluate(model, CharTokenizer(), get_task(cfg.task), cfg, problems,
+                    torch.Generator().manual_seed(cfg.seed + 77))
 
 
 def headline(summary: dict) -> str:
@@ -256,7 +377,8 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
     if later:
         out.append(plot_lines([r["round"] for r in later],
                               {name: [r[name] for r in later]
-                               for name in ("pass_at_k", "sample_accuracy", "balance", "temperature")},
+                               for name in ("pass_at_k", "reward_at_k", "precision", "balance", "temperature",
+                                            "threshold")},
                               "B-STaR monitors on each iteration's own samples", "iteration", "value",
                               plot_dir / "exploration.png"))
     return out

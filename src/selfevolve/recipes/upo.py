@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from selfevolve.models.transformer import MLP, Attention
 from selfevolve.recipes import dpo, star
-from selfevolve.recipes.star import headline, plots  # noqa: F401
+from selfevolve.recipes.star import evaluate_file, headline, plots  # noqa: F401
 from selfevolve.train.dpo import answer_logprobs
 from selfevolve.train.sft import Examples
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from selfevolve.tasks.arithmetic import ArithmeticTask
-from selfevolve.tasks.base import Problem, Task
+from selfevolve.tasks.base import Problem, Task, read_problems
 from selfevolve.tasks.countdown import CountdownTask
+from selfevolve.tasks.wordmath import WordMathTask
 
 TASKS = {
     "addition": lambda: ArithmeticTask("addition", "+"),
     "multiplication": lambda: ArithmeticTask("multiplication", "*"),
     "countdown": CountdownTask,
+    "wordmath": WordMathTask,
 }
 
 
@@ -19,4 +21,4 @@ def get_task(name: str) -> Task:
     return TASKS[name]()
 
 
-__all__ = ["Problem", "Task", "TASKS", "get_task"]
+__all__ = ["Problem", "Task", "TASKS", "get_task", "read_problems"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selfevolve.tasks.base import Problem
+from selfevolve.tasks.base import Problem, whole_number
 
 
 def random_numbers(n: int, digits: np.ndarray, rng: np.random.Generator) -> list[int]:
@@ -24,6 +24,9 @@ def random_numbers(n: int, digits: np.ndarray, rng: np.random.Generator) -> list
 
 class ArithmeticTask:
     """`a OP b` for non-negative integers, operands and answer written reversed."""
+
+    max_answer_tokens = 24  # for the STaR family; length-gen sizes its answers by the digits asked
+    max_seq_len = 128
 
     def __init__(self, name: str, op: str) -> None:
         self.name, self.op = name, op
@@ -59,6 +62,11 @@ class ArithmeticTask:
 
     def variants(self, problem: Problem) -> list[Problem]:
         return [self.make(problem.fields["b"], problem.fields["a"], problem.difficulty)]
+
+    def from_record(self, record: dict) -> Problem:
+        """{"a": 123, "b": 45}: two non-negative whole numbers."""
+        a, b = whole_number(record, "a"), whole_number(record, "b")
+        return self.make(a, b, max(len(str(a)), len(str(b))))
 
     def split(self, problem: Problem, k: int) -> tuple[Problem, Problem]:
         """The problem on the k lowest digits, and on the digits above them.

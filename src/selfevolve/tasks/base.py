@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -18,6 +20,8 @@ class Problem:
 
 class Task(Protocol):
     name: str
+    max_answer_tokens: int  # generated tokens before an answer counts as unfinished
+    max_seq_len: int  # prompt + answer tokens a model for this task must handle
 
     def sample(self, n: int, difficulty: int, rng: np.random.Generator, mixed: bool = False) -> list[Problem]:
         """n problems at `difficulty`; mixed=True also draws easier parts (for training data)."""
@@ -30,3 +34,42 @@ class Task(Protocol):
 
     def variants(self, problem: Problem) -> list[Problem]:
         """Other problems that must have the same answer (e.g. b+a for a+b), for agreement filters."""
+
+    def from_record(self, record: dict) -> Problem:
+        """A problem from a user's JSON object (the task's fields); ValueError names what is wrong."""
+
+
+def whole_number(record: dict, key: str, minimum: int = 0) -> int:
+    """record[key] as an int >= minimum, or a ValueError that names the field."""
+    value = record.get(key)
+    if type(value) is not int or value < minimum:
+        raise ValueError(f"field {key!r} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def read_problems(path: str | Path, task: Task) -> list[Problem]:
+    """Problems from a JSONL file, one JSON object per line; an error names the file and the line."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise ValueError(f"problem file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"problem file {path} is unreadable ({err})") from None
+    problems = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}, line {number}: expected a JSON object, got {line.strip()[:40]!r}")
+        try:
+            problems.append(task.from_record(record))
+        except ValueError as err:
+            raise ValueError(f"{path}, line {number}: {err}") from None
+    if not problems:
+        raise ValueError(f"problem file {path} holds no problems")
+    return problems

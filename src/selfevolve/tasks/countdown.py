@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from selfevolve.tasks.base import Problem
+from selfevolve.tasks.base import Problem, whole_number
 
 OPS = {ast.Add: ("+", 1), ast.Sub: ("-", 1), ast.Mult: ("*", 2), ast.Div: ("/", 2)}
 
@@ -50,6 +50,8 @@ def parse(answer: str) -> tuple[Fraction, list[int]] | None:
 
 class CountdownTask:
     name = "countdown"
+    max_answer_tokens = 24  # generated tokens before an answer counts as unfinished
+    max_seq_len = 128
 
     def __init__(self, max_number: int = 10, max_target: int = 100) -> None:
         self.max_number, self.max_target = max_number, max_target
@@ -96,3 +98,11 @@ class CountdownTask:
 
     def variants(self, problem: Problem) -> list[Problem]:
         return []
+
+    def from_record(self, record: dict) -> Problem:
+        """{"numbers": [3, 7, 25, 50], "target": 225}: 2-6 positive numbers and a whole-number target."""
+        numbers = record.get("numbers")
+        if (not isinstance(numbers, list) or not 2 <= len(numbers) <= 6
+                or any(type(n) is not int or n < 1 for n in numbers)):
+            raise ValueError(f"field 'numbers' must be a list of 2 to 6 positive whole numbers, got {numbers!r}")
+        return self.make(numbers, whole_number(record, "target"))

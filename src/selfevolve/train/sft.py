@@ -131,8 +131,9 @@ def apply_loss(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: t
 
 def train_on_pools(model: Transformer, optimizer: torch.optim.Optimizer, sft: SFTConfig, pools: list[Examples],
                    shares: list[float], steps: int, gen: torch.Generator, progress: Progress, title: str,
-                   max_digit_offset: int = 0) -> float:
+                   max_digit_offset: int = 0) -> tuple[float, int]:
     """`steps` AdamW steps; each batch draws `shares` of its rows from the matching pool.
+    Returns the last loss and the tokens trained on (prompt and answer, no padding).
 
     max_digit_offset > 0 shifts the abacus digit indices of each sequence by a random offset below it.
     """
@@ -140,7 +141,7 @@ def train_on_pools(model: Transformer, optimizer: torch.optim.Optimizer, sft: SF
     starts = np.cumsum([0] + [len(p) for p in pools])[:-1].tolist()
     counts = [round(sft.batch_size * s) for s in shares[:-1]]
     counts.append(sft.batch_size - sum(counts))
-    loss = float("nan")
+    loss, tokens = float("nan"), 0
     with progress.task(title, total=steps) as advance:
         for step in range(steps):
             index = torch.cat([lo + torch.randint(len(p), (n,), generator=gen)
@@ -148,5 +149,6 @@ def train_on_pools(model: Transformer, optimizer: torch.optim.Optimizer, sft: SF
             inputs, labels = data.batch(index)
             offset = torch.randint(0, max(1, max_digit_offset), (len(index),), generator=gen)
             loss = sft_step(model, optimizer, inputs, labels, lr_at(step, steps, sft), sft, offset)
+            tokens += int(data.lens[index].sum())
             advance(loss=loss)
-    return loss
+    return loss, tokens

@@ -1,0 +1,130 @@
+"""Word arithmetic with executable steps (`wordmath`), the task of rStar-style code-augmented reasoning.
+
+A problem is a short story of quantities; a solution is one line per step, a short text and one
+line of code that assigns a name from numbers and earlier names, the last one `answer`:
+
+    Ann has 4 bags of 6 pens. She buys 3. She gives away 5. How many pens now?
+    bags: pens = 4 * 6
+    buys: pens = pens + 3
+    gives: answer = pens - 5
+
+Step code runs only in the sandbox's restricted evaluator; a step that does not run, or names
+something unknown, is invalid. Difficulty is the number of steps; numbers grow with it. The gold
+answer is a number, so a user's problems need only a question and an answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selfevolve.models.tokenizer import ALPHABET
+from selfevolve.sandbox import StepResult, run_steps
+from selfevolve.tasks.base import Problem
+
+NAMES = ("Ann", "Bob", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon")
+PRONOUN = {"Ann": "She", "Dee": "She", "Eve": "She", "Fay": "She", "Ivy": "She"}
+ITEMS = ("pens", "cards", "eggs", "books", "coins", "shells", "stamps", "beads")
+BOXES = ("bags", "boxes", "packs", "jars", "crates")
+MAX_QUESTION = 400
+
+
+def parse_solution(text: str) -> list[tuple[str, str]]:
+    """(text, code) per line of a solution; a line without "text: " is all code."""
+    steps = []
+    for line in text.strip().split("\n"):
+        label, sep, code = line.partition(": ")
+        steps.append((label, code) if sep else ("", line))
+    return steps
+
+
+def execute(text: str) -> StepResult:
+    """Run a solution's step codes in the restricted evaluator."""
+    return run_steps([code for _, code in parse_solution(text)])
+
+
+def same_number(value, gold) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value - gold) < 1e-9
+
+
+class WordMathTask:
+    name = "wordmath"
+    max_steps = 8
+    max_answer_tokens = 32 * max_steps  # a step line stays under 32 characters
+    max_seq_len = 512
+
+    def __init__(self, max_number: int = 9) -> None:
+        self.max_number = max_number
+
+    def _story(self, steps: int, rng: np.random.Generator) -> tuple[str, list[str], int]:
+        """A question, its solution lines and the answer, for `steps` steps."""
+        hi = self.max_number * (1 + (steps - 1) // 3)  # bigger numbers for longer stories
+        name, item, box = NAMES[rng.integers(len(NAMES))], ITEMS[rng.integers(len(ITEMS))], BOXES[rng.integers(5)]
+        he = PRONOUN.get(name, "He")
+        a, b = (int(x) for x in rng.integers(2, hi + 1, size=2))
+        value = a * b
+        sentences, lines = [f"{name} has {a} {box} of {b} {item}."], [f"{box}: {item} = {a} * {b}"]
+        for step in range(1, steps):
+            target = "answer" if step == steps - 1 else item
+            kind = ["buys", "gives", "splits", "doubles"][rng.integers(4)]
+            n = int(rng.integers(2, hi + 1))
+            if kind == "gives" and value - n < 1 or kind == "splits" and (value % n or value // n < 2):
+                kind = "buys"  # keep every count a positive whole number
+            if kind == "doubles" and value * 2 > 10**6:
+                kind = "buys"
+            if kind == "buys":
+                sentences.append(f"{he} buys {n}.")
+                lines.append(f"buys: {target} = {item} + {n}")
+                value += n
+            elif kind == "gives":
+                sentences.append(f"{he} gives away {n}.")
+                lines.append(f"gives: {target} = {item} - {n}")
+                value -= n
+            elif kind == "splits":
+                sentences.append(f"{he} splits them into {n} equal piles and keeps one.")
+                lines.append(f"splits: {target} = {item} // {n}")
+                value //= n
+            else:
+                sentences.append(f"{he} doubles them.")
+                lines.append(f"doubles: {target} = {item} * 2")
+                value *= 2
+        if steps == 1:
+            lines[0] = lines[0].replace(f": {item} =", ": answer =")
+        sentences.append(f"How many {item} now?")
+        return " ".join(sentences), lines, value
+
+    def make(self, question: str, value: int | float, solution: str = "", difficulty: int = 0) -> Problem:
+        return Problem(question + "\n", solution, difficulty, {"question": question, "value": value})
+
+    def sample(self, n: int, difficulty: int, rng: np.random.Generator, mixed: bool = False) -> list[Problem]:
+        if not 1 <= difficulty <= self.max_steps:
+            raise ValueError(f"wordmath difficulty (steps) must be in 1..{self.max_steps}, got {difficulty}")
+        out = []
+        for _ in range(n):
+            steps = int(rng.integers(1, difficulty + 1)) if mixed else difficulty
+            question, lines, value = self._story(steps, rng)
+            out.append(self.make(question, value, "\n".join(lines), steps))
+        return out
+
+    def verify(self, problem: Problem, answer: str) -> bool:
+        result = execute(answer)
+        return result.ok and same_number(result.values.get("answer"), problem.fields["value"])
+
+    def well_formed(self, problem: Problem, answer: str) -> bool:
+        """Every step runs and the last one assigns `answer`."""
+        result = execute(answer)
+        return result.ok and "answer" in result.values
+
+    def variants(self, problem: Problem) -> list[Problem]:
+        return []
+
+    def from_record(self, record: dict) -> Problem:
+        """{"question": "...", "answer": 42}: a question in printable ASCII and a numeric answer."""
+        question, value = record.get("question"), record.get("answer")
+        if not isinstance(question, str) or not question.strip() or len(question) > MAX_QUESTION:
+            raise ValueError(f"field 'question' must be non-empty text of at most {MAX_QUESTION} characters")
+        bad = sorted(set(question) - set(ALPHABET.replace("\n", "")))
+        if bad:
+            raise ValueError(f"field 'question' holds a character the model cannot read: {bad[0]!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"field 'answer' must be a number, got {value!r}")
+        return self.make(question.strip(), value)
