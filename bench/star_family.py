@@ -7,7 +7,8 @@ starts from that checkpoint (`init_from`) and draws the same number of samples p
 (B-STaR's temperature probe is part of its budget). Prints one JSON line per recipe:
 {"recipe", "round0_pass1", "final_pass1", "best_pass1", "samples_drawn", "tokens_trained",
 "exploration_last", "diversity_last", "wall_seconds"}, where exploration_last is the mean Pass@K-S
-(B-STaR's exploration metric, on each iteration's own samples) over the last two iterations.
+(B-STaR's exploration metric, on each iteration's own samples) over the last two iterations, and
+kept_precision_last the share of kept answers that were correct (below 1 only with judge=orm).
 The run directories stay in --out: `selfevolve compare --plot compare.png OUT/*` shows them side by side.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from common import emit
 
-from selfevolve.config import build_config, config_to_toml
+from selfevolve.config import build_config, config_to_toml, parse_overrides
 from selfevolve.progress import Progress
 from selfevolve.recipes import get_recipe
 from selfevolve.store import RunStore
@@ -44,23 +45,28 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/star-family"))
-    parser.add_argument("--recipes", default="star,bstar,dpo,upo")
+    parser.add_argument("--recipes", default="star,bstar,dpo,upo,star:judge=orm,bstar:judge=orm",
+                        help="comma-separated; recipe:key=value:... runs a variant")
+    parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
     args = parser.parse_args()
-    common = {**SETTING, "seed": args.seed, "threads": args.threads}
+    common = {**SETTING, **parse_overrides(args.set), "seed": args.seed, "threads": args.threads}
 
     t0 = time.time()
     round0 = run("star", args.out / "round0", {**common, "iterations": 0})
     emit(bench="star_family", stage="round0", pass1=round0["final_pass1"], wall_seconds=round(time.time() - t0, 1))
-    for recipe in args.recipes.split(","):
-        values = {**common, **EXTRA.get(recipe, {}), "iterations": args.iterations,
+    for variant in args.recipes.split(","):
+        recipe, *overrides = variant.split(":")
+        values = {**common, **EXTRA.get(recipe, {}), **parse_overrides(overrides), "iterations": args.iterations,
                   "init_from": str(args.out / "round0")}
-        s = run(recipe, args.out / recipe, values)
+        s = run(recipe, args.out / variant.replace(":", "-").replace("=", "-"), values)
         last = s["rounds"][-2:]
-        emit(bench="star_family", recipe=recipe, round0_pass1=s["round0_pass1"], final_pass1=s["final_pass1"],
+        emit(bench="star_family", recipe=variant, round0_pass1=s["round0_pass1"], final_pass1=s["final_pass1"],
              best_pass1=s["best_pass1"], samples_drawn=s["samples_drawn"], tokens_trained=s["tokens_trained"],
              exploration_last=round(float(np.mean([r["pass_at_k"] for r in last])), 4),
              diversity_last=round(float(np.mean([r["diversity"] for r in last])), 4),
-             temperatures=[r["temperature"] for r in s["rounds"][1:]], wall_seconds=s["wall_seconds"])
+             kept_precision_last=round(float(np.mean([r["precision"] for r in last])), 4),
+             temperatures=[r["temperature"] for r in s["rounds"][1:]],
+             thresholds=[r["threshold"] for r in s["rounds"][1:]], wall_seconds=s["wall_seconds"])
     emit(bench="star_family", stage="total", wall_seconds=round(time.time() - t0, 1))
 
 

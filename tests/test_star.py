@@ -97,7 +97,7 @@ TINY = ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400", "i
 
 @pytest.mark.parametrize("recipe,extra", [("star", []), ("star", ["restart=true"]),
                                           ("bstar", ["temperature_grid=0.8,1.2", "probe_problems=100"]),
-                                          ("dpo", [])])
+                                          ("dpo", []), ("upo", ["dpo_learning_rate=2e-4"])])
 def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra):
     out = tmp_path / "run"
     proc = run_cli("run", recipe, "--out", str(out), *sets(TINY + extra))
@@ -175,3 +175,10 @@ def test_eval_file_scores_a_users_problems_and_bad_files_fail_cleanly(tmp_path):
         assert_clean_error(run_cli("run", "star", "--out", str(fresh), *sets(QUICK + [f"eval_file={bad}"])), fragment)
         assert not fresh.exists()
     assert_clean_error(run_cli("eval", str(run_dir), "--file", str(tmp_path / "missing.jsonl")), "does not exist")
+
+
+def test_certainty_weights_fall_linearly_with_uncertainty():
+    from selfevolve.recipes.upo import certainty_weights
+
+    assert certainty_weights(np.array([0.1, 0.3, 0.2])).tolist() == pytest.approx([1.0, 0.0, 0.5])
+    assert certainty_weights(np.array([0.2, 0.2])).tolist() == [1.0, 1.0]

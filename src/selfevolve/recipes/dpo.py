@@ -57,10 +57,11 @@ def preference_pairs(samples: dict[str, list]) -> tuple[list[str], list[str], li
     return prompts, [chosen[p][1] for p in prompts], [rejected[p][1] for p in prompts]
 
 
-def train_dpo(model, optimizer, cfg: Config, good: Examples, bad: Examples, gen, progress,
-              title: str) -> tuple[float, int]:
-    """`iteration_steps` DPO + NLL steps on the pairs (good[i], bad[i]) against a frozen copy of the model.
-    Returns the last loss and the tokens trained on (both answers of every pair drawn)."""
+def train_dpo(model, optimizer, cfg: Config, good: Examples, bad: Examples, gen, progress, title: str,
+              weights: torch.Tensor | None = None) -> tuple[float, int]:
+    """`iteration_steps` DPO + NLL steps on the pairs (good[i], bad[i]), weighted by `weights` if given,
+    against a frozen copy of the model. Returns the last loss and the tokens trained on (both answers
+    of every pair drawn)."""
     reference = copy.deepcopy(model).eval()
     sft = SFTConfig(learning_rate=cfg.dpo_learning_rate, batch_size=cfg.batch_size, warmup_steps=cfg.warmup_steps)
     loss, tokens = float("nan"), 0
@@ -68,22 +69,24 @@ def train_dpo(model, optimizer, cfg: Config, good: Examples, bad: Examples, gen,
         for step in range(cfg.iteration_steps):
             index = torch.randint(len(good), (min(cfg.batch_size, len(good)),), generator=gen)
             loss = dpo_step(model, reference, optimizer, good, bad, index, lr_at(step, cfg.iteration_steps, sft), sft,
-                            cfg.beta, cfg.nll_weight)
+                            cfg.beta, cfg.nll_weight, weights)
             tokens += int(good.lens[index].sum() + bad.lens[index].sum())
             advance(loss=loss)
     return loss, tokens
 
 
 def learn_from_pairs(model, optimizer, cfg: Config, samples, gen, progress, r: int, select=None):
-    """DPO on this iteration's pairs; `select(good, bad) -> (good, bad, description)` may drop some."""
+    """DPO on this iteration's pairs; `select(good, bad) -> (good, bad, weights, description)` may drop
+    or weight some."""
     prompts, chosen, rejected = preference_pairs(samples)
     if not prompts:
         progress.log(f"[yellow]round {r}: no (accepted, rejected) pair to learn from")
         return optimizer, float("nan"), 0
     tok = CharTokenizer()
     good, bad = Examples.encode(tok, prompts, chosen), Examples.encode(tok, prompts, rejected)
-    good, bad, what = select(good, bad) if select else (good, bad, f"{len(prompts)} pairs")
-    return optimizer, *train_dpo(model, optimizer, cfg, good, bad, gen, progress, f"round {r}: DPO on {what}")
+    good, bad, weights, what = select(good, bad) if select else (good, bad, None, f"{len(prompts)} pairs")
+    return optimizer, *train_dpo(model, optimizer, cfg, good, bad, gen, progress, f"round {r}: DPO on {what}",
+                                 weights)
 
 
 def learn_dpo(model, optimizer, cfg: Config, labelled, kept, base, samples, gen, progress, r: int):

@@ -33,8 +33,9 @@ def dpo_loss(pi_chosen: torch.Tensor, pi_rejected: torch.Tensor, ref_chosen: tor
 
 
 def dpo_step(model, reference, optimizer, chosen: Examples, rejected: Examples, index: torch.Tensor, lr: float,
-             cfg: SFTConfig, beta: float, nll_weight: float) -> float:
-    """One AdamW step on the pairs in `index`; returns the mean loss."""
+             cfg: SFTConfig, beta: float, nll_weight: float, weights: torch.Tensor | None = None) -> float:
+    """One AdamW step on the pairs in `index`, each pair's loss scaled by `weights[index]` if given
+    (a weighted mean); returns the loss."""
     model.train()
     (ci, cl), (ri, rl) = chosen.batch(index), rejected.batch(index)
     with torch.no_grad():
@@ -42,5 +43,6 @@ def dpo_step(model, reference, optimizer, chosen: Examples, rejected: Examples, 
         ref_r, _ = answer_logprobs(reference, ri, rl)
     pi_c, n_c = answer_logprobs(model, ci, cl)
     pi_r, _ = answer_logprobs(model, ri, rl)
-    loss = (dpo_loss(pi_c, pi_r, ref_c, ref_r, beta) - nll_weight * pi_c / n_c.clamp(min=1)).mean()
-    return apply_loss(model, optimizer, loss, lr, cfg)
+    per_pair = dpo_loss(pi_c, pi_r, ref_c, ref_r, beta) - nll_weight * pi_c / n_c.clamp(min=1)
+    w = torch.ones_like(per_pair) if weights is None else weights[index]
+    return apply_loss(model, optimizer, (w * per_pair).sum() / w.sum().clamp(min=1e-8), lr, cfg)
