@@ -37,10 +37,12 @@ class Config(dpo.Config):
     """Dropout rate of those passes."""
     keep_fraction: float = 0.9
     """Share of pairs kept, the most certain first. Tiny Countdown setting of the tests, one iteration:
-    pass@1 0.253 -> 0.280 keeping 0.9, -> 0.230 keeping 0.7 (plain DPO on all pairs: 0.300)."""
+    pass@1 0.253 -> 0.280 keeping 0.9, 0.275 keeping 0.95, 0.230 keeping 0.7 (plain DPO on all pairs:
+    0.300); with dpo_learning_rate 2e-4, 0.295 keeping 0.9; two iterations, 0.300 keeping 0.9."""
 
     weight_by_certainty: bool = False
-    """Also scale each kept pair's loss by its certainty (1 for the most certain, 0 for the least)."""
+    """Also scale each kept pair's loss by its certainty (1 for the most certain, 0 for the least).
+    Tiny setting, one iteration: 0.265 keeping 0.9, 0.275 keeping all pairs."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
