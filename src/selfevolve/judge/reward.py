@@ -1,8 +1,9 @@
-"""Outcome reward model (ORM): the policy's transformer with a scalar head, read at the stop token.
+"""Reward models: the policy's transformer with a scalar head, read at the last token.
 
-It learns P(answer is correct | problem, answer) from the loop's own answers on problems whose
-verdict is known, and then judges answers to problems that have none. Initialised from the
-policy's weights, as reward models usually are, so it starts from what the policy knows.
+One class, three uses: an outcome reward model (ORM) learns P(answer is correct) from verified
+answers; a process reward model (PRM, MedS3) regresses a partial solution's search value; a
+process preference model (PPM, rStar-Math) ranks sibling steps pairwise. Initialised from the
+policy's weights, as reward models usually are, so each starts from what the policy knows.
 """
 
 from __future__ import annotations
@@ -50,23 +51,43 @@ class RewardModel(nn.Module):
         return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def train_orm(model: RewardModel, examples: Examples, labels: np.ndarray, steps: int, sft: SFTConfig,
-              gen: torch.Generator, progress: Progress, title: str) -> float:
-    """`steps` AdamW steps of binary cross-entropy on (example, correct?) with classes weighted
-    equally, so a policy that is mostly wrong does not teach the judge to say "wrong" to all."""
-    target = torch.as_tensor(labels, dtype=torch.float32)
-    pos = float(target.mean())
-    weight = torch.where(target > 0, 0.5 / max(pos, 1e-6), 0.5 / max(1 - pos, 1e-6))
+def _fit(model: RewardModel, n: int, batch_loss, steps: int, sft: SFTConfig, gen: torch.Generator,
+         progress: Progress, title: str) -> float:
+    """`steps` AdamW steps, each on `batch_loss(index)` for a random batch of the n training items."""
     optimizer = make_optimizer(model.body, sft)
     optimizer.add_param_group({"params": list(model.head.parameters()), "weight_decay": 0.0})
     loss = float("nan")
     with progress.task(title, total=steps) as advance:
         for step in range(steps):
             model.train()
-            index = torch.randint(len(examples), (min(sft.batch_size, len(examples)),), generator=gen)
-            T = int(examples.lens[index].max())
-            logits = model(examples.ids[index, :T], examples.lens[index])
-            batch_loss = F.binary_cross_entropy_with_logits(logits, target[index], weight=weight[index])
-            loss = apply_loss(model, optimizer, batch_loss, lr_at(step, steps, sft), sft)
+            index = torch.randint(n, (min(sft.batch_size, n),), generator=gen)
+            loss = apply_loss(model, optimizer, batch_loss(index), lr_at(step, steps, sft), sft)
             advance(loss=loss)
     return loss
+
+
+def _logits(model: RewardModel, examples: Examples, index: torch.Tensor) -> torch.Tensor:
+    T = int(examples.lens[index].max())
+    return model(examples.ids[index, :T], examples.lens[index])
+
+
+def train_pointwise(model: RewardModel, examples: Examples, targets: np.ndarray, steps: int, sft: SFTConfig,
+                    gen: torch.Generator, progress: Progress, title: str, balance: bool = True) -> float:
+    """Binary cross-entropy towards targets in [0, 1]: verdicts (an ORM) or rescaled Q-values (a PRM).
+    With `balance`, both classes of 0/1 targets weigh the same, so a policy that is mostly wrong does
+    not teach the judge to say "wrong" to everything."""
+    target = torch.as_tensor(targets, dtype=torch.float32)
+    weight = torch.ones_like(target)
+    if balance:
+        pos = float((target > 0.5).float().mean())
+        weight = torch.where(target > 0.5, 0.5 / max(pos, 1e-6), 0.5 / max(1 - pos, 1e-6))
+    return _fit(model, len(examples), lambda i: F.binary_cross_entropy_with_logits(
+        _logits(model, examples, i), target[i], weight=weight[i]), steps, sft, gen, progress, title)
+
+
+def train_pairwise(model: RewardModel, better: Examples, worse: Examples, steps: int, sft: SFTConfig,
+                   gen: torch.Generator, progress: Progress, title: str) -> float:
+    """Bradley-Terry ranking loss -log sigmoid(r(better) - r(worse)) over pairs (better[i], worse[i]):
+    the process preference model learns which of two steps is better, never an absolute label."""
+    return _fit(model, len(better), lambda i: -F.logsigmoid(_logits(model, better, i) - _logits(model, worse, i))
+                .mean(), steps, sft, gen, progress, title)

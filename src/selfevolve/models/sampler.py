@@ -40,7 +40,7 @@ def generate(
     prompts: list[list[int]],
     max_new_tokens: int,
     *,
-    stop_id: int,
+    stop_id: int | tuple[int, ...],
     pad_id: int = 0,
     num_samples: int = 1,
     temperature: float = 0.0,
@@ -50,7 +50,10 @@ def generate(
     batch_size: int = 1024,
     generator: torch.Generator | None = None,
 ) -> Samples:
-    """Continue each prompt `num_samples` times; rows are prompt-major (p0s0, p0s1, ..., p1s0...)."""
+    """Continue each prompt `num_samples` times; rows are prompt-major (p0s0, p0s1, ..., p1s0...).
+
+    A row stops after the first token in `stop_id` (one id, or several: e.g. end of line or of text).
+    """
     if not prompts:
         raise ValueError("generate() needs at least one prompt")
     if temperature < 0:
@@ -77,6 +80,7 @@ def _generate_batch(model, prompts, max_new_tokens, stop_id, pad_id, temperature
     model.eval()
     device = next(model.parameters()).device
     cfg = model.cfg
+    stops = torch.tensor(stop_id if isinstance(stop_id, tuple) else (stop_id,), device=device)
     B, P = len(prompts), max(len(p) for p in prompts)
     if P + max_new_tokens > cfg.max_seq_len and cfg.pos_encoding == "rope":
         raise ValueError(f"prompt + max_new_tokens = {P + max_new_tokens} exceeds max_seq_len {cfg.max_seq_len}")
@@ -111,7 +115,7 @@ def _generate_batch(model, prompts, max_new_tokens, stop_id, pad_id, temperature
         lp = logits.log_softmax(-1).gather(1, nxt[:, None]).squeeze(1)
         tokens[:, t] = torch.where(done, pad_id, nxt)
         logprobs[:, t] = torch.where(done, 0.0, lp)
-        stopped = ~done & (nxt == stop_id)
+        stopped = ~done & torch.isin(nxt, stops)
         lengths[stopped] = t + 1
         done |= stopped
         if bool(done.all()) or t == max_new_tokens - 1:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from selfevolve.config import check_min
-from selfevolve.judge.reward import RewardModel, train_orm
+from selfevolve.judge.reward import RewardModel, train_pointwise
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
@@ -220,8 +220,8 @@ def orm_judge(model, tok, task, cfg: Config, seed_set: list[Problem], gen, progr
         seen = sample_and_judge(model, tok, task, seed_set, cfg.orm_samples, cfg.temperature, gen)
     prompts = [p.prompt for p, row in zip(seen.problems, seen.texts, strict=True) for _ in row]
     orm = RewardModel.from_policy(model)
-    loss = train_orm(orm, Examples.encode(tok, prompts, [t for row in seen.texts for t in row]),
-                     seen.correct.ravel(), cfg.orm_steps, cfg.sft(), gen, progress, f"round {r}: train the ORM")
+    loss = train_pointwise(orm, Examples.encode(tok, prompts, [t for row in seen.texts for t in row]),
+                           seen.correct.ravel(), cfg.orm_steps, cfg.sft(), gen, progress, f"round {r}: train the ORM")
 
     def judge(problems: list[Problem], texts: list[list[str]], correct: np.ndarray) -> np.ndarray:
         flat = [t for row in texts for t in row]
