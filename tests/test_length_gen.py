@@ -20,9 +20,12 @@ def test_one_round_of_self_improvement_beats_round_0(finished_run):
     out, proc = finished_run
     s = summary(out)
     round0, round1 = s["rounds"]
-    # labels up to 4 digits; the 5-digit problems were only ever labelled by the model itself
+    # labels up to 4 digits; the 5-digit problems were only ever labelled by the model itself. How well
+    # round 0 generalises to 5 digits depends on the CPU's float kernels (0.53 on one 2-core machine,
+    # 0.91 on another, same seed): one round must add 10 points, or reach 0.98 where that is the room left
     assert round0["accuracy_by_digits"]["4"] >= 0.9, round0
-    assert round1["accuracy_by_digits"]["5"] >= round0["accuracy_by_digits"]["5"] + 0.1, (round0, round1)
+    want = min(round0["accuracy_by_digits"]["5"] + 0.1, 0.98)
+    assert round1["accuracy_by_digits"]["5"] >= want, (round0, round1)
     assert round1["kept"] > 0 and round1["pseudo_label_error"] < 0.1
     assert "Held-out exact match" in proc.stdout and "report:" in proc.stdout
 

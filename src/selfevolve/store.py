@@ -170,9 +170,11 @@ class RunStore:
         return self.path / "checkpoints" / f"round-{round_:03d}"
 
     def save_checkpoint(self, round_: int, model: torch.nn.Module, model_config: dict,
-                        optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> Path:
+                        optimizer: torch.optim.Optimizer, state: dict[str, Any],
+                        extra: dict[str, torch.nn.Module] | None = None) -> Path:
+        """Write the round's checkpoint; `extra` modules (e.g. reward models) go to NAME.safetensors beside it."""
         import torch
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file, save_model
 
         final = self.checkpoint_dir(round_)
         tmp = final.with_name(final.name + ".tmp")
@@ -182,6 +184,8 @@ class RunStore:
         if model_config.get("tie_embeddings"):
             tensors.pop("lm_head.weight", None)  # the same storage as embed_tokens.weight
         save_file(tensors, tmp / "model.safetensors")
+        for name, module in (extra or {}).items():
+            save_model(module, str(tmp / f"{name}.safetensors"))  # handles tied weights
         (tmp / "model.json").write_text(json.dumps(model_config, indent=2))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
@@ -231,6 +235,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         "optimizer": optimizer,
         "state": read_json(path / "state.json", "checkpoint state"),
     }
+
+
+def load_extra(path: Path, name: str, into: torch.nn.Module) -> torch.nn.Module:
+    """Load NAME.safetensors of a checkpoint into a module of the same shape (see `save_checkpoint`)."""
+    from safetensors.torch import load_model
+
+    file = Path(path) / f"{name}.safetensors"
+    try:
+        load_model(into, str(file))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"checkpoint {file} is missing or unreadable ({err})") from None
+    except RuntimeError as err:  # missing, unexpected or mis-shaped tensors
+        raise CheckpointError(f"checkpoint {file} does not fit this model ({str(err)[:200]})") from None
+    return into
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], into: torch.nn.Module | None = None) -> torch.nn.Module:

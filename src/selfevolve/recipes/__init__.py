@@ -14,7 +14,7 @@ from selfevolve.errors import ConfigError
 
 # imported on first use: a command pays only for the recipe it runs (gp needs no torch, say)
 RECIPES: dict[str, str] = {"bstar": "bstar", "deep-ga": "deep_ga", "dpo": "dpo", "gp": "gp", "length-gen": "length_gen",
-                           "star": "star", "upo": "upo"}
+                           "rstar": "rstar", "star": "star", "upo": "upo"}
 
 
 def get_recipe(name: str) -> ModuleType:

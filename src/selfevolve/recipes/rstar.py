@@ -1,0 +1,367 @@
+"""rStar-Math / MedS3: MCTS over code-executed steps, a process preference model, rounds of self-evolution.
+
+Guan et al. (2025), "rStar-Math: Small LLMs Can Master Math Reasoning with Self-Evolved Deep
+Thinking", arXiv:2501.04519; Jiang et al. (2025), "MedS3: Towards Medical Small Language Models
+with Self-Evolved Slow Thinking", arXiv:2501.12051
+
+    round 0: supervised fine-tuning of the policy on a few hundred solved easy wordmath problems
+    round r: MCTS on new problems that carry only their final answer (round 1 guided by terminal
+             rewards alone, later rounds also by the previous round's PPM, or PRM with
+             reward_model=prm); SFT the policy on the best correct trajectories per problem (by
+             mean Q); train the PPM (pairwise, on sibling steps), a PRM (regressed on Q) and an
+             ORM (on outcomes) on the trees; evaluate greedy, majority vote, best-of-N by each
+             reward model, and PPM-guided MCTS on held-out problems at N = 1, 4, 16, 64
+
+    selfevolve run rstar --set reward_model=prm
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfevolve.config import check_min
+from selfevolve.judge.reward import RewardModel, train_pairwise, train_pointwise
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import Transformer, TransformerConfig
+from selfevolve.progress import Progress
+from selfevolve.search.mcts import MCTSConfig, best_trajectories, preference_pairs, search, solved
+from selfevolve.search.sampling import answer
+from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint
+from selfevolve.tasks.base import Problem
+from selfevolve.tasks.wordmath import WordMathTask, execute
+from selfevolve.train.sft import Examples, SFTConfig, make_optimizer, train_on_pools
+
+REWARD_MODELS = ("ppm", "prm", "orm")
+STRATEGIES = ("greedy", "majority", "orm", "prm", "ppm", "mcts_ppm")
+
+
+@dataclass
+class Config:
+    task = "wordmath"  # not a setting: the task this recipe is written for
+
+    seed: int = 0
+    """Seeds model init, problems, search and sampling."""
+    reward_model: str = "ppm"
+    """What guides the search after round 1: ppm (rStar-Math) or prm (MedS3)."""
+    rounds: int = 3
+    """Rounds of search + training after round 0."""
+    seed_problems: int = 300
+    """Labelled, solved problems for round 0."""
+    seed_difficulty: int = 2
+    """The seed problems have 1..seed_difficulty steps."""
+    train_problems: int = 200
+    """New problems per round, with their final answers only: the search must find the steps."""
+    train_difficulty: int = 3
+    """The search problems have 1..train_difficulty steps."""
+    eval_problems: int = 100
+    """Held-out problems (the same every round)."""
+    eval_difficulty: int = 4
+    """The held-out problems have 1..eval_difficulty steps: harder ones than the seed set too."""
+    eval_n: tuple[int, ...] = (1, 4, 16, 64)
+    """Numbers of sampled solutions (and of MCTS rollouts) each strategy is scored at."""
+    rollouts: int = 16
+    """MCTS rollouts per training problem."""
+    width: int = 4
+    """Candidate steps per expansion."""
+    max_depth: int = 8
+    """Most steps in a solution."""
+    c_uct: float = 1.0
+    """UCT exploration constant."""
+    temperature: float = 1.0
+    """Sampling temperature of search steps and of the sampled solutions."""
+    trajectories_per_problem: int = 2
+    """Correct trajectories per solved problem the policy is fine-tuned on (highest mean Q first)."""
+
+    n_layer: int = 4
+    """Transformer layers (policy and reward models)."""
+    n_head: int = 4
+    """Attention heads."""
+    n_embd: int = 128
+    """Model width."""
+    learning_rate: float = 1e-3
+    """Peak AdamW learning rate."""
+    batch_size: int = 64
+    """Sequences (or pairs) per optimizer step."""
+    warmup_steps: int = 50
+    """Linear warmup steps of each training phase."""
+    round0_steps: int = 1500
+    """Policy steps on the seed set."""
+    policy_steps: int = 400
+    """Policy steps per round (seed set and search trajectories, half and half)."""
+    reward_steps: int = 300
+    """Steps per reward model per round."""
+    threads: int = 0
+    """torch CPU threads (0: leave torch's default)."""
+
+    def __post_init__(self) -> None:
+        if self.reward_model not in ("ppm", "prm"):
+            raise ValueError(f"reward_model: {self.reward_model!r} is not one of ppm, prm")
+        check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
+                  "eval_difficulty", "rollouts", "width", "max_depth", "trajectories_per_problem", "n_layer",
+                  "n_head", "n_embd", "batch_size")
+        check_min(self, 0, "rounds", "warmup_steps", "round0_steps", "policy_steps", "reward_steps", "threads")
+        most = WordMathTask.max_steps
+        for name in ("seed_difficulty", "train_difficulty", "eval_difficulty"):
+            if getattr(self, name) > most:
+                raise ValueError(f"{name} must be <= {most} (wordmath steps), got {getattr(self, name)}")
+        if not self.eval_n or min(self.eval_n) < 1:
+            raise ValueError(f"eval_n must be positive numbers of solutions, got {self.eval_n}")
+        if self.temperature <= 0 or self.learning_rate <= 0 or self.c_uct < 0:
+            raise ValueError("temperature and learning_rate must be > 0 and c_uct >= 0")
+
+    def sft(self) -> SFTConfig:
+        return SFTConfig(learning_rate=self.learning_rate, batch_size=self.batch_size, warmup_steps=self.warmup_steps)
+
+    def mcts(self, rollouts: int | None = None) -> MCTSConfig:
+        return MCTSConfig(rollouts=rollouts or self.rollouts, width=self.width, max_depth=self.max_depth,
+                          c_uct=self.c_uct, temperature=self.temperature)
+
+
+def build_policy(cfg: Config, tok: CharTokenizer) -> Transformer:
+    mcfg = TransformerConfig(vocab_size=tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
+                             max_seq_len=WordMathTask.max_seq_len, pos_encoding="rope")
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        return Transformer(mcfg)
+
+
+def scorer(rm: RewardModel, tok: CharTokenizer):
+    """A value function for the search: reward-model logits squashed to [-1, 1]."""
+    def value(problems: list[Problem], solutions: list[str]) -> np.ndarray:
+        p = rm.score(Examples.encode(tok, [q.prompt for q in problems], solutions))
+        return 2 * p - 1
+    return value
+
+
+# ---- the data a round's trees give ------------------------------------------------------------
+
+def tree_data(trees, k: int) -> dict[str, list]:
+    """One table of what the trees teach: policy trajectories (sft), PPM pairs (better/worse), PRM
+    targets (every visited step's Q rescaled to [0, 1]) and ORM targets (every terminal's outcome)."""
+    rows: dict[str, list] = {"kind": [], "prompt": [], "text": [], "other": [], "target": [], "tree": []}
+
+    def add(kind, prompt, text, other, target, tree):
+        for name, value in zip(rows, (kind, prompt, text, other, target, tree), strict=True):
+            rows[name].append(value)
+
+    for i, tree in enumerate(trees):
+        prompt = tree.problem.prompt
+        for path in best_trajectories(tree, k):
+            add("sft", prompt, "\n".join(n.step for n in path), "", 1.0, i)
+        for better, worse in preference_pairs(tree):
+            add("pair", prompt, better, worse, 1.0, i)
+        for node in tree.root.walk():
+            if node.step and node.visits:
+                add("prm", prompt, node.solution(), "", (node.q + 1) / 2, i)
+            if node.terminal and node.step:
+                add("orm", prompt, node.solution(), "", float(node.reward > 0), i)
+    return rows
+
+
+def pick(data: dict[str, list], kind: str, held_out: bool | None = None) -> dict[str, list]:
+    """Rows of one kind; held_out=True / False: only the trees of every 10th problem / the others."""
+    keep = [i for i, k in enumerate(data["kind"]) if k == kind
+            and (held_out is None or (data["tree"][i] % 10 == 9) == held_out)]
+    return {name: [col[i] for i in keep] for name, col in data.items()}
+
+
+def train_reward_models(policy, tok, cfg: Config, data: dict[str, list], gen, progress, r: int) -> dict:
+    """PPM (pairwise), PRM (Q regression) and ORM (outcomes), each initialised from the policy."""
+    models = {name: RewardModel.from_policy(policy) for name in REWARD_MODELS}
+    pairs, prm, orm = pick(data, "pair", False), pick(data, "prm", False), pick(data, "orm", False)
+    if pairs["prompt"]:
+        train_pairwise(models["ppm"], Examples.encode(tok, pairs["prompt"], pairs["text"]),
+                       Examples.encode(tok, pairs["prompt"], pairs["other"]), cfg.reward_steps, cfg.sft(), gen,
+                       progress, f"round {r}: PPM on {len(pairs['prompt'])} step pairs")
+    for name, rows, balance in (("prm", prm, False), ("orm", orm, True)):
+        if rows["prompt"]:
+            train_pointwise(models[name], Examples.encode(tok, rows["prompt"], rows["text"]),
+                            np.array(rows["target"]), cfg.reward_steps, cfg.sft(), gen, progress,
+                            f"round {r}: {name.upper()} on {len(rows['prompt'])} examples", balance=balance)
+    return models
+
+
+def pair_accuracy(rm: RewardModel, tok: CharTokenizer, pairs: dict[str, list]) -> float | None:
+    """Share of held-out step pairs the model ranks the right way round."""
+    if not pairs["prompt"]:
+        return None
+    better = rm.score(Examples.encode(tok, pairs["prompt"], pairs["text"]))
+    worse = rm.score(Examples.encode(tok, pairs["prompt"], pairs["other"]))
+    return float((better > worse).mean())
+
+
+# ---- inference strategies at equal numbers of solutions ---------------------------------------
+
+def final_value(text: str):
+    result = execute(text)
+    return result.values.get("answer") if result.ok else None
+
+
+def evaluate(policy, rms: dict | None, tok, task: WordMathTask, cfg: Config, problems: list[Problem],
+             gen: torch.Generator, progress: Progress) -> tuple[dict, dict]:
+    """Held-out accuracy and mean generated tokens per problem, {strategy: {N: value}}."""
+    ns, top = sorted(cfg.eval_n), max(cfg.eval_n)
+    acc: dict = {s: {} for s in STRATEGIES}
+    tokens: dict = {s: {} for s in STRATEGIES}
+    with progress.task(f"evaluate: greedy and {top} samples x {len(problems)} problems", total=None):
+        greedy, _ = answer(policy, tok, problems, max_new=task.max_answer_tokens)
+        texts, _ = answer(policy, tok, problems, num_samples=top, temperature=cfg.temperature, generator=gen,
+                          max_new=task.max_answer_tokens)
+    acc["greedy"]["1"] = float(np.mean([task.verify(p, t) for p, t in zip(problems, greedy, strict=True)]))
+    tokens["greedy"]["1"] = float(np.mean([len(t) + 1 for t in greedy]))
+    rows = [texts[i * top:(i + 1) * top] for i in range(len(problems))]
+    correct = np.array([[task.verify(p, t) for t in row] for p, row in zip(problems, rows, strict=True)])
+    length = np.array([[len(t) + 1 for t in row] for row in rows])
+    scores = {name: rm.score(Examples.encode(tok, [p.prompt for p in problems for _ in range(top)], texts))
+              .reshape(len(problems), top) for name, rm in (rms or {}).items()}
+    valid = np.array([[final_value(t) is not None for t in row] for row in rows])
+    for n in ns:
+        key = str(n)
+        votes = [majority_correct(p, row[:n], task) for p, row in zip(problems, rows, strict=True)]
+        acc["majority"][key] = float(np.mean(votes))
+        for name, s in scores.items():
+            masked = np.where(valid[:, :n], s[:, :n], -np.inf)  # a solution that does not run is no answer
+            acc[name][key] = float(correct[np.arange(len(problems)), masked.argmax(1)].mean())
+        for name in ("majority", *scores):
+            tokens[name][key] = float(length[:, :n].sum(1).mean())
+    if rms:
+        with progress.task(f"evaluate: PPM-guided MCTS, {top} rollouts x {len(problems)} problems", total=None):
+            trees = search(policy, tok, problems, cfg.mcts(top), gen, value_fn=scorer(rms["ppm"], tok),
+                           use_gold=False)
+        for n in ns:
+            picked = [t.answers_after[n - 1] for t in trees]
+            acc["mcts_ppm"][str(n)] = float(np.mean([task.verify(t.problem, text)
+                                                     for t, (_, text, _) in zip(trees, picked, strict=True)]))
+            tokens["mcts_ppm"][str(n)] = float(np.mean([used for _, _, used in picked]))
+    return acc, tokens
+
+
+def majority_correct(problem: Problem, texts: list[str], task: WordMathTask) -> bool:
+    """Majority vote over the final values of the solutions that run; the first of a tie wins."""
+    values = [v for v in (final_value(t) for t in texts) if v is not None]
+    if not values:
+        return False
+    counts = Counter(values)
+    best = max(counts, key=lambda v: (counts[v], -values.index(v)))
+    return task.verify(problem, f"answer = {best!r}")
+
+
+# ---- the loop --------------------------------------------------------------------------------
+
+def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    tok, task = CharTokenizer(), WordMathTask()
+    policy = build_policy(cfg, tok)
+    optimizer = make_optimizer(policy, cfg.sft())
+    seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, np.random.default_rng([cfg.seed, 0]), mixed=True)
+    labelled = Examples.encode(tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
+    test = task.sample(cfg.eval_problems, cfg.eval_difficulty, np.random.default_rng([cfg.seed, 10_000]), mixed=True)
+    rms = None
+
+    done = store.completed_rounds()
+    first = done[-1] + 1 if done else 0
+    if done:
+        ckpt = load_checkpoint(store.checkpoint_dir(done[-1]))
+        model_from_checkpoint(ckpt, into=policy)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if done[-1] > 0:
+            rms = {name: load_extra(store.checkpoint_dir(done[-1]), name, RewardModel.from_policy(policy))
+                   for name in REWARD_MODELS}
+        store.event("resumed", f"from round {done[-1]}")
+    data = [store.read_samples(r).to_pydict() for r in range(1, first)]
+    records = [r for r in store.rounds() if r["round"] < first]
+
+    for r in range(first, cfg.rounds + 1):
+        t0 = time.time()
+        rng, gen = np.random.default_rng([cfg.seed, r, 1]), torch.Generator().manual_seed(cfg.seed * 1_000_003 + r)
+        record: dict = {"round": r}
+        if r == 0:
+            train_on_pools(policy, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,
+                           f"round 0: train on {len(labelled)} solved problems")
+            record.update(solved_by_search=None, ppm_pair_accuracy=None, prm_pair_accuracy=None)
+        else:
+            # ---- SEARCH: problems with final answers only; terminal-guided in round 1, then reward-guided
+            problems = task.sample(cfg.train_problems, cfg.train_difficulty, rng, mixed=True)
+            guide = scorer(rms[cfg.reward_model], tok) if rms else None
+            with progress.task(f"round {r}: MCTS, {cfg.rollouts} rollouts x {len(problems)} problems",
+                               total=cfg.rollouts) as advance:
+                trees = search(policy, tok, problems, cfg.mcts(), gen, value_fn=guide, on_rollout=advance)
+            rows = tree_data(trees, cfg.trajectories_per_problem)
+            store.write_samples(r, rows)
+            data.append(rows)
+            merged = {name: [v for d in data for v in d[name]] for name in rows}
+            # ---- LEARN: the policy on the best trajectories so far, reward models on all trees so far
+            sft = pick(merged, "sft")
+            if sft["prompt"]:
+                train_on_pools(policy, optimizer, cfg.sft(), [labelled, Examples.encode(tok, sft["prompt"],
+                                                                                         sft["text"])],
+                               [0.5, 0.5], cfg.policy_steps, gen, progress,
+                               f"round {r}: fine-tune on {len(sft['prompt'])} trajectories")
+            rms = train_reward_models(policy, tok, cfg, merged, gen, progress, r)
+            held = pick(merged, "pair", True)
+            record.update(solved_by_search=float(np.mean([solved(t.root) for t in trees])),
+                          search_tokens=int(sum(t.tokens for t in trees)),
+                          pruned_steps=int(sum(t.pruned for t in trees)), trajectories=len(pick(rows, "sft")["kind"]),
+                          pairs=len(pick(rows, "pair")["kind"]), ppm_pair_accuracy=pair_accuracy(rms["ppm"], tok, held),
+                          prm_pair_accuracy=pair_accuracy(rms["prm"], tok, held))
+        acc, tokens = evaluate(policy, rms, tok, task, cfg, test, torch.Generator().manual_seed(cfg.seed + 77),
+                               progress)
+        record.update(accuracy=acc, tokens=tokens, wall_seconds=time.time() - t0)
+        records.append(record)
+        store.record_round(r, record, {"eval/greedy": acc["greedy"]["1"]})
+        store.save_checkpoint(r, policy, policy.cfg.to_dict(), optimizer, {"round": r, "seed": cfg.seed},
+                              extra=rms)
+        progress.log(f"[bold]round {r}[/] greedy {acc['greedy']['1']:.3f}  " + "  ".join(
+            f"{s}@{max(cfg.eval_n)} {acc[s][str(max(cfg.eval_n))]:.3f}" for s in STRATEGIES[1:]
+            if str(max(cfg.eval_n)) in acc[s]) + f"  {record['wall_seconds']:.0f}s")
+
+    summary = {"recipe": store.recipe, "seed": cfg.seed, "reward_model": cfg.reward_model, "rounds": records,
+               "wall_seconds": round(sum(r["wall_seconds"] for r in records), 2)}
+    store.write_summary(summary)
+    store.event("finished")
+    return summary
+
+
+def headline(summary: dict) -> str:
+    first, last = summary["rounds"][0]["accuracy"], summary["rounds"][-1]["accuracy"]
+    return (f"wordmath: held-out greedy accuracy {first['greedy']['1']:.3f} after round 0 -> "
+            f"{last['greedy']['1']:.3f} after {len(summary['rounds']) - 1} rounds, {summary['wall_seconds']:.0f} s")
+
+
+def table(summary: dict):
+    from rich.table import Table
+
+    rounds = summary["rounds"]
+    ns = sorted({n for r in rounds for s in r["accuracy"].values() for n in s}, key=int)
+    out = Table(title="Held-out accuracy by strategy and number of solutions N, after each round")
+    out.add_column("round")
+    out.add_column("strategy")
+    for n in ns:
+        out.add_column(f"N={n}", justify="right")
+    for r in rounds:
+        for s, by_n in r["accuracy"].items():
+            if by_n:
+                out.add_row(str(r["round"]), s, *[f"{by_n[n]:.3f}" if n in by_n else "" for n in ns])
+    return out
+
+
+def plots(summary: dict, plot_dir: Path) -> list[Path]:
+    from selfevolve.report import plot_lines
+
+    rounds = summary["rounds"]
+    top = max((n for s in rounds[-1]["accuracy"].values() for n in s), key=int)
+    by_round = {s: [r["accuracy"][s].get(top if s != "greedy" else "1") for r in rounds] for s in STRATEGIES}
+    last = rounds[-1]["accuracy"]
+    ns = sorted(last["majority"], key=int)
+    by_n = {s: [last[s].get(n) for n in ns] for s in ("majority", "orm", "prm", "ppm", "mcts_ppm") if last[s]}
+    return [plot_lines([r["round"] for r in rounds], by_round, f"Held-out accuracy per round (N = {top})", "round",
+                       "accuracy", plot_dir / "accuracy_by_round.png"),
+            plot_lines([int(n) for n in ns], by_n, "Held-out accuracy vs N, final round", "N (solutions / rollouts)",
+                       "accuracy", plot_dir / "accuracy_by_n.png")]

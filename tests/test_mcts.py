@@ -1,0 +1,91 @@
+"""MCTS over steps: UCT, back-propagation and the data a tree gives, on hand-built trees; and a real search."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import Transformer, TransformerConfig
+from selfevolve.search.mcts import (MCTSConfig, Node, Tree, backprop, best_trajectories, preference_pairs, search,
+                                    select, solved, uct_child)
+from selfevolve.tasks.wordmath import WordMathTask
+
+
+def child(parent: Node, step: str, terminal: bool = False, reward: float = 0.0) -> Node:
+    node = Node(step, {}, parent, parent.depth + 1, terminal=terminal, reward=reward)
+    parent.children.append(node)
+    parent.expanded = True
+    return node
+
+
+def test_backprop_adds_the_value_along_the_path_and_q_is_the_mean():
+    root = Node("", {})
+    a = child(root, "a: x = 1")
+    b = child(a, "b: answer = x", terminal=True, reward=1.0)
+    backprop(b, 1.0)
+    backprop(b, -1.0)
+    backprop(a, -1.0)
+    assert (root.visits, a.visits, b.visits) == (3, 3, 2)
+    assert a.q == pytest.approx(-1 / 3) and b.q == 0.0
+    assert Node("", {}, prior=0.4).q == 0.4  # unvisited: the prior
+
+
+def test_uct_prefers_the_unvisited_then_balances_value_and_visits():
+    root = Node("", {}, visits=10)
+    good = child(root, "g")
+    good.visits, good.value_sum = 8, 6.0
+    fresh = child(root, "f")
+    assert uct_child(root, c=1.0) is fresh  # 0 + sqrt(ln 11 / 1) > 0.75 + sqrt(ln 11 / 9)
+    assert uct_child(root, c=0.0) is good
+    fresh.visits, fresh.value_sum = 1, -1.0
+    want = max([good, fresh], key=lambda n: n.q + math.sqrt(math.log(11) / (n.visits + 1)))
+    assert uct_child(root, c=1.0) is want
+
+
+def test_select_stops_at_an_unexpanded_or_terminal_node():
+    root = Node("", {})
+    a = child(root, "a")
+    assert select(root, 1.0, max_depth=8) is a  # a is not expanded yet
+    end = child(a, "answer", terminal=True, reward=1.0)
+    assert select(root, 1.0, max_depth=8) is end
+    assert select(root, 1.0, max_depth=1) is a
+
+
+def tree_with_two_branches() -> Tree:
+    """root -> a (-> a1 correct, a2 wrong) and b (-> b1 wrong), visited as a search would."""
+    root = Node("", {})
+    a, b = child(root, "a: x = 1"), child(root, "b: x = 2")
+    a1 = child(a, "a1: answer = x", terminal=True, reward=1.0)
+    a2 = child(a, "a2: answer = x + 1", terminal=True, reward=-1.0)
+    b1 = child(b, "b1: answer = x", terminal=True, reward=-1.0)
+    for leaf in (a1, a1, a2, b1):
+        backprop(leaf, leaf.reward)
+    return Tree(WordMathTask().make("q", 1), root)
+
+
+def test_trajectories_and_pairs_come_from_correct_vs_incorrect_siblings():
+    tree = tree_with_two_branches()
+    a, b = tree.root.children
+    assert solved(a) and not solved(b) and solved(tree.root)
+    (best,) = best_trajectories(tree, k=2)
+    assert [n.step for n in best] == ["a: x = 1", "a1: answer = x"]
+    pairs = preference_pairs(tree)
+    assert ("a: x = 1", "b: x = 2") in pairs  # first step: the branch that reaches the answer wins
+    assert ("a: x = 1\na1: answer = x", "a: x = 1\na2: answer = x + 1") in pairs
+    assert len(pairs) == 2
+
+
+def test_search_prunes_steps_that_do_not_run_and_counts_its_tokens():
+    tok = CharTokenizer()
+    torch.manual_seed(0)
+    policy = Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_embd=32, n_head=2, pos_encoding="rope",
+                                           max_seq_len=512))
+    problems = WordMathTask().sample(3, 2, np.random.default_rng(0))
+    cfg = MCTSConfig(rollouts=2, width=3, max_step_tokens=12)
+    trees = search(policy, tok, problems, cfg, torch.Generator().manual_seed(0))
+    for tree in trees:  # a random policy writes no runnable step: everything is pruned, nothing breaks
+        assert tree.tokens > 0 and tree.pruned > 0 and len(tree.answers_after) == 2
+        assert all(n.names or n is tree.root for n in tree.root.walk())
+        assert tree.root.visits == 2
