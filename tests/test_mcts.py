@@ -8,8 +8,8 @@ import torch
 
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
-from selfevolve.search.mcts import (MCTSConfig, Node, Tree, backprop, best_trajectories, preference_pairs, search,
-                                    select, solved, uct_child)
+from selfevolve.search import mcts
+from selfevolve.search.mcts import MCTSConfig, Node, Tree, backprop, search, select, uct_child
 from selfevolve.tasks.wordmath import WordMathTask
 
 
@@ -68,10 +68,10 @@ def tree_with_two_branches() -> Tree:
 def test_trajectories_and_pairs_come_from_correct_vs_incorrect_siblings():
     tree = tree_with_two_branches()
     a, b = tree.root.children
-    assert solved(a) and not solved(b) and solved(tree.root)
-    (best,) = best_trajectories(tree, k=2)
+    assert mcts.solved(a) and not mcts.solved(b) and mcts.solved(tree.root)
+    (best,) = mcts.best_trajectories(tree, k=2)
     assert [n.step for n in best] == ["a: x = 1", "a1: answer = x"]
-    pairs = preference_pairs(tree)
+    pairs = mcts.preference_pairs(tree)
     assert ("a: x = 1", "b: x = 2") in pairs  # first step: the branch that reaches the answer wins
     assert ("a: x = 1\na1: answer = x", "a: x = 1\na2: answer = x + 1") in pairs
     assert len(pairs) == 2

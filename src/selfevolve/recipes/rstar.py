@@ -55,17 +55,17 @@ class Config:
     """Labelled, solved problems for round 0."""
     seed_difficulty: int = 2
     """The seed problems have 1..seed_difficulty steps."""
-    train_problems: int = 200
+    train_problems: int = 100
     """New problems per round, with their final answers only: the search must find the steps."""
     train_difficulty: int = 3
     """The search problems have 1..train_difficulty steps."""
-    eval_problems: int = 100
+    eval_problems: int = 50
     """Held-out problems (the same every round)."""
     eval_difficulty: int = 4
     """The held-out problems have 1..eval_difficulty steps: harder ones than the seed set too."""
     eval_n: tuple[int, ...] = (1, 4, 16, 64)
     """Numbers of sampled solutions (and of MCTS rollouts) each strategy is scored at."""
-    rollouts: int = 16
+    rollouts: int = 8
     """MCTS rollouts per training problem."""
     width: int = 4
     """Candidate steps per expansion."""
@@ -82,7 +82,7 @@ class Config:
     """Transformer layers (policy and reward models)."""
     n_head: int = 4
     """Attention heads."""
-    n_embd: int = 128
+    n_embd: int = 64
     """Model width."""
     learning_rate: float = 1e-3
     """Peak AdamW learning rate."""
@@ -90,11 +90,11 @@ class Config:
     """Sequences (or pairs) per optimizer step."""
     warmup_steps: int = 50
     """Linear warmup steps of each training phase."""
-    round0_steps: int = 1500
+    round0_steps: int = 900
     """Policy steps on the seed set."""
-    policy_steps: int = 400
+    policy_steps: int = 300
     """Policy steps per round (seed set and search trajectories, half and half)."""
-    reward_steps: int = 300
+    reward_steps: int = 200
     """Steps per reward model per round."""
     threads: int = 0
     """torch CPU threads (0: leave torch's default)."""
