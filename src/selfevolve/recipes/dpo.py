@@ -15,6 +15,7 @@ at the start of the iteration (refreshed every iteration).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.recipes import star
 from selfevolve.recipes.star import evaluate_file, headline, plots  # noqa: F401
 from selfevolve.train.dpo import dpo_step
-from selfevolve.train.sft import Examples, SFTConfig, lr_at
+from selfevolve.train.sft import Examples, lr_at
 
 
 @dataclass
@@ -63,7 +64,7 @@ def train_dpo(model, optimizer, cfg: Config, good: Examples, bad: Examples, gen,
     against a frozen copy of the model. Returns the last loss and the tokens trained on (both answers
     of every pair drawn)."""
     reference = copy.deepcopy(model).eval()
-    sft = SFTConfig(learning_rate=cfg.dpo_learning_rate, batch_size=cfg.batch_size, warmup_steps=cfg.warmup_steps)
+    sft = dataclasses.replace(cfg.sft(), learning_rate=cfg.dpo_learning_rate)
     loss, tokens = float("nan"), 0
     with progress.task(title, total=cfg.iteration_steps) as advance:
         for step in range(cfg.iteration_steps):

@@ -29,13 +29,13 @@ from selfevolve.search.sampling import answer, majority_vote
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Task, get_task
 from selfevolve.tasks.arithmetic import ArithmeticTask
-from selfevolve.train.sft import Examples, SFTConfig, make_optimizer, train_on_pools
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 FILTERS = ("length", "commute", "split", "offsets", "vote", "confidence")
 
 
 @dataclass
-class Config:
+class Config(TrainingConfig):
     seed: int = 0
     """Seeds model init, data and sampling; same seed + same machine = same result."""
     task: str = "addition"
@@ -54,26 +54,15 @@ class Config:
     num_labelled: int = 100_000
     """Labelled round-0 problems, equally many per length 1..labelled_max_digits."""
 
-    n_layer: int = 4
-    """Transformer layers."""
-    n_head: int = 4
-    """Attention heads."""
+    # TrainingConfig defaults this recipe changes
     n_embd: int = 64
-    """Model width."""
+    learning_rate: float = 3e-3
     pos_encoding: str = "abacus-all"
     """abacus-all (learned digit-index embedding + RoPE and ALiBi over digit indices), abacus-alibi,
     abacus-rope, abacus-both, abacus, rope or nope (see models/transformer.py)."""
     max_digit_offset: int = 20
     """Training shifts digit indices by a random offset in [0, max_digit_offset) per sequence."""
 
-    learning_rate: float = 3e-3
-    """Peak AdamW learning rate (warmup then cosine, per training phase)."""
-    batch_size: int = 64
-    """Sequences per optimizer step."""
-    warmup_steps: int = 50
-    """Linear warmup steps at the start of each phase."""
-    weight_decay: float = 0.1
-    """AdamW weight decay on matrices."""
     round0_steps: int = 1500
     """Optimizer steps on labelled data in round 0."""
     round_steps: int = 400
@@ -103,10 +92,9 @@ class Config:
     """Held-out problems per length (both operands of that many digits)."""
     eval_extra_digits: int = 2
     """Evaluate up to target_digits + this many digits."""
-    threads: int = 0
-    """torch CPU threads (0: leave torch's default)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.task not in TASKS:
             raise ValueError(f"task: unknown task {self.task!r}; valid: {', '.join(sorted(TASKS))}")
         if self.pos_encoding not in POS_ENCODINGS:
@@ -114,23 +102,17 @@ class Config:
         bad = [f for f in self.filters if f not in FILTERS]
         if bad:
             raise ValueError(f"filters: unknown filter {bad[0]!r}; valid: {', '.join(FILTERS)}")
-        check_min(self, 1, "labelled_max_digits", "digits_per_round", "num_labelled", "n_layer", "n_head", "n_embd",
-                  "batch_size", "num_unlabelled", "max_rounds", "split_checks", "num_offsets", "num_votes",
-                  "eval_problems")
+        check_min(self, 1, "labelled_max_digits", "digits_per_round", "num_labelled", "num_unlabelled", "max_rounds",
+                  "split_checks", "num_offsets", "num_votes", "eval_problems")
         if self.target_digits < self.labelled_max_digits:
             raise ValueError(f"target_digits ({self.target_digits}) must be >= labelled_max_digits "
                              f"({self.labelled_max_digits})")
-        check_min(self, 0, "round0_steps", "round_steps", "warmup_steps", "max_digit_offset", "eval_extra_digits",
-                  "threads")
+        check_min(self, 0, "round0_steps", "round_steps", "max_digit_offset", "eval_extra_digits")
         for name in ("self_data_fraction", "agreement_threshold", "min_confidence", "advance_at"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.learning_rate <= 0 or self.vote_temperature <= 0:
-            raise ValueError("learning_rate and vote_temperature must be > 0")
-
-    def sft(self) -> SFTConfig:
-        return SFTConfig(learning_rate=self.learning_rate, batch_size=self.batch_size,
-                         warmup_steps=self.warmup_steps, weight_decay=self.weight_decay)
+        if self.vote_temperature <= 0:
+            raise ValueError(f"vote_temperature must be > 0, got {self.vote_temperature}")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -241,8 +223,7 @@ def round_record(r: int, digits: int, kept: int, kept_share: float, error: float
 # ---------------------------------------------------------------------------- the loop
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     """Run (or resume) the recipe in `store`; returns the summary it writes to summary.json."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    cfg.use_threads()
     tok, task = CharTokenizer(), get_task(cfg.task)
     model = build_model(cfg, tok)
     optimizer = make_optimizer(model, cfg.sft())

@@ -35,14 +35,14 @@ from selfevolve.search.sampling import answer
 from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.wordmath import WordMathTask, execute
-from selfevolve.train.sft import Examples, SFTConfig, make_optimizer, train_on_pools
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 REWARD_MODELS = ("ppm", "prm", "orm")
 STRATEGIES = ("greedy", "majority", "orm", "prm", "ppm", "mcts_ppm")
 
 
 @dataclass
-class Config:
+class Config(TrainingConfig):
     task = "wordmath"  # not a setting: the task this recipe is written for
 
     seed: int = 0
@@ -77,46 +77,31 @@ class Config:
     """Sampling temperature of search steps and of the sampled solutions."""
     trajectories_per_problem: int = 2
     """Correct trajectories per solved problem the policy is fine-tuned on (highest mean Q first)."""
-
-    n_layer: int = 4
-    """Transformer layers (policy and reward models)."""
-    n_head: int = 4
-    """Attention heads."""
+    # TrainingConfig defaults this recipe changes
     n_embd: int = 64
-    """Model width."""
-    learning_rate: float = 1e-3
-    """Peak AdamW learning rate."""
-    batch_size: int = 64
-    """Sequences (or pairs) per optimizer step."""
-    warmup_steps: int = 50
-    """Linear warmup steps of each training phase."""
+
     round0_steps: int = 900
     """Policy steps on the seed set."""
     policy_steps: int = 300
     """Policy steps per round (seed set and search trajectories, half and half)."""
     reward_steps: int = 200
     """Steps per reward model per round."""
-    threads: int = 0
-    """torch CPU threads (0: leave torch's default)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.reward_model not in ("ppm", "prm"):
             raise ValueError(f"reward_model: {self.reward_model!r} is not one of ppm, prm")
         check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
-                  "eval_difficulty", "rollouts", "width", "max_depth", "trajectories_per_problem", "n_layer",
-                  "n_head", "n_embd", "batch_size")
-        check_min(self, 0, "rounds", "warmup_steps", "round0_steps", "policy_steps", "reward_steps", "threads")
+                  "eval_difficulty", "rollouts", "width", "max_depth", "trajectories_per_problem")
+        check_min(self, 0, "rounds", "round0_steps", "policy_steps", "reward_steps")
         most = WordMathTask.max_steps
         for name in ("seed_difficulty", "train_difficulty", "eval_difficulty"):
             if getattr(self, name) > most:
                 raise ValueError(f"{name} must be <= {most} (wordmath steps), got {getattr(self, name)}")
         if not self.eval_n or min(self.eval_n) < 1:
             raise ValueError(f"eval_n must be positive numbers of solutions, got {self.eval_n}")
-        if self.temperature <= 0 or self.learning_rate <= 0 or self.c_uct < 0:
-            raise ValueError("temperature and learning_rate must be > 0 and c_uct >= 0")
-
-    def sft(self) -> SFTConfig:
-        return SFTConfig(learning_rate=self.learning_rate, batch_size=self.batch_size, warmup_steps=self.warmup_steps)
+        if self.temperature <= 0 or self.c_uct < 0:
+            raise ValueError("temperature must be > 0 and c_uct >= 0")
 
     def mcts(self, rollouts: int | None = None) -> MCTSConfig:
         return MCTSConfig(rollouts=rollouts or self.rollouts, width=self.width, max_depth=self.max_depth,
@@ -255,8 +240,7 @@ def majority_correct(problem: Problem, texts: list[str], task: WordMathTask) -> 
 # ---- the loop --------------------------------------------------------------------------------
 
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    cfg.use_threads()
     tok, task = CharTokenizer(), WordMathTask()
     policy = build_policy(cfg, tok)
     optimizer = make_optimizer(policy, cfg.sft())

@@ -33,13 +33,13 @@ from selfevolve.progress import Progress
 from selfevolve.search.sampling import answer
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Problem, Task, get_task, read_problems
-from selfevolve.train.sft import Examples, SFTConfig, make_optimizer, train_on_pools
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 JUDGES = ("verifier", "orm")
 
 
 @dataclass
-class Config:
+class Config(TrainingConfig):
     seed: int = 0
     """Seeds model init, problems and sampling; same seed + same machine = same result."""
     task: str = "countdown"
@@ -78,37 +78,24 @@ class Config:
     init_from: str = ""
     """A finished run of this family whose round-0 model this run starts from instead of training one."""
 
-    n_layer: int = 4
-    """Transformer layers."""
-    n_head: int = 4
-    """Attention heads."""
-    n_embd: int = 128
-    """Model width."""
-    learning_rate: float = 1e-3
-    """Peak AdamW learning rate (warmup then cosine, per phase)."""
-    batch_size: int = 64
-    """Sequences per optimizer step."""
-    warmup_steps: int = 50
-    """Linear warmup steps at the start of each phase."""
     round0_steps: int = 1500
     """Optimizer steps on the labelled seed set."""
     iteration_steps: int = 300
     """Optimizer steps per self-training iteration."""
     eval_problems: int = 300
     """Held-out problems (the same every iteration)."""
-    threads: int = 0
-    """torch CPU threads (0: leave torch's default)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.task not in TASKS:
             raise ValueError(f"task: unknown task {self.task!r}; valid: {', '.join(sorted(TASKS))}")
         if self.judge not in JUDGES:
             raise ValueError(f"judge: unknown judge {self.judge!r}; valid: {', '.join(JUDGES)}")
         check_min(self, 1, "difficulty", "num_labelled", "problems_per_iteration", "samples_per_problem",
-                  "balance_target", "n_layer", "n_head", "n_embd", "batch_size", "eval_problems", "orm_samples")
-        check_min(self, 0, "iterations", "round0_steps", "iteration_steps", "warmup_steps", "threads", "orm_steps")
-        if self.temperature <= 0 or self.learning_rate <= 0:
-            raise ValueError("temperature and learning_rate must be > 0")
+                  "balance_target", "eval_problems", "orm_samples")
+        check_min(self, 0, "iterations", "round0_steps", "iteration_steps", "orm_steps")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0 <= self.labelled_fraction <= 1:
             raise ValueError(f"labelled_fraction must be in [0, 1], got {self.labelled_fraction}")
         if not 0 < self.reward_threshold <= 1:
@@ -117,9 +104,6 @@ class Config:
             read_problems(self.eval_file, get_task(self.task))  # a bad file fails before the run starts
         if self.init_from and not (Path(self.init_from) / "checkpoints" / "round-000").is_dir():
             raise ValueError(f"init_from: {self.init_from} holds no round-0 checkpoint (checkpoints/round-000)")
-
-    def sft(self) -> SFTConfig:
-        return SFTConfig(learning_rate=self.learning_rate, batch_size=self.batch_size, warmup_steps=self.warmup_steps)
 
 
 @dataclass
@@ -253,8 +237,7 @@ def learn_sft(model, optimizer, cfg: Config, labelled: Examples, kept: list[Exam
 def run(cfg: Config, store: RunStore, progress: Progress, propose=fixed_sampling, learn=learn_sft) -> dict:
     """Run (or resume) the loop; `propose` samples and judges each iteration's answers (and may pick
     the temperature and threshold), `learn` turns the kept ones into a model update."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    cfg.use_threads()
     tok, task = CharTokenizer(), get_task(cfg.task)
     model = build_model(cfg, tok, task)
     optimizer = make_optimizer(model, cfg.sft())

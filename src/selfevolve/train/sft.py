@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from selfevolve.config import check_min
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer
 from selfevolve.progress import Progress
@@ -43,6 +44,42 @@ class SFTConfig:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("warmup_steps, weight_decay and grad_clip must be >= 0")
+
+
+@dataclass
+class TrainingConfig:
+    """The model shape and optimiser settings every recipe that trains a tiny transformer shares."""
+
+    n_layer: int = 4
+    """Transformer layers."""
+    n_head: int = 4
+    """Attention heads."""
+    n_embd: int = 128
+    """Model width."""
+    learning_rate: float = 1e-3
+    """Peak AdamW learning rate (warmup then cosine, per training phase)."""
+    batch_size: int = 64
+    """Sequences per optimizer step."""
+    warmup_steps: int = 50
+    """Linear warmup steps at the start of each phase."""
+    weight_decay: float = 0.1
+    """AdamW weight decay on matrices."""
+    threads: int = 0
+    """torch CPU threads (0: leave torch's default)."""
+
+    def __post_init__(self) -> None:
+        check_min(self, 1, "n_layer", "n_head", "n_embd", "batch_size")
+        check_min(self, 0, "warmup_steps", "threads")
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError("learning_rate must be > 0 and weight_decay >= 0")
+
+    def sft(self) -> SFTConfig:
+        return SFTConfig(learning_rate=self.learning_rate, batch_size=self.batch_size,
+                         warmup_steps=self.warmup_steps, weight_decay=self.weight_decay)
+
+    def use_threads(self) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)
 
 
 class Examples:
