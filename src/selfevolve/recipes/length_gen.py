@@ -29,7 +29,7 @@ from selfevolve.search.sampling import answer, majority_vote
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Task, get_task
 from selfevolve.tasks.arithmetic import ArithmeticTask
-from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
 
 FILTERS = ("length", "commute", "split", "offsets", "vote", "confidence")
 
@@ -116,10 +116,6 @@ class Config(TrainingConfig):
 
 
 # ---------------------------------------------------------------------------- helpers
-def round_rngs(cfg: Config, r: int) -> tuple[np.random.Generator, torch.Generator]:
-    """Every round draws from its own streams, so a resumed round sees the same numbers."""
-    return np.random.default_rng([cfg.seed, r]), torch.Generator().manual_seed(cfg.seed * 1_000_003 + r)
-
 
 def build_model(cfg: Config, tok: CharTokenizer) -> Transformer:
     max_digits = cfg.target_digits + cfg.eval_extra_digits + 2
@@ -227,7 +223,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     tok, task = CharTokenizer(), get_task(cfg.task)
     model = build_model(cfg, tok)
     optimizer = make_optimizer(model, cfg.sft())
-    rng0 = round_rngs(cfg, 0)[0]
+    rng0 = round_rngs(cfg.seed, 0)[0]
     per_length = cfg.num_labelled // cfg.labelled_max_digits
     labelled_problems = [p for d in range(1, cfg.labelled_max_digits + 1)
                          for p in task.sample(per_length, d, rng0, mixed=True)]
@@ -253,7 +249,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         if r > 0 and digits is None:
             break
         t0 = time.time()
-        rng, gen = round_rngs(cfg, r)
+        rng, gen = round_rngs(cfg.seed, r)
         if r == 0:
             # ---- LEARN from labels
             loss, _ = train_on_pools(model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,

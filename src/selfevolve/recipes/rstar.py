@@ -35,7 +35,7 @@ from selfevolve.search.sampling import answer
 from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.wordmath import WordMathTask, execute
-from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
 
 REWARD_MODELS = ("ppm", "prm", "orm")
 STRATEGIES = ("greedy", "majority", "orm", "prm", "ppm", "mcts_ppm")
@@ -264,7 +264,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
 
     for r in range(first, cfg.rounds + 1):
         t0 = time.time()
-        rng, gen = np.random.default_rng([cfg.seed, r, 1]), torch.Generator().manual_seed(cfg.seed * 1_000_003 + r)
+        rng, gen = round_rngs(cfg.seed, r, 1)
         record: dict = {"round": r}
         if r == 0:
             train_on_pools(policy, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,

@@ -33,7 +33,7 @@ from selfevolve.progress import Progress
 from selfevolve.search.sampling import answer
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Problem, Task, get_task, read_problems
-from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
 
 JUDGES = ("verifier", "orm")
 
@@ -262,7 +262,7 @@ def run(cfg: Config, store: RunStore, progress: Progress, propose=fixed_sampling
 
     for r in range(first, cfg.iterations + 1):
         t0 = time.time()
-        rng, gen = np.random.default_rng([cfg.seed, r, 1]), torch.Generator().manual_seed(cfg.seed * 1_000_003 + r)
+        rng, gen = round_rngs(cfg.seed, r, 1)
         record: dict = {"round": r}
         if r == 0:
             if cfg.init_from:  # the same round-0 model as another run: recipes compared from one start
