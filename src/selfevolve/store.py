@@ -237,6 +237,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     }
 
 
+def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Load a checkpoint's weights into `model` and its optimizer state into `optimizer`; returns it."""
+    ckpt = load_checkpoint(path)
+    model_from_checkpoint(ckpt, into=model)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    return ckpt
+
+
 def load_extra(path: Path, name: str, into: torch.nn.Module) -> torch.nn.Module:
     """Load NAME.safetensors of a checkpoint into a module of the same shape (see `save_checkpoint`)."""
     from safetensors.torch import load_model

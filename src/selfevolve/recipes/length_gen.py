@@ -26,7 +26,7 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import POS_ENCODINGS, Transformer, TransformerConfig
 from selfevolve.progress import Progress
 from selfevolve.search.sampling import answer, majority_vote
-from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
+from selfevolve.store import RunStore, restore_checkpoint
 from selfevolve.tasks import TASKS, Task, get_task
 from selfevolve.tasks.arithmetic import ArithmeticTask
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
@@ -234,9 +234,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     done = store.completed_rounds()
     first = 0
     if done:
-        ckpt = load_checkpoint(store.checkpoint_dir(done[-1]))
-        model_from_checkpoint(ckpt, into=model)
-        optimizer.load_state_dict(ckpt["optimizer"])
+        ckpt = restore_checkpoint(store.checkpoint_dir(done[-1]), model, optimizer)
         first = ckpt["state"]["round"] + 1
         for r in range(1, first):
             self_data.append(Examples.kept(tok, store.read_samples(r).to_pydict()))

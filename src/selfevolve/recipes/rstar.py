@@ -32,7 +32,7 @@ from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
 from selfevolve.search.mcts import MCTSConfig, best_trajectories, preference_pairs, search, solved
 from selfevolve.search.sampling import answer
-from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint
+from selfevolve.store import RunStore, load_extra, restore_checkpoint
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.wordmath import WordMathTask, execute
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
@@ -252,9 +252,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     done = store.completed_rounds()
     first = done[-1] + 1 if done else 0
     if done:
-        ckpt = load_checkpoint(store.checkpoint_dir(done[-1]))
-        model_from_checkpoint(ckpt, into=policy)
-        optimizer.load_state_dict(ckpt["optimizer"])
+        restore_checkpoint(store.checkpoint_dir(done[-1]), policy, optimizer)
         if done[-1] > 0:
             rms = {name: load_extra(store.checkpoint_dir(done[-1]), name, RewardModel.from_policy(policy))
                    for name in REWARD_MODELS}

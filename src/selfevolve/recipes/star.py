@@ -31,7 +31,7 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
 from selfevolve.search.sampling import answer
-from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
+from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint, restore_checkpoint
 from selfevolve.tasks import TASKS, Problem, Task, get_task, read_problems
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
 
@@ -250,9 +250,7 @@ def run(cfg: Config, store: RunStore, progress: Progress, propose=fixed_sampling
     done = store.completed_rounds()
     first = 0
     if done:
-        ckpt = load_checkpoint(store.checkpoint_dir(done[-1]))
-        model_from_checkpoint(ckpt, into=model)
-        optimizer.load_state_dict(ckpt["optimizer"])
+        restore_checkpoint(store.checkpoint_dir(done[-1]), model, optimizer)
         first = done[-1] + 1
         if cfg.restart:
             base = model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0)))
@@ -266,9 +264,7 @@ def run(cfg: Config, store: RunStore, progress: Progress, propose=fixed_sampling
         record: dict = {"round": r}
         if r == 0:
             if cfg.init_from:  # the same round-0 model as another run: recipes compared from one start
-                ckpt = load_checkpoint(Path(cfg.init_from) / "checkpoints" / "round-000")
-                model_from_checkpoint(ckpt, into=model)
-                optimizer.load_state_dict(ckpt["optimizer"])
+                restore_checkpoint(Path(cfg.init_from) / "checkpoints" / "round-000", model, optimizer)
                 loss, tokens = float("nan"), 0
             else:
                 loss, tokens = train_on_pools(model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen,
