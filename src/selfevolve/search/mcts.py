@@ -26,6 +26,7 @@ from selfevolve.models.sampler import generate
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.sandbox import StepError, run_step
 from selfevolve.tasks.base import Problem
+from selfevolve.tasks.wordmath import parse_step, same_number
 
 # (problems, partial solutions) -> values in [-1, 1], one per pair
 ValueFn = Callable[[list[Problem], list[str]], np.ndarray]
@@ -123,12 +124,6 @@ def backprop(leaf: Node, value: float) -> None:
         node = node.parent
 
 
-def _gold_reward(problem: Problem, names: dict) -> float:
-    value, gold = names.get("answer"), problem.fields["value"]
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and abs(value - gold) < 1e-9
-    return 1.0 if ok else -1.0
-
-
 def expand(trees: list[Tree], nodes: list[Node], policy, tok: CharTokenizer, cfg: MCTSConfig,
            gen: torch.Generator, value_fn: ValueFn | None, use_gold: bool, serial: bool = False) -> None:
     """Give every node up to `width` children: distinct steps the policy proposes whose code runs.
@@ -159,16 +154,15 @@ def expand(trees: list[Tree], nodes: list[Node], policy, tok: CharTokenizer, cfg
             if line in seen:
                 continue
             seen.add(line)
-            code = line.partition(": ")[2] if ": " in line else line
             try:
-                names = run_step(code, node.names)
+                names = run_step(parse_step(line)[1], node.names)
             except StepError:
                 tree.pruned += 1
                 continue
             child = Node(line, names, node, node.depth + 1)
             child.terminal = "answer" in names or ids[ended] == tok.eos_id
             if child.terminal and use_gold:
-                child.reward = _gold_reward(tree.problem, names) if "answer" in names else -1.0
+                child.reward = 1.0 if same_number(names.get("answer"), tree.problem.fields["value"]) else -1.0
             node.children.append(child)
             fresh.append((tree, child))
     if value_fn is not None and fresh:

@@ -28,13 +28,14 @@ BOXES = ("bags", "boxes", "packs", "jars", "crates")
 MAX_QUESTION = 400
 
 
+def parse_step(line: str) -> tuple[str, str]:
+    """(text, code) of one solution line; a line without "text: " is all code."""
+    label, sep, code = line.partition(": ")
+    return (label, code) if sep else ("", line)
+
+
 def parse_solution(text: str) -> list[tuple[str, str]]:
-    """(text, code) per line of a solution; a line without "text: " is all code."""
-    steps = []
-    for line in text.strip().split("\n"):
-        label, sep, code = line.partition(": ")
-        steps.append((label, code) if sep else ("", line))
-    return steps
+    return [parse_step(line) for line in text.strip().split("\n")]
 
 
 def execute(text: str) -> StepResult:
