@@ -18,7 +18,6 @@ with Self-Evolved Slow Thinking", arXiv:2501.12051
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +30,10 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
 from selfevolve.search.mcts import MCTSConfig, best_trajectories, preference_pairs, search, solved
-from selfevolve.search.sampling import answer
+from selfevolve.search.sampling import answer, majority_vote
 from selfevolve.store import RunStore, load_extra, restore_checkpoint
 from selfevolve.tasks.base import Problem
-from selfevolve.tasks.wordmath import WordMathTask, execute
+from selfevolve.tasks.wordmath import WordMathTask, execute, same_number
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
 
 REWARD_MODELS = ("ppm", "prm", "orm")
@@ -201,14 +200,16 @@ def evaluate(policy, rms: dict | None, tok, task: WordMathTask, cfg: Config, pro
     acc["greedy"]["1"] = float(np.mean([task.verify(p, t) for p, t in zip(problems, greedy, strict=True)]))
     tokens["greedy"]["1"] = float(np.mean([len(t) + 1 for t in greedy]))
     rows = [texts[i * top:(i + 1) * top] for i in range(len(problems))]
-    correct = np.array([[task.verify(p, t) for t in row] for p, row in zip(problems, rows, strict=True)])
+    values = [[final_value(t) for t in row] for row in rows]  # each solution runs once
+    correct = np.array([[same_number(v, p.fields["value"]) for v in row]
+                        for p, row in zip(problems, values, strict=True)])
+    valid = np.array([[v is not None for v in row] for row in values])
     length = np.array([[len(t) + 1 for t in row] for row in rows])
     scores = {name: rm.score(Examples.encode(tok, [p.prompt for p in problems for _ in range(top)], texts))
               .reshape(len(problems), top) for name, rm in (rms or {}).items()}
-    valid = np.array([[final_value(t) is not None for t in row] for row in rows])
     for n in ns:
         key = str(n)
-        votes = [majority_correct(p, row[:n], task) for p, row in zip(problems, rows, strict=True)]
+        votes = [majority_correct(p, row[:n]) for p, row in zip(problems, values, strict=True)]
         acc["majority"][key] = float(np.mean(votes))
         for name, s in scores.items():
             masked = np.where(valid[:, :n], s[:, :n], -np.inf)  # a solution that does not run is no answer
@@ -227,14 +228,10 @@ def evaluate(policy, rms: dict | None, tok, task: WordMathTask, cfg: Config, pro
     return acc, tokens
 
 
-def majority_correct(problem: Problem, texts: list[str], task: WordMathTask) -> bool:
-    """Majority vote over the final values of the solutions that run; the first of a tie wins."""
-    values = [v for v in (final_value(t) for t in texts) if v is not None]
-    if not values:
-        return False
-    counts = Counter(values)
-    best = max(counts, key=lambda v: (counts[v], -values.index(v)))
-    return task.verify(problem, f"answer = {best!r}")
+def majority_correct(problem: Problem, values: list) -> bool:
+    """Majority vote over the final values of the solutions that ran (None: did not); the first of a tie wins."""
+    ran = [v for v in values if v is not None]
+    return bool(ran) and same_number(majority_vote([ran])[0][0], problem.fields["value"])
 
 
 # ---- the loop --------------------------------------------------------------------------------
