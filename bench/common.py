@@ -42,6 +42,18 @@ def matmul_peak_gflops(device: str, n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
+def memory_read_gbps(device: str, n: int = 32 * 2**20, repeats: int = 10) -> float:
+    """Bytes per second that a reduction over a 128 MiB tensor reads: the ceiling for KV-cache reads."""
+    a = torch.randn(n, device=device)
+    a.sum()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a.sum()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 4 * n * repeats / (time.perf_counter() - t0) / 1e9
+
+
 def interleaved_best(fns: dict, repeats: int, steps: int = 1, device: str = "cpu") -> dict[str, float]:
     """Best seconds per call of each fn, timing them in alternation `repeats` times.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import SHAPE, emit, interleaved_best, matmul_peak_gflops, ours_and_hf
+from common import SHAPE, emit, interleaved_best, matmul_peak_gflops, memory_read_gbps, ours_and_hf
 
 from selfevolve.models.sampler import generate
 
@@ -43,10 +43,17 @@ def main() -> None:
     tokens = args.batch * args.new
     n_params = sum(p.numel() for p in model.parameters())
     # the weight matmuls alone (2 flops per parameter per token) at the measured peak: no sampler beats this
-    bound = matmul_peak_gflops(args.device) * 1e9 / (2 * n_params)
+    matmul_s = tokens * 2 * n_params / (matmul_peak_gflops(args.device) * 1e9)
+    # nor can a decode step read the KV cache faster than memory gives it: keys and values of every
+    # layer for all positions so far, fp32, at each of the new tokens
+    cfg = model.cfg
+    cache_bytes = sum(2 * cfg.n_layer * args.batch * cfg.n_embd * (args.prompt + t) * 4 for t in range(args.new))
+    cache_s = cache_bytes / (memory_read_gbps(args.device) * 1e9)
     emit(bench="sampler", peer=f"transformers {__import__('transformers').__version__} generate",
          device=args.device, batch=args.batch, prompt=args.prompt, new_tokens=args.new,
-         params=n_params, shape=SHAPE, unit="tokens/s", matmul_bound_tokens_per_s=round(bound, 1),
+         params=n_params, shape=SHAPE, unit="tokens/s",
+         matmul_bound_tokens_per_s=round(tokens / matmul_s, 1),
+         matmul_and_cache_bound_tokens_per_s=round(tokens / (matmul_s + cache_s), 1),
          ours_tokens_per_s=round(tokens / t_ours, 1), hf_tokens_per_s=round(tokens / t_hf, 1),
          speedup=round(t_hf / t_ours, 2), same_tokens=bool(torch.equal(ours_out["t"], hf_out["t"])))
 
