@@ -31,7 +31,7 @@ def hf_config(model_config: dict[str, Any]) -> dict[str, Any]:
         "intermediate_size": c["intermediate_size"],
         "num_hidden_layers": c["n_layer"],
         "num_attention_heads": c["n_head"],
-        "num_key_value_heads": c["n_head"],
+        "num_key_value_heads": c.get("n_kv_head") or c["n_head"],
         "head_dim": c["n_embd"] // c["n_head"],
         "max_position_embeddings": c["max_seq_len"],
         "rms_norm_eps": c["norm_eps"],

@@ -88,8 +88,10 @@ def _generate_batch(model, prompts, max_new_tokens, stop_id, pad_id, temperature
     for i, p in enumerate(prompts):
         idx[i, P - len(p):] = torch.tensor(p, dtype=torch.long)
     idx = idx.to(device)
+    # from the lengths, not from pad_id: a prompt may contain the pad token (SmolLM2 pads with <|im_end|>)
+    prompt_lens = torch.tensor([len(p) for p in prompts], device=device)
     valid = torch.ones(B, P + max_new_tokens, dtype=torch.bool, device=device)
-    valid[:, :P] = idx != pad_id
+    valid[:, :P] = torch.arange(P, device=device) >= P - prompt_lens[:, None]
     positions = (valid[:, :P].long().cumsum(1) - 1).clamp(min=0)
     offset = torch.full((B,), digit_offset, device=device)
 

@@ -45,6 +45,7 @@ class TransformerConfig:
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 64
+    n_kv_head: int = 0  # 0 -> n_head; fewer is grouped-query attention (SmolLM2: 9 query, 3 kv heads)
     intermediate_size: int = 0  # 0 -> Llama's rule of thumb, 8/3 * n_embd rounded up to 16
     max_seq_len: int = 512
     pos_encoding: str = "abacus"
@@ -62,6 +63,10 @@ class TransformerConfig:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.pos_encoding.startswith("abacus") and not self.digit_token_ids:
             raise ValueError("pos_encoding='abacus' needs digit_token_ids")
+        if self.n_kv_head == 0:
+            self.n_kv_head = self.n_head
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
         if self.intermediate_size == 0:
             self.intermediate_size = 16 * math.ceil(8 * self.n_embd / 3 / 16)
         self.digit_token_ids = tuple(self.digit_token_ids)
@@ -111,7 +116,7 @@ def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)  # tables in fp32, applied in x's dtype (as HF)
 
 
 class RMSNorm(nn.Module):
@@ -125,12 +130,12 @@ class RMSNorm(nn.Module):
 
 
 class KVCache:
-    """Preallocated keys and values for every layer: (n_layer, B, nh, T_max, hs) each."""
+    """Preallocated keys and values for every layer: (n_layer, B, n_kv_head, T_max, hs) each."""
 
     def __init__(self, cfg: TransformerConfig, batch: int, max_len: int, dtype: torch.dtype,
                  device: torch.device) -> None:
         hs = cfg.n_embd // cfg.n_head
-        shape = (cfg.n_layer, batch, cfg.n_head, max_len, hs)
+        shape = (cfg.n_layer, batch, cfg.n_kv_head, max_len, hs)
         self.k = torch.empty(shape, dtype=dtype, device=device)
         self.v = torch.empty(shape, dtype=dtype, device=device)
         self.digit_pos = torch.zeros(batch, max_len, dtype=torch.long, device=device)  # abacus-alibi keys
@@ -140,16 +145,18 @@ class KVCache:
 class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig, layer: int) -> None:
         super().__init__()
-        self.n_head, self.layer = cfg.n_head, layer
+        self.n_head, self.n_kv_head, self.layer = cfg.n_head, cfg.n_kv_head, layer
+        kv_dim = cfg.n_embd // cfg.n_head * cfg.n_kv_head
         self.q_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
-        self.k_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
-        self.v_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.k_proj = nn.Linear(cfg.n_embd, kv_dim, bias=False)
+        self.v_proj = nn.Linear(cfg.n_embd, kv_dim, bias=False)
         self.o_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
 
     def forward(self, x, rope, mask, cache: KVCache | None):
         B, T, C = x.shape
-        q, k, v = (p(x).view(B, T, self.n_head, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
-        if rope is not None:  # (B, nh, T, hs)
+        q = self.q_proj(x).view(B, T, self.n_head, -1).transpose(1, 2)
+        k, v = (p(x).view(B, T, self.n_kv_head, -1).transpose(1, 2) for p in (self.k_proj, self.v_proj))
+        if rope is not None:  # (B, heads, T, hs)
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
             start, end = cache.length, cache.length + T
@@ -157,14 +164,19 @@ class Attention(nn.Module):
             cache.v[self.layer, :, :, start:end] = v
             k, v = cache.k[self.layer, :, :, :end], cache.v[self.layer, :, :, :end]
         if T == 1 and cache is not None and mask is not None:
-            # one new token per row: plain batched matmuls beat the fused CPU kernel here (~4x)
-            scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, nh, 1, T_total)
-            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-            y = scores.softmax(-1) @ v
-        elif mask is None:  # training: plain causal, no padding on the left
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            # one new token per row: plain batched matmuls beat the fused CPU kernel here (~4x); the
+            # query heads sharing a kv head are the rows of one matmul
+            g = self.n_head // self.n_kv_head
+            qg = q.view(B, self.n_kv_head, g, -1)
+            scores = (qg @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, n_kv, g, T_total)
+            if mask.dtype == torch.bool:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            else:  # an additive bias per query head
+                scores = scores + mask.reshape(mask.shape[0], self.n_kv_head, g, -1)
+            y = (scores.softmax(-1) @ v).view(B, self.n_head, 1, -1)
+        else:  # training (mask None: plain causal, no padding on the left) or prefill
+            gqa = self.n_kv_head != self.n_head
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=gqa)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
 
 

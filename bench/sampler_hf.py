@@ -1,0 +1,66 @@
+"""Sampler throughput on a real pretrained model: our sampler vs `transformers` generate on SmolLM2-135M.
+
+    python bench/sampler_hf.py [--batches 1,16,64] [--prompt 32] [--new 64] [--repeats 3] [--dtype float32]
+Prints one JSON line per batch size: {"bench": "sampler_hf", "batch", "ours_tokens_per_s",
+"hf_tokens_per_s", "speedup", "same_tokens"}. Both decode greedily exactly `new` tokens from the same
+random prompts, in the same dtype, one process, timed in alternation.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import emit, interleaved_best
+
+from selfevolve.models.hf import SMOLLM2, load_model, resolve
+from selfevolve.models.sampler import generate
+
+
+def measure(ours_model, hf, batch: int, args) -> None:
+    import transformers
+
+    prompts = torch.randint(100, ours_model.cfg.vocab_size, (batch, args.prompt),
+                            generator=torch.Generator().manual_seed(batch))
+    out = {}
+
+    def ours() -> None:
+        out["ours"] = generate(ours_model, prompts.tolist(), args.new, stop_id=-1, batch_size=batch).tokens
+
+    def theirs() -> None:
+        with torch.no_grad():
+            t = hf.generate(prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=args.new,
+                            do_sample=False, use_cache=True, pad_token_id=0)
+        out["hf"] = t[:, args.prompt:]
+
+    best = interleaved_best({"ours": ours, "hf": theirs}, args.repeats)
+    tokens = batch * args.new
+    emit(bench="sampler_hf", model=args.model, peer=f"transformers {transformers.__version__} generate",
+         dtype=args.dtype, batch=batch, prompt=args.prompt, new_tokens=args.new, unit="tokens/s",
+         ours_tokens_per_s=round(tokens / best["ours"], 1), hf_tokens_per_s=round(tokens / best["hf"], 1),
+         speedup=round(best["hf"] / best["ours"], 2), same_tokens=bool(torch.equal(out["ours"], out["hf"])),
+         same_token_fraction=round((out["ours"] == out["hf"]).float().mean().item(), 4))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=SMOLLM2)
+    ap.add_argument("--batches", default="1,16,64")
+    ap.add_argument("--prompt", type=int, default=32)
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    args = ap.parse_args()
+
+    import transformers
+
+    dtype = getattr(torch, args.dtype)
+    ours_model = load_model(args.model, dtype=dtype)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(resolve(args.model), dtype=dtype).eval()
+    hf.generation_config.eos_token_id = None  # exactly `new` tokens on both sides, as stop_id=-1 does
+    for batch in map(int, args.batches.split(",")):
+        measure(ours_model, hf, batch, args)
+
+
+if __name__ == "__main__":
+    main()

