@@ -59,3 +59,21 @@ def kill_9_when(args: list[str], ready, timeout: float = 300) -> None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def save_tiny_llama(path, tie: bool = True, kv_heads: int = 2):
+    """A random LlamaForCausalLM with grouped-query attention, saved with save_pretrained."""
+    import torch
+    import transformers
+
+    config = transformers.LlamaConfig(
+        vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=kv_heads, max_position_embeddings=128, tie_word_embeddings=tie, rope_theta=500.0,
+        pad_token_id=3, eos_token_id=2, bos_token_id=1)
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)  # large enough that greedy tokens depend on every part of the network
+    model.save_pretrained(path)
+    return model.eval()

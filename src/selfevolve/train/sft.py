@@ -136,8 +136,9 @@ def lr_at(step: int, total: int, cfg: SFTConfig) -> float:
 
 
 def make_optimizer(model: Transformer, cfg: SFTConfig) -> torch.optim.AdamW:
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "emb" not in n)]
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # adapters only under LoRA
+    decay = [p for n, p in trainable if p.dim() >= 2 and "emb" not in n]
+    other = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n)]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.98))
 
