@@ -12,6 +12,8 @@ RUNS = {
     # success_error=0 / solve_return=1e9: never solved, so every generation runs
     "gp": ["problem=nguyen-7", "generations=30", "pop_size=3000", "mate_choice=ideal", "success_error=0"],
     "deep-ga": ["pop_size=60", "hidden=8", "max_generations=12", "solve_return=1e9", "episodes=2"],
+    "genome": ["skills=reverse,upper,shift", "base_steps=150", "expert_steps=40", "pop_size=6", "generations=8",
+               "dev_size=40", "test_size=40", "ensemble_k=2"],
 }
 
 
@@ -21,7 +23,7 @@ def generation(run_dir) -> int:
         state = json.loads((run_dir / "state.json").read_text())
     except FileNotFoundError:
         return 0
-    return (state.get("ga") or state.get("gp"))["generation"]
+    return (state.get("ga") or state.get("gp") or state.get("genome"))["generation"]
 
 
 @pytest.mark.parametrize("recipe", list(RUNS))
@@ -35,4 +37,4 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, recipe):
     assert proc.returncode == 0, proc.stderr
     assert without_times(summary(killed)) == without_times(summary(straight))
     generations = [r["generation"] for r in RunStore.open(killed).rounds()]
-    assert generations == list(range(len(generations))) and len(generations) == summary(killed)["generations"]
+    assert generations == list(range(len(generations))) and len(generations) == len(summary(killed)["generations_log"])

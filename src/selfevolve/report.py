@@ -78,6 +78,17 @@ def plot_lines(xs: list, series: dict[str, list], title: str, xlabel: str, ylabe
     return _save(fig, path)
 
 
+def plot_bars(values: dict[str, float], title: str, ylabel: str, path: Path) -> Path:
+    """One labelled bar per named value."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    bars = ax.bar(list(values), list(values.values()), color="tab:blue")
+    ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    return _save(fig, path)
+
+
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

@@ -99,12 +99,14 @@ def dare_ties_merge(vectors: torch.Tensor, drop: float, generator: torch.Generat
 
 
 # -- variation over a whole population -------------------------------------------------------
-def crossover(a: torch.Tensor, b: torch.Tensor, fit_a: torch.Tensor, fit_b: torch.Tensor) -> torch.Tensor:
+def crossover(a: torch.Tensor, b: torch.Tensor, fit_a: torch.Tensor, fit_b: torch.Tensor,
+              scale: float = 1.0) -> torch.Tensor:
     """GENOME's crossover: each child is its two parents averaged with weights proportional to
-    their fitness (equal weights when both are 0). a, b: (n, dim); fit_a, fit_b: (n,)."""
+    their fitness (equal weights when both are 0), times `scale` (the GENOME authors' code uses
+    1.2: an average of two updates is shorter than either). a, b: (n, dim); fit_a, fit_b: (n,)."""
     total = fit_a + fit_b
     w = torch.where(total > 0, fit_a / total.clamp(min=1e-12), 0.5)[:, None]
-    return w * a + (1 - w) * b
+    return scale * (w * a + (1 - w) * b)
 
 
 def mutate(x: torch.Tensor, rate: float, sigma: float, generator: torch.Generator) -> torch.Tensor:

@@ -154,3 +154,23 @@ def load_tokenizer(name: str):
         return transformers.AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{path} has no usable tokenizer files ({err})") from None
+
+
+class TextTokenizer:
+    """An HF tokenizer behind the interface of our CharTokenizer (encode, decode, eos_id, pad_id),
+    so recipes take either."""
+
+    def __init__(self, hf_tokenizer) -> None:
+        self.hf = hf_tokenizer
+        self.eos_id = hf_tokenizer.eos_token_id
+        self.pad_id = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else self.eos_id
+        self.vocab_size = len(hf_tokenizer)
+
+    def encode(self, text: str) -> list[int]:
+        return self.hf.encode(text, add_special_tokens=False)
+
+    def decode(self, ids, stop_at_eos: bool = True) -> str:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        if stop_at_eos and self.eos_id in ids:
+            ids = ids[: ids.index(self.eos_id)]
+        return self.hf.decode(ids, skip_special_tokens=True)

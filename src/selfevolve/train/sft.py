@@ -90,12 +90,14 @@ class Examples:
 
     @classmethod
     def encode(cls, tok: CharTokenizer, prompts: list[str], answers: list[str]) -> Examples:
-        seqs = [tok.encode(p + a) + [tok.eos_id] for p, a in zip(prompts, answers, strict=True)]
+        # prompt and answer encoded apart: a subword tokenizer must not merge across the boundary
+        encoded = [tok.encode(p) for p in prompts]
+        seqs = [e + tok.encode(a) + [tok.eos_id] for e, a in zip(encoded, answers, strict=True)]
         lens = torch.tensor([len(s) for s in seqs])
         ids = torch.full((len(seqs), int(lens.max()) if seqs else 1), tok.pad_id, dtype=torch.long)
         for i, s in enumerate(seqs):
             ids[i, : len(s)] = torch.tensor(s)
-        return cls(ids, torch.tensor([len(p) for p in prompts]), lens)
+        return cls(ids, torch.tensor([len(e) for e in encoded]), lens)
 
     def __len__(self) -> int:
         return len(self.lens)
