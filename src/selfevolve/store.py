@@ -180,9 +180,7 @@ class RunStore:
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        if model_config.get("tie_embeddings"):
-            tensors.pop("lm_head.weight", None)  # the same storage as embed_tokens.weight
+        tensors = {k: v.detach().contiguous() for k, v in checkpoint_tensors(model).items()}
         save_file(tensors, tmp / "model.safetensors")
         for name, module in (extra or {}).items():
             save_model(module, str(tmp / f"{name}.safetensors"))  # handles tied weights
@@ -208,6 +206,20 @@ class RunStore:
     def last_checkpoint(self) -> Path | None:
         done = self.completed_rounds()
         return self.checkpoint_dir(done[-1]) if done else None
+
+
+def checkpoint_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What a checkpoint of `model` holds: every weight (a tied lm_head once), or, when part of the
+    model is frozen (LoRA on a pretrained base, which is read again from its own directory), only
+    the trainable ones."""
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    state = model.state_dict()
+    if len(trainable) < sum(1 for _ in model.parameters()):
+        return {k: v for k, v in state.items() if k in trainable}
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and cfg.tie_embeddings:
+        state.pop("lm_head.weight", None)  # the same storage as embed_tokens.weight
+    return state
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -268,9 +280,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], into: torch.nn.Module | None = N
             into = Transformer(TransformerConfig(**ckpt["model_config"]))
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"checkpoint model config is not a selfevolve transformer ({err})") from None
-    expected = {k: v.shape for k, v in into.state_dict().items()}
-    if getattr(into, "cfg", None) is not None and into.cfg.tie_embeddings:
-        expected.pop("lm_head.weight", None)
+    expected = {k: v.shape for k, v in checkpoint_tensors(into).items()}
     got = {k: v.shape for k, v in ckpt["tensors"].items()}
     if got != expected:
         diff = sorted(set(got) ^ set(expected)) or [k for k in got if got[k] != expected[k]]

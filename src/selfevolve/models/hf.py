@@ -174,3 +174,8 @@ class TextTokenizer:
         if stop_at_eos and self.eos_id in ids:
             ids = ids[: ids.index(self.eos_id)]
         return self.hf.decode(ids, skip_special_tokens=True)
+
+
+def load(name: str) -> tuple[Transformer, TextTokenizer]:
+    """A pretrained policy: our Transformer with the model's weights, and its tokenizer."""
+    return load_model(name), TextTokenizer(load_tokenizer(name))

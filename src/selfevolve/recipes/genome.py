@@ -34,8 +34,8 @@ from selfevolve.evolve.genome import Genome, GenomeConfig, GenomeState
 from selfevolve.evolve.ops import Flat, linear_merge, majority_vote, ties_merge
 from selfevolve.evolve.runner import Evaluator
 from selfevolve.models.lora import LoraSpec, adapter_state, add_lora, read_adapter, save_adapter, set_adapter_state
-from selfevolve.models.sampler import generate
 from selfevolve.progress import Progress
+from selfevolve.search.sampling import answer
 from selfevolve.store import RunStore, atomic_json, load_checkpoint, read_json
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.skills import check_skills, skill_problems
@@ -159,9 +159,9 @@ class HeldOutSplit:
 def base_model(cfg: Config, store: RunStore, progress: Progress):
     """(model, tokenizer): the tiny model trained here (once; a resumed run loads it), or an HF model."""
     if cfg.model != "tiny":
-        from selfevolve.models.hf import TextTokenizer, load_model, load_tokenizer
+        from selfevolve.models.hf import load
 
-        return load_model(cfg.model), TextTokenizer(load_tokenizer(cfg.model))
+        return load(cfg.model)
     from selfevolve.models.tokenizer import CharTokenizer
     from selfevolve.models.transformer import Transformer, TransformerConfig
 
@@ -222,12 +222,6 @@ def experts(cfg: Config, model, tok, store: RunStore, progress: Progress) -> dic
 
 
 # -- fitness -----------------------------------------------------------------------------------
-def answers(model, tok, problems: list[Problem]) -> list[str]:
-    max_new = max(len(tok.encode(p.answer)) for p in problems) + 2
-    out = generate(model, [tok.encode(p.prompt) for p in problems], max_new, stop_id=tok.eos_id, pad_id=tok.pad_id)
-    return [tok.decode(row).strip() for row in out.tokens]
-
-
 def accuracy(predicted: list[str], problems: list[Problem]) -> float:
     return float(np.mean([a == p.answer for a, p in zip(predicted, problems, strict=True)]))
 
@@ -240,7 +234,7 @@ class AdapterEval:
 
     def answers(self, vector: torch.Tensor, problems: list[Problem] | None = None) -> list[str]:
         set_adapter_state(self.model, self.flat.unflatten(vector))
-        return answers(self.model, self.tok, problems or self.problems)
+        return [a.strip() for a in answer(self.model, self.tok, problems or self.problems)[0]]
 
     def __call__(self, rows: np.ndarray, seed: int) -> np.ndarray:  # the runner's (rows, seed) -> fitness
         return np.array([accuracy(self.answers(torch.from_numpy(r)), self.problems) for r in rows])

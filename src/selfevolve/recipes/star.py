@@ -77,6 +77,13 @@ class Config(TrainingConfig):
     """JSONL file of held-out problems in the task's fields (default: generated ones)."""
     init_from: str = ""
     """A finished run of this family whose round-0 model this run starts from instead of training one."""
+    model: str = "tiny"
+    """tiny (a transformer trained from scratch with n_layer/n_head/n_embd), smollm2, or a local HF
+    Llama directory (fine-tuned from its pretrained weights; see lora_r)."""
+    lora_r: int = 0
+    """Train LoRA adapters of this rank instead of every weight (0 = full fine-tuning)."""
+    lora_alpha: int = 16
+    """LoRA scale numerator (updates are scaled by alpha / r)."""
 
     round0_steps: int = 1500
     """Optimizer steps on the labelled seed set."""
@@ -93,7 +100,7 @@ class Config(TrainingConfig):
             raise ValueError(f"judge: unknown judge {self.judge!r}; valid: {', '.join(JUDGES)}")
         check_min(self, 1, "difficulty", "num_labelled", "problems_per_iteration", "samples_per_problem",
                   "balance_target", "eval_problems", "orm_samples")
-        check_min(self, 0, "iterations", "round0_steps", "iteration_steps", "orm_steps")
+        check_min(self, 0, "iterations", "round0_steps", "iteration_steps", "orm_steps", "lora_r")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0 <= self.labelled_fraction <= 1:
@@ -130,12 +137,25 @@ def verifier_judge(problems: list[Problem], texts: list[list[str]], correct: np.
     return correct.astype(np.float32)
 
 
-def build_model(cfg: Config, tok: CharTokenizer, task: Task) -> Transformer:
-    mcfg = TransformerConfig(vocab_size=tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                             max_seq_len=task.max_seq_len, pos_encoding="rope")
-    with torch.random.fork_rng():
-        torch.manual_seed(cfg.seed)
-        return Transformer(mcfg)
+def policy(cfg: Config, task: Task) -> tuple[Transformer, CharTokenizer]:
+    """The model to train and its tokenizer: a fresh tiny transformer or a pretrained HF model, with
+    LoRA adapters (the only trained weights) when lora_r > 0."""
+    if cfg.model == "tiny":
+        tok = CharTokenizer()
+        mcfg = TransformerConfig(vocab_size=tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                                 n_embd=cfg.n_embd, max_seq_len=task.max_seq_len, pos_encoding="rope")
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed)
+            model = Transformer(mcfg)
+    else:
+        from selfevolve.models.hf import load
+
+        model, tok = load(cfg.model)
+    if cfg.lora_r:
+        from selfevolve.models.lora import LoraSpec, add_lora
+
+        model = add_lora(model, LoraSpec(r=cfg.lora_r, alpha=cfg.lora_alpha), seed=cfg.seed)
+    return model, tok
 
 
 def exploration_metrics(correct: np.ndarray, texts: list[list[str]], balance_target: int,
@@ -238,8 +258,8 @@ def run(cfg: Config, store: RunStore, progress: Progress, propose=fixed_sampling
     """Run (or resume) the loop; `propose` samples and judges each iteration's answers (and may pick
     the temperature and threshold), `learn` turns the kept ones into a model update."""
     cfg.use_threads()
-    tok, task = CharTokenizer(), get_task(cfg.task)
-    model = build_model(cfg, tok, task)
+    task = get_task(cfg.task)
+    model, tok = policy(cfg, task)
     optimizer = make_optimizer(model, cfg.sft())
     seed_set = task.sample(cfg.num_labelled, cfg.difficulty, np.random.default_rng([cfg.seed, 0]), mixed=True)
     labelled = Examples.encode(tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
@@ -253,7 +273,7 @@ def run(cfg: Config, store: RunStore, progress: Progress, propose=fixed_sampling
         restore_checkpoint(store.checkpoint_dir(done[-1]), model, optimizer)
         first = done[-1] + 1
         if cfg.restart:
-            base = model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0)))
+            base = model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0)), into=policy(cfg, task)[0])
         kept = [Examples.kept(tok, store.read_samples(r).to_pydict()) for r in range(1, first)]
         store.event("resumed", f"from round {first - 1}")
     records = [r for r in store.rounds() if r["round"] < first]
@@ -332,8 +352,10 @@ def sample_table(answers: Answers, threshold: float) -> dict[str, list]:
 
 def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem]) -> dict:
     """The run's latest model on a user's problems: pass@1, pass@k and a verdict per problem."""
-    model = model_from_checkpoint(load_checkpoint(store.last_checkpoint()))
-    return evaluate(model, CharTokenizer(), get_task(cfg.task), cfg, problems,
+    task = get_task(cfg.task)
+    model, tok = policy(cfg, task)
+    model_from_checkpoint(load_checkpoint(store.last_checkpoint()), into=model)
+    return evaluate(model, tok, task, cfg, problems,
                     torch.Generator().manual_seed(cfg.seed + 77))
 
 
