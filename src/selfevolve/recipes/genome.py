@@ -39,13 +39,13 @@ from selfevolve.search.sampling import answer
 from selfevolve.store import RunStore, atomic_json, load_checkpoint, read_json
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.skills import check_skills, skill_problems
-from selfevolve.train.sft import Examples, SFTConfig, make_optimizer, train_on_pools
+from selfevolve.train.sft import Examples, SFTConfig, TrainingConfig, make_optimizer, train_on_pools
 
 DEV, TEST, BASE = 1, 2, 3  # random streams of the splits and the base model's data
 
 
 @dataclass
-class Config:
+class Config(TrainingConfig):
     seed: int = 0
     """Seeds the base model, experts, splits and evolution; same seed = same run."""
     model: str = "tiny"
@@ -58,14 +58,14 @@ class Config:
     """peft LoRA adapter directories to use as the experts instead of training them."""
     n_layer: int = 3
     """Layers of the tiny base model."""
-    n_head: int = 4
-    """Attention heads of the tiny base model."""
     n_embd: int = 96
     """Width of the tiny base model."""
+    learning_rate: float = 3e-3
+    """Peak learning rate of the tiny base model."""
+    threads: int = 2
+    """Torch CPU threads."""
     base_steps: int = 700
     """Training steps of the tiny base model on all skills (it learns each one partly)."""
-    base_learning_rate: float = 3e-3
-    """Peak learning rate of the tiny base model."""
     lora_r: int = 8
     """Rank of the expert adapters."""
     lora_alpha: int = 16
@@ -77,8 +77,6 @@ class Config:
     expert_replay: float = 0.5
     """Share of each expert's batches drawn from the base model's mixture of all skills, so an
     expert improves its skill without forgetting the others (tiny model only)."""
-    batch_size: int = 64
-    """Sequences per training step (base and experts)."""
     pop_size: int = 10
     """Individuals per generation (the experts are generation 0)."""
     generations: int = 12
@@ -113,12 +111,11 @@ class Config:
     """CPUs for a local Ray cluster; 0 = all."""
     chunk_size: int = 4
     """Individuals per fitness task (the unit of parallel work)."""
-    threads: int = 2
-    """Torch CPU threads."""
 
     def __post_init__(self) -> None:
-        check_min(self, 1, "n_layer", "n_head", "n_embd", "base_steps", "expert_steps", "batch_size", "lora_r",
-                  "lora_alpha", "generations", "ensemble_k", "dev_size", "test_size", "chunk_size", "threads")
+        super().__post_init__()
+        check_min(self, 1, "base_steps", "expert_steps", "lora_r", "lora_alpha", "generations", "ensemble_k",
+                  "dev_size", "test_size", "chunk_size")
         check_skills(self.skills, "skills")
         check_skills(self.target, "target")
         if self.dev_size > 200:
@@ -174,7 +171,7 @@ def base_model(cfg: Config, store: RunStore, progress: Progress):
     torch.manual_seed(cfg.seed)
     model = Transformer(TransformerConfig(tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
                                           pos_encoding="rope", max_seq_len=32))
-    sft = SFTConfig(learning_rate=cfg.base_learning_rate, batch_size=cfg.batch_size)
+    sft = cfg.sft()
     optimizer = make_optimizer(model, sft)
     train_on_pools(model, optimizer, sft, [examples(tok, base_mixture(cfg))], [1.0], cfg.base_steps,
                    torch.Generator().manual_seed(cfg.seed), progress, "base model: all skills")
@@ -242,7 +239,7 @@ class AdapterEval:
 
 # -- the run -----------------------------------------------------------------------------------
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
-    torch.set_num_threads(cfg.threads)
+    cfg.use_threads()
     state_path = store.path / "state.json"
     saved = read_json(state_path, "GENOME state") if state_path.exists() else None
     start = time.perf_counter() - (saved["wall_seconds"] if saved else 0.0)
