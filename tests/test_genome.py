@@ -72,6 +72,15 @@ def test_short_genome_run_reads_test_once_and_reports_every_baseline(tmp_path):
     assert all((a / "adapter_config.json").is_file() and (a / "adapter_model.safetensors").is_file() for a in adapters)
     assert (run / "report.html").is_file() and (run / "plots" / "test_accuracy.png").is_file()
 
+    # the user's own peft adapters as the experts (here: two of this run's, on the same base model)
+    mine = [str(run / "experts" / n) for n in ("reverse", "upper")]
+    proc = run_cli("run", "genome", "--out", str(tmp_path / "mine"), *sets([*SHORT, "generations=1",
+                                                                          "adapters=" + ",".join(mine)]))
+    assert proc.returncode == 0, proc.stderr
+    again = summary(tmp_path / "mine")
+    assert again["experts"] == ["reverse", "upper"] and not (tmp_path / "mine" / "experts").exists()
+    assert again["dev_accuracy"]["expert:reverse"] == dev["expert:reverse"]  # the same adapter, the same answers
+
 
 def test_ray_fitness_gives_the_serial_result(tmp_path):
     pytest.importorskip("ray")
