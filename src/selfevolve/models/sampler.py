@@ -100,9 +100,7 @@ def _generate_batch(model, prompts, max_new_tokens, stop_id, pad_id, temperature
     mask = (causal & valid[:, None, None, :P]) | torch.eye(P, dtype=torch.bool, device=device)
     cache = KVCache(cfg, B, P + max_new_tokens, next(model.parameters()).dtype, device)
     run = digit_positions(idx, model.token_kinds)[:, -1]  # abacus index of the last token
-    # the head only at the last prompt position: with a large vocabulary it costs as much as the rest
-    last = model.features(idx, positions=positions, mask=mask, cache=cache, digit_offset=offset)[:, -1]
-    logits = model.lm_head(last)
+    logits = model(idx, positions=positions, mask=mask, cache=cache, digit_offset=offset, last_only=True)[:, -1]
     pos = positions[:, -1]
 
     tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)

@@ -245,9 +245,13 @@ class Transformer(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor, **kwargs) -> torch.Tensor:
-        """Logits (B, T, vocab) for token ids (B, T); keyword arguments as for `features`."""
-        return self.lm_head(self.features(idx, **kwargs))
+    def forward(self, idx: torch.Tensor, last_only: bool = False, **kwargs) -> torch.Tensor:
+        """Logits (B, T, vocab) for token ids (B, T); keyword arguments as for `features`.
+
+        last_only: logits at the last position only, (B, 1, vocab): what a prefill needs, and with a
+        large vocabulary the head over every prompt position costs as much as the rest."""
+        x = self.features(idx, **kwargs)
+        return self.lm_head(x[:, -1:] if last_only else x)
 
     def features(
         self,
