@@ -1,0 +1,1 @@
+"""Agents that evolve: text environments, memories, and the loops that improve them."""
