@@ -12,7 +12,7 @@ RUNS = {
     # success_error=0 / solve_return=1e9: never solved, so every generation runs
     "gp": ["problem=nguyen-7", "generations=30", "pop_size=3000", "mate_choice=ideal", "success_error=0"],
     "deep-ga": ["pop_size=60", "hidden=8", "max_generations=12", "solve_return=1e9", "episodes=2"],
-    "genome": ["skills=reverse,upper,shift", "base_steps=150", "expert_steps=40", "pop_size=6", "generations=8",
+    "genome": ["skills=reverse,upper,shift", "base_steps=150", "expert_steps=40", "pop_size=6", "generations=6",
                "dev_size=40", "test_size=40", "ensemble_k=2"],
 }
 

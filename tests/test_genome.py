@@ -1,6 +1,8 @@
 """GENOME: the ask / tell loop keeps its invariants, and a short real run (tiny base and experts
 trained in the run) compares every candidate on a test split it reads exactly once."""
 
+import importlib.util
+
 import pytest
 import torch
 from helpers import run_cli, sets, summary
@@ -53,7 +55,7 @@ def test_the_test_split_allows_one_read():
         split.read()
 
 
-def test_short_genome_run_reads_test_once_and_reports_every_baseline(tmp_path):
+def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_ray(tmp_path):
     proc = run_cli("run", "genome", "--out", str(tmp_path / "run"), *sets(SHORT))
     assert proc.returncode == 0, proc.stderr
     s = summary(tmp_path / "run")
@@ -81,14 +83,12 @@ def test_short_genome_run_reads_test_once_and_reports_every_baseline(tmp_path):
     assert again["experts"] == ["reverse", "upper"] and not (tmp_path / "mine" / "experts").exists()
     assert again["dev_accuracy"]["expert:reverse"] == dev["expert:reverse"]  # the same adapter, the same answers
 
-
-def test_ray_fitness_gives_the_serial_result(tmp_path):
-    pytest.importorskip("ray")
-    serial = run_cli("run", "genome", "--out", str(tmp_path / "serial"), *sets(SHORT))
-    ray = run_cli("run", "genome", "--out", str(tmp_path / "ray"), *sets([*SHORT, "backend=ray", "workers=2"]))
-    assert serial.returncode == 0 and ray.returncode == 0, ray.stderr
-    a, b = summary(tmp_path / "serial"), summary(tmp_path / "ray")
-    assert a["test_accuracy"] == b["test_accuracy"] and a["generations_log"] == b["generations_log"]
+    # fitness spread over Ray workers: the same run, number for number
+    if importlib.util.find_spec("ray"):
+        proc = run_cli("run", "genome", "--out", str(tmp_path / "ray"), *sets([*SHORT, "backend=ray", "workers=2"]))
+        assert proc.returncode == 0, proc.stderr
+        ray = summary(tmp_path / "ray")
+        assert ray["test_accuracy"] == s["test_accuracy"] and ray["generations_log"] == s["generations_log"]
 
 
 def test_bad_genome_config_gets_one_clear_error(tmp_path):

@@ -87,12 +87,12 @@ def test_star_runs_on_smollm2_with_lora_and_checkpoints_only_the_adapter(tmp_pat
 
     out = tmp_path / "run"
     short = ["model=smollm2", "lora_r=8", "difficulty=3", "num_labelled=16", "round0_steps=3", "iterations=1",
-             "problems_per_iteration=8", "samples_per_problem=2", "iteration_steps=2", "eval_problems=8",
+             "problems_per_iteration=4", "samples_per_problem=2", "iteration_steps=2", "eval_problems=4",
              "batch_size=8", "warmup_steps=1"]
     proc = run_cli("run", "star", "--out", str(out), *sets(short))
     assert proc.returncode == 0, proc.stderr
     s = json.loads((out / "summary.json").read_text())
-    assert [r["round"] for r in s["rounds"]] == [0, 1] and s["samples_drawn"] == 16 and s["tokens_trained"] > 0
+    assert [r["round"] for r in s["rounds"]] == [0, 1] and s["samples_drawn"] == 8 and s["tokens_trained"] > 0
     saved = load_file(out / "checkpoints" / "round-001" / "model.safetensors")
     assert saved and all("lora_" in k for k in saved)  # the 135M base is not copied into every round
     assert sum(v.numel() for v in saved.values()) < 5_000_000
