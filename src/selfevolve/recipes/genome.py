@@ -36,7 +36,7 @@ from selfevolve.evolve.runner import Evaluator
 from selfevolve.models.lora import LoraSpec, adapter_state, add_lora, read_adapter, save_adapter, set_adapter_state
 from selfevolve.progress import Progress
 from selfevolve.search.sampling import answer
-from selfevolve.store import RunStore, atomic_json, load_checkpoint, read_json
+from selfevolve.store import RunStore, atomic_json, load_checkpoint, model_from_checkpoint, read_json
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.skills import check_skills, skill_problems
 from selfevolve.train.sft import Examples, SFTConfig, TrainingConfig, make_optimizer, train_on_pools
@@ -164,10 +164,7 @@ def base_model(cfg: Config, store: RunStore, progress: Progress):
 
     tok = CharTokenizer()
     if 0 in store.completed_rounds():
-        ckpt = load_checkpoint(store.checkpoint_dir(0))
-        model = Transformer(TransformerConfig(**ckpt["model_config"]))
-        model.load_state_dict(ckpt["tensors"], strict=False)
-        return model, tok
+        return model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0))), tok
     torch.manual_seed(cfg.seed)
     model = Transformer(TransformerConfig(tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
                                           pos_encoding="rope", max_seq_len=32))
@@ -224,7 +221,8 @@ def accuracy(predicted: list[str], problems: list[Problem]) -> float:
 
 
 class AdapterEval:
-    """Answers of an adapted model for flat adapter vectors; picklable, so Ray workers build their own."""
+    """Answers of an adapted model for flat adapter vectors; picklable (the model travels with it), so
+    each Ray worker evaluates on its own copy."""
 
     def __init__(self, model, tok, flat: Flat, problems: list[Problem]) -> None:
         self.model, self.tok, self.flat, self.problems = model, tok, flat, problems
