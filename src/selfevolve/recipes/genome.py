@@ -262,15 +262,13 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         from safetensors.torch import load_file
 
         state = GenomeState.restore(load_file(store.path / saved["tensors"]), saved["genome"])
-        expert_dev, log = torch.tensor(saved["expert_dev"]), saved["log"]
+        expert_dev = torch.tensor(saved["expert_dev"])
         progress.log(f"resuming at generation {state.generation}")
     else:
         expert_dev = dev_fitness(X)
         state = evo.init(X, expert_dev, cfg.seed)
-        log = [{"generation": 0, "best_dev": state.best_fitness, "mean_dev": float(expert_dev.mean()),
-                "evaluations": len(X)}]
-        store.record_round(0, log[0], {"dev/best": state.best_fitness, "dev/mean": log[0]["mean_dev"]})
-        save_state(store, state, expert_dev, log, time.perf_counter() - start)
+        record_generation(store, state, expert_dev, len(X))
+        save_state(store, state, expert_dev, time.perf_counter() - start)
     with progress.task("GENOME: evolve", total=cfg.generations) as advance:
         for _ in range(state.generation):
             advance()
@@ -278,11 +276,10 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             children = evo.ask(state)
             f = dev_fitness(children)
             state = evo.tell(state, children, f)
-            log.append({"generation": state.generation, "best_dev": state.best_fitness, "mean_dev": float(f.mean()),
-                        "evaluations": log[-1]["evaluations"] + len(children)})
-            store.record_round(state.generation, log[-1], {"dev/best": state.best_fitness, "dev/mean": float(f.mean())})
-            save_state(store, state, expert_dev, log, time.perf_counter() - start)
+            record_generation(store, state, f, len(X) + state.generation * len(children))
+            save_state(store, state, expert_dev, time.perf_counter() - start)
             advance(best=state.best_fitness, mean=float(f.mean()))
+    log = store.rounds()
     budget = log[-1]["evaluations"]
 
     # every candidate is fixed on dev before the test split is read
@@ -312,7 +309,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     save_adapter(load_into(model, flat, state.best), spec, store.path / "genome_best", base=cfg.model)
     summary = {"recipe": "genome", "model": cfg.model, "seed": cfg.seed, "experts": names,
                "target": list(cfg.target), "test_accuracy": test_accuracy, "dev_accuracy": dev_accuracy,
-               "dev_accuracy_by_generation": [r["best_dev"] for r in log], "generations_log": store.rounds(),
+               "dev_accuracy_by_generation": [r["best_dev"] for r in log], "generations_log": log,
                "evaluations": budget, "random_search_evaluations": budget, "test_reads": test.reads,
                "dev_size": len(dev), "test_size": len(problems), "wall_seconds": time.perf_counter() - start}
     store.write_summary(summary)
@@ -325,7 +322,14 @@ def load_into(model, flat: Flat, vector: torch.Tensor):
     return model
 
 
-def save_state(store: RunStore, state: GenomeState, expert_dev: torch.Tensor, log: list, wall: float) -> None:
+def record_generation(store: RunStore, state: GenomeState, evaluated: torch.Tensor, evaluations: int) -> None:
+    """One row of the generations log: the best on dev so far, and the mean of those just evaluated."""
+    row = {"generation": state.generation, "best_dev": state.best_fitness, "mean_dev": float(evaluated.mean()),
+           "evaluations": evaluations}
+    store.record_round(state.generation, row, {"dev/best": row["best_dev"], "dev/mean": row["mean_dev"]})
+
+
+def save_state(store: RunStore, state: GenomeState, expert_dev: torch.Tensor, wall: float) -> None:
     """The population after a generation: a new tensor file, then the JSON that points at it, then
     the old tensor file goes; a kill at any moment leaves a JSON and the tensors it names."""
     from safetensors.torch import save
@@ -335,7 +339,7 @@ def save_state(store: RunStore, state: GenomeState, expert_dev: torch.Tensor, lo
     name = f"state-{state.generation:04d}.safetensors"
     atomic_write(store.path / name, save({k: v.contiguous() for k, v in state.tensors().items()}))
     atomic_json(store.path / "state.json", {"genome": state.scalars(), "tensors": name,
-                                            "expert_dev": expert_dev.tolist(), "log": log, "wall_seconds": wall})
+                                            "expert_dev": expert_dev.tolist(), "wall_seconds": wall})
     for old in store.path.glob("state-*.safetensors"):
         if old.name != name:
             old.unlink()
