@@ -22,6 +22,9 @@ def test_retrieval_score_is_similarity_plus_recency_plus_importance():
         assert math.isclose(h.score, h.similarity + h.recency + h.importance / 100, rel_tol=1e-6)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert memory.query("x", layers=("mid",)) == {"mid": []}
+    close = memory.query("Acme earnings guidance", k=5, min_similarity=0.3)["short"]
+    assert close and all(h.similarity >= 0.3 for h in close)
+    assert [h.id for h in close] == [h.id for h in hits if h.similarity >= 0.3]
 
 
 def test_step_decays_per_layer_and_cleans_up():

@@ -24,8 +24,9 @@ console = Console(width=None if sys.stdout.isatty() else 200)  # logs and pipes 
 def _default_out(recipe: str, cfg) -> Path:
     """runs/<recipe>-<task>-s<seed>, with -2, -3 ... appended rather than touching an old run."""
     data = getattr(cfg, "data", "")
-    what = Path(data).stem if data else getattr(cfg, "task", None) or getattr(cfg, "env", None) or cfg.problem
-    base = Path("runs") / f"{recipe}-{what}-s{cfg.seed}"
+    what = Path(data).stem if data else getattr(cfg, "task", None) or getattr(cfg, "env", None) or getattr(
+        cfg, "problem", None)
+    base = Path("runs") / "-".join(filter(None, (recipe, what, f"s{cfg.seed}")))
     out, n = base, 1
     while out.exists() and any(out.iterdir()):
         n += 1

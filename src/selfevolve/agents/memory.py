@@ -103,8 +103,10 @@ class LayeredMemory:
         q = np.array([self.layers[name].recency_days for name in LAYERS])[self.layer]
         return np.exp(-self.age / q)
 
-    def add(self, texts: list[str], layer: str = "short", importance: list[float] | None = None) -> list[int]:
-        """Store texts in a layer; importance defaults to FinMem's draw of 40 / 60 / 80."""
+    def add(self, texts: list[str], layer: str = "short", importance: list[float] | None = None,
+            keys: list[str] | None = None) -> list[int]:
+        """Store texts in a layer; importance defaults to FinMem's draw of 40 / 60 / 80. `keys`, when
+        given, are embedded in place of the texts (a reflection is found by the news it is about)."""
         if layer not in LAYERS:
             raise ValueError(f"unknown memory layer {layer!r}; layers: {', '.join(LAYERS)}")
         if not texts:
@@ -112,7 +114,9 @@ class LayeredMemory:
         n = len(texts)
         if importance is None:
             importance = self.rng.choice(INITIAL_IMPORTANCE, n, p=self.layers[layer].init_probs)
-        vectors = np.asarray(self.embedder(list(texts)), dtype=np.float32)
+        if keys is not None and len(keys) != n:
+            raise ValueError(f"got {len(keys)} keys for {n} texts")
+        vectors = np.asarray(self.embedder(list(keys if keys is not None else texts)), dtype=np.float32)
         self.embeddings = vectors if not len(self) else np.concatenate([self.embeddings, vectors])
         new_ids = np.arange(self.next_id, self.next_id + n)
         self.next_id += n
@@ -124,8 +128,10 @@ class LayeredMemory:
         self.access = np.concatenate([self.access, np.zeros(n, dtype=np.int64)])
         return new_ids.tolist()
 
-    def query(self, text: str, k: int = 5, layers: tuple[str, ...] = LAYERS) -> dict[str, list[Hit]]:
-        """The k best-scoring items of each layer for a query text, best first."""
+    def query(self, text: str, k: int = 5, layers: tuple[str, ...] = LAYERS,
+              min_similarity: float = -1.0) -> dict[str, list[Hit]]:
+        """The k best-scoring items of each layer for a query text, best first, among the items at
+        least `min_similarity` similar to it."""
         out: dict[str, list[Hit]] = {name: [] for name in layers}
         if not len(self):
             return out
@@ -133,7 +139,7 @@ class LayeredMemory:
         recency = self.recency()
         score = sim + recency + np.minimum(self.importance, 100) / 100
         for name in layers:
-            rows = np.flatnonzero(self.layer == LAYERS.index(name))
+            rows = np.flatnonzero((self.layer == LAYERS.index(name)) & (sim >= min_similarity))
             best = rows[np.argsort(-score[rows], kind="stable")[:k]]
             out[name] = [Hit(int(self.ids[i]), self.texts[i], name, float(score[i]), float(sim[i]),
                              float(recency[i]), float(self.importance[i])) for i in best]
