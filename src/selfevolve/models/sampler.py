@@ -7,6 +7,7 @@ the same tokens alone or in a batch. Every step is one forward over the whole ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -49,10 +50,13 @@ def generate(
     digit_offset: int = 0,
     batch_size: int = 1024,
     generator: torch.Generator | None = None,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Samples:
     """Continue each prompt `num_samples` times; rows are prompt-major (p0s0, p0s1, ..., p1s0...).
 
     A row stops after the first token in `stop_id` (one id, or several: e.g. end of line or of text).
+    `on_step(first_row, ids)`, when given, sees each step's new ids (pad_id for rows already
+    stopped) as they are made: streaming.
     """
     if not prompts:
         raise ValueError("generate() needs at least one prompt")
@@ -63,7 +67,8 @@ def generate(
     rows = [p for p in prompts for _ in range(num_samples)]
     parts = [
         _generate_batch(model, rows[i : i + batch_size], max_new_tokens, stop_id, pad_id,
-                        temperature, top_k, top_p, digit_offset, generator)
+                        temperature, top_k, top_p, digit_offset, generator,
+                        on_step and (lambda ids, first=i: on_step(first, ids)))
         for i in range(0, len(rows), batch_size)
     ]
     width = max(p.tokens.shape[1] for p in parts)
@@ -76,7 +81,7 @@ def generate(
 
 
 def _generate_batch(model, prompts, max_new_tokens, stop_id, pad_id, temperature, top_k, top_p,
-                    digit_offset, generator) -> Samples:
+                    digit_offset, generator, on_step) -> Samples:
     model.eval()
     device = next(model.parameters()).device
     cfg = model.cfg
@@ -116,6 +121,8 @@ def _generate_batch(model, prompts, max_new_tokens, stop_id, pad_id, temperature
             nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
         lp = logits.log_softmax(-1).gather(1, nxt[:, None]).squeeze(1)
         tokens[:, t] = torch.where(done, pad_id, nxt)
+        if on_step is not None:
+            on_step(tokens[:, t].cpu())
         logprobs[:, t] = torch.where(done, 0.0, lp)
         stopped = ~done & torch.isin(nxt, stops)
         lengths[stopped] = t + 1

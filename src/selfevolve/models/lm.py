@@ -1,0 +1,153 @@
+"""One language-model interface for every agent recipe, whatever answers behind it.
+
+    lm.generate(prompts, n=1, temperature=0.0, max_tokens=64, stop=None) -> [[Completion] * n] per prompt
+    lm.logprob(prompt, continuation) -> log p(continuation | prompt)
+    lm.chat([{"role": "user", "content": ...}]) -> the assistant's reply
+
+Backends: `TransformerLM` (our transformer: a tiny model from a run, or a local Hugging Face model
+such as SmolLM2 loaded into it; batched through our sampler), `OpenAILM` (any OpenAI-compatible
+server, `selfevolve serve` included) and `ScriptedLM` (a Python function, for tests and experts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    logprob: float  # sum of the generated tokens' log-probabilities (temperature 1); 0 where unknown
+    tokens: int
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """The text up to (not including) the earliest stop string."""
+    ends = [i for s in stop or () if (i := text.find(s)) >= 0]
+    return text[: min(ends)] if ends else text
+
+
+def transcript(messages: list[dict]) -> str:
+    """A plain chat prompt for models without a chat template: one "role: content" line each."""
+    return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+
+
+class TransformerLM:
+    """Our transformer and its tokenizer (CharTokenizer or an HF tokenizer) behind the interface."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 256, seed: int = 0) -> None:
+        self.model, self.tok, self.batch_size = model.eval(), tokenizer, batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_pretrained(cls, name: str | Path, **kw) -> TransformerLM:
+        """`smollm2` or a local Hugging Face directory (see models/hf.py)."""
+        from selfevolve.models.hf import load
+
+        return cls(*load(str(name)), **kw)
+
+    @classmethod
+    def from_run(cls, run_dir: Path, **kw) -> TransformerLM:
+        """The latest checkpoint of a run of ours."""
+        from selfevolve.errors import CheckpointError
+        from selfevolve.models.tokenizer import CharTokenizer
+        from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
+
+        last = RunStore.open(Path(run_dir)).last_checkpoint()
+        if last is None:
+            raise CheckpointError(f"{run_dir} has no checkpoint yet")
+        return cls(model_from_checkpoint(load_checkpoint(last)), CharTokenizer(), **kw)
+
+    @property
+    def max_len(self) -> int:
+        return self.model.cfg.max_seq_len
+
+    def generate(self, prompts: list[str], n: int = 1, temperature: float = 0.0, max_tokens: int = 64,
+                 stop: list[str] | None = None, on_step: Callable | None = None) -> list[list[Completion]]:
+        from selfevolve.models.sampler import generate
+
+        encoded = [self.tok.encode(p) for p in prompts]
+        too_long = max(len(e) for e in encoded) + max_tokens - self.max_len
+        if too_long > 0 and self.model.cfg.pos_encoding == "rope":
+            raise ValueError(f"prompt + max_tokens exceeds the model's context of {self.max_len} tokens "
+                             f"by {too_long}")
+        out = generate(self.model, encoded, max_tokens, stop_id=self.tok.eos_id, pad_id=self.tok.pad_id,
+                       num_samples=n, temperature=temperature, batch_size=self.batch_size, generator=self.gen,
+                       on_step=on_step)
+        completions = []
+        for row in range(len(encoded) * n):
+            length = int(out.lengths[row])
+            text = cut_at_stop(self.tok.decode(out.tokens[row, :length]), stop)
+            completions.append(Completion(text, float(out.logprobs[row, :length].sum()), length))
+        return [completions[i * n : (i + 1) * n] for i in range(len(encoded))]
+
+    @torch.no_grad()
+    def logprob(self, prompt: str, continuation: str) -> float:
+        p, c = self.tok.encode(prompt), self.tok.encode(continuation)
+        idx = torch.tensor([p + c])
+        logits = self.model(idx[:, :-1]).float().log_softmax(-1)[0, len(p) - 1 :]
+        return float(logits.gather(1, torch.tensor(c)[:, None]).sum())
+
+    def chat_prompt(self, messages: list[dict]) -> str:
+        hf = getattr(self.tok, "hf", None)
+        if hf is not None and getattr(hf, "chat_template", None):
+            return hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return transcript(messages)
+
+    def chat(self, messages: list[dict], **kw) -> str:
+        return self.generate([self.chat_prompt(messages)], **kw)[0][0].text
+
+
+class ScriptedLM:
+    """A function from prompt to reply: deterministic, for tests and scripted experts."""
+
+    def __init__(self, reply: Callable[[str], str]) -> None:
+        self.reply = reply
+
+    def generate(self, prompts: list[str], n: int = 1, temperature: float = 0.0, max_tokens: int = 64,
+                 stop: list[str] | None = None) -> list[list[Completion]]:
+        return [[Completion(cut_at_stop(self.reply(p), stop), 0.0, 0)] * n for p in prompts]
+
+    def logprob(self, prompt: str, continuation: str) -> float:
+        return 0.0 if self.reply(prompt) == continuation else float("-inf")
+
+    def chat(self, messages: list[dict], **kw) -> str:
+        return self.generate([transcript(messages)], **kw)[0][0].text
+
+
+class OpenAILM:
+    """Any OpenAI-compatible server (`base_url` like http://127.0.0.1:8000/v1), through the official client."""
+
+    def __init__(self, base_url: str, model: str, api_key: str = "none", timeout: float = 600) -> None:
+        from selfevolve.models.hf import SERVE_EXTRAS, require
+
+        require("openai", SERVE_EXTRAS)
+        import openai
+
+        self.client, self.model = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout), model
+
+    def generate(self, prompts: list[str], n: int = 1, temperature: float = 0.0, max_tokens: int = 64,
+                 stop: list[str] | None = None) -> list[list[Completion]]:
+        out = self.client.completions.create(model=self.model, prompt=prompts, n=n, temperature=temperature,
+                                             max_tokens=max_tokens, stop=stop, logprobs=1)
+        rows: list[list[Completion]] = [[] for _ in prompts]
+        for choice in sorted(out.choices, key=lambda c: c.index):
+            lps = (choice.logprobs.token_logprobs or []) if choice.logprobs else []
+            rows[choice.index // n].append(Completion(choice.text, float(sum(lps)), len(lps)))
+        return rows
+
+    def logprob(self, prompt: str, continuation: str) -> float:
+        out = self.client.completions.create(model=self.model, prompt=prompt + continuation, max_tokens=0,
+                                             echo=True, logprobs=1)
+        lp = out.choices[0].logprobs
+        start = next(i for i, off in enumerate(lp.text_offset) if off >= len(prompt))
+        return float(sum(lp.token_logprobs[start:]))
+
+    def chat(self, messages: list[dict], temperature: float = 0.0, max_tokens: int = 64, **kw) -> str:
+        out = self.client.chat.completions.create(model=self.model, messages=messages, temperature=temperature,
+                                                  max_tokens=max_tokens, **kw)
+        return out.choices[0].message.content

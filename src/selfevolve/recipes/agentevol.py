@@ -1,0 +1,240 @@
+"""AgentEvol: one agent that improves across several environments by learning from its own successes.
+
+Xi et al. (2024), "AgentGym: Evolving Large Language Model-based Agents across Diverse
+Environments", arXiv:2406.04151
+
+    behavioural cloning: fine-tune one policy (ReAct replies "Thought: ...\\nAction: ...") on
+    the scripted experts' trajectories of `demo_tasks` task ids of every environment
+    each iteration: the policy attempts `explore_tasks` new task ids of every environment (at
+    `temperature`); trajectories with full reward are kept (deduplicated) and merged with the
+    demonstrations; the policy is retrained on the merge, from the base model (restart=true,
+    the AgentEvol default) or from where it is
+    after BC and after each iteration: greedy success on `eval_tasks` held-out task ids per
+    environment; at the end, per-environment specialists (BC on one environment's demonstrations,
+    as many steps) are scored beside the generalist
+
+    selfevolve run agentevol --set iterations=2 --set envs=maze,calc
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfevolve.agents.env import ENVS, HELD_OUT
+from selfevolve.agents.rollout import Episode, expert_episodes, prompt_of, run_episodes, trajectory_table
+from selfevolve.config import check_min
+from selfevolve.models.lm import TransformerLM
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import Transformer, TransformerConfig
+from selfevolve.progress import Progress
+from selfevolve.store import RunStore, restore_checkpoint
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
+
+MAX_SEQ_LEN = 320  # the longest observation (a penalty on a crafting task) plus a reply
+
+
+@dataclass
+class Config(TrainingConfig):
+    seed: int = 0
+    """Seeds the policy's initialisation, training batches and exploration."""
+    envs: tuple[str, ...] = tuple(ENVS)
+    """Environments the one agent learns: maze, guess, craft, calc."""
+    demo_tasks: int = 30
+    """Task ids per environment with an expert demonstration (ids 0 .. demo_tasks-1)."""
+    explore_tasks: int = 150
+    """New task ids per environment the policy attempts each iteration."""
+    iterations: int = 3
+    """Explore-and-learn iterations after behavioural cloning."""
+    eval_tasks: int = 100
+    """Held-out task ids per environment scored after every iteration."""
+    bc_steps: int = 1200
+    """Optimizer steps of behavioural cloning."""
+    iteration_steps: int = 1200
+    """Optimizer steps of each iteration's retraining."""
+    temperature: float = 0.7
+    """Sampling temperature while exploring (evaluation is greedy)."""
+    restart: bool = True
+    """Retrain from the base model each iteration (AgentEvol); false continues from the last policy."""
+    specialists: bool = True
+    """Also train and score one BC specialist per environment."""
+    max_tokens: int = 40
+    """Longest reply the policy may write per step."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_min(self, 1, "demo_tasks", "eval_tasks", "bc_steps")
+        check_min(self, 0, "iterations", "explore_tasks", "iteration_steps")
+        if not self.envs or set(self.envs) - set(ENVS):
+            raise ValueError(f"envs must be some of {', '.join(ENVS)}, got {', '.join(self.envs)}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.demo_tasks + self.iterations * self.explore_tasks >= HELD_OUT:
+            raise ValueError("training task ids would reach the held-out ids")
+
+
+def base_model(cfg: Config) -> Transformer:
+    """The untrained policy every retraining starts from (same seed, same weights)."""
+    mcfg = TransformerConfig(vocab_size=CharTokenizer().vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                             n_embd=cfg.n_embd, max_seq_len=MAX_SEQ_LEN, pos_encoding="rope")
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        return Transformer(mcfg)
+
+
+def examples(tok: CharTokenizer, episodes: list[Episode]) -> Examples:
+    """Every step of every episode: the observation as the prompt, the reply as the answer."""
+    steps = [(prompt_of(o), a) for ep in episodes for o, a in zip(ep.observations, ep.actions, strict=True)]
+    return Examples.encode(tok, [p for p, _ in steps], [a for _, a in steps])
+
+
+def train(model: Transformer, cfg: Config, data: list[Episode], steps: int, gen, progress, title) -> float:
+    tok = CharTokenizer()
+    optimizer = make_optimizer(model, cfg.sft())
+    loss, _ = train_on_pools(model, optimizer, cfg.sft(), [examples(tok, data)], [1.0], steps, gen, progress, title)
+    return loss
+
+
+def evaluate(model: Transformer, cfg: Config, envs: tuple[str, ...], progress, title: str) -> dict:
+    """Greedy success rate and mean episode length per environment on its held-out task ids."""
+    lm = TransformerLM(model, CharTokenizer())
+    tasks = [(name, HELD_OUT + i) for name in envs for i in range(cfg.eval_tasks)]
+    episodes = run_episodes(lm, tasks, 0.0, cfg.max_tokens, progress, title)
+    return {name: {"success": float(np.mean([ep.success for ep in episodes if ep.env == name])),
+                   "length": float(np.mean([len(ep.actions) for ep in episodes if ep.env == name]))}
+            for name in envs}
+
+
+def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
+    cfg.use_threads()
+    tok = CharTokenizer()
+    demos = expert_episodes([(name, i) for name in cfg.envs for i in range(cfg.demo_tasks)])
+    model = base_model(cfg)
+    kept: dict[tuple, Episode] = {}
+    done = store.completed_rounds()
+    first = 0
+    if done:
+        restore_checkpoint(store.checkpoint_dir(done[-1]), model, make_optimizer(model, cfg.sft()))
+        for r in range(1, done[-1] + 1):
+            table = store.read_samples(r).to_pydict()
+            for ep in episodes_of(table, kept_only=True):
+                kept[ep.key] = ep
+        first = done[-1] + 1
+        store.event("resumed", f"from round {done[-1]}")
+    records = [r for r in store.rounds() if r["round"] < first]
+
+    for r in range(first, cfg.iterations + 1):
+        t0 = time.time()
+        rng, gen = round_rngs(cfg.seed, r)
+        record: dict = {"round": r}
+        if r == 0:
+            store.write_samples(0, trajectory_table(demos, kept=True))
+            loss = train(model, cfg, demos, cfg.bc_steps, gen, progress, f"BC on {len(demos)} expert trajectories")
+            record.update(explored=0, successes=0, new_kept=0)
+        else:
+            # ---- EXPLORE: new task ids of every environment, sampled
+            start = cfg.demo_tasks + (r - 1) * cfg.explore_tasks
+            tasks = [(name, start + i) for name in cfg.envs for i in range(cfg.explore_tasks)]
+            lm = TransformerLM(model, tok, seed=int(rng.integers(2**31)))
+            episodes = run_episodes(lm, tasks, cfg.temperature, cfg.max_tokens, progress,
+                                    f"iteration {r}: explore {len(tasks)} tasks")
+            # ---- SELECT: successful trajectories, each distinct one once
+            new = [ep for ep in episodes if ep.success and ep.key not in kept]
+            new = list({ep.key: ep for ep in new}.values())
+            kept.update((ep.key, ep) for ep in new)
+            fresh = {id(ep) for ep in new}
+            table = trajectory_table(episodes, iteration=r)
+            table["kept"] = [id(ep) in fresh for ep in episodes for _ in ep.actions]
+            store.write_samples(r, table)
+            # ---- LEARN: demonstrations + everything kept so far
+            if cfg.restart:
+                model = base_model(cfg)
+            loss = train(model, cfg, demos + list(kept.values()), cfg.iteration_steps, gen, progress,
+                         f"iteration {r}: train on {len(demos)} demonstrations + {len(kept)} own trajectories")
+            record.update(explored=len(episodes), successes=sum(ep.success for ep in episodes), new_kept=len(new),
+                          explore_success={n: float(np.mean([e.success for e in episodes if e.env == n]))
+                                           for n in cfg.envs})
+        result = evaluate(model, cfg, cfg.envs, progress, f"round {r}: evaluate")
+        record.update(kept=len(demos) + len(kept), loss=loss, wall_seconds=time.time() - t0,
+                      success={n: v["success"] for n, v in result.items()},
+                      length={n: v["length"] for n, v in result.items()})
+        records.append(record)
+        store.record_round(r, record, {f"success/{n}": v["success"] for n, v in result.items()})
+        store.save_checkpoint(r, model, model.cfg.to_dict(), make_optimizer(model, cfg.sft()),
+                              {"round": r, "seed": cfg.seed})
+        progress.log(f"[bold]round {r}[/] held-out success " +
+                     "  ".join(f"{n} {v['success']:.2f}" for n, v in result.items()) +
+                     f"  kept {record['kept']}  {record['wall_seconds']:.0f}s")
+
+    summary = {"recipe": "agentevol", "seed": cfg.seed, "envs": list(cfg.envs),
+               "success_by_iteration": {n: [r["success"][n] for r in records] for n in cfg.envs},
+               "length_by_iteration": {n: [r["length"][n] for r in records] for n in cfg.envs},
+               "kept_by_iteration": [r["kept"] for r in records], "specialist_success": None,
+               "rounds": records}
+    if cfg.specialists:
+        t0 = time.time()
+        summary["specialist_success"] = {}
+        for name in cfg.envs:
+            specialist = base_model(cfg)
+            train(specialist, cfg, [ep for ep in demos if ep.env == name], cfg.bc_steps, round_rngs(cfg.seed, 0)[1],
+                  progress, f"specialist {name}: BC")
+            summary["specialist_success"][name] = evaluate(specialist, cfg, (name,), progress,
+                                                           f"specialist {name}: evaluate")[name]["success"]
+        summary["specialist_seconds"] = time.time() - t0
+    summary["wall_seconds"] = sum(r["wall_seconds"] for r in records) + summary.get("specialist_seconds", 0.0)
+    store.write_summary(summary)
+    store.event("finished")
+    return summary
+
+
+def episodes_of(table: dict[str, list], kept_only: bool = False) -> list[Episode]:
+    """Episodes back from a trajectory table (rows in step order, grouped by episode)."""
+    out: dict[int, Episode] = {}
+    for i, n in enumerate(table["episode"]):
+        if kept_only and not table["kept"][i]:
+            continue
+        ep = out.setdefault(n, Episode(table["env"][i], table["task_id"][i]))
+        ep.observations.append(table["observation"][i])
+        ep.actions.append(table["action"][i])
+        ep.logprobs.append(table["logprob"][i])
+        ep.rewards.append(table["reward"][i])
+    return list(out.values())
+
+
+def headline(summary: dict) -> str:
+    s = summary["success_by_iteration"]
+    shown = ", ".join(f"{n} {v[0]:.2f} -> {v[-1]:.2f}" for n, v in s.items())
+    return (f"AgentEvol, held-out success BC -> after {len(next(iter(s.values()))) - 1} iterations: {shown} "
+            f"({summary['wall_seconds']:.0f} s)")
+
+
+def table(summary: dict):
+    from rich.table import Table
+
+    s = summary["success_by_iteration"]
+    iterations = len(next(iter(s.values())))
+    out = Table(title="Held-out success per environment")
+    out.add_column("environment", justify="left")
+    for i in range(iterations):
+        out.add_column("BC" if i == 0 else f"iter {i}", justify="right")
+    if summary["specialist_success"]:
+        out.add_column("specialist (BC)", justify="right")
+    for name, values in s.items():
+        extra = [f"{summary['specialist_success'][name]:.2f}"] if summary["specialist_success"] else []
+        out.add_row(name, *(f"{v:.2f}" for v in values), *extra)
+    return out
+
+
+def plots(summary: dict, plot_dir: Path) -> list[Path]:
+    from selfevolve.report import plot_lines
+
+    s = summary["success_by_iteration"]
+    xs = list(range(len(next(iter(s.values())))))
+    return [plot_lines(xs, s, "Held-out success per environment (0 = behavioural cloning)", "iteration",
+                       "success rate", plot_dir / "success.png"),
+            plot_lines(xs, summary["length_by_iteration"], "Mean episode length (held-out)", "iteration", "steps",
+                       plot_dir / "length.png")]
