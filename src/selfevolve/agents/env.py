@@ -268,7 +268,7 @@ class Calc(TextEnv):
     """Evaluate an expression with a calculator tool that does one operation per call."""
 
     name, actions = "calc", "use: calc A+B | calc A*B | answer N"
-    default_difficulty = 2  # operations
+    default_difficulty = 3  # operations
 
     @property
     def max_steps(self) -> int:

@@ -11,7 +11,7 @@ Environments", arXiv:2406.04151
     the AgentEvol default) or from where it is
     after BC and after each iteration: greedy success on `eval_tasks` held-out task ids per
     environment; at the end, per-environment specialists (BC on one environment's demonstrations,
-    as many steps) are scored beside the generalist
+    the generalist's BC steps shared out between them) are scored beside the generalist
 
     selfevolve run agentevol --set iterations=2 --set envs=maze,calc
 """
@@ -44,26 +44,32 @@ class Config(TrainingConfig):
     """Seeds the policy's initialisation, training batches and exploration."""
     envs: tuple[str, ...] = tuple(ENVS)
     """Environments the one agent learns: maze, guess, craft, calc."""
-    demo_tasks: int = 30
+    demo_tasks: int = 100
     """Task ids per environment with an expert demonstration (ids 0 .. demo_tasks-1)."""
-    explore_tasks: int = 150
+    explore_tasks: int = 300
     """New task ids per environment the policy attempts each iteration."""
     iterations: int = 3
     """Explore-and-learn iterations after behavioural cloning."""
-    eval_tasks: int = 100
+    eval_tasks: int = 200
     """Held-out task ids per environment scored after every iteration."""
-    bc_steps: int = 1200
+    bc_steps: int = 1000
     """Optimizer steps of behavioural cloning."""
-    iteration_steps: int = 1200
+    iteration_steps: int = 1000
     """Optimizer steps of each iteration's retraining."""
     temperature: float = 0.7
     """Sampling temperature while exploring (evaluation is greedy)."""
-    restart: bool = True
-    """Retrain from the base model each iteration (AgentEvol); false continues from the last policy."""
+    restart: bool = False
+    """true: retrain from the base model each iteration (AgentEvol's choice); false (measured better for a
+    policy trained from scratch): continue from the last policy."""
     specialists: bool = True
-    """Also train and score one BC specialist per environment."""
+    """Also train and score one BC specialist per environment (bc_steps / number of envs steps each)."""
     max_tokens: int = 40
     """Longest reply the policy may write per step."""
+
+    n_embd: int = 64
+    """Model width (4 layers x 64: about 0.2M parameters)."""
+    learning_rate: float = 3e-3
+    """Peak AdamW learning rate (warmup then cosine, per training phase)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,9 +99,14 @@ def examples(tok: CharTokenizer, episodes: list[Episode]) -> Examples:
 
 
 def train(model: Transformer, cfg: Config, data: list[Episode], steps: int, gen, progress, title) -> float:
+    """`steps` AdamW steps on every step of `data`, each batch split evenly between the environments
+    (so the easy ones, which yield the most kept trajectories, do not crowd out the hard ones)."""
     tok = CharTokenizer()
+    envs = sorted({ep.env for ep in data})
+    pools = [examples(tok, [ep for ep in data if ep.env == name]) for name in envs]
     optimizer = make_optimizer(model, cfg.sft())
-    loss, _ = train_on_pools(model, optimizer, cfg.sft(), [examples(tok, data)], [1.0], steps, gen, progress, title)
+    loss, _ = train_on_pools(model, optimizer, cfg.sft(), pools, [1 / len(envs)] * len(envs), steps, gen, progress,
+                             title)
     return loss
 
 
@@ -180,8 +191,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         summary["specialist_success"] = {}
         for name in cfg.envs:
             specialist = base_model(cfg)
-            train(specialist, cfg, [ep for ep in demos if ep.env == name], cfg.bc_steps, round_rngs(cfg.seed, 0)[1],
-                  progress, f"specialist {name}: BC")
+            train(specialist, cfg, [ep for ep in demos if ep.env == name], max(1, cfg.bc_steps // len(cfg.envs)),
+                  round_rngs(cfg.seed, 0)[1], progress, f"specialist {name}: BC")
             summary["specialist_success"][name] = evaluate(specialist, cfg, (name,), progress,
                                                            f"specialist {name}: evaluate")[name]["success"]
         summary["specialist_seconds"] = time.time() - t0
