@@ -278,6 +278,7 @@ class Calc(TextEnv):
         numbers = [str(int(x)) for x in rng.integers(2, 10, self.difficulty + 1)]
         ops = [str(x) for x in rng.choice(["+", "*"], self.difficulty)]
         self.tokens = [t for pair in zip(numbers, ops + [""], strict=True) for t in pair if t]
+        self.value = sum(eval_product(term) for term in "".join(self.tokens).split("+"))
 
     def observe(self) -> str:
         return f"calc: {''.join(self.tokens)}"
@@ -289,7 +290,7 @@ class Calc(TextEnv):
 
     def act(self, verb, args):
         if verb == "answer" and len(args) == 1 and (n := _int(args[0])) is not None:
-            right = len(self.tokens) == 1 and n == int(self.tokens[0])
+            right = n == self.value  # the tool is a help, not a requirement
             return ("right" if right else "wrong"), float(right), True
         if verb != "calc" or len(args) != 1:
             return None
@@ -310,6 +311,13 @@ class Calc(TextEnv):
         i = self._next_op()
         a, op, b = self.tokens[i - 1 : i + 2]
         return f"Thought: first {a}{op}{b}\nAction: calc {a}{op}{b}"
+
+
+def eval_product(term: str) -> int:
+    out = 1
+    for factor in term.split("*"):
+        out *= int(factor)
+    return out
 
 
 ENVS: dict[str, type[TextEnv]] = {cls.name: cls for cls in (Maze, Guess, Craft, Calc)}
