@@ -53,8 +53,8 @@ def test_a_run_and_a_local_hugging_face_model_load_behind_the_interface(tmp_path
     again = TransformerLM.from_run(tmp_path / "run")
     assert again.generate(["hello"], max_tokens=8) == lm.generate(["hello"], max_tokens=8)
     save_tiny_llama(tmp_path / "hf")
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
     raw = Tokenizer(models.WordLevel({f"w{i}": i for i in range(97)}, unk_token="w0"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
