@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/gp_vs_deap.py
 	$(BIN)/python bench/ga_vs_evotorch.py
+	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/star_family.py
 
 lint: $(STAMP)
