@@ -27,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from selfevolve.models.lm import cut_at_stop, transcript
+from selfevolve.models.lm import cut_at_stop
 
 FINISHED = object()  # the end of a job's stream
 
@@ -44,9 +44,9 @@ class Job:
     stop: list[str]
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue = field(default_factory=asyncio.Queue)
-    texts: list[str] = field(default_factory=list)  # filled as tokens arrive
-    ids: list[list[int]] = field(default_factory=list)
-    finished: list[str | None] = field(default_factory=list)  # finish_reason per row, None while running
+    texts: list[str] = field(init=False)  # per row, the text sent so far
+    ids: list[list[int]] = field(init=False)  # per row, the tokens generated so far
+    finished: list[str | None] = field(init=False)  # finish_reason per row, None while running
 
     def __post_init__(self) -> None:
         self.texts, self.ids, self.finished = [""] * self.n, [[] for _ in range(self.n)], [None] * self.n
@@ -61,7 +61,6 @@ class Batcher:
     def __init__(self, lm, max_batch: int = 64) -> None:
         self.lm, self.max_batch = lm, max_batch
         self.jobs: queue.Queue[Job] = queue.Queue()
-        self.batches = 0  # generate calls made (tests and benchmarks read it)
         threading.Thread(target=self._work, daemon=True).start()
 
     def submit(self, job: Job) -> None:
@@ -112,7 +111,6 @@ class Batcher:
                     job.send((k, safe[len(job.texts[k]):]))
                     job.texts[k] = safe
 
-        self.batches += 1
         generate(self.lm.model, [job.prompt_ids for job, _ in rows], max(j.max_tokens for j in group),
                  stop_id=tok.eos_id, pad_id=tok.pad_id, temperature=group[0].temperature, top_p=group[0].top_p,
                  batch_size=self.max_batch, generator=self.lm.gen, on_step=on_step)
@@ -171,7 +169,6 @@ def make_app(lm, model_name: str, max_batch: int = 64) -> FastAPI:
     """The FastAPI application serving `lm` (a TransformerLM) as `model_name`."""
     app = FastAPI(title="selfevolve")
     batcher = Batcher(lm, max_batch)
-    app.state.batcher = batcher
 
     def error(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
         kind = "invalid_request_error" if status < 500 else "server_error"
@@ -200,9 +197,8 @@ def make_app(lm, model_name: str, max_batch: int = 64) -> FastAPI:
             raise BadRequest(str(err), param="prompt") from None
         if not ids:
             raise BadRequest("the prompt is empty", param="prompt")
-        if len(ids) + max_tokens > lm.max_len and lm.model.cfg.pos_encoding == "rope":
-            raise BadRequest(f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) exceeds the context of "
-                             f"{lm.max_len} tokens", param="max_tokens")
+        if too_long := lm.context_error(len(ids), max_tokens):
+            raise BadRequest(too_long, param="max_tokens")
         return ids
 
     def start(ids: list[int], req: Sampling, stop: list[str], max_tokens: int) -> Job:
@@ -277,7 +273,7 @@ def make_app(lm, model_name: str, max_batch: int = 64) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
         stop = check(req)
-        prompt = chat_prompt(lm, [m.model_dump() for m in req.messages])
+        prompt = lm.chat_prompt([m.model_dump() for m in req.messages])
         max_tokens = req.max_tokens or max(1, min(256, lm.max_len - len(lm.tok.encode(prompt))))
         job = start(encode(prompt, max_tokens), req, stop, max_tokens)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model_name}
@@ -302,11 +298,6 @@ def make_app(lm, model_name: str, max_batch: int = 64) -> FastAPI:
                              "finish_reason": job.finished[k]} for k in range(req.n)]}
 
     return app
-
-
-def chat_prompt(lm, messages: list[dict]) -> str:
-    """The model's chat template where its tokenizer has one, else a plain transcript."""
-    return lm.chat_prompt(messages) if hasattr(lm, "chat_prompt") else transcript(messages)
 
 
 @torch.no_grad()

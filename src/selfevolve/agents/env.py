@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 import zlib
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,15 +34,6 @@ def parse_react(text: str) -> tuple[str, str]:
     action = re.search(r"Action:\s*(.*)", text)
     return (thought.group(1).strip() if thought else "",
             action.group(1).strip() if action else text.strip().splitlines()[0] if text.strip() else "")
-
-
-@dataclass
-class Step:
-    observation: str
-    reward: float
-    terminated: bool
-    truncated: bool
-    info: dict
 
 
 class TextEnv:

@@ -79,7 +79,8 @@ class Agent:
         self.memory = LayeredMemory(layers=NO_DECAY_LAYERS if variant == "no_decay" else FINMEM_LAYERS, seed=seed)
         self.query = f"{COMPANY} news that moves the share price"
         self.position = 0
-        self.daily_moves: list[float] = []  # one per reflection ever written: the base rate
+        self.daily_moves: list[float] = []  # one per reflection ever written
+        self.base_move = 0.0  # their mean: the move after news at large
 
     def direction(self, text: str) -> float:
         """Excess mean daily move after news like this, or 0 while the evidence is thin."""
@@ -87,7 +88,7 @@ class Agent:
         moves = np.array([daily_move(h.text) for h in hits])
         if len(moves) < 2:
             return 0.0
-        excess = moves.mean() - np.mean(self.daily_moves)
+        excess = moves.mean() - self.base_move
         stderr = moves.std(ddof=1) / math.sqrt(len(moves))
         return float(excess) if abs(excess) >= self.cfg.min_t * stderr else 0.0
 
@@ -100,10 +101,12 @@ class Agent:
             return self._act(sum(self.direction(t) for t in texts) / max(len(texts), 1)), []
         for layer in ("short", "mid", "long"):
             self.memory.add([text for text, source in news if self.cfg.layer_of(source) == layer], layer)
-        cited, signal = [], 0.0
+        cited, signal, known = [], 0.0, {}  # known: the direction of each text read today
         for hits in self.memory.query(self.query, self.cfg.k, layers=("short", "mid", "long")).values():
             for hit in hits:
-                d = self.direction(hit.text)
+                if hit.text not in known:
+                    known[hit.text] = self.direction(hit.text)
+                d = known[hit.text]
                 signal += d * hit.recency**self.cfg.recency_power * min(hit.importance, 100) / 100
                 cited.append((hit.id, d))
         return self._act(signal), cited
@@ -124,6 +127,7 @@ class Agent:
         """Record the move over the `days` closes since these news items appeared."""
         if texts:
             self.daily_moves += [move / days] * len(texts)
+            self.base_move = float(np.mean(self.daily_moves))
             self.memory.add([f"{t}. Over the next {days} days the price moved {100 * move:+.2f}%" for t in texts],
                             "reflection", importance=[80.0] * len(texts), keys=texts)
 

@@ -27,6 +27,12 @@ class Episode:
     logprobs: list[float] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
 
+    def add(self, observation: str, action: str, logprob: float, reward: float) -> None:
+        self.observations.append(observation)
+        self.actions.append(action)
+        self.logprobs.append(logprob)
+        self.rewards.append(reward)
+
     @property
     def success(self) -> bool:
         return sum(self.rewards) >= 1.0
@@ -51,12 +57,8 @@ def run_episodes(lm, tasks: list[tuple[str, int]], temperature: float = 0.0, max
                                   max_tokens=max_tokens)
             still = []
             for i, (reply,) in zip(live, replies, strict=True):
-                episode = episodes[i]
                 obs, reward, terminated, truncated, _ = envs[i].step(reply.text)
-                episode.observations.append(observations[i])
-                episode.actions.append(reply.text)
-                episode.logprobs.append(reply.logprob)
-                episode.rewards.append(reward)
+                episodes[i].add(observations[i], reply.text, reply.logprob, reward)
                 observations[i] = obs
                 if not (terminated or truncated):
                     still.append(i)
@@ -74,12 +76,9 @@ def expert_episodes(tasks: list[tuple[str, int]]) -> list[Episode]:
         done = False
         while not done:
             action = env.expert()
-            episode.observations.append(obs)
-            episode.actions.append(action)
-            episode.logprobs.append(0.0)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            episode.rewards.append(reward)
-            done = terminated or truncated
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            episode.add(obs, action, 0.0, reward)
+            obs, done = next_obs, terminated or truncated
         out.append(episode)
     return out
 

@@ -66,18 +66,22 @@ class TransformerLM:
     def max_len(self) -> int:
         return self.model.cfg.max_seq_len
 
+    def context_error(self, prompt_tokens: int, max_tokens: int) -> str | None:
+        """Why a prompt of this length cannot get max_tokens more (RoPE models have a fixed context)."""
+        if prompt_tokens + max_tokens > self.max_len and self.model.cfg.pos_encoding == "rope":
+            return (f"prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceeds the model's context of "
+                    f"{self.max_len} tokens")
+        return None
+
     def generate(self, prompts: list[str], n: int = 1, temperature: float = 0.0, max_tokens: int = 64,
-                 stop: list[str] | None = None, on_step: Callable | None = None) -> list[list[Completion]]:
+                 stop: list[str] | None = None) -> list[list[Completion]]:
         from selfevolve.models.sampler import generate
 
         encoded = [self.tok.encode(p) for p in prompts]
-        too_long = max(len(e) for e in encoded) + max_tokens - self.max_len
-        if too_long > 0 and self.model.cfg.pos_encoding == "rope":
-            raise ValueError(f"prompt + max_tokens exceeds the model's context of {self.max_len} tokens "
-                             f"by {too_long}")
+        if error := self.context_error(max(len(e) for e in encoded), max_tokens):
+            raise ValueError(error)
         out = generate(self.model, encoded, max_tokens, stop_id=self.tok.eos_id, pad_id=self.tok.pad_id,
-                       num_samples=n, temperature=temperature, batch_size=self.batch_size, generator=self.gen,
-                       on_step=on_step)
+                       num_samples=n, temperature=temperature, batch_size=self.batch_size, generator=self.gen)
         completions = []
         for row in range(len(encoded) * n):
             length = int(out.lengths[row])

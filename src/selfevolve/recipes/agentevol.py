@@ -208,11 +208,8 @@ def episodes_of(table: dict[str, list], kept_only: bool = False) -> list[Episode
     for i, n in enumerate(table["episode"]):
         if kept_only and not table["kept"][i]:
             continue
-        ep = out.setdefault(n, Episode(table["env"][i], table["task_id"][i]))
-        ep.observations.append(table["observation"][i])
-        ep.actions.append(table["action"][i])
-        ep.logprobs.append(table["logprob"][i])
-        ep.rewards.append(table["reward"][i])
+        out.setdefault(n, Episode(table["env"][i], table["task_id"][i])).add(
+            table["observation"][i], table["action"][i], table["logprob"][i], table["reward"][i])
     return list(out.values())
 
 
