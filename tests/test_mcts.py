@@ -16,7 +16,7 @@ from selfevolve.tasks.wordmath import WordMathTask
 def child(parent: Node, step: str, terminal: bool = False, reward: float = 0.0) -> Node:
     node = Node(step, {}, parent, parent.depth + 1, terminal=terminal, reward=reward)
     parent.children.append(node)
-    parent.expanded = True
+    parent.expanded, parent.expansions = True, 1
     return node
 
 
@@ -51,6 +51,18 @@ def test_select_stops_at_an_unexpanded_or_terminal_node():
     end = child(a, "answer", terminal=True, reward=1.0)
     assert select(root, 1.0, max_depth=8) is end
     assert select(root, 1.0, max_depth=1) is a
+
+
+def test_a_node_with_too_few_children_is_widened_once_they_are_all_tried():
+    root = Node("", {})
+    only = child(root, "only")  # four proposals, one distinct step
+    assert select(root, 1.0, 8, width=4, widen=2) is only  # its one child is not tried yet
+    backprop(only, -1.0)
+    assert select(root, 1.0, 8, width=4, widen=2) is root  # now the root is expanded again
+    assert select(root, 1.0, 8, width=4, widen=1) is only  # widen=1: never
+    assert select(root, 1.0, 8, width=1, widen=2) is only  # it has its `width` children
+    root.expansions = 2
+    assert select(root, 1.0, 8, width=4, widen=2) is only  # no expansions left
 
 
 def tree_with_two_branches() -> Tree:

@@ -1,8 +1,9 @@
-"""The rstar recipe end to end at a tiny size: the summary contract, the report, bad settings."""
+"""The rstar recipe end to end at a tiny size: the summary contract, the report, eval --file, kill -9
+and resume, bad settings."""
 
 import json
 
-from helpers import assert_clean_error, run_cli, sets
+from helpers import assert_clean_error, kill_9_when, run_cli, sets, summary, without_times
 
 from selfevolve.recipes.rstar import STRATEGIES
 
@@ -25,7 +26,9 @@ def test_rstar_writes_every_strategy_per_round_and_resumes_a_finished_run(tmp_pa
             assert all(0 <= a <= 1 for a in r["accuracy"][strategy].values())
             assert r["tokens"][strategy]["4"] >= r["tokens"][strategy]["1"] > 0
         assert 0 <= r["solved_by_search"] <= 1 and r["search_tokens"] > 0
-    assert (out / "plots" / "accuracy_by_round.png").exists() and (out / "plots" / "accuracy_by_n.png").exists()
+    plots = ("accuracy_by_round", "accuracy_by_n", "greedy_by_steps")
+    assert all((out / "plots" / f"{name}.png").exists() for name in plots)
+    assert all(set(r["greedy_by_steps"]) <= {"1", "2", "3", "4", "5"} for r in s["rounds"])
     assert (out / "checkpoints" / "round-002" / "ppm.safetensors").exists()
     assert "mcts_ppm" in proc.stdout  # the table of strategies
     proc = run_cli("resume", str(out))  # nothing left to do: the same summary
@@ -33,8 +36,42 @@ def test_rstar_writes_every_strategy_per_round_and_resumes_a_finished_run(tmp_pa
     assert json.loads((out / "summary.json").read_text())["rounds"] == s["rounds"]
 
 
+def test_eval_file_answers_a_users_problems_by_each_strategy(tmp_path):
+    out = tmp_path / "run"
+    one_round = [t for t in TINY if not t.startswith("rounds")] + ["rounds=1"]
+    assert run_cli("run", "rstar", "--out", str(out), *sets(one_round)).returncode == 0
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"question": "Ann has 2 bags of 3 pens. How many pens now?", "answer": 6}\n'
+                    '{"question": "Bob has 4 jars of 5 eggs. He buys 2. How many eggs now?", "answer": 22}\n')
+    for strategy, n in (("ppm", "4"), ("majority", "4"), ("mcts_ppm", "2"), ("greedy", "1")):
+        proc = run_cli("eval", str(out), "--file", str(mine), "--strategy", strategy, "--n", n)
+        assert proc.returncode == 0, proc.stderr
+        assert f"{strategy} at N={n}" in proc.stdout
+        rows = [json.loads(line) for line in (out / "eval" / "mine.jsonl").read_text().splitlines()]
+        assert [r["answer"] for r in rows] == [6, 22] and all(isinstance(r["correct"], bool) for r in rows)
+        assert all(r["correct"] == (r["value"] == r["answer"]) and r["tokens"] > 0 for r in rows)
+    assert_clean_error(run_cli("eval", str(out), "--file", str(mine), "--strategy", "best"), "not one of")
+    assert run_cli("eval", str(out), "--file", str(mine), "--strategy", "greedy").returncode == 0  # N = 1
+    greedy_4 = run_cli("eval", str(out), "--file", str(mine), "--strategy", "greedy", "--n", "4")
+    assert_clean_error(greedy_4, "1 for greedy")
+    assert_clean_error(run_cli("eval", str(out), "--strategy", "ppm"), "pass --file too")
+    mine.write_text('{"question": "How many?", "answer": "six"}\n')
+    assert_clean_error(run_cli("eval", str(out), "--file", str(mine)), "line 1")
+
+
 def test_rstar_refuses_bad_settings_before_a_run_exists(tmp_path):
     for bad, fragment in (("reward_model=orm", "reward_model"), ("eval_difficulty=9", "eval_difficulty must be <="),
                           ("eval_n=0,4", "eval_n must be positive"), ("rollouts=0", "rollouts must be >= 1")):
         assert_clean_error(run_cli("run", "rstar", "--out", str(tmp_path / "x"), "--set", bad), fragment)
         assert not (tmp_path / "x").exists()
+
+
+def test_kill_9_mid_round_then_resume_equals_an_uninterrupted_run(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run_cli("run", "rstar", "--out", str(straight), *sets(TINY)).returncode == 0
+    kill_9_when(["run", "rstar", "--out", str(killed), *sets(TINY)],
+                lambda: (killed / "checkpoints" / "round-001").is_dir())  # killed during round 2's search
+    assert not (killed / "summary.json").exists()
+    proc = run_cli("resume", str(killed))
+    assert proc.returncode == 0, proc.stderr
+    assert without_times(summary(killed)) == without_times(summary(straight))

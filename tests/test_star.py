@@ -161,6 +161,7 @@ def test_eval_file_scores_a_users_problems_and_bad_files_fail_cleanly(tmp_path):
     assert [r["prompt"] for r in rows] == ["3,7,2>10:", "4,5>20:", "9,1,1>9:"]
     assert all(isinstance(r["correct"], bool) and 0 <= r["correct_of_k"] <= 2 for r in rows)
     assert "pass@1" in proc.stdout
+    assert_clean_error(run_cli("eval", str(run_dir), "--file", str(good), "--strategy", "ppm"), "are for rstar runs")
 
     cases = {'{"numbers": [3, 7], "target": 10}\n{"numbers": [3, "x"], "target": 1}\n': "line 2",
              '{"numbers": [3, 7], "target": 10}\n\n{"numbers": [3, 7]\n': "line 3: not valid JSON",

@@ -20,7 +20,8 @@ def test_every_story_is_solved_by_its_own_steps(seed, difficulty):
     tok = CharTokenizer()
     for p in TASK.sample(5, difficulty, np.random.default_rng(seed)):
         steps = parse_solution(p.answer)
-        assert len(steps) == difficulty == p.difficulty and steps[-1][1].startswith("answer = ")
+        assert len(steps) - 1 == difficulty == p.difficulty  # one step per sentence, then the count
+        assert all(not code.startswith("answer") for _, code in steps[:-1]) and steps[-1][1].startswith("answer = ")
         assert TASK.verify(p, p.answer) and TASK.well_formed(p, p.answer)
         assert isinstance(p.fields["value"], int) and p.fields["value"] >= 1
         tok.encode(p.prompt + p.answer)  # the model can read and write every character

@@ -80,6 +80,10 @@ def eval_(
                                               "runs): prints accuracy and writes a verdict per problem.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Where --file writes its verdicts (default "
                                              "DIR/eval/<file name>.jsonl).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="rstar runs: how --file picks an answer: greedy, majority, "
+                                                 "orm, prm, ppm or mcts_ppm (default ppm).")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="rstar runs: solutions (or MCTS rollouts) per problem "
+                                          "for --strategy (default 16).")] = None,
 ) -> None:
     """Evaluate a run's latest checkpoint on held-out problems, or on your own (--file)."""
     from selfevolve.models.tokenizer import CharTokenizer
@@ -92,8 +96,10 @@ def eval_(
     if last is None:
         raise SelfEvolveError(f"{run_dir} has no finished round to evaluate yet")
     if file is not None:
-        _eval_file(store, file, out or store.path / "eval" / f"{file.stem}.jsonl")
+        _eval_file(store, file, out or store.path / "eval" / f"{file.stem}.jsonl", strategy, n)
         return
+    if strategy is not None or n is not None:
+        raise SelfEvolveError("--strategy and --n choose how --file problems are answered; pass --file too")
     if store.recipe != "length-gen":
         raise SelfEvolveError(f"eval without --file scores length-gen runs; {run_dir} is a {store.recipe} run (its "
                               "summary.json and report hold its evaluation; pass --file to score your problems)")
@@ -112,7 +118,7 @@ def eval_(
     console.print(table)
 
 
-def _eval_file(store: RunStore, file: Path, out: Path) -> None:
+def _eval_file(store: RunStore, file: Path, out: Path, strategy: str | None, n: int | None) -> None:
     import json
 
     from selfevolve.store import atomic_write
@@ -120,21 +126,22 @@ def _eval_file(store: RunStore, file: Path, out: Path) -> None:
 
     recipe = get_recipe(store.recipe)
     if not hasattr(recipe, "evaluate_file"):
-        raise SelfEvolveError(f"eval --file reads STaR-family runs (star, bstar, dpo, upo); {store.path} is a "
-                              f"{store.recipe} run")
+        raise SelfEvolveError(f"eval --file reads STaR-family and rstar runs (star, bstar, dpo, upo, rstar); "
+                              f"{store.path} is a {store.recipe} run")
     cfg = build_config(recipe.Config, store.config_values())
     try:
         problems = read_problems(file, get_task(cfg.task))
     except ValueError as err:
         raise SelfEvolveError(str(err)) from None
-    result = recipe.evaluate_file(store, cfg, problems)
+    result = recipe.evaluate_file(store, cfg, problems, strategy, n)
     verdicts = result["verdicts"]
     rows = [dict(zip(verdicts, values, strict=True)) for values in zip(*verdicts.values(), strict=True)]
     atomic_write(out, "".join(json.dumps(row) + "\n" for row in rows))
     table = Table(title=f"{store.last_checkpoint().name} on {file}")
-    for name in ("problems", "pass@1 (greedy)", f"pass@{cfg.samples_per_problem}"):
+    table.add_column("problems", justify="right")
+    for name in result["metrics"]:
         table.add_column(name, justify="right")
-    table.add_row(str(len(problems)), f"{result['pass1']:.3f}", f"{result['passk']:.3f}")
+    table.add_row(str(len(problems)), *[f"{v:.3f}" for v in result["metrics"].values()])
     console.print(table)
     console.print(f"verdicts: {out}")
 

@@ -5,12 +5,13 @@ Thinking", arXiv:2501.04519; Jiang et al. (2025), "MedS3: Towards Medical Small 
 with Self-Evolved Slow Thinking", arXiv:2501.12051
 
     round 0: supervised fine-tuning of the policy on a few hundred solved easy wordmath problems
-    round r: MCTS on new problems that carry only their final answer (round 1 guided by terminal
-             rewards alone, later rounds also by the previous round's PPM, or PRM with
-             reward_model=prm); SFT the policy on the best correct trajectories per problem (by
-             mean Q); train the PPM (pairwise, on sibling steps), a PRM (regressed on Q) and an
-             ORM (on outcomes) on the trees; evaluate greedy, majority vote, best-of-N by each
-             reward model, and PPM-guided MCTS on held-out problems at N = 1, 4, 16, 64
+    round r: MCTS on new problems that carry only their final answer, one step longer each round
+             (round 1 guided by terminal rewards alone, later rounds also by the previous
+             round's PPM, or PRM with reward_model=prm); SFT the policy on the best correct
+             trajectories per problem (by mean Q); train the PPM (pairwise, on sibling steps), a
+             PRM (regressed on Q) and an ORM (on outcomes) on the trees; evaluate greedy, majority
+             vote, best-of-N by each reward model, and PPM-guided MCTS on held-out problems at
+             N = 1, 4, 16, 64
 
     selfevolve run rstar --set reward_model=prm
 """
@@ -25,13 +26,14 @@ import numpy as np
 import torch
 
 from selfevolve.config import check_min
+from selfevolve.errors import SelfEvolveError
 from selfevolve.judge.reward import RewardModel, train_pairwise, train_pointwise
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
 from selfevolve.search.mcts import MCTSConfig, best_trajectories, preference_pairs, search, solved
 from selfevolve.search.sampling import answer, majority_vote
-from selfevolve.store import RunStore, load_extra, restore_checkpoint
+from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint, restore_checkpoint
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.wordmath import WordMathTask, execute, same_number
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
@@ -52,38 +54,43 @@ class Config(TrainingConfig):
     """Rounds of search + training after round 0."""
     seed_problems: int = 300
     """Labelled, solved problems for round 0."""
-    seed_difficulty: int = 2
+    seed_difficulty: int = 3
     """The seed problems have 1..seed_difficulty steps."""
-    train_problems: int = 100
+    train_problems: int = 200
     """New problems per round, with their final answers only: the search must find the steps."""
     train_difficulty: int = 3
-    """The search problems have 1..train_difficulty steps."""
+    """Round 1's search problems have 1..train_difficulty steps."""
+    difficulty_step: int = 1
+    """Each later round's search problems may have this many more steps (an easy-to-hard curriculum)."""
     eval_problems: int = 50
     """Held-out problems (the same every round)."""
-    eval_difficulty: int = 4
+    eval_difficulty: int = 5
     """The held-out problems have 1..eval_difficulty steps: harder ones than the seed set too."""
     eval_n: tuple[int, ...] = (1, 4, 16, 64)
     """Numbers of sampled solutions (and of MCTS rollouts) each strategy is scored at."""
-    rollouts: int = 8
+    rollouts: int = 16
     """MCTS rollouts per training problem."""
     width: int = 4
     """Candidate steps per expansion."""
-    max_depth: int = 8
-    """Most steps in a solution."""
+    max_depth: int = WordMathTask.max_steps + 1
+    """Most steps in a solution (a step per sentence, then the count)."""
     c_uct: float = 1.0
     """UCT exploration constant."""
+    widen: int = 2
+    """Times a node may be expanded while its proposals gave fewer than `width` distinct steps."""
     temperature: float = 1.0
     """Sampling temperature of search steps and of the sampled solutions."""
     trajectories_per_problem: int = 2
     """Correct trajectories per solved problem the policy is fine-tuned on (highest mean Q first)."""
     # TrainingConfig defaults this recipe changes
     n_embd: int = 64
+    learning_rate: float = 3e-3
 
-    round0_steps: int = 900
+    round0_steps: int = 400
     """Policy steps on the seed set."""
     policy_steps: int = 300
     """Policy steps per round (seed set and search trajectories, half and half)."""
-    reward_steps: int = 200
+    reward_steps: int = 100
     """Steps per reward model per round."""
 
     def __post_init__(self) -> None:
@@ -91,8 +98,8 @@ class Config(TrainingConfig):
         if self.reward_model not in ("ppm", "prm"):
             raise ValueError(f"reward_model: {self.reward_model!r} is not one of ppm, prm")
         check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
-                  "eval_difficulty", "rollouts", "width", "max_depth", "trajectories_per_problem")
-        check_min(self, 0, "rounds", "round0_steps", "policy_steps", "reward_steps")
+                  "eval_difficulty", "rollouts", "width", "widen", "max_depth", "trajectories_per_problem")
+        check_min(self, 0, "difficulty_step", "rounds", "round0_steps", "policy_steps", "reward_steps")
         most = WordMathTask.max_steps
         for name in ("seed_difficulty", "train_difficulty", "eval_difficulty"):
             if getattr(self, name) > most:
@@ -102,9 +109,13 @@ class Config(TrainingConfig):
         if self.temperature <= 0 or self.c_uct < 0:
             raise ValueError("temperature must be > 0 and c_uct >= 0")
 
+    def search_difficulty(self, r: int) -> int:
+        """Most steps of round r's search problems."""
+        return min(self.train_difficulty + (r - 1) * self.difficulty_step, WordMathTask.max_steps)
+
     def mcts(self, rollouts: int | None = None) -> MCTSConfig:
         return MCTSConfig(rollouts=rollouts or self.rollouts, width=self.width, max_depth=self.max_depth,
-                          c_uct=self.c_uct, temperature=self.temperature)
+                          c_uct=self.c_uct, widen=self.widen, temperature=self.temperature)
 
 
 def build_policy(cfg: Config, tok: CharTokenizer) -> Transformer:
@@ -187,51 +198,128 @@ def final_value(text: str):
     return result.values.get("answer") if result.ok else None
 
 
+@dataclass
+class Solutions:
+    """n sampled solutions per problem, each run once: texts, final values (None: did not run),
+    verdicts and generated tokens, all (problems, n)."""
+    texts: list[list[str]]
+    values: list[list]
+    correct: np.ndarray
+    length: np.ndarray
+
+    @classmethod
+    def sample(cls, policy, tok, task: WordMathTask, problems: list[Problem], n: int, temperature: float,
+               gen: torch.Generator) -> Solutions:
+        flat, _ = answer(policy, tok, problems, num_samples=n, temperature=temperature, generator=gen,
+                         max_new=task.max_answer_tokens)
+        texts = [flat[i * n:(i + 1) * n] for i in range(len(problems))]
+        values = [[final_value(t) for t in row] for row in texts]
+        correct = np.array([[same_number(v, p.fields["value"]) for v in row]
+                            for p, row in zip(problems, values, strict=True)])
+        return cls(texts, values, correct, np.array([[len(t) + 1 for t in row] for row in texts]))
+
+    def choose(self, strategy: str, n: int, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """Which of its first n solutions each problem's strategy picks: the first holding the majority
+        value, or the reward model's highest-scored solution among those that ran."""
+        if strategy == "majority":
+            return np.array([majority_index(row[:n]) for row in self.values])
+        ran = np.array([[v is not None for v in row[:n]] for row in self.values])
+        return np.where(ran, scores[strategy][:, :n], -np.inf).argmax(1)
+
+    def accuracy(self, picked: np.ndarray) -> float:
+        return float(self.correct[np.arange(len(picked)), picked].mean())
+
+
+def majority_index(values: list) -> int:
+    """The first solution holding the most common final value among those that ran (0 if none ran)."""
+    ran = [v for v in values if v is not None]
+    return values.index(majority_vote([ran])[0][0]) if ran else 0
+
+
+def score_solutions(rms: dict, tok, problems: list[Problem], solutions: Solutions) -> dict[str, np.ndarray]:
+    n = solutions.correct.shape[1]
+    prompts = [p.prompt for p in problems for _ in range(n)]
+    texts = [t for row in solutions.texts for t in row]
+    return {name: rm.score(Examples.encode(tok, prompts, texts)).reshape(len(problems), n) for name, rm in rms.items()}
+
+
+def guided_search(policy, rm, tok, cfg: Config, problems: list[Problem], rollouts: int, gen, progress):
+    """PPM-guided MCTS without gold answers: the reward model values every step and every terminal."""
+    with progress.task(f"PPM-guided MCTS, {rollouts} rollouts x {len(problems)} problems", total=rollouts) as advance:
+        return search(policy, tok, problems, cfg.mcts(rollouts), gen, value_fn=scorer(rm, tok), use_gold=False,
+                      on_rollout=advance)
+
+
 def evaluate(policy, rms: dict | None, tok, task: WordMathTask, cfg: Config, problems: list[Problem],
-             gen: torch.Generator, progress: Progress) -> tuple[dict, dict]:
-    """Held-out accuracy and mean generated tokens per problem, {strategy: {N: value}}."""
+             gen: torch.Generator, progress: Progress) -> tuple[dict, dict, dict]:
+    """Held-out accuracy and mean generated tokens per problem, {strategy: {N: value}}, and greedy
+    accuracy by number of steps; every best-of-N strategy chooses among the same sampled solutions."""
     ns, top = sorted(cfg.eval_n), max(cfg.eval_n)
     acc: dict = {s: {} for s in STRATEGIES}
     tokens: dict = {s: {} for s in STRATEGIES}
     with progress.task(f"evaluate: greedy and {top} samples x {len(problems)} problems", total=None):
         greedy, _ = answer(policy, tok, problems, max_new=task.max_answer_tokens)
-        texts, _ = answer(policy, tok, problems, num_samples=top, temperature=cfg.temperature, generator=gen,
-                          max_new=task.max_answer_tokens)
-    acc["greedy"]["1"] = float(np.mean([task.verify(p, t) for p, t in zip(problems, greedy, strict=True)]))
+        solutions = Solutions.sample(policy, tok, task, problems, top, cfg.temperature, gen)
+        scores = score_solutions(rms or {}, tok, problems, solutions)
+    right = np.array([task.verify(p, t) for p, t in zip(problems, greedy, strict=True)])
+    acc["greedy"]["1"] = float(right.mean())
     tokens["greedy"]["1"] = float(np.mean([len(t) + 1 for t in greedy]))
-    rows = [texts[i * top:(i + 1) * top] for i in range(len(problems))]
-    values = [[final_value(t) for t in row] for row in rows]  # each solution runs once
-    correct = np.array([[same_number(v, p.fields["value"]) for v in row]
-                        for p, row in zip(problems, values, strict=True)])
-    valid = np.array([[v is not None for v in row] for row in values])
-    length = np.array([[len(t) + 1 for t in row] for row in rows])
-    scores = {name: rm.score(Examples.encode(tok, [p.prompt for p in problems for _ in range(top)], texts))
-              .reshape(len(problems), top) for name, rm in (rms or {}).items()}
+    steps = np.array([p.difficulty for p in problems])
+    by_steps = {str(d): float(right[steps == d].mean()) for d in sorted(set(steps.tolist()))}
     for n in ns:
-        key = str(n)
-        votes = [majority_correct(p, row[:n]) for p, row in zip(problems, values, strict=True)]
-        acc["majority"][key] = float(np.mean(votes))
-        for name, s in scores.items():
-            masked = np.where(valid[:, :n], s[:, :n], -np.inf)  # a solution that does not run is no answer
-            acc[name][key] = float(correct[np.arange(len(problems)), masked.argmax(1)].mean())
         for name in ("majority", *scores):
-            tokens[name][key] = float(length[:, :n].sum(1).mean())
+            acc[name][str(n)] = solutions.accuracy(solutions.choose(name, n, scores))
+            tokens[name][str(n)] = float(solutions.length[:, :n].sum(1).mean())
     if rms:
-        with progress.task(f"evaluate: PPM-guided MCTS, {top} rollouts x {len(problems)} problems", total=None):
-            trees = search(policy, tok, problems, cfg.mcts(top), gen, value_fn=scorer(rms["ppm"], tok),
-                           use_gold=False)
+        trees = guided_search(policy, rms["ppm"], tok, cfg, problems, top, gen, progress)
         for n in ns:
             picked = [t.answers_after[n - 1] for t in trees]
             acc["mcts_ppm"][str(n)] = float(np.mean([task.verify(t.problem, text)
                                                      for t, (_, text, _) in zip(trees, picked, strict=True)]))
             tokens["mcts_ppm"][str(n)] = float(np.mean([used for _, _, used in picked]))
-    return acc, tokens
+    return acc, tokens, by_steps
 
 
-def majority_correct(problem: Problem, values: list) -> bool:
-    """Majority vote over the final values of the solutions that ran (None: did not); the first of a tie wins."""
-    ran = [v for v in values if v is not None]
-    return bool(ran) and same_number(majority_vote([ran])[0][0], problem.fields["value"])
+def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strategy: str | None = None,
+                  n: int | None = None) -> dict:
+    """The run's latest policy and reward models on a user's problems, by one strategy at N solutions
+    (default: best-of-16 by the PPM; greedy is one solution): accuracy, tokens and a verdict per problem."""
+    strategy = strategy or "ppm"
+    n = n or (1 if strategy == "greedy" else 16)
+    if strategy not in STRATEGIES:
+        raise SelfEvolveError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if n < 1 or strategy == "greedy" and n != 1:
+        raise SelfEvolveError(f"--n must be >= 1 (and 1 for greedy), got {n}")
+    tok, task = CharTokenizer(), WordMathTask()
+    policy = build_policy(cfg, tok)
+    last = store.last_checkpoint()
+    model_from_checkpoint(load_checkpoint(last), into=policy)
+    needs = {"ppm": "ppm", "prm": "prm", "orm": "orm", "mcts_ppm": "ppm"}.get(strategy)
+    if needs and not (last / f"{needs}.safetensors").exists():
+        raise SelfEvolveError(f"{last.name} has no reward models (round 0 trains only the policy); use "
+                              "--strategy greedy or majority, or finish a search round first")
+    rm = load_extra(last, needs, RewardModel.from_policy(policy)) if needs else None
+    gen = torch.Generator().manual_seed(cfg.seed + 77)
+    with Progress() as progress:
+        if strategy == "greedy":
+            texts, _ = answer(policy, tok, problems, max_new=task.max_answer_tokens)
+            used = [len(t) + 1 for t in texts]
+        elif strategy == "mcts_ppm":
+            trees = guided_search(policy, rm, tok, cfg, problems, n, gen, progress)
+            texts, used = [t.answers_after[-1][1] for t in trees], [t.answers_after[-1][2] for t in trees]
+        else:
+            with progress.task(f"sample {n} solutions x {len(problems)} problems", total=None):
+                solutions = Solutions.sample(policy, tok, task, problems, n, cfg.temperature, gen)
+                scores = score_solutions({strategy: rm} if rm else {}, tok, problems, solutions)
+            picked = solutions.choose(strategy, n, scores)
+            texts = [row[i] for row, i in zip(solutions.texts, picked, strict=True)]
+            used = solutions.length.sum(1).tolist()
+    correct = [task.verify(p, t) for p, t in zip(problems, texts, strict=True)]
+    return {"metrics": {f"{strategy} at N={n}": float(np.mean(correct)), "tokens per problem": float(np.mean(used))},
+            "verdicts": {"question": [p.fields["question"] for p in problems],
+                         "answer": [p.fields["value"] for p in problems], "solution": texts,
+                         "value": [final_value(t) for t in texts], "correct": correct,
+                         "tokens": [int(u) for u in used]}}
 
 
 # ---- the loop --------------------------------------------------------------------------------
@@ -267,9 +355,10 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             record.update(solved_by_search=None, ppm_pair_accuracy=None, prm_pair_accuracy=None)
         else:
             # ---- SEARCH: problems with final answers only; terminal-guided in round 1, then reward-guided
-            problems = task.sample(cfg.train_problems, cfg.train_difficulty, rng, mixed=True)
+            problems = task.sample(cfg.train_problems, cfg.search_difficulty(r), rng, mixed=True)
             guide = scorer(rms[cfg.reward_model], tok) if rms else None
-            with progress.task(f"round {r}: MCTS, {cfg.rollouts} rollouts x {len(problems)} problems",
+            with progress.task(f"round {r}: MCTS, {cfg.rollouts} rollouts x {len(problems)} problems of 1-"
+                               f"{cfg.search_difficulty(r)} steps",
                                total=cfg.rollouts) as advance:
                 trees = search(policy, tok, problems, cfg.mcts(), gen, value_fn=guide, on_rollout=advance)
             rows = tree_data(trees, cfg.trajectories_per_problem)
@@ -285,14 +374,15 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                                f"round {r}: fine-tune on {len(sft['prompt'])} trajectories")
             rms = train_reward_models(policy, tok, cfg, merged, gen, progress, r)
             held = pick(merged, "pair", True)
-            record.update(solved_by_search=float(np.mean([solved(t.root) for t in trees])),
+            record.update(search_difficulty=cfg.search_difficulty(r),
+                          solved_by_search=float(np.mean([solved(t.root) for t in trees])),
                           search_tokens=int(sum(t.tokens for t in trees)),
                           pruned_steps=int(sum(t.pruned for t in trees)), trajectories=len(pick(rows, "sft")["kind"]),
                           pairs=len(pick(rows, "pair")["kind"]), ppm_pair_accuracy=pair_accuracy(rms["ppm"], tok, held),
                           prm_pair_accuracy=pair_accuracy(rms["prm"], tok, held))
-        acc, tokens = evaluate(policy, rms, tok, task, cfg, test, torch.Generator().manual_seed(cfg.seed + 77),
-                               progress)
-        record.update(accuracy=acc, tokens=tokens, wall_seconds=time.time() - t0)
+        acc, tokens, by_steps = evaluate(policy, rms, tok, task, cfg, test,
+                                         torch.Generator().manual_seed(cfg.seed + 77), progress)
+        record.update(accuracy=acc, tokens=tokens, greedy_by_steps=by_steps, wall_seconds=time.time() - t0)
         records.append(record)
         store.record_round(r, record, {"eval/greedy": acc["greedy"]["1"]})
         store.save_checkpoint(r, policy, policy.cfg.to_dict(), optimizer, {"round": r, "seed": cfg.seed},
@@ -340,7 +430,12 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
     last = rounds[-1]["accuracy"]
     ns = sorted(last["majority"], key=int)
     by_n = {s: [last[s].get(n) for n in ns] for s in ("majority", "orm", "prm", "ppm", "mcts_ppm") if last[s]}
+    steps = sorted({d for r in rounds for d in r["greedy_by_steps"]}, key=int)
     return [plot_lines([r["round"] for r in rounds], by_round, f"Held-out accuracy per round (N = {top})", "round",
                        "accuracy", plot_dir / "accuracy_by_round.png"),
             plot_lines([int(n) for n in ns], by_n, "Held-out accuracy vs N, final round", "N (solutions / rollouts)",
-                       "accuracy", plot_dir / "accuracy_by_n.png")]
+                       "accuracy", plot_dir / "accuracy_by_n.png"),
+            plot_lines([int(d) for d in steps], {f"round {r['round']}": [r["greedy_by_steps"].get(d) for d in steps]
+                                                 for r in rounds},
+                       "Held-out greedy accuracy by solution length", "steps", "accuracy",
+                       plot_dir / "greedy_by_steps.png")]

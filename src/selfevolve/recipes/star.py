@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from selfevolve.config import check_min
+from selfevolve.errors import SelfEvolveError
 from selfevolve.judge.reward import RewardModel, train_pointwise
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
@@ -350,13 +351,18 @@ def sample_table(answers: Answers, threshold: float) -> dict[str, list]:
     return cols
 
 
-def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem]) -> dict:
+def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strategy: str | None = None,
+                  n: int | None = None) -> dict:
     """The run's latest model on a user's problems: pass@1, pass@k and a verdict per problem."""
+    if strategy is not None or n is not None:
+        raise SelfEvolveError(f"--strategy and --n are for rstar runs; a {store.recipe} run is scored by greedy "
+                              f"pass@1 and pass@{cfg.samples_per_problem} (samples_per_problem)")
     task = get_task(cfg.task)
     model, tok = policy(cfg, task)
     model_from_checkpoint(load_checkpoint(store.last_checkpoint()), into=model)
-    return evaluate(model, tok, task, cfg, problems,
-                    torch.Generator().manual_seed(cfg.seed + 77))
+    result = evaluate(model, tok, task, cfg, problems, torch.Generator().manual_seed(cfg.seed + 77))
+    return {"metrics": {"pass@1 (greedy)": result["pass1"], f"pass@{cfg.samples_per_problem}": result["passk"]},
+            "verdicts": result["verdicts"]}
 
 
 def headline(summary: dict) -> str:

@@ -7,10 +7,14 @@ A node is a partial solution: the steps so far, and the names their code defined
 per tree: select from the root by UCT down to a node not yet expanded, expand it (the policy
 proposes `width` next steps; a step whose code is refused by the sandbox is pruned), move to the
 best new child, and repeat until a step assigns `answer` or the depth limit is reached; then
-back the leaf's value up the path. All trees advance together, so each expansion is one batched
-call of the sampler over every tree's current node. The leaf value is the terminal reward (+1 if
-the answer equals the gold one, -1 if not) when the gold answer is known, and a reward model's
-score otherwise; a reward model also gives every new node its initial value (PPM-guided search).
+back the leaf's value up the path. A confident policy often proposes the same step `width` times;
+with `widen` > 1 such a node is expanded again once its few children have all been tried
+(progressive widening), so a search is not stuck with the one step the policy likes best.
+
+All trees advance together, so each expansion is one batched call of the sampler over every
+tree's current node. The leaf value is the terminal reward (+1 if the answer equals the gold
+one, -1 if not) when the gold answer is known, and a reward model's score otherwise; a reward
+model also gives every new node its initial value (PPM-guided search).
 """
 
 from __future__ import annotations
@@ -42,13 +46,17 @@ class MCTSConfig:
     """Most steps in a solution."""
     c_uct: float = 1.0
     """Exploration constant of UCT."""
+    widen: int = 1
+    """Times a node may be expanded: a node whose proposals gave fewer than `width` distinct steps
+    that run is expanded again, once every child has been tried, up to this many times
+    (progressive widening; 1: never again)."""
     temperature: float = 1.0
     """Sampling temperature of the proposed steps."""
     max_step_tokens: int = 40
     """Tokens a step may take before it counts as unfinished (and is pruned)."""
 
     def __post_init__(self) -> None:
-        for name in ("rollouts", "width", "max_depth", "max_step_tokens"):
+        for name in ("rollouts", "width", "max_depth", "max_step_tokens", "widen"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.c_uct < 0 or self.temperature <= 0:
@@ -63,6 +71,7 @@ class Node:
     depth: int = 0
     children: list[Node] = field(default_factory=list)
     expanded: bool = False
+    expansions: int = 0
     visits: int = 0
     value_sum: float = 0.0
     prior: float = 0.0  # initial value: a reward model's score, 0 without one
@@ -109,9 +118,22 @@ def uct_child(node: Node, c: float) -> Node:
     return max(node.children, key=lambda ch: ch.q + c * math.sqrt(log_n / (ch.visits + 1)))
 
 
-def select(root: Node, c: float, max_depth: int) -> Node:
+def wants_more(node: Node, width: int, widen: int) -> bool:
+    """Progressive widening: too few distinct children, each already tried, and expansions left."""
+    return node.expansions < widen and len(node.children) < width and all(c.visits for c in node.children)
+
+
+def open_node(node: Node, max_depth: int, width: int = 1, widen: int = 1) -> bool:
+    """Is this node still to be (re-)expanded by a rollout that reaches it?"""
+    return (not node.terminal and node.depth < max_depth
+            and (not node.expanded or wants_more(node, width, widen)))
+
+
+def select(root: Node, c: float, max_depth: int, width: int = 1, widen: int = 1) -> Node:
+    """Down from the root by UCT to the first node still open to expansion, or to a leaf."""
     node = root
-    while node.expanded and node.children and not node.terminal and node.depth < max_depth:
+    while node.children and not node.terminal and node.depth < max_depth and not open_node(node, max_depth, width,
+                                                                                            widen):
         node = uct_child(node, c)
     return node
 
@@ -142,7 +164,8 @@ def expand(trees: list[Tree], nodes: list[Node], policy, tok: CharTokenizer, cfg
     fresh: list[tuple[Tree, Node]] = []
     for i, (tree, node) in enumerate(zip(trees, nodes, strict=True)):
         node.expanded = True
-        seen: set[str] = set()
+        node.expansions += 1
+        seen = {c.step for c in node.children}
         for row in rows[i * cfg.width:(i + 1) * cfg.width]:
             ids = row.tolist()
             ended = next((j for j, t in enumerate(ids) if t in (newline, tok.eos_id)), None)
@@ -179,9 +202,9 @@ def search(policy, tok: CharTokenizer, problems: list[Problem], cfg: MCTSConfig,
     """`cfg.rollouts` rollouts on every problem's tree, all trees advancing together."""
     trees = [Tree(p, Node("", {})) for p in problems]
     for _ in range(cfg.rollouts):
-        current = [select(t.root, cfg.c_uct, cfg.max_depth) for t in trees]
+        current = [select(t.root, cfg.c_uct, cfg.max_depth, cfg.width, cfg.widen) for t in trees]
         while True:
-            todo = [i for i, n in enumerate(current) if not n.expanded and not n.terminal and n.depth < cfg.max_depth]
+            todo = [i for i, n in enumerate(current) if open_node(n, cfg.max_depth, cfg.width, cfg.widen)]
             if todo:
                 expand([trees[i] for i in todo], [current[i] for i in todo], policy, tok, cfg, gen, value_fn,
                        use_gold, serial)

@@ -1,16 +1,22 @@
 """Word arithmetic with executable steps (`wordmath`), the task of rStar-style code-augmented reasoning.
 
 A problem is a short story of quantities; a solution is one line per step, a short text and one
-line of code that assigns a name from numbers and earlier names, the last one `answer`:
+line of code that assigns a name from numbers and earlier names: a step per sentence, then the
+count assigns `answer`:
 
     Ann has 4 bags of 6 pens. She buys 3. She gives away 5. How many pens now?
     bags: pens = 4 * 6
     buys: pens = pens + 3
-    gives: answer = pens - 5
+    gives: pens = pens - 5
+    count: answer = pens
+
+Every sentence's step has the same form wherever it stands, so a solution one sentence longer than
+any the model has seen needs no new kind of line, only one more of the same.
 
 Step code runs only in the sandbox's restricted evaluator; a step that does not run, or names
-something unknown, is invalid. Difficulty is the number of steps; numbers grow with it. The gold
-answer is a number, so a user's problems need only a question and an answer.
+something unknown, is invalid. Difficulty is the number of steps; numbers (2..9, and 3 more per
+extra step) grow with it. The gold answer is a number, so a user's problems need only a question
+and an answer.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ def same_number(value, gold) -> bool:
 class WordMathTask:
     name = "wordmath"
     max_steps = 8
-    max_answer_tokens = 32 * max_steps  # a step line stays under 32 characters
+    max_answer_tokens = 32 * (max_steps + 1)  # a line per sentence and the count, each under 32 characters
     max_seq_len = 512
 
     def __init__(self, max_number: int = 9) -> None:
@@ -58,14 +64,14 @@ class WordMathTask:
 
     def _story(self, steps: int, rng: np.random.Generator) -> tuple[str, list[str], int]:
         """A question, its solution lines and the answer, for `steps` steps."""
-        hi = self.max_number * (1 + (steps - 1) // 3)  # bigger numbers for longer stories
+        # numbers grow by 3 per step, so every length shares most of its numbers with the shorter ones
+        hi = self.max_number + 3 * (steps - 1)
         name, item, box = NAMES[rng.integers(len(NAMES))], ITEMS[rng.integers(len(ITEMS))], BOXES[rng.integers(5)]
         he = PRONOUN.get(name, "He")
         a, b = (int(x) for x in rng.integers(2, hi + 1, size=2))
         value = a * b
         sentences, lines = [f"{name} has {a} {box} of {b} {item}."], [f"{box}: {item} = {a} * {b}"]
-        for step in range(1, steps):
-            target = "answer" if step == steps - 1 else item
+        for _ in range(1, steps):
             kind = ["buys", "gives", "splits", "doubles"][rng.integers(4)]
             n = int(rng.integers(2, hi + 1))
             if kind == "gives" and value - n < 1 or kind == "splits" and (value % n or value // n < 2):
@@ -74,23 +80,22 @@ class WordMathTask:
                 kind = "buys"
             if kind == "buys":
                 sentences.append(f"{he} buys {n}.")
-                lines.append(f"buys: {target} = {item} + {n}")
+                lines.append(f"buys: {item} = {item} + {n}")
                 value += n
             elif kind == "gives":
                 sentences.append(f"{he} gives away {n}.")
-                lines.append(f"gives: {target} = {item} - {n}")
+                lines.append(f"gives: {item} = {item} - {n}")
                 value -= n
             elif kind == "splits":
                 sentences.append(f"{he} splits them into {n} equal piles and keeps one.")
-                lines.append(f"splits: {target} = {item} // {n}")
+                lines.append(f"splits: {item} = {item} // {n}")
                 value //= n
             else:
                 sentences.append(f"{he} doubles them.")
-                lines.append(f"doubles: {target} = {item} * 2")
+                lines.append(f"doubles: {item} = {item} * 2")
                 value *= 2
-        if steps == 1:
-            lines[0] = lines[0].replace(f": {item} =", ": answer =")
         sentences.append(f"How many {item} now?")
+        lines.append(f"count: answer = {item}")
         return " ".join(sentences), lines, value
 
     def make(self, question: str, value: int | float, solution: str = "", difficulty: int = 0) -> Problem:
