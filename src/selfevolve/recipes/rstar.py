@@ -314,12 +314,12 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
             picked = solutions.choose(strategy, n, scores)
             texts = [row[i] for row, i in zip(solutions.texts, picked, strict=True)]
             used = solutions.length.sum(1).tolist()
-    correct = [task.verify(p, t) for p, t in zip(problems, texts, strict=True)]
+    values = [final_value(t) for t in texts]  # each chosen solution runs once
+    correct = [same_number(v, p.fields["value"]) for p, v in zip(problems, values, strict=True)]
     return {"metrics": {f"{strategy} at N={n}": float(np.mean(correct)), "tokens per problem": float(np.mean(used))},
             "verdicts": {"question": [p.fields["question"] for p in problems],
-                         "answer": [p.fields["value"] for p in problems], "solution": texts,
-                         "value": [final_value(t) for t in texts], "correct": correct,
-                         "tokens": [int(u) for u in used]}}
+                         "answer": [p.fields["value"] for p in problems], "solution": texts, "value": values,
+                         "correct": correct, "tokens": [int(u) for u in used]}}
 
 
 # ---- the loop --------------------------------------------------------------------------------

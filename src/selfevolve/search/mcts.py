@@ -132,8 +132,9 @@ def open_node(node: Node, max_depth: int, width: int = 1, widen: int = 1) -> boo
 def select(root: Node, c: float, max_depth: int, width: int = 1, widen: int = 1) -> Node:
     """Down from the root by UCT to the first node still open to expansion, or to a leaf."""
     node = root
-    while node.children and not node.terminal and node.depth < max_depth and not open_node(node, max_depth, width,
-                                                                                            widen):
+    while node.children and not node.terminal and node.depth < max_depth:
+        if open_node(node, max_depth, width, widen):
+            break
         node = uct_child(node, c)
     return node
 
