@@ -1,9 +1,10 @@
 """AgentEvol end to end on a small setting: behavioural cloning teaches the policy (held-out
 success above the untrained policy's zero), an iteration explores, keeps only successful,
-distinct trajectories, and everything lands in the run directory."""
+distinct trajectories, everything lands in the run directory, and a run killed with -9 resumes
+to the same result."""
 
 import pandas as pd
-from helpers import run_cli, sets, summary
+from helpers import kill_9_when, run_cli, sets, summary, without_times
 
 from selfevolve.recipes.agentevol import Config, base_model, evaluate
 
@@ -30,3 +31,18 @@ def test_agentevol_learns_from_demonstrations_and_keeps_only_its_successes(tmp_p
     assert kept["success"].all() and s["rounds"][1]["new_kept"] == kept["episode"].nunique()
     assert s["rounds"][1]["kept"] == 120 + s["rounds"][1]["new_kept"]
     assert (out / "checkpoints" / "round-001").is_dir() and (out / "report.html").exists()
+
+
+TINY = ["envs=maze,calc", "n_layer=1", "n_embd=32", "demo_tasks=20", "explore_tasks=10", "eval_tasks=10",
+        "bc_steps=30", "iteration_steps=10", "iterations=2", "batch_size=16", "specialists=false", "threads=2"]
+
+
+def test_kill_9_mid_iteration_then_resume_equals_an_uninterrupted_run(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run_cli("run", "agentevol", "--out", str(straight), *sets(TINY)).returncode == 0
+    kill_9_when(["run", "agentevol", "--out", str(killed), *sets(TINY)],
+                lambda: (killed / "checkpoints" / "round-001").is_dir())  # killed during iteration 2
+    assert not (killed / "summary.json").exists()
+    proc = run_cli("resume", str(killed))
+    assert proc.returncode == 0, proc.stderr
+    assert without_times(summary(killed)) == without_times(summary(straight))

@@ -18,6 +18,7 @@ def test_list_shows_recipes_tasks_and_documented_defaults():
     (["run", "length-gen", *sets(["task=chess"])], ["unknown task 'chess'"]),
     (["run", "length-gen", *sets(["seed=x"])], ["seed: expected a number"]),
     (["run", "length-gen", "--config", "missing.toml"], ["missing.toml does not exist"]),
+    (["run", "agentevol", *sets(["max_tokens=40"])], ["max_tokens (40) must be at least the longest expert reply"]),
     (["resume", "nowhere"], ["not a selfevolve run directory"]),
     (["eval", "nowhere"], ["not a selfevolve run directory"]),
 ])

@@ -54,6 +54,35 @@ def test_malformed_actions_cost_a_step_and_get_a_penalty_observation(name):
         env.step("nonsense")
 
 
+def walker(use_new: bool):
+    """A policy that reads only the maze's text: the open move nearest the goal, taken among the
+    neighbours not visited yet when `use_new` and there are any."""
+    moves = {"n": (-1, 0), "e": (0, 1), "s": (1, 0), "w": (0, -1)}
+
+    def act(obs: str) -> str:
+        words = obs.split("\n")[-1].split()
+        (r, c), (gr, gc) = (map(int, words[i].split(",")) for i in (2, 4))
+        open_, new = words[6], words[8].strip("-")
+        choices = new if use_new and new else open_
+        best = min(choices, key=lambda m: abs(gr - r - moves[m][0]) + abs(gc - c - moves[m][1]))
+        return f"move {best}"
+
+    return act
+
+
+def test_the_maze_marks_unvisited_neighbours_and_that_memory_is_what_solves_it():
+    env = make_env("maze")
+    first, _ = env.reset(3)
+    assert first == "maze: at 2,0 goal 4,2 open ne new ne"
+    env.step("move e")
+    assert env.step("move w")[0] == "maze: at 2,0 goal 4,2 open ne new n"  # e is visited now
+    assert env.reset(3)[0] == first  # a new episode forgets the walk
+    tasks = range(HELD_OUT, HELD_OUT + 300)
+    remembering = sum(play(env, t, walker(True))[0] for t in tasks) / len(tasks)
+    forgetting = sum(play(env, t, walker(False))[0] for t in tasks) / len(tasks)
+    assert remembering >= 0.9 and forgetting <= 0.85, (remembering, forgetting)
+
+
 @settings(max_examples=300, deadline=None)
 @given(name=st.sampled_from(list(ENVS)), task_id=st.integers(0, 2 * HELD_OUT), actions=st.lists(st.text(), max_size=6))
 def test_no_text_crashes_an_environment(name, task_id, actions):

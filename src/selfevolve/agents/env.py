@@ -4,13 +4,13 @@
     obs, reward, terminated, truncated, info = env.step("move e")
     env.expert()                            # the scripted expert's next "Thought: ...\\nAction: ..."
 
-Observations are short text that holds the whole state the agent needs (each is Markov), so a
-small policy can act on the current observation alone. Reward is 1 on success and 0 otherwise.
-An action that does not parse costs a step and returns a penalty observation naming the valid
-actions: never an exception. Four environments, each needing several steps: `maze` (walk to a
-goal around walls), `guess` (find a secret number from higher / lower feedback, like Wordle's
-feedback loop), `craft` (gather and craft along a recipe tree) and `calc` (evaluate an expression
-with a calculator tool, one operation per call).
+Observations are short text that holds what the agent needs to act (the maze marks the neighbours
+not visited yet, its memory of the walk), so a small policy can act on the current observation
+alone. Reward is 1 on success and 0 otherwise. An action that does not parse costs a step and
+returns a penalty observation naming the valid actions: never an exception. Four environments, each
+needing several steps: `maze` (walk to a goal around walls), `guess` (find a secret number from
+higher / lower feedback, like Wordle's feedback loop), `craft` (gather and craft along a recipe
+tree) and `calc` (evaluate an expression with a calculator tool, one operation per call).
 """
 
 from __future__ import annotations
@@ -89,7 +89,10 @@ def _int(word: str) -> int | None:
 
 
 class Maze(TextEnv):
-    """A grid with walls; the agent sees its cell, the goal and which neighbours are open."""
+    """A grid with walls; the agent sees its cell, the goal, which neighbours are open and which of
+    those it has not been to yet. The walls further away stay hidden, so the marks are the agent's
+    memory of its walk: a walker that reads only this text and takes the new cell nearest the goal
+    solves 97% of held-out mazes, one that ignores the marks 74% (tests/test_env.py)."""
 
     name, actions = "maze", "use: move n|e|s|w"
     default_difficulty = 5  # grid side
@@ -108,6 +111,7 @@ class Maze(TextEnv):
                 continue
             a, b = rng.choice(len(cells), 2, replace=False)
             self.pos, self.goal = tuple(map(int, cells[a])), tuple(map(int, cells[b]))
+            self.visited = {self.pos}
             path = self._path()
             if path is not None and len(path) >= 3:
                 return
@@ -136,8 +140,10 @@ class Maze(TextEnv):
         return None
 
     def observe(self) -> str:
-        open_ = "".join(m for m, (dr, dc) in self.MOVES.items() if self._open((self.pos[0] + dr, self.pos[1] + dc)))
-        return f"maze: at {self.pos[0]},{self.pos[1]} goal {self.goal[0]},{self.goal[1]} open {open_}"
+        near = [(m, (self.pos[0] + dr, self.pos[1] + dc)) for m, (dr, dc) in self.MOVES.items()]
+        open_ = "".join(m for m, cell in near if self._open(cell))
+        new = "".join(m for m, cell in near if self._open(cell) and cell not in self.visited) or "-"
+        return f"maze: at {self.pos[0]},{self.pos[1]} goal {self.goal[0]},{self.goal[1]} open {open_} new {new}"
 
     def act(self, verb, args):
         if verb != "move" or len(args) != 1 or args[0] not in self.MOVES:
@@ -147,6 +153,7 @@ class Maze(TextEnv):
         if not self._open(nxt):
             return f"blocked.\n{self.observe()}", 0.0, False
         self.pos = nxt
+        self.visited.add(nxt)
         if self.pos == self.goal:
             return "reached the goal", 1.0, True
         return self.observe(), 0.0, False

@@ -63,8 +63,8 @@ class Config(TrainingConfig):
     policy trained from scratch): continue from the last policy."""
     specialists: bool = True
     """Also train and score one BC specialist per environment (bc_steps / number of envs steps each)."""
-    max_tokens: int = 40
-    """Longest reply the policy may write per step."""
+    max_tokens: int = 48
+    """Longest reply the policy may write per step (at least the experts' longest, 41 characters)."""
 
     n_embd: int = 64
     """Model width (4 layers x 64: about 0.2M parameters)."""
@@ -81,6 +81,14 @@ class Config(TrainingConfig):
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.demo_tasks + self.iterations * self.explore_tasks >= HELD_OUT:
             raise ValueError("training task ids would reach the held-out ids")
+        longest = max(len(a) for ep in demonstrations(self) for a in ep.actions)
+        if self.max_tokens < longest:  # a cut reply ("guess 3" for "guess 39") would be imitated as is
+            raise ValueError(f"max_tokens ({self.max_tokens}) must be at least the longest expert reply ({longest})")
+
+
+def demonstrations(cfg: Config) -> list[Episode]:
+    """The scripted experts' episodes on task ids 0 .. demo_tasks-1 of every environment."""
+    return expert_episodes([(name, i) for name in cfg.envs for i in range(cfg.demo_tasks)])
 
 
 def base_model(cfg: Config) -> Transformer:
@@ -123,7 +131,7 @@ def evaluate(model: Transformer, cfg: Config, envs: tuple[str, ...], progress, t
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     tok = CharTokenizer()
-    demos = expert_episodes([(name, i) for name in cfg.envs for i in range(cfg.demo_tasks)])
+    demos = demonstrations(cfg)
     model = base_model(cfg)
     kept: dict[tuple, Episode] = {}
     done = store.completed_rounds()
