@@ -3,6 +3,7 @@ success above the untrained policy's zero), an iteration explores, keeps only su
 distinct trajectories, everything lands in the run directory, and a run killed with -9 resumes
 to the same result."""
 
+import duckdb
 import pandas as pd
 from helpers import kill_9_when, run_cli, sets, summary, without_times
 
@@ -29,6 +30,9 @@ def test_agentevol_learns_from_demonstrations_and_keeps_only_its_successes(tmp_p
     assert len(explored.groupby(["env", "task_id"])) == 80 and (explored["task_id"] >= 60).all()
     kept = explored[explored["kept"]]
     assert kept["success"].all() and s["rounds"][1]["new_kept"] == kept["episode"].nunique()
+    by_sql = duckdb.sql(f"SELECT env, count(DISTINCT episode) AS n FROM '{out}/samples/round-001.parquet' "
+                        "WHERE kept GROUP BY env ORDER BY env").fetchall()
+    assert by_sql == sorted(kept.groupby("env")["episode"].nunique().items())
     assert s["rounds"][1]["kept"] == 120 + s["rounds"][1]["new_kept"]
     assert (out / "checkpoints" / "round-001").is_dir() and (out / "report.html").exists()
 

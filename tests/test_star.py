@@ -114,7 +114,9 @@ def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra):
 
 def test_orm_judge_selects_better_than_chance_and_self_training_on_it_learns(tmp_path):
     out = tmp_path / "run"
-    proc = run_cli("run", "star", "--out", str(out), *sets(TINY + ["judge=orm", "orm_samples=4", "orm_steps=300"]))
+    # two iterations: one gained +0.0175 on one machine and +0.02 or more on another (CPU float kernels differ)
+    two = [t for t in TINY if not t.startswith("iterations=")] + ["iterations=2"]
+    proc = run_cli("run", "star", "--out", str(out), *sets(two + ["judge=orm", "orm_samples=4", "orm_steps=300"]))
     assert proc.returncode == 0, proc.stderr
     s = json.loads((out / "summary.json").read_text())
     last = s["rounds"][-1]
