@@ -82,7 +82,7 @@ class Config(TrainingConfig):
         if self.demo_tasks + self.iterations * self.explore_tasks >= HELD_OUT:
             raise ValueError("training task ids would reach the held-out ids")
         longest = max(len(a) for ep in demonstrations(self) for a in ep.actions)
-        if self.max_tokens < longest:  # a cut reply ("guess 3" for "guess 39") would be imitated as is
+        if self.max_tokens < longest:  # a reply cut short is another action: "guess 3" for "guess 39"
             raise ValueError(f"max_tokens ({self.max_tokens}) must be at least the longest expert reply ({longest})")
 
 
