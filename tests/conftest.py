@@ -24,3 +24,23 @@ def smollm2(tmp_path_factory):
 
     os.environ["SELFEVOLVE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     return resolve("smollm2")
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """`finished_run(recipe, settings)`: the directory of a finished `selfevolve run`, run once per
+    session for each recipe and settings, so tests that only read a straight run share it."""
+    from helpers import run_cli, sets
+
+    done = {}
+
+    def get(recipe: str, settings: list[str]):
+        key = (recipe, tuple(settings))
+        if key not in done:
+            out = tmp_path_factory.mktemp(recipe) / "run"
+            proc = run_cli("run", recipe, "--out", str(out), *sets(settings))
+            assert proc.returncode == 0, proc.stderr
+            done[key] = out
+        return done[key]
+
+    return get

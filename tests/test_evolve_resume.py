@@ -4,7 +4,7 @@ that was never interrupted, with nothing lost or duplicated."""
 import json
 
 import pytest
-from helpers import kill_9_when, run_cli, sets, summary, without_times
+from helpers import GENOME_SHORT, kill_9_when, run_cli, sets, summary, without_times
 
 from selfevolve.store import RunStore
 
@@ -12,8 +12,7 @@ RUNS = {
     # success_error=0 / solve_return=1e9: never solved, so every generation runs
     "gp": ["problem=nguyen-7", "generations=30", "pop_size=3000", "mate_choice=ideal", "success_error=0"],
     "deep-ga": ["pop_size=60", "hidden=8", "max_generations=12", "solve_return=1e9", "episodes=2"],
-    "genome": ["skills=reverse,upper,shift", "base_steps=150", "expert_steps=40", "pop_size=6", "generations=6",
-               "dev_size=40", "test_size=40", "ensemble_k=2"],
+    "genome": GENOME_SHORT,
     "finmem": ["days=1000"],  # one variant per round
 }
 
@@ -31,10 +30,8 @@ def generation(run_dir) -> int:
 
 
 @pytest.mark.parametrize("recipe", list(RUNS))
-def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, recipe):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    proc = run_cli("run", recipe, "--out", str(straight), *sets(RUNS[recipe]))
-    assert proc.returncode == 0, proc.stderr
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, recipe, finished_run):
+    straight, killed = finished_run(recipe, RUNS[recipe]), tmp_path / "killed"
     kill_9_when(["run", recipe, "--out", str(killed), *sets(RUNS[recipe])], lambda: generation(killed) >= 3)
     assert not (killed / "summary.json").exists()
     proc = run_cli("resume", str(killed))

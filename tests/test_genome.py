@@ -5,14 +5,11 @@ import importlib.util
 
 import pytest
 import torch
-from helpers import run_cli, sets, summary
+from helpers import GENOME_SHORT, run_cli, sets, summary
 
 from selfevolve.evolve.genome import Genome, GenomeConfig, GenomeState
 from selfevolve.recipes.genome import HeldOutSplit
 from selfevolve.tasks.skills import skill_problems
-
-SHORT = ["skills=reverse,upper,shift", "base_steps=150", "expert_steps=40", "pop_size=6", "generations=3",
-         "dev_size=40", "test_size=40", "ensemble_k=2"]
 
 
 def fitness_of(x):
@@ -55,10 +52,9 @@ def test_the_test_split_allows_one_read():
         split.read()
 
 
-def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_ray(tmp_path):
-    proc = run_cli("run", "genome", "--out", str(tmp_path / "run"), *sets(SHORT))
-    assert proc.returncode == 0, proc.stderr
-    s = summary(tmp_path / "run")
+def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_ray(tmp_path, finished_run):
+    run = finished_run("genome", GENOME_SHORT)
+    s = summary(run)
     assert s["test_reads"] == 1
     assert set(s["test_accuracy"]) == {"expert:reverse", "expert:upper", "expert:shift", "best_expert",
                                        "uniform_merge", "ties_merge", "random_search", "genome_best", "genome_ensemble"}
@@ -68,15 +64,14 @@ def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_
     assert dev["best_expert"] == max(dev[f"expert:{n}"] for n in ("reverse", "upper", "shift"))
     assert dev["genome_best"] >= dev["best_expert"]
     assert s["dev_accuracy_by_generation"] == sorted(s["dev_accuracy_by_generation"])
-    assert s["evaluations"] == s["random_search_evaluations"] == 3 + 3 * (6 - 2)
-    run = tmp_path / "run"
+    assert s["evaluations"] == s["random_search_evaluations"] == 3 + 6 * (6 - 2)
     adapters = [run / "experts" / n for n in ("reverse", "upper", "shift")] + [run / "genome_best"]
     assert all((a / "adapter_config.json").is_file() and (a / "adapter_model.safetensors").is_file() for a in adapters)
     assert (run / "report.html").is_file() and (run / "plots" / "test_accuracy.png").is_file()
 
     # the user's own peft adapters as the experts (here: two of this run's, on the same base model)
     mine = [str(run / "experts" / n) for n in ("reverse", "upper")]
-    proc = run_cli("run", "genome", "--out", str(tmp_path / "mine"), *sets([*SHORT, "generations=1",
+    proc = run_cli("run", "genome", "--out", str(tmp_path / "mine"), *sets([*GENOME_SHORT, "generations=1",
                                                                           "adapters=" + ",".join(mine)]))
     assert proc.returncode == 0, proc.stderr
     again = summary(tmp_path / "mine")
@@ -85,7 +80,8 @@ def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_
 
     # fitness spread over Ray workers: the same run, number for number
     if importlib.util.find_spec("ray"):
-        proc = run_cli("run", "genome", "--out", str(tmp_path / "ray"), *sets([*SHORT, "backend=ray", "workers=2"]))
+        ray_sets = sets([*GENOME_SHORT, "backend=ray", "workers=2"])
+        proc = run_cli("run", "genome", "--out", str(tmp_path / "ray"), *ray_sets)
         assert proc.returncode == 0, proc.stderr
         ray = summary(tmp_path / "ray")
         assert ray["test_accuracy"] == s["test_accuracy"] and ray["generations_log"] == s["generations_log"]
