@@ -61,7 +61,8 @@ def test_eval_file_answers_a_users_problems_by_each_strategy(tmp_path):
 
 def test_rstar_refuses_bad_settings_before_a_run_exists(tmp_path):
     for bad, fragment in (("reward_model=orm", "reward_model"), ("eval_difficulty=9", "eval_difficulty must be <="),
-                          ("eval_n=0,4", "eval_n must be positive"), ("rollouts=0", "rollouts must be >= 1")):
+                          ("eval_n=0,4", "eval_n must be positive"), ("rollouts=0", "rollouts must be >= 1"),
+                          ("pos_encoding=nope", "pos_encoding must be one of")):
         assert_clean_error(run_cli("run", "rstar", "--out", str(tmp_path / "x"), "--set", bad), fragment)
         assert not (tmp_path / "x").exists()
 

@@ -2,13 +2,25 @@ import pytest
 import torch
 
 from selfevolve.models.sampler import filter_logits, generate
-from selfevolve.models.transformer import POS_ENCODINGS, Transformer, TransformerConfig, digit_positions, token_kinds
+from selfevolve.models.transformer import (
+    POS_ENCODINGS,
+    Transformer,
+    TransformerConfig,
+    digit_positions,
+    line_positions,
+    token_kinds,
+)
 
 
-def tiny_model(tok, pos_encoding, seed=0):
+def lines_coupling(tok) -> dict:
+    return {"coupling": "lines", "sentence_end_ids": tuple(tok.encode(".?")), "line_end_ids": tuple(tok.encode("\n"))}
+
+
+def tiny_model(tok, pos_encoding, seed=0, **coupling):
     torch.manual_seed(seed)
     cfg = TransformerConfig(tok.vocab_size, n_layer=2, n_head=2, n_embd=32, pos_encoding=pos_encoding,
-                            digit_token_ids=tuple(tok.digit_ids), run_start_token_ids=tuple(tok.encode("=")))
+                            digit_token_ids=tuple(tok.digit_ids), run_start_token_ids=tuple(tok.encode("=")),
+                            **coupling)
     model = Transformer(cfg).eval()
     with torch.no_grad():  # sharper logits than at init, so greedy paths differ between prompts
         for p in model.parameters():
@@ -34,39 +46,64 @@ def test_digit_positions(tok):
     assert digit_positions(ids, token_kinds(cfg)).tolist() == [[1, 2, 3, 0, 1, 2, 1, 2, 3, 4, 0]]
 
 
-@pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)
-def test_batched_cached_greedy_equals_one_prompt_at_a_time(tok, pos_encoding):
-    """Left padding, the KV cache and incremental digit indices must not change any token."""
-    model = tiny_model(tok, pos_encoding)
+def test_line_positions_couple_sentence_k_with_line_k(tok):
+    """Sentence k of the question and line k of the answer share index k; place counts within each;
+    left padding counts for nothing."""
+    cfg = TransformerConfig(tok.vocab_size, pos_encoding="abacus", **lines_coupling(tok))
+    text = "Ab. C?\nx=1\ny."
+    ids = torch.tensor([[tok.pad_id, tok.pad_id] + tok.encode(text)])
+    valid = ids != tok.pad_id
+    index, place = line_positions(ids, token_kinds(cfg), valid)
+    #                                 A  b  .  _  C  ?  \n  x  =  1  \n  y  .
+    assert index[0, 2:].tolist() == [1, 1, 1, 2, 2, 2, 3, 1, 1, 1, 1, 2, 2]
+    assert place[0, 2:].tolist() == [0, 1, 2, 0, 1, 2, 0, 0, 1, 2, 3, 0, 1]
+
+
+CASES = [(e, None) for e in POS_ENCODINGS] + [(e, "lines") for e in ("abacus", "abacus-both", "abacus-all")]
+
+
+@pytest.mark.parametrize(("pos_encoding", "coupling"), CASES)
+def test_batched_cached_greedy_equals_one_prompt_at_a_time(tok, pos_encoding, coupling):
+    """Left padding, the KV cache and incremental digit (or line) indices must not change any token."""
+    model = tiny_model(tok, pos_encoding, **(lines_coupling(tok) if coupling else {}))
     texts = ["12+345=", "9+1=", "123456+7=", "5*5=", "00=9"]
+    if coupling:
+        texts = ["Ann has 4. She buys 3. How many?\n", "Bob has 2?\nbuys: x = 2\n", "A. B. C. D?\na\nb\n", "Z?\n"]
     prompts = [tok.encode(t) for t in texts]
-    out = generate(model, prompts, 10, stop_id=tok.eos_id)
+    n = 30 if coupling else 10  # long enough for sampled line and sentence ends
+    out = generate(model, prompts, n, stop_id=tok.eos_id)
     for i, p in enumerate(prompts):
-        ref = naive_greedy(model, p, 10, tok.eos_id)
+        ref = naive_greedy(model, p, n, tok.eos_id)
         assert out.tokens[i, : len(ref)].tolist() == ref
-        assert int(out.lengths[i]) == (len(ref) if ref[-1] == tok.eos_id else 10)
+        assert int(out.lengths[i]) == (len(ref) if ref[-1] == tok.eos_id else n)
 
 
-def test_digit_tokens_follow_the_incremental_index(tok):
-    """Force digit continuations so the decode-time index update is exercised on digits."""
-    model = tiny_model(tok, "abacus-both", seed=1)
-    digit_mask = torch.full((tok.vocab_size,), float("-inf"))
-    digit_mask[tok.digit_ids] = 0
+@pytest.mark.parametrize("coupling", [None, "lines"])
+def test_forced_tokens_follow_the_incremental_index(tok, coupling):
+    """Force continuations made of the tokens that move the index (digits; or line and sentence
+    ends), so the decode-time index is exercised where it changes."""
+    model = tiny_model(tok, "abacus-both", seed=0 if coupling else 1, **(lines_coupling(tok) if coupling else {}))
+    allowed = tok.encode("a.?\n") if coupling else tok.digit_ids
+    mask = torch.full((tok.vocab_size,), float("-inf"))
+    mask[allowed] = 0
     original = model.forward
 
-    def digits_only(*args, **kwargs):
-        return original(*args, **kwargs) + digit_mask
+    def forced(*args, **kwargs):
+        return original(*args, **kwargs) + mask
 
-    model.forward = digits_only
-    prompts = [tok.encode("31+4="), tok.encode("999+1=")]
-    out = generate(model, prompts, 6, stop_id=tok.eos_id)
+    model.forward = forced
+    prompts = [tok.encode(t) for t in (["Ab. C", "D.\nx"] if coupling else ["31+4=", "999+1="])]
+    out = generate(model, prompts, 12, stop_id=tok.eos_id)
     for i, p in enumerate(prompts):
         ref, x = [], torch.tensor([p])
-        for _ in range(6):
-            nxt = int(digits_only(x)[0, -1].argmax())
+        for _ in range(12):
+            nxt = int(forced(x)[0, -1].argmax())
             ref.append(nxt)
             x = torch.cat([x, torch.tensor([[nxt]])], 1)
         assert out.tokens[i].tolist() == ref
+    if coupling:  # the forced text really does end sentences, the question and lines
+        made = tok.decode(out.tokens.flatten().tolist())
+        assert "?" in made and made.count("\n") >= 2
 
 
 def test_num_samples_and_seeded_sampling(tok):

@@ -4,6 +4,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -45,6 +46,13 @@ def test_hostile_steps_are_refused_with_a_reason(code, reason):
     result = run_steps(["a = 1", code, "answer = a"])
     assert not result.ok and result.failed_step == 1 and reason in result.error
     assert result.values == {"a": 1}  # what ran before is kept; nothing after runs
+
+
+def test_model_written_code_that_python_warns_about_prints_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a SyntaxWarning would now raise
+        result = run_steps(["a = 1", "b = 2if a else 3"])
+    assert not result.ok and "IfExp is not allowed" in result.error
 
 
 def test_a_step_never_changes_the_names_it_was_given():

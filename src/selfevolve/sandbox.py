@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 
 MAX_ABS = 10**15  # largest magnitude of any number a step may produce
@@ -111,7 +112,9 @@ def run_step(code: str, names: dict) -> dict:
     if len(code) > MAX_CODE:
         raise StepError(f"a step longer than {MAX_CODE} characters")
     try:
-        tree = ast.parse(code.strip(), mode="exec")
+        with warnings.catch_warnings():  # model-written code like `x = 1if y else 2` must not print warnings
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(code.strip(), mode="exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise StepError("not valid Python") from None
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assign):

@@ -2,7 +2,10 @@
 
 Prompts of different lengths are left-padded into one batch; padding is masked out of
 attention and RoPE positions start at each prompt's first real token, so a prompt gives
-the same tokens alone or in a batch. Every step is one forward over the whole batch.
+the same tokens alone or in a batch. Each prompt is read once (one prefill) and its
+`num_samples` rows start from copies of its cache: MCTS proposes several steps per node and
+best-of-N draws many solutions per problem, so that is most of the prompt work saved. Every
+step is one forward over the whole batch.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from selfevolve.models.transformer import KVCache, Transformer, digit_positions, next_digit_position
+from selfevolve.models.transformer import DecodePositions, KVCache, Transformer
 
 
 @dataclass
@@ -64,12 +67,12 @@ def generate(
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    rows = [p for p in prompts for _ in range(num_samples)]
+    per = max(1, batch_size // num_samples)  # prompts per batch
     parts = [
-        _generate_batch(model, rows[i : i + batch_size], max_new_tokens, stop_id, pad_id,
+        _generate_batch(model, prompts[i : i + per], num_samples, max_new_tokens, stop_id, pad_id,
                         temperature, top_k, top_p, digit_offset, generator,
-                        on_step and (lambda ids, first=i: on_step(first, ids)))
-        for i in range(0, len(rows), batch_size)
+                        on_step and (lambda ids, first=i * num_samples: on_step(first, ids)))
+        for i in range(0, len(prompts), per)
     ]
     width = max(p.tokens.shape[1] for p in parts)
 
@@ -80,33 +83,42 @@ def generate(
     return Samples(cat("tokens", pad_id), cat("logprobs", 0.0), torch.cat([p.lengths for p in parts]))
 
 
-def _generate_batch(model, prompts, max_new_tokens, stop_id, pad_id, temperature, top_k, top_p,
+def _generate_batch(model, prompts, num_samples, max_new_tokens, stop_id, pad_id, temperature, top_k, top_p,
                     digit_offset, generator, on_step) -> Samples:
     model.eval()
     device = next(model.parameters()).device
     cfg = model.cfg
     stops = torch.tensor(stop_id if isinstance(stop_id, tuple) else (stop_id,), device=device)
-    B, P = len(prompts), max(len(p) for p in prompts)
+    U, P = len(prompts), max(len(p) for p in prompts)
     if P + max_new_tokens > cfg.max_seq_len and cfg.pos_encoding == "rope":
         raise ValueError(f"prompt + max_new_tokens = {P + max_new_tokens} exceeds max_seq_len {cfg.max_seq_len}")
-    idx = torch.full((B, P), pad_id, dtype=torch.long)
+    idx = torch.full((U, P), pad_id, dtype=torch.long)
     for i, p in enumerate(prompts):
         idx[i, P - len(p):] = torch.tensor(p, dtype=torch.long)
     idx = idx.to(device)
     # from the lengths, not from pad_id: a prompt may contain the pad token (SmolLM2 pads with <|im_end|>)
     prompt_lens = torch.tensor([len(p) for p in prompts], device=device)
-    valid = torch.ones(B, P + max_new_tokens, dtype=torch.bool, device=device)
-    valid[:, :P] = torch.arange(P, device=device) >= P - prompt_lens[:, None]
-    positions = (valid[:, :P].long().cumsum(1) - 1).clamp(min=0)
-    offset = torch.full((B,), digit_offset, device=device)
+    prompt_valid = torch.arange(P, device=device) >= P - prompt_lens[:, None]
 
-    # prefill: causal and key-valid, plus the diagonal so padded queries never see an empty row
+    # prefill each prompt once: causal and key-valid, plus the diagonal so padded queries never see an empty row
     causal = torch.ones(P, P, dtype=torch.bool, device=device).tril()
-    mask = (causal & valid[:, None, None, :P]) | torch.eye(P, dtype=torch.bool, device=device)
-    cache = KVCache(cfg, B, P + max_new_tokens, next(model.parameters()).dtype, device)
-    run = digit_positions(idx, model.token_kinds)[:, -1]  # abacus index of the last token
-    logits = model(idx, positions=positions, mask=mask, cache=cache, digit_offset=offset, last_only=True)[:, -1]
-    pos = positions[:, -1]
+    mask = (causal & prompt_valid[:, None, None, :]) | torch.eye(P, dtype=torch.bool, device=device)
+    dtype = next(model.parameters()).dtype
+    prefill = KVCache(cfg, U, P, dtype, device)
+    tracker = DecodePositions(model, idx, prompt_valid, torch.full((U,), digit_offset, device=device))
+    positions, digit_pos = tracker.prompt
+    logits = model(idx, positions=positions, digit_pos=digit_pos, mask=mask, cache=prefill, last_only=True)[:, -1]
+
+    # then its num_samples rows share what the prefill made
+    B = U * num_samples
+    logits, tracker = logits.repeat_interleave(num_samples, 0), tracker.repeat(num_samples)
+    cache = KVCache(cfg, B, P + max_new_tokens, dtype, device)
+    cache.k[:, :, :, :P] = prefill.k.repeat_interleave(num_samples, 1)
+    cache.v[:, :, :, :P] = prefill.v.repeat_interleave(num_samples, 1)
+    cache.digit_pos[:, :P] = prefill.digit_pos.repeat_interleave(num_samples, 0)
+    cache.length = P
+    valid = torch.ones(B, P + max_new_tokens, dtype=torch.bool, device=device)
+    valid[:, :P] = prompt_valid.repeat_interleave(num_samples, 0)
 
     tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
     logprobs = torch.zeros(B, max_new_tokens, device=device)
@@ -129,12 +141,11 @@ def _generate_batch(model, prompts, max_new_tokens, stop_id, pad_id, temperature
         done |= stopped
         if bool(done.all()) or t == max_new_tokens - 1:
             break
-        run = next_digit_position(run, nxt, model.token_kinds)
-        pos = pos + 1
+        positions, digit_pos = tracker.push(nxt)
         logits = model(
             nxt[:, None],
-            positions=pos[:, None],
-            digit_pos=torch.where(run > 0, run + offset, 0)[:, None],
+            positions=positions,
+            digit_pos=digit_pos,
             mask=valid[:, None, None, : cache.length + 1],
             cache=cache,
         )[:, -1]

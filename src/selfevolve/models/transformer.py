@@ -22,6 +22,12 @@ for length generalisation:
   indices together. Learns 1-5 digits exactly in ~1500 steps, is right at 6-7 digits
   most of the time and at 0% by 10: something to bootstrap from, and errors that the
   self-consistency filters catch.
+
+The same index can couple larger units (``coupling="lines"``, position coupling as in Cho
+et al. 2024, arXiv:2405.20671): sentence k of a question and line k of its solution share
+index k, so the line that answers a sentence finds it by equal index however many came
+before. RoPE then turns by a token's place within its sentence or line, which is as short in
+a long solution as in a short one.
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+COUPLINGS = ("digits", "lines")
 POS_ENCODINGS = ("abacus-alibi", "abacus-all", "abacus", "abacus-rope", "abacus-both", "rope", "nope")
 LEARNED_TABLE = ("abacus", "abacus-both", "abacus-alibi", "abacus-all")
 DIGIT_ROPE = ("abacus-rope", "abacus-both", "abacus-all")
 DIGIT_ALIBI = ("abacus-alibi", "abacus-all")
+ID_LISTS = ("digit_token_ids", "run_start_token_ids", "sentence_end_ids", "line_end_ids")
 
 
 @dataclass
@@ -53,6 +61,9 @@ class TransformerConfig:
     digit_pos_size: int = 128  # rows of the abacus table: max digits + max training offset + 1
     digit_token_ids: tuple[int, ...] = ()
     run_start_token_ids: tuple[int, ...] = ()  # tokens that open a number with index 1 (e.g. "=")
+    coupling: str = "digits"  # what the abacus index counts: digits within a number, or sentences and lines
+    sentence_end_ids: tuple[int, ...] = ()  # lines coupling: tokens that end a sentence of the question
+    line_end_ids: tuple[int, ...] = ()  # lines coupling: end of line; the first one ends the question
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
 
@@ -61,8 +72,12 @@ class TransformerConfig:
             raise ValueError(f"pos_encoding must be one of {POS_ENCODINGS}, got {self.pos_encoding!r}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if self.pos_encoding.startswith("abacus") and not self.digit_token_ids:
+        if self.coupling not in COUPLINGS:
+            raise ValueError(f"coupling must be one of {COUPLINGS}, got {self.coupling!r}")
+        if self.pos_encoding.startswith("abacus") and self.coupling == "digits" and not self.digit_token_ids:
             raise ValueError("pos_encoding='abacus' needs digit_token_ids")
+        if self.pos_encoding.startswith("abacus") and self.coupling == "lines" and not self.line_end_ids:
+            raise ValueError("coupling='lines' needs line_end_ids")
         if self.n_kv_head == 0:
             self.n_kv_head = self.n_head
         if self.n_head % self.n_kv_head:
@@ -70,20 +85,22 @@ class TransformerConfig:
         if self.intermediate_size == 0:
             self.intermediate_size = 16 * math.ceil(8 * self.n_embd / 3 / 16)
         self.digit_token_ids = tuple(self.digit_token_ids)
-        self.run_start_token_ids = tuple(self.run_start_token_ids)
+        for name in ID_LISTS:
+            setattr(self, name, tuple(getattr(self, name)))
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["digit_token_ids"] = list(self.digit_token_ids)
-        d["run_start_token_ids"] = list(self.run_start_token_ids)
+        d.update({name: list(getattr(self, name)) for name in ID_LISTS})
         return d
 
 
 def token_kinds(cfg: TransformerConfig) -> torch.Tensor:
-    """Per vocabulary id: 0 other, 1 digit, 2 run start."""
+    """Per vocabulary id: 0 other; digits coupling: 1 digit, 2 run start; lines: 1 sentence end, 2 line end."""
     kinds = torch.zeros(cfg.vocab_size, dtype=torch.long)
-    kinds[list(cfg.digit_token_ids)] = 1
-    kinds[list(cfg.run_start_token_ids)] = 2
+    ones, twos = ((cfg.digit_token_ids, cfg.run_start_token_ids) if cfg.coupling == "digits"
+                  else (cfg.sentence_end_ids, cfg.line_end_ids))
+    kinds[list(ones)] = 1
+    kinds[list(twos)] = 2
     return kinds
 
 
@@ -103,6 +120,25 @@ def next_digit_position(run: torch.Tensor, token: torch.Tensor, kinds: torch.Ten
     """The abacus index of `token` given the index of the token before it (decoding). (B,) -> (B,)."""
     kind = kinds[token]
     return torch.where(kind == 2, 1, torch.where(kind == 1, run + 1, 0))
+
+
+def line_positions(idx: torch.Tensor, kinds: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lines coupling: (index, place) of each token, each (B, T).
+
+    index: in the question, 1 + the sentences ended before the token; after the question's line
+    end, the 1-based line the token is on. place: 0-based within its sentence or line. Tokens
+    where `valid` is False (left padding) count for nothing.
+    """
+    kind = kinds[idx]
+    line_end = (kind == 2) & valid
+    lines_before = line_end.long().cumsum(1) - line_end.long()
+    in_question = lines_before == 0
+    sentence_end = (kind == 1) & valid & in_question
+    index = torch.where(in_question, 1 + sentence_end.long().cumsum(1) - sentence_end.long(), lines_before)
+    t = torch.arange(idx.shape[1], device=idx.device).expand_as(idx)
+    last_end = torch.where(line_end | sentence_end | ~valid, t, -1).cummax(dim=1).values
+    place = t - torch.nn.functional.pad(last_end[:, :-1], (1, 0), value=-1) - 1
+    return index, place
 
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,6 +289,30 @@ class Transformer(nn.Module):
         x = self.features(idx, **kwargs)
         return self.lm_head(x[:, -1:] if last_only else x)
 
+    def positions(self, idx: torch.Tensor, valid: torch.Tensor | None = None,
+                  digit_offset: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(RoPE positions, abacus indices) of whole sequences idx (B, T), None where the encoding has none.
+
+        valid (B, T): False at left padding, which neither counts nor moves a position.
+        digit_offset (B,): added to every abacus index (training draws it at random).
+        """
+        if valid is None:
+            valid = torch.ones_like(idx, dtype=torch.bool)
+        enc = self.cfg.pos_encoding
+        if enc == "rope":
+            return (valid.long().cumsum(1) - 1).clamp(min=0), None
+        if not enc.startswith("abacus"):
+            return None, None
+        if self.cfg.coupling == "digits":
+            index = place = digit_positions(idx, self.token_kinds)
+        else:
+            index, place = line_positions(idx, self.token_kinds, valid)
+        if digit_offset is not None:
+            index = torch.where(index > 0, index + digit_offset[:, None], 0)
+        if self.cfg.coupling == "digits":
+            place = index
+        return (place if enc in DIGIT_ROPE else None), index
+
     def features(
         self,
         idx: torch.Tensor,
@@ -264,23 +324,17 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """Final normed hidden states (B, T, n_embd) for token ids (B, T): what lm_head and reward heads read.
 
-        positions: RoPE positions (B, T), default 0..T-1. digit_pos: abacus indices (B, T),
-        default computed from idx and shifted by digit_offset (B,) (pass them when idx continues
-        cached tokens). mask: boolean attention mask (B, 1, T, T_total), None for plain causal.
+        positions, digit_pos: RoPE positions and abacus indices (B, T), by default `positions(idx)`
+        shifted by digit_offset (B,); pass them when idx continues cached tokens. mask: boolean
+        attention mask (B, 1, T, T_total), None for plain causal.
         """
+        if positions is None and digit_pos is None:
+            positions, digit_pos = self.positions(idx, digit_offset=digit_offset)
         x = self.embed_tokens(idx)
-        if self.cfg.pos_encoding.startswith("abacus") and digit_pos is None:
-            digit_pos = digit_positions(idx, self.token_kinds)
-            if digit_offset is not None:
-                digit_pos = torch.where(digit_pos > 0, digit_pos + digit_offset[:, None], 0)
         if self.cfg.pos_encoding in LEARNED_TABLE:
             x = x + self.digit_pos_emb(digit_pos.clamp(max=self.cfg.digit_pos_size - 1))
         rope = None
-        if self.cfg.pos_encoding in DIGIT_ROPE:
-            rope = rope_cos_sin(digit_pos, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta)
-        if self.cfg.pos_encoding == "rope":
-            if positions is None:
-                positions = torch.arange(idx.shape[1], device=idx.device).expand_as(idx)
+        if positions is not None:
             rope = rope_cos_sin(positions, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta)
         if self.cfg.pos_encoding in DIGIT_ALIBI:
             mask = self._alibi_mask(digit_pos, mask, cache)
@@ -289,3 +343,54 @@ class Transformer(nn.Module):
         if cache is not None:
             cache.length += idx.shape[1]
         return self.norm(x)
+
+
+class DecodePositions:
+    """Positions while decoding, one token at a time: each fed token's positions follow from the
+    previous token's, in O(1) a step (recounting the whole sequence every step costs as much as
+    the model itself at search batch sizes). Gives what `Transformer.positions` gives on the whole
+    sequence; tests/test_sampler.py checks the two agree token for token.
+    """
+
+    def __init__(self, model: Transformer, idx: torch.Tensor, valid: torch.Tensor, offset: torch.Tensor) -> None:
+        self.enc, self.coupling, self.kinds, self.offset = (model.cfg.pos_encoding, model.cfg.coupling,
+                                                            model.token_kinds, offset)
+        self.prompt = model.positions(idx, valid, offset)  # the prefill's
+        rope, _ = self.prompt
+        self.pos = None if rope is None else rope[:, -1]
+        if self.coupling == "digits":
+            self.index = digit_positions(idx, self.kinds)[:, -1]
+        else:
+            index, place = line_positions(idx, self.kinds, valid)
+            self.index, self.place, self.prev = index[:, -1], place[:, -1], idx[:, -1]
+            line_end = (self.kinds[idx[:, :-1]] == 2) & valid[:, :-1]
+            self.in_question = ~line_end.any(1)  # the previous token is still in the question
+
+    def repeat(self, n: int) -> DecodePositions:
+        """Each row n times over, in place: the rows that continue one prompt share its positions."""
+        for name in ("offset", "pos", "index", "place", "prev", "in_question"):
+            value = getattr(self, name, None)
+            if value is not None:
+                setattr(self, name, value.repeat_interleave(n, 0))
+        return self
+
+    def push(self, token: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(RoPE positions, abacus indices), each (B, 1) or None, of `token` (B,), the next one fed."""
+        if self.enc == "rope":
+            self.pos = self.pos + 1
+            return self.pos[:, None], None
+        if not self.enc.startswith("abacus"):
+            return None, None
+        if self.coupling == "digits":
+            self.index = next_digit_position(self.index, token, self.kinds)
+        else:
+            kind = self.kinds[self.prev]
+            line_end, sentence_end = kind == 2, (kind == 1) & self.in_question
+            moved = line_end | sentence_end
+            self.index = torch.where(line_end & self.in_question, 1, self.index + moved.long())
+            self.place = torch.where(moved, 0, self.place + 1)
+            self.in_question = self.in_question & ~line_end
+            self.prev = token
+        index = torch.where(self.index > 0, self.index + self.offset, 0)
+        place = index if self.coupling == "digits" else self.place
+        return (place[:, None] if self.enc in DIGIT_ROPE else None), index[:, None]

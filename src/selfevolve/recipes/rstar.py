@@ -40,6 +40,7 @@ from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round
 
 REWARD_MODELS = ("ppm", "prm", "orm")
 STRATEGIES = ("greedy", "majority", "orm", "prm", "ppm", "mcts_ppm")
+POLICY_ENCODINGS = ("abacus-all", "abacus-alibi", "abacus-both", "abacus", "rope")
 
 
 @dataclass
@@ -85,6 +86,13 @@ class Config(TrainingConfig):
     # TrainingConfig defaults this recipe changes
     n_embd: int = 64
     learning_rate: float = 3e-3
+    pos_encoding: str = "abacus-all"
+    """Position coupling (sentence k of the question and line k of the solution share index k;
+    abacus-all: a learned index embedding, RoPE within a sentence or line, ALiBi over indices),
+    abacus-alibi, abacus-both, abacus, or rope (token positions). See models/transformer.py."""
+    max_line_offset: int = 8
+    """Training shifts the sentence and line indices by a random offset in [0, max_line_offset) per
+    sequence, so indices beyond the seed set's solution length are trained too."""
 
     round0_steps: int = 400
     """Policy steps on the seed set."""
@@ -99,7 +107,10 @@ class Config(TrainingConfig):
             raise ValueError(f"reward_model: {self.reward_model!r} is not one of ppm, prm")
         check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
                   "eval_difficulty", "rollouts", "width", "widen", "max_depth", "trajectories_per_problem")
-        check_min(self, 0, "difficulty_step", "rounds", "round0_steps", "policy_steps", "reward_steps")
+        check_min(self, 0, "difficulty_step", "rounds", "round0_steps", "policy_steps", "reward_steps",
+                  "max_line_offset")
+        if self.pos_encoding not in POLICY_ENCODINGS:
+            raise ValueError(f"pos_encoding must be one of {', '.join(POLICY_ENCODINGS)}, got {self.pos_encoding!r}")
         most = WordMathTask.max_steps
         for name in ("seed_difficulty", "train_difficulty", "eval_difficulty"):
             if getattr(self, name) > most:
@@ -119,8 +130,11 @@ class Config(TrainingConfig):
 
 
 def build_policy(cfg: Config, tok: CharTokenizer) -> Transformer:
+    lines = WordMathTask.max_steps + 2  # a sentence per step and the question, a line per step and the count
     mcfg = TransformerConfig(vocab_size=tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                             max_seq_len=WordMathTask.max_seq_len, pos_encoding="rope")
+                             max_seq_len=WordMathTask.max_seq_len, pos_encoding=cfg.pos_encoding,
+                             coupling="lines", sentence_end_ids=tuple(tok.encode(".?")),
+                             line_end_ids=tuple(tok.encode("\n")), digit_pos_size=lines + cfg.max_line_offset + 1)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         return Transformer(mcfg)
@@ -351,7 +365,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         record: dict = {"round": r}
         if r == 0:
             train_on_pools(policy, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,
-                           f"round 0: train on {len(labelled)} solved problems")
+                           f"round 0: train on {len(labelled)} solved problems", cfg.max_line_offset)
             record.update(solved_by_search=None, ppm_pair_accuracy=None, prm_pair_accuracy=None)
         else:
             # ---- SEARCH: problems with final answers only; terminal-guided in round 1, then reward-guided
@@ -371,7 +385,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                 train_on_pools(policy, optimizer, cfg.sft(), [labelled, Examples.encode(tok, sft["prompt"],
                                                                                          sft["text"])],
                                [0.5, 0.5], cfg.policy_steps, gen, progress,
-                               f"round {r}: fine-tune on {len(sft['prompt'])} trajectories")
+                               f"round {r}: fine-tune on {len(sft['prompt'])} trajectories", cfg.max_line_offset)
             rms = train_reward_models(policy, tok, cfg, merged, gen, progress, r)
             held = pick(merged, "pair", True)
             record.update(search_difficulty=cfg.search_difficulty(r),

@@ -180,7 +180,8 @@ def train_on_pools(model: Transformer, optimizer: torch.optim.Optimizer, sft: SF
     """`steps` AdamW steps; each batch draws `shares` of its rows from the matching pool.
     Returns the last loss and the tokens trained on (prompt and answer, no padding).
 
-    max_digit_offset > 0 shifts the abacus digit indices of each sequence by a random offset below it.
+    max_digit_offset > 0 shifts the abacus indices (digits, or sentences and lines) of each sequence by a
+    random offset below it.
     """
     data = Examples.concat(pools)
     starts = np.cumsum([0] + [len(p) for p in pools])[:-1].tolist()
