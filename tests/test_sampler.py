@@ -33,7 +33,7 @@ def naive_greedy(model, prompt, n, stop):
     for _ in range(n):
         nxt = int(model(x)[0, -1].argmax())
         out.append(nxt)
-        if nxt == stop:
+        if nxt in (stop if isinstance(stop, tuple) else (stop,)):
             break
         x = torch.cat([x, torch.tensor([[nxt]])], 1)
     return out
@@ -76,6 +76,20 @@ def test_batched_cached_greedy_equals_one_prompt_at_a_time(tok, pos_encoding, co
         ref = naive_greedy(model, p, n, tok.eos_id)
         assert out.tokens[i, : len(ref)].tolist() == ref
         assert int(out.lengths[i]) == (len(ref) if ref[-1] == tok.eos_id else n)
+
+
+@pytest.mark.parametrize("pos_encoding", ["rope", "abacus-all"])
+def test_rows_that_finish_leave_the_batch_without_changing_the_others(tok, pos_encoding):
+    """Many stop tokens, so rows finish at different steps and the batch shrinks several times."""
+    model = tiny_model(tok, pos_encoding)
+    prompts = [tok.encode(f"{i}+{i * 7}=") for i in range(24)]
+    stops = tuple(tok.encode("aeiouAEIOU0123456789=+"))
+    out = generate(model, prompts, 30, stop_id=stops)
+    assert (out.lengths < 10).sum() >= 12 and (out.lengths > 20).any()  # it did shrink, and went on
+    for i, p in enumerate(prompts):
+        ref = naive_greedy(model, p, 30, stops)
+        assert out.tokens[i, : len(ref)].tolist() == ref and int(out.lengths[i]) == len(ref)
+        assert (out.tokens[i, len(ref):] == tok.pad_id).all() and (out.logprobs[i, len(ref):] == 0).all()
 
 
 @pytest.mark.parametrize("coupling", [None, "lines"])

@@ -111,7 +111,8 @@ def _generate_batch(model, prompts, num_samples, max_new_tokens, stop_id, pad_id
 
     # then its num_samples rows share what the prefill made
     B = U * num_samples
-    logits, tracker = logits.repeat_interleave(num_samples, 0), tracker.repeat(num_samples)
+    logits = logits.repeat_interleave(num_samples, 0)
+    tracker.take(torch.arange(U, device=device).repeat_interleave(num_samples))
     cache = KVCache(cfg, B, P + max_new_tokens, dtype, device)
     cache.k[:, :, :, :P] = prefill.k.repeat_interleave(num_samples, 1)
     cache.v[:, :, :, :P] = prefill.v.repeat_interleave(num_samples, 1)
@@ -122,8 +123,9 @@ def _generate_batch(model, prompts, num_samples, max_new_tokens, stop_id, pad_id
 
     tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
     logprobs = torch.zeros(B, max_new_tokens, device=device)
-    done = torch.zeros(B, dtype=torch.bool, device=device)
     lengths = torch.full((B,), max_new_tokens, dtype=torch.long, device=device)
+    live = torch.arange(B, device=device)  # the rows still in the batch
+    done = torch.zeros(B, dtype=torch.bool, device=device)  # of the live rows
     for t in range(max_new_tokens):
         logits = logits.float()
         if temperature == 0:
@@ -132,15 +134,21 @@ def _generate_batch(model, prompts, num_samples, max_new_tokens, stop_id, pad_id
             probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
             nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
         lp = logits.log_softmax(-1).gather(1, nxt[:, None]).squeeze(1)
-        tokens[:, t] = torch.where(done, pad_id, nxt)
+        tokens[live, t] = torch.where(done, pad_id, nxt)
         if on_step is not None:
             on_step(tokens[:, t].cpu())
-        logprobs[:, t] = torch.where(done, 0.0, lp)
+        logprobs[live, t] = torch.where(done, 0.0, lp)
         stopped = ~done & torch.isin(nxt, stops)
-        lengths[stopped] = t + 1
+        lengths[live[stopped]] = t + 1
         done |= stopped
         if bool(done.all()) or t == max_new_tokens - 1:
             break
+        if 2 * int(done.sum()) >= len(done) >= 16:  # half the rows finished: drop them from the batch
+            keep = (~done).nonzero().squeeze(1)
+            live, done, nxt = live[keep], done[keep], nxt[keep]
+            cache.take(keep)
+            tracker.take(keep)
+            valid = valid[keep]
         positions, digit_pos = tracker.push(nxt)
         logits = model(
             nxt[:, None],

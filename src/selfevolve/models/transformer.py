@@ -177,6 +177,10 @@ class KVCache:
         self.digit_pos = torch.zeros(batch, max_len, dtype=torch.long, device=device)  # abacus-alibi keys
         self.length = 0
 
+    def take(self, rows: torch.Tensor) -> None:
+        """Keep these rows only: finished rows leave the batch, so later steps skip them."""
+        self.k, self.v, self.digit_pos = self.k[:, rows], self.v[:, rows], self.digit_pos[rows]
+
 
 class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig, layer: int) -> None:
@@ -366,12 +370,12 @@ class DecodePositions:
             line_end = (self.kinds[idx[:, :-1]] == 2) & valid[:, :-1]
             self.in_question = ~line_end.any(1)  # the previous token is still in the question
 
-    def repeat(self, n: int) -> DecodePositions:
-        """Each row n times over, in place: the rows that continue one prompt share its positions."""
+    def take(self, rows: torch.Tensor) -> DecodePositions:
+        """Keep these rows, in this order (repeated: the rows that continue one prompt), in place."""
         for name in ("offset", "pos", "index", "place", "prev", "in_question"):
             value = getattr(self, name, None)
             if value is not None:
-                setattr(self, name, value.repeat_interleave(n, 0))
+                setattr(self, name, value[rows])
         return self
 
     def push(self, token: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
