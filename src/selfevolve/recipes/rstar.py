@@ -19,7 +19,7 @@ with Self-Evolved Slow Thinking", arXiv:2501.12051
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -100,13 +100,16 @@ class Config(TrainingConfig):
     """Policy steps per round (seed set and search trajectories, half and half)."""
     reward_steps: int = 100
     """Steps per reward model per round."""
+    reward_batch_size: int = 32
+    """Examples (PPM: pairs) per reward-model step."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.reward_model not in ("ppm", "prm"):
             raise ValueError(f"reward_model: {self.reward_model!r} is not one of ppm, prm")
         check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
-                  "eval_difficulty", "rollouts", "width", "widen", "max_depth", "trajectories_per_problem")
+                  "eval_difficulty", "rollouts", "width", "widen", "max_depth", "trajectories_per_problem",
+                  "reward_batch_size")
         check_min(self, 0, "difficulty_step", "rounds", "round0_steps", "policy_steps", "reward_steps",
                   "max_line_offset")
         if self.pos_encoding not in POLICY_ENCODINGS:
@@ -184,14 +187,15 @@ def train_reward_models(policy, tok, cfg: Config, data: dict[str, list], gen, pr
     """PPM (pairwise), PRM (Q regression) and ORM (outcomes), each initialised from the policy."""
     models = {name: RewardModel.from_policy(policy) for name in REWARD_MODELS}
     pairs, prm, orm = pick(data, "pair", False), pick(data, "prm", False), pick(data, "orm", False)
+    sft = replace(cfg.sft(), batch_size=cfg.reward_batch_size)
     if pairs["prompt"]:
         train_pairwise(models["ppm"], Examples.encode(tok, pairs["prompt"], pairs["text"]),
-                       Examples.encode(tok, pairs["prompt"], pairs["other"]), cfg.reward_steps, cfg.sft(), gen,
+                       Examples.encode(tok, pairs["prompt"], pairs["other"]), cfg.reward_steps, sft, gen,
                        progress, f"round {r}: PPM on {len(pairs['prompt'])} step pairs")
     for name, rows, balance in (("prm", prm, False), ("orm", orm, True)):
         if rows["prompt"]:
             train_pointwise(models[name], Examples.encode(tok, rows["prompt"], rows["text"]),
-                            np.array(rows["target"]), cfg.reward_steps, cfg.sft(), gen, progress,
+                            np.array(rows["target"]), cfg.reward_steps, sft, gen, progress,
                             f"round {r}: {name.upper()} on {len(rows['prompt'])} examples", balance=balance)
     return models
 
