@@ -84,7 +84,6 @@ class TransformerConfig:
             raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head})")
         if self.intermediate_size == 0:
             self.intermediate_size = 16 * math.ceil(8 * self.n_embd / 3 / 16)
-        self.digit_token_ids = tuple(self.digit_token_ids)
         for name in ID_LISTS:
             setattr(self, name, tuple(getattr(self, name)))
 
@@ -307,14 +306,14 @@ class Transformer(nn.Module):
             return (valid.long().cumsum(1) - 1).clamp(min=0), None
         if not enc.startswith("abacus"):
             return None, None
-        if self.cfg.coupling == "digits":
-            index = place = digit_positions(idx, self.token_kinds)
-        else:
+        if self.cfg.coupling == "lines":
             index, place = line_positions(idx, self.token_kinds, valid)
+        else:
+            index = digit_positions(idx, self.token_kinds)
         if digit_offset is not None:
             index = torch.where(index > 0, index + digit_offset[:, None], 0)
         if self.cfg.coupling == "digits":
-            place = index
+            place = index  # RoPE turns a digit by its (shifted) index
         return (place if enc in DIGIT_ROPE else None), index
 
     def features(
@@ -370,13 +369,12 @@ class DecodePositions:
             line_end = (self.kinds[idx[:, :-1]] == 2) & valid[:, :-1]
             self.in_question = ~line_end.any(1)  # the previous token is still in the question
 
-    def take(self, rows: torch.Tensor) -> DecodePositions:
-        """Keep these rows, in this order (repeated: the rows that continue one prompt), in place."""
+    def take(self, rows: torch.Tensor) -> None:
+        """Keep these rows, in this order (repeated: the rows that continue one prompt)."""
         for name in ("offset", "pos", "index", "place", "prev", "in_question"):
             value = getattr(self, name, None)
             if value is not None:
                 setattr(self, name, value[rows])
-        return self
 
     def push(self, token: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(RoPE positions, abacus indices), each (B, 1) or None, of `token` (B,), the next one fed."""
