@@ -11,10 +11,8 @@ TINY = ["rounds=2", "seed_problems=60", "round0_steps=30", "train_problems=12", 
         "eval_n=1,4", "policy_steps=5", "reward_steps=5", "n_embd=32", "n_layer=1", "threads=2"]
 
 
-def test_rstar_writes_every_strategy_per_round_and_resumes_a_finished_run(tmp_path):
-    out = tmp_path / "run"
-    proc = run_cli("run", "rstar", "--out", str(out), *sets(TINY))
-    assert proc.returncode == 0, proc.stderr
+def test_rstar_writes_every_strategy_per_round_and_resumes_a_finished_run(finished_run):
+    out = finished_run("rstar", TINY)
     s = json.loads((out / "summary.json").read_text())
     assert len(s["rounds"]) == 3 and s["wall_seconds"] > 0 and s["reward_model"] == "ppm"
     round0, *later = s["rounds"]
@@ -30,16 +28,14 @@ def test_rstar_writes_every_strategy_per_round_and_resumes_a_finished_run(tmp_pa
     assert all((out / "plots" / f"{name}.png").exists() for name in plots)
     assert all(set(r["greedy_by_steps"]) <= {"1", "2", "3", "4", "5"} for r in s["rounds"])
     assert (out / "checkpoints" / "round-002" / "ppm.safetensors").exists()
-    assert "mcts_ppm" in proc.stdout  # the table of strategies
-    proc = run_cli("resume", str(out))  # nothing left to do: the same summary
+    proc = run_cli("resume", str(out))  # nothing left to do: the same summary and table
     assert proc.returncode == 0, proc.stderr
+    assert "mcts_ppm" in proc.stdout  # the table of strategies
     assert json.loads((out / "summary.json").read_text())["rounds"] == s["rounds"]
 
 
-def test_eval_file_answers_a_users_problems_by_each_strategy(tmp_path):
-    out = tmp_path / "run"
-    one_round = [t for t in TINY if not t.startswith("rounds")] + ["rounds=1"]
-    assert run_cli("run", "rstar", "--out", str(out), *sets(one_round)).returncode == 0
+def test_eval_file_answers_a_users_problems_by_each_strategy(tmp_path, finished_run):
+    out = finished_run("rstar", TINY)
     mine = tmp_path / "mine.jsonl"
     mine.write_text('{"question": "Ann has 2 bags of 3 pens. How many pens now?", "answer": 6}\n'
                     '{"question": "Bob has 4 jars of 5 eggs. He buys 2. How many eggs now?", "answer": 22}\n')
@@ -67,9 +63,8 @@ def test_rstar_refuses_bad_settings_before_a_run_exists(tmp_path):
         assert not (tmp_path / "x").exists()
 
 
-def test_kill_9_mid_round_then_resume_equals_an_uninterrupted_run(tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    assert run_cli("run", "rstar", "--out", str(straight), *sets(TINY)).returncode == 0
+def test_kill_9_mid_round_then_resume_equals_an_uninterrupted_run(tmp_path, finished_run):
+    straight, killed = finished_run("rstar", TINY), tmp_path / "killed"
     kill_9_when(["run", "rstar", "--out", str(killed), *sets(TINY)],
                 lambda: (killed / "checkpoints" / "round-001").is_dir())  # killed during round 2's search
     assert not (killed / "summary.json").exists()

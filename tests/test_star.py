@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.recipes.dpo import preference_pairs
 from selfevolve.recipes.star import exploration_metrics
 from selfevolve.recipes.upo import mc_dropout, pair_uncertainty
+from selfevolve.tasks.base import read_problems
+from selfevolve.tasks.countdown import CountdownTask
 from selfevolve.train.dpo import answer_logprobs, dpo_loss
 from selfevolve.train.sft import Examples
 
@@ -95,12 +98,19 @@ TINY = ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400", "i
         "threads=2"]
 
 
+@pytest.fixture(scope="module")
+def round0(finished_run):
+    """TINY's round-0 model, trained once: every recipe below starts from it (`init_from`), which gives
+    the same run as training round 0 itself (the recipes draw each round's randomness afresh)."""
+    return f"init_from={finished_run('star', [*TINY, 'iterations=0'])}"
+
+
 @pytest.mark.parametrize("recipe,extra", [("star", []), ("star", ["restart=true"]),
                                           ("bstar", ["temperature_grid=0.8,1.2", "probe_problems=100"]),
                                           ("dpo", []), ("upo", ["dpo_learning_rate=2e-4"])])
-def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra):
+def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra, round0):
     out = tmp_path / "run"
-    proc = run_cli("run", recipe, "--out", str(out), *sets(TINY + extra))
+    proc = run_cli("run", recipe, "--out", str(out), *sets(TINY + extra + [round0]))
     assert proc.returncode == 0, proc.stderr
     s = json.loads((out / "summary.json").read_text())
     assert s["final_pass1"] >= s["round0_pass1"] + 0.03, s["rounds"]
@@ -112,11 +122,12 @@ def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra):
     assert (out / "plots" / "accuracy.png").exists() and (out / "plots" / "exploration.png").exists()
 
 
-def test_orm_judge_selects_better_than_chance_and_self_training_on_it_learns(tmp_path):
+def test_orm_judge_selects_better_than_chance_and_self_training_on_it_learns(tmp_path, round0):
     out = tmp_path / "run"
     # two iterations: one gained +0.0175 on one machine and +0.02 or more on another (CPU float kernels differ)
     two = [t for t in TINY if not t.startswith("iterations=")] + ["iterations=2"]
-    proc = run_cli("run", "star", "--out", str(out), *sets(two + ["judge=orm", "orm_samples=4", "orm_steps=300"]))
+    judge = ["judge=orm", "orm_samples=4", "orm_steps=300"]
+    proc = run_cli("run", "star", "--out", str(out), *sets(two + judge + [round0]))
     assert proc.returncode == 0, proc.stderr
     s = json.loads((out / "summary.json").read_text())
     last = s["rounds"][-1]
@@ -170,13 +181,17 @@ def test_eval_file_scores_a_users_problems_and_bad_files_fail_cleanly(tmp_path):
              '[1, 2]\n': "line 1: expected a JSON object",
              '{"numbers": [3, 7], "target": -1}\n': "'target' must be a whole number",
              "": "holds no problems"}
-    for text, fragment in cases.items():
-        bad = tmp_path / "bad.jsonl"
+    for i, (text, fragment) in enumerate(cases.items()):
+        bad = tmp_path / f"bad{i}.jsonl"
         bad.write_text(text)
-        assert_clean_error(run_cli("eval", str(run_dir), "--file", str(bad)), fragment)
-        fresh = tmp_path / "never"
-        assert_clean_error(run_cli("run", "star", "--out", str(fresh), *sets(QUICK + [f"eval_file={bad}"])), fragment)
-        assert not fresh.exists()
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            read_problems(bad, CountdownTask())
+    # both commands read problem files through read_problems: one bad file each through the CLI
+    assert_clean_error(run_cli("eval", str(run_dir), "--file", str(tmp_path / "bad0.jsonl")), "line 2")
+    fresh = tmp_path / "never"
+    proc = run_cli("run", "star", "--out", str(fresh), *sets(QUICK + [f"eval_file={tmp_path / 'bad1.jsonl'}"]))
+    assert_clean_error(proc, "line 3: not valid JSON")
+    assert not fresh.exists()
     assert_clean_error(run_cli("eval", str(run_dir), "--file", str(tmp_path / "missing.jsonl")), "does not exist")
 
 
