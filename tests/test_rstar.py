@@ -24,6 +24,8 @@ def test_rstar_writes_every_strategy_per_round_and_resumes_a_finished_run(finish
             assert all(0 <= a <= 1 for a in r["accuracy"][strategy].values())
             assert r["tokens"][strategy]["4"] >= r["tokens"][strategy]["1"] > 0
         assert 0 <= r["solved_by_search"] <= 1 and r["search_tokens"] > 0
+        assert set(r["phase_seconds"]) == {"search", "policy", "reward_models", "evaluate"}
+    assert set(round0["phase_seconds"]) == {"policy", "evaluate"}
     plots = ("accuracy_by_round", "accuracy_by_n", "greedy_by_steps")
     assert all((out / "plots" / f"{name}.png").exists() for name in plots)
     assert all(set(r["greedy_by_steps"]) <= {"1", "2", "3", "4", "5"} for r in s["rounds"])

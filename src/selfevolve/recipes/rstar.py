@@ -19,6 +19,7 @@ with Self-Evolved Slow Thinking", arXiv:2501.12051
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -347,6 +348,16 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
 
 # ---- the loop --------------------------------------------------------------------------------
 
+@contextmanager
+def timed(seconds: dict[str, float], phase: str):
+    """Adds the block's wall time to seconds[phase]: each round records where its time went."""
+    t0 = time.time()
+    try:
+        yield
+    finally:
+        seconds[phase] = round(seconds.get(phase, 0.0) + time.time() - t0, 2)
+
+
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     tok, task = CharTokenizer(), WordMathTask()
@@ -372,17 +383,19 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         t0 = time.time()
         rng, gen = round_rngs(cfg.seed, r, 1)
         record: dict = {"round": r}
+        phases: dict[str, float] = {}
         if r == 0:
-            train_on_pools(policy, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,
-                           f"round 0: train on {len(labelled)} solved problems", cfg.max_line_offset)
+            with timed(phases, "policy"):
+                train_on_pools(policy, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,
+                               f"round 0: train on {len(labelled)} solved problems", cfg.max_line_offset)
             record.update(solved_by_search=None, ppm_pair_accuracy=None, prm_pair_accuracy=None)
         else:
             # ---- SEARCH: problems with final answers only; terminal-guided in round 1, then reward-guided
             problems = task.sample(cfg.train_problems, cfg.search_difficulty(r), rng, mixed=True)
             guide = scorer(rms[cfg.reward_model], tok) if rms else None
-            with progress.task(f"round {r}: MCTS, {cfg.rollouts} rollouts x {len(problems)} problems of 1-"
-                               f"{cfg.search_difficulty(r)} steps",
-                               total=cfg.rollouts) as advance:
+            with timed(phases, "search"), progress.task(
+                    f"round {r}: MCTS, {cfg.rollouts} rollouts x {len(problems)} problems of 1-"
+                    f"{cfg.search_difficulty(r)} steps", total=cfg.rollouts) as advance:
                 trees = search(policy, tok, problems, cfg.mcts(), gen, value_fn=guide, on_rollout=advance)
             rows = tree_data(trees, cfg.trajectories_per_problem)
             store.write_samples(r, rows)
@@ -390,12 +403,14 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             merged = {name: [v for d in data for v in d[name]] for name in rows}
             # ---- LEARN: the policy on the best trajectories so far, reward models on all trees so far
             sft = pick(merged, "sft")
-            if sft["prompt"]:
-                train_on_pools(policy, optimizer, cfg.sft(), [labelled, Examples.encode(tok, sft["prompt"],
-                                                                                         sft["text"])],
-                               [0.5, 0.5], cfg.policy_steps, gen, progress,
-                               f"round {r}: fine-tune on {len(sft['prompt'])} trajectories", cfg.max_line_offset)
-            rms = train_reward_models(policy, tok, cfg, merged, gen, progress, r)
+            with timed(phases, "policy"):
+                if sft["prompt"]:
+                    train_on_pools(policy, optimizer, cfg.sft(), [labelled, Examples.encode(tok, sft["prompt"],
+                                                                                             sft["text"])],
+                                   [0.5, 0.5], cfg.policy_steps, gen, progress,
+                                   f"round {r}: fine-tune on {len(sft['prompt'])} trajectories", cfg.max_line_offset)
+            with timed(phases, "reward_models"):
+                rms = train_reward_models(policy, tok, cfg, merged, gen, progress, r)
             held = pick(merged, "pair", True)
             record.update(search_difficulty=cfg.search_difficulty(r),
                           solved_by_search=float(np.mean([solved(t.root) for t in trees])),
@@ -403,9 +418,11 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                           pruned_steps=int(sum(t.pruned for t in trees)), trajectories=len(pick(rows, "sft")["kind"]),
                           pairs=len(pick(rows, "pair")["kind"]), ppm_pair_accuracy=pair_accuracy(rms["ppm"], tok, held),
                           prm_pair_accuracy=pair_accuracy(rms["prm"], tok, held))
-        acc, tokens, by_steps = evaluate(policy, rms, tok, task, cfg, test,
-                                         torch.Generator().manual_seed(cfg.seed + 77), progress)
-        record.update(accuracy=acc, tokens=tokens, greedy_by_steps=by_steps, wall_seconds=time.time() - t0)
+        with timed(phases, "evaluate"):
+            acc, tokens, by_steps = evaluate(policy, rms, tok, task, cfg, test,
+                                             torch.Generator().manual_seed(cfg.seed + 77), progress)
+        record.update(accuracy=acc, tokens=tokens, greedy_by_steps=by_steps, wall_seconds=time.time() - t0,
+                      phase_seconds=phases)
         records.append(record)
         store.record_round(r, record, {"eval/greedy": acc["greedy"]["1"]})
         store.save_checkpoint(r, policy, policy.cfg.to_dict(), optimizer, {"round": r, "seed": cfg.seed},
