@@ -97,7 +97,7 @@ class Config(TrainingConfig):
 
     round0_steps: int = 400
     """Policy steps on the seed set."""
-    policy_steps: int = 300
+    policy_steps: int = 200
     """Policy steps per round (seed set and search trajectories, half and half)."""
     reward_steps: int = 100
     """Steps per reward model per round."""
