@@ -16,7 +16,7 @@ from selfevolve.recipes.star import exploration_metrics
 from selfevolve.recipes.upo import mc_dropout, pair_uncertainty
 from selfevolve.tasks.base import read_problems
 from selfevolve.tasks.countdown import CountdownTask
-from selfevolve.train.dpo import answer_logprobs, dpo_loss
+from selfevolve.train.dpo import answer_logprobs, dpo_loss, reference_logprobs
 from selfevolve.train.sft import Examples
 
 
@@ -52,6 +52,16 @@ def test_answer_logprobs_sum_only_the_answer_tokens():
     seq = ex.ids[0, : int(ex.lens[0])]
     want = sum(logp[0, t - 1, seq[t]].item() for t in range(6, int(ex.lens[0])))  # "3+4" and the stop token
     assert count.tolist() == [4, 2] and got[0].item() == pytest.approx(want, rel=1e-5)
+
+
+def test_reference_logprobs_in_batches_equal_one_example_at_a_time():
+    tok = CharTokenizer()
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_embd=16, n_head=2, pos_encoding="rope"))
+    ex = Examples.encode(tok, ["3,4>7:", "5>5:", "9,1,1>9:"], ["3+4", "5", "9*1*1"])
+    got = reference_logprobs(model, ex, batch_size=2)  # batches of unequal padding
+    want = [answer_logprobs(model, *ex.batch(torch.tensor([i])))[0].item() for i in range(3)]
+    assert got.tolist() == pytest.approx(want, rel=1e-5)
 
 
 def test_bstar_metrics_with_an_imperfect_judge_match_hand_computed_values():

@@ -14,7 +14,6 @@ at the start of the iteration (refreshed every iteration).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ import torch
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.recipes import star
 from selfevolve.recipes.star import evaluate_file, headline, plots  # noqa: F401
-from selfevolve.train.dpo import dpo_step
+from selfevolve.train.dpo import dpo_step, reference_logprobs
 from selfevolve.train.sft import Examples, lr_at
 
 
@@ -61,16 +60,16 @@ def preference_pairs(samples: dict[str, list]) -> tuple[list[str], list[str], li
 def train_dpo(model, optimizer, cfg: Config, good: Examples, bad: Examples, gen, progress, title: str,
               weights: torch.Tensor | None = None) -> tuple[float, int]:
     """`iteration_steps` DPO + NLL steps on the pairs (good[i], bad[i]), weighted by `weights` if given,
-    against a frozen copy of the model. Returns the last loss and the tokens trained on (both answers
-    of every pair drawn)."""
-    reference = copy.deepcopy(model).eval()
+    against the model as it was before them (the reference). Returns the last loss and the tokens
+    trained on (both answers of every pair drawn)."""
+    ref_good, ref_bad = reference_logprobs(model, good), reference_logprobs(model, bad)
     sft = dataclasses.replace(cfg.sft(), learning_rate=cfg.dpo_learning_rate)
     loss, tokens = float("nan"), 0
     with progress.task(title, total=cfg.iteration_steps) as advance:
         for step in range(cfg.iteration_steps):
             index = torch.randint(len(good), (min(cfg.batch_size, len(good)),), generator=gen)
-            loss = dpo_step(model, reference, optimizer, good, bad, index, lr_at(step, cfg.iteration_steps, sft), sft,
-                            cfg.beta, cfg.nll_weight, weights)
+            loss = dpo_step(model, optimizer, good, bad, ref_good, ref_bad, index,
+                            lr_at(step, cfg.iteration_steps, sft), sft, cfg.beta, cfg.nll_weight, weights)
             tokens += int(good.lens[index].sum() + bad.lens[index].sum())
             advance(loss=loss)
     return loss, tokens

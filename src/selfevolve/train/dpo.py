@@ -32,17 +32,25 @@ def dpo_loss(pi_chosen: torch.Tensor, pi_rejected: torch.Tensor, ref_chosen: tor
     return -F.logsigmoid(beta * ((pi_chosen - ref_chosen) - (pi_rejected - ref_rejected)))
 
 
-def dpo_step(model, reference, optimizer, chosen: Examples, rejected: Examples, index: torch.Tensor, lr: float,
-             cfg: SFTConfig, beta: float, nll_weight: float, weights: torch.Tensor | None = None) -> float:
-    """One AdamW step on the pairs in `index`, each pair's loss scaled by `weights[index]` if given
-    (a weighted mean); returns the loss."""
+@torch.no_grad()
+def reference_logprobs(model: torch.nn.Module, examples: Examples, batch_size: int = 64) -> torch.Tensor:
+    """Summed answer log-probabilities of every example under the model as it is now: the frozen
+    reference of a DPO iteration, computed once instead of on every step's batch."""
+    model.eval()
+    parts = [answer_logprobs(model, *examples.batch(torch.arange(lo, min(lo + batch_size, len(examples)))))[0]
+             for lo in range(0, len(examples), batch_size)]
+    return torch.cat(parts)
+
+
+def dpo_step(model, optimizer, chosen: Examples, rejected: Examples, ref_chosen: torch.Tensor,
+             ref_rejected: torch.Tensor, index: torch.Tensor, lr: float, cfg: SFTConfig, beta: float,
+             nll_weight: float, weights: torch.Tensor | None = None) -> float:
+    """One AdamW step on the pairs in `index` against the reference log-probabilities of all pairs,
+    each pair's loss scaled by `weights[index]` if given (a weighted mean); returns the loss."""
     model.train()
     (ci, cl), (ri, rl) = chosen.batch(index), rejected.batch(index)
-    with torch.no_grad():
-        ref_c, _ = answer_logprobs(reference, ci, cl)
-        ref_r, _ = answer_logprobs(reference, ri, rl)
     pi_c, n_c = answer_logprobs(model, ci, cl)
     pi_r, _ = answer_logprobs(model, ri, rl)
-    per_pair = dpo_loss(pi_c, pi_r, ref_c, ref_r, beta) - nll_weight * pi_c / n_c.clamp(min=1)
+    per_pair = dpo_loss(pi_c, pi_r, ref_chosen[index], ref_rejected[index], beta) - nll_weight * pi_c / n_c.clamp(min=1)
     w = torch.ones_like(per_pair) if weights is None else weights[index]
     return apply_loss(model, optimizer, (w * per_pair).sum() / w.sum().clamp(min=1e-8), lr, cfg)
