@@ -3,9 +3,10 @@ and resume, bad settings."""
 
 import json
 
+import pytest
 from helpers import assert_clean_error, kill_9_when, run_cli, sets, summary, without_times
 
-from selfevolve.recipes.rstar import STRATEGIES
+from selfevolve.recipes.rstar import STRATEGIES, Config
 
 TINY = ["rounds=2", "seed_problems=60", "round0_steps=30", "train_problems=12", "rollouts=3", "eval_problems=6",
         "eval_n=1,4", "policy_steps=5", "reward_steps=5", "n_embd=32", "n_layer=1", "threads=2"]
@@ -58,9 +59,14 @@ def test_eval_file_answers_a_users_problems_by_each_strategy(tmp_path, finished_
 
 
 def test_rstar_refuses_bad_settings_before_a_run_exists(tmp_path):
-    for bad, fragment in (("reward_model=orm", "reward_model"), ("eval_difficulty=9", "eval_difficulty must be <="),
-                          ("eval_n=0,4", "eval_n must be positive"), ("rollouts=0", "rollouts must be >= 1"),
-                          ("pos_encoding=nope", "pos_encoding must be one of")):
+    for bad, fragment in (({"reward_model": "orm"}, "reward_model"),
+                          ({"eval_difficulty": 9}, "eval_difficulty must be <="),
+                          ({"eval_n": (0, 4)}, "eval_n must be positive"), ({"rollouts": 0}, "rollouts must be >= 1"),
+                          ({"pos_encoding": "nope"}, "pos_encoding must be one of")):
+        with pytest.raises(ValueError, match=fragment):
+            Config(**bad)
+    # the command checks the same Config before it creates anything
+    for bad, fragment in (("eval_n=0,4", "eval_n must be positive"), ("pos_encoding=nope", "pos_encoding must be")):
         assert_clean_error(run_cli("run", "rstar", "--out", str(tmp_path / "x"), "--set", bad), fragment)
         assert not (tmp_path / "x").exists()
 
