@@ -7,8 +7,10 @@ starts from that checkpoint (`init_from`) and draws the same number of samples p
 (B-STaR's temperature probe is part of its budget). Prints one JSON line per recipe:
 {"recipe", "round0_pass1", "final_pass1", "best_pass1", "samples_drawn", "tokens_trained",
 "exploration_last", "diversity_last", "wall_seconds"}, where exploration_last is the mean Pass@K-S
-(B-STaR's exploration metric, on each iteration's own samples) over the last two iterations, and
-kept_precision_last the share of kept answers that were correct (below 1 only with judge=orm).
+(B-STaR's exploration metric, on the samples each iteration drew at the temperature it chose) over
+the last two iterations, exploration_all_last the same over all of an iteration's samples (B-STaR's
+probe of the other temperatures included), and kept_precision_last the share of kept answers that
+were correct (below 1 only with judge=orm).
 The run directories stay in --out: `selfevolve compare --plot compare.png OUT/*` shows them side by side.
 """
 
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from common import emit
 
 from selfevolve.config import build_config, config_to_toml, parse_overrides
@@ -29,6 +32,12 @@ from selfevolve.store import RunStore
 SETTING = {"difficulty": 3, "num_labelled": 1500, "n_embd": 64, "round0_steps": 400, "problems_per_iteration": 1000,
            "samples_per_problem": 4, "iteration_steps": 200, "eval_problems": 500}
 EXTRA = {"bstar": {"temperature_grid": [0.8, 1.0, 1.2, 1.4], "probe_problems": 100}}
+
+
+def pass_at_k_all(run_dir: Path, r: int, k: int) -> float:
+    """Pass@K-S over every sample of iteration r: k consecutive rows per problem in its samples table."""
+    correct = pq.read_table(run_dir / "samples" / f"round-{r:03d}.parquet", columns=["correct"])["correct"]
+    return float(np.asarray(correct.to_pylist()).reshape(-1, k).any(axis=1).mean())
 
 
 def run(recipe: str, out: Path, values: dict) -> dict:
@@ -58,11 +67,14 @@ def main() -> None:
         recipe, *overrides = variant.split(":")
         values = {**common, **EXTRA.get(recipe, {}), **parse_overrides(overrides), "iterations": args.iterations,
                   "init_from": str(args.out / "round0")}
-        s = run(recipe, args.out / variant.replace(":", "-").replace("=", "-"), values)
+        run_dir = args.out / variant.replace(":", "-").replace("=", "-")
+        s = run(recipe, run_dir, values)
         last = s["rounds"][-2:]
         emit(bench="star_family", recipe=variant, round0_pass1=s["round0_pass1"], final_pass1=s["final_pass1"],
              best_pass1=s["best_pass1"], samples_drawn=s["samples_drawn"], tokens_trained=s["tokens_trained"],
              exploration_last=round(float(np.mean([r["pass_at_k"] for r in last])), 4),
+             exploration_all_last=round(float(np.mean([pass_at_k_all(run_dir, r["round"], values["samples_per_problem"])
+                                                       for r in last])), 4),
              diversity_last=round(float(np.mean([r["diversity"] for r in last])), 4),
              kept_precision_last=round(float(np.mean([r["precision"] for r in last])), 4),
              temperatures=[r["temperature"] for r in s["rounds"][1:]],

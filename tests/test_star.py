@@ -5,6 +5,7 @@ import math
 import re
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from helpers import assert_clean_error, run_cli, sets
@@ -29,8 +30,9 @@ def test_bstar_metrics_match_hand_computed_values():
     assert m["pass_at_k"] == pytest.approx(2 / 3)
     assert m["sample_accuracy"] == pytest.approx(7 / 12)
     assert m["diversity"] == pytest.approx((2 + 0 + 4) / 3)
-    # balance per problem: min(distinct / 4, 1) * distinct / selected
-    assert m["balance"] == pytest.approx((0.5 * 2 / 3 + 0 + 1.0 * 4 / 4) / 3)
+    # balance per problem: min(distinct correct / 4, 1) * distinct correct / distinct selected; with the
+    # exact verifier every selected answer is correct, so copies ("1+2" twice) lower nothing
+    assert m["balance"] == pytest.approx((0.5 * 2 / 2 + 0 + 1.0 * 4 / 4) / 3)
 
 
 def test_dpo_loss_matches_hand_computed_value():
@@ -65,14 +67,15 @@ def test_reference_logprobs_in_batches_equal_one_example_at_a_time():
 
 
 def test_bstar_metrics_with_an_imperfect_judge_match_hand_computed_values():
-    texts = [["1+2", "2+1", "3", "4"], ["5", "6", "7", "8"]]
+    texts = [["1+2", "1+2", "3", "4"], ["5", "6", "7", "8"]]
     correct = np.array([[1, 1, 0, 0], [0, 1, 0, 0]], dtype=bool)
-    reward = np.array([[0.9, 0.2, 0.8, 0.1], [0.6, 0.3, 0.1, 0.7]])
+    reward = np.array([[0.9, 0.9, 0.8, 0.1], [0.6, 0.3, 0.1, 0.7]])
     m = exploration_metrics(correct, texts, balance_target=2, reward=reward, threshold=0.5)
-    # selected: "1+2" (correct), "3" (wrong); "5" (wrong), "8" (wrong)
-    assert m["pass_at_k"] == 1.0 and m["diversity"] == pytest.approx(1.5)
+    # selected: "1+2" twice (correct), "3" (wrong); "5" (wrong), "8" (wrong)
+    assert m["pass_at_k"] == 1.0 and m["diversity"] == pytest.approx(1.0)
     assert m["reward_at_k"] == pytest.approx(0.5)  # top reward: "1+2" right, "8" wrong
-    assert m["precision"] == pytest.approx(1 / 4)
+    assert m["precision"] == pytest.approx(2 / 5)  # every selected sample counts, copies included
+    # 1 distinct correct of 2 distinct selected ("1+2", "3"), not 2 of 3 copies
     assert m["balance"] == pytest.approx((min(1 / 2, 1) * 1 / 2 + 0) / 2)
 
 
@@ -129,6 +132,14 @@ def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra, round0
     assert last["kept"] > 0 and 0 < last["pass_at_k"] <= 1 and last["temperature"] > 0 and last["loss"] == last["loss"]
     if recipe == "bstar":
         assert set(last["probe"]) == {"0.8", "1.2"} and last["temperature"] in (0.8, 1.2)
+        table = pq.read_table(out / "samples" / "round-001.parquet").to_pydict()
+        prompts, temps = np.array(table["prompt"]).reshape(-1, 4), np.array(table["temperature"]).reshape(-1, 4)
+        # both temperatures were probed on the same 100 problems, then the rest drawn at the chosen one
+        assert (prompts[:100] == prompts[100:200]).all() and (temps[:100] == 0.8).all()
+        assert (temps[100:200] == 1.2).all() and (temps[200:] == last["temperature"]).all() and len(temps) == 1200
+        # the monitors describe the samples drawn at the chosen temperature, the probe's included
+        correct = np.array(table["correct"]).reshape(-1, 4)[temps[:, 0] == last["temperature"]]
+        assert last["pass_at_k"] == pytest.approx(correct.any(axis=1).mean())
     assert (out / "plots" / "accuracy.png").exists() and (out / "plots" / "exploration.png").exists()
 
 

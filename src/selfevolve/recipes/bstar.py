@@ -3,13 +3,15 @@
 Zeng et al. (2024), "B-STaR: Monitoring and Balancing Exploration and Exploitation in
 Self-Taught Reasoners", arXiv:2412.17256
 
-The STaR loop (recipes/star.py), plus: each iteration first samples a probe of `probe_problems`
-of its problems at every temperature of `temperature_grid` (a fresh slice of problems per
-temperature), scores every (temperature, reward threshold) pair with the balance score (distinct
-correct selected answers per problem, capped at n* = balance_target, times their share of all
-selected answers), and samples the rest of its problems at the best temperature. The probe's
-answers are kept as training data too, so bstar draws exactly as many samples as star. With the
-exact verifier every threshold selects the same answers; with judge=orm, `threshold_grid` is searched.
+The STaR loop (recipes/star.py), plus: each iteration first samples the same `probe_problems` of
+its problems at every temperature of `temperature_grid` (one subset for all, as in the paper, so
+the temperatures are compared on equal problems), scores every (temperature, reward threshold)
+pair with the balance score (distinct correct selected answers per problem, capped at
+n* = balance_target, times their share of the distinct selected answers), and samples the rest of
+its problems at the best temperature. The probe's answers are kept as training data too, and the
+problems it displaces are not drawn, so bstar draws exactly as many samples as star. The
+iteration's monitors describe the samples at the chosen temperature. With the exact verifier every
+threshold selects the same answers; with judge=orm, `threshold_grid` is searched.
 
     selfevolve run bstar --set temperature_grid=0.6,0.8,1.0,1.2
 """
@@ -47,15 +49,15 @@ class Config(star.Config):
 
 
 def balanced_sampling(model, tok, task, cfg: Config, problems, gen, progress, judge):
-    """Probe every grid temperature on its own slice of `problems`, pick the (temperature, threshold)
-    with the highest balance score, sample the remaining problems at that temperature."""
+    """Probe every grid temperature on the first `probe_problems` of `problems`, pick the (temperature,
+    threshold) with the highest balance score, sample the problems after the probe's share of the
+    budget at that temperature."""
     n = cfg.probe_problems
     thresholds = cfg.threshold_grid if cfg.judge == "orm" else (cfg.reward_threshold,)
     probes, scores = [], {}
-    with progress.task(f"probe {len(cfg.temperature_grid)} temperatures on {n} problems each", total=None):
-        for i, t in enumerate(cfg.temperature_grid):
-            probes.append(sample_and_judge(model, tok, task, problems[i * n:(i + 1) * n], cfg.samples_per_problem, t,
-                                           gen, judge))
+    with progress.task(f"probe {len(cfg.temperature_grid)} temperatures on the same {n} problems", total=None):
+        for t in cfg.temperature_grid:
+            probes.append(sample_and_judge(model, tok, task, problems[:n], cfg.samples_per_problem, t, gen, judge))
             scores[str(t)] = {str(th): exploration_metrics(probes[-1].correct, probes[-1].texts, cfg.balance_target,
                                                            probes[-1].reward, th)["balance"] for th in thresholds}
     best_t, best_th = max(((t, th) for t in cfg.temperature_grid for th in thresholds),

@@ -130,6 +130,13 @@ class Answers:
         return Answers([p for a in parts for p in a.problems], [t for a in parts for t in a.texts],
                        *(np.concatenate([getattr(a, f) for a in parts]) for f in ("correct", "reward", "temperature")))
 
+    def drawn_at(self, temperature: float) -> Answers:
+        """The problems sampled at this temperature: what B-STaR's monitors describe is the configuration
+        an iteration chose, not the probe of the others that chose it."""
+        rows = np.flatnonzero(self.temperature[:, 0] == temperature)
+        return Answers([self.problems[i] for i in rows], [self.texts[i] for i in rows],
+                       *(getattr(self, f)[rows] for f in ("correct", "reward", "temperature")))
+
 
 Judge = Callable[[list[Problem], list[list[str]], np.ndarray], np.ndarray]
 
@@ -168,19 +175,23 @@ def exploration_metrics(correct: np.ndarray, texts: list[list[str]], balance_tar
     Exploration: pass_at_k (Pass@K-S, a correct answer among the k), diversity (distinct correct
     answers). Exploitation: reward_at_k (Reward@K-S, the highest-reward answer is correct) and
     precision (share of selected answers that are correct). balance: mean over problems of
-    min(n' / n*, 1) * n' / n, with n' distinct correct selected answers and n selected answers.
+    min(n' / n*, 1) * n' / n, with n' distinct correct selected answers and n distinct selected
+    answers. Distinct, as in the authors' code, which deduplicates the selected answers before it
+    scores them: counting copies would make a temperature that finds a right answer once look better
+    than one that finds it every time.
     """
     reward = correct.astype(np.float32) if reward is None else reward
     selected = reward >= threshold
-    rows = zip(texts, correct, selected, strict=True)
-    distinct = np.array([len({t for t, c in zip(row, ok, strict=True) if c}) for row, ok in zip(texts, correct,
+
+    def distinct(keep: np.ndarray) -> np.ndarray:  # distinct answers per problem where keep (problems, k)
+        return np.array([len({t for t, k in zip(row, ks, strict=True) if k}) for row, ks in zip(texts, keep,
                                                                                                   strict=True)])
-    good = np.array([len({t for t, c, s in zip(row, ok, sel, strict=True) if c and s}) for row, ok, sel in rows])
-    n = selected.sum(axis=1)
+
+    good, n = distinct(correct & selected), distinct(selected)
     balance = np.where(n > 0, np.minimum(good / balance_target, 1) * good / np.maximum(n, 1), 0)
     best = correct[np.arange(len(correct)), reward.argmax(axis=1)]
     return {"pass_at_k": float(correct.any(axis=1).mean()), "sample_accuracy": float(correct.mean()),
-            "diversity": float(distinct.mean()), "reward_at_k": float(best.mean()),
+            "diversity": float(distinct(correct).mean()), "reward_at_k": float(best.mean()),
             "precision": float((correct & selected).sum() / max(1, selected.sum())), "balance": float(balance.mean())}
 
 
@@ -306,10 +317,11 @@ def run(cfg: Config, store: RunStore, progress: Progress, propose=fixed_sampling
             kept.append(Examples.kept(tok, samples))
             # ---- LEARN
             optimizer, loss, tokens = learn(model, optimizer, cfg, labelled, kept, base, samples, gen, progress, r)
+            chosen = answers.drawn_at(temperature)
             record.update(kept=int(sum(samples["kept"])), samples=int(answers.correct.size),
                           temperature=temperature, threshold=threshold, probe=probe,
-                          **judge_info, **exploration_metrics(answers.correct, answers.texts, cfg.balance_target,
-                                                              answers.reward, threshold))
+                          **judge_info, **exploration_metrics(chosen.correct, chosen.texts, cfg.balance_target,
+                                                              chosen.reward, threshold))
         with progress.task(f"round {r}: evaluate", total=None):
             result = evaluate(model, tok, task, cfg, test, torch.Generator().manual_seed(cfg.seed + 77))
         record.update(pass1=result["pass1"], passk=result["passk"], loss=loss, tokens_trained=tokens,
