@@ -2,8 +2,12 @@
 
     python bench/sampler_hf.py [--batches 1,16,64] [--prompt 32] [--new 64] [--repeats 3] [--dtype float32]
 Prints one JSON line per batch size: {"bench": "sampler_hf", "batch", "ours_tokens_per_s",
-"hf_tokens_per_s", "speedup", "same_tokens"}. Both decode greedily exactly `new` tokens from the same
-random prompts, in the same dtype, one process, timed in alternation.
+"hf_tokens_per_s", "speedup", "same_tokens", "matmul_bound_tokens_per_s", "max_speedup"}. Both
+decode greedily exactly `new` tokens from the same random prompts, in the same dtype, one process,
+timed in alternation. The bound is what any sampler of these weights could reach here: the weight
+matmuls of the prefill and of every decode step (2 flops per weight per token, the vocabulary head
+once per row in the prefill) at the matmul peak measured in the same run; max_speedup is generate's
+time over that bound, the most any sampler could be ahead of it on this machine.
 """
 
 from __future__ import annotations
@@ -11,13 +15,21 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import emit, interleaved_best
+from common import emit, interleaved_best, matmul_peak_gflops
 
 from selfevolve.models.hf import SMOLLM2, load_model, resolve
 from selfevolve.models.sampler import generate
 
 
-def measure(ours_model, hf, batch: int, args) -> None:
+def matmul_seconds(model, batch: int, prompt: int, new: int, peak_gflops: float) -> float:
+    """Seconds of weight matmuls in one `generate` call at the peak: the floor for any sampler."""
+    head = model.lm_head.weight.numel()
+    body = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)) - head
+    flops = 2 * batch * (prompt * body + head + (new - 1) * (body + head))
+    return flops / (peak_gflops * 1e9)
+
+
+def measure(ours_model, hf, batch: int, args, peak_gflops: float) -> None:
     import transformers
 
     prompts = torch.randint(100, ours_model.cfg.vocab_size, (batch, args.prompt),
@@ -35,11 +47,14 @@ def measure(ours_model, hf, batch: int, args) -> None:
 
     best = interleaved_best({"ours": ours, "hf": theirs}, args.repeats)
     tokens = batch * args.new
+    floor = matmul_seconds(ours_model, batch, args.prompt, args.new, peak_gflops)
     emit(bench="sampler_hf", model=args.model, peer=f"transformers {transformers.__version__} generate",
          dtype=args.dtype, batch=batch, prompt=args.prompt, new_tokens=args.new, unit="tokens/s",
          ours_tokens_per_s=round(tokens / best["ours"], 1), hf_tokens_per_s=round(tokens / best["hf"], 1),
          speedup=round(best["hf"] / best["ours"], 2), same_tokens=bool(torch.equal(out["ours"], out["hf"])),
-         same_token_fraction=round((out["ours"] == out["hf"]).float().mean().item(), 4))
+         same_token_fraction=round((out["ours"] == out["hf"]).float().mean().item(), 4),
+         matmul_peak_gflops=round(peak_gflops, 1), matmul_bound_tokens_per_s=round(tokens / floor, 1),
+         max_speedup=round(best["hf"] / floor, 2))
 
 
 def main() -> None:
@@ -58,8 +73,9 @@ def main() -> None:
     ours_model = load_model(args.model, dtype=dtype)
     hf = transformers.AutoModelForCausalLM.from_pretrained(resolve(args.model), dtype=dtype).eval()
     hf.generation_config.eos_token_id = None  # exactly `new` tokens on both sides, as stop_id=-1 does
+    peak = matmul_peak_gflops("cpu", dtype=dtype)
     for batch in map(int, args.batches.split(",")):
-        measure(ours_model, hf, batch, args)
+        measure(ours_model, hf, batch, args, peak)
 
 
 if __name__ == "__main__":
