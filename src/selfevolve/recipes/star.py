@@ -183,9 +183,10 @@ def exploration_metrics(correct: np.ndarray, texts: list[list[str]], balance_tar
     reward = correct.astype(np.float32) if reward is None else reward
     selected = reward >= threshold
 
-    def distinct(keep: np.ndarray) -> np.ndarray:  # distinct answers per problem where keep (problems, k)
-        return np.array([len({t for t, k in zip(row, ks, strict=True) if k}) for row, ks in zip(texts, keep,
-                                                                                                  strict=True)])
+    def distinct(keep: np.ndarray) -> np.ndarray:
+        """Distinct answers per problem among those where keep (problems, k) is True."""
+        return np.array([len({t for t, k in zip(row, ks, strict=True) if k})
+                         for row, ks in zip(texts, keep, strict=True)])
 
     good, n = distinct(correct & selected), distinct(selected)
     balance = np.where(n > 0, np.minimum(good / balance_target, 1) * good / np.maximum(n, 1), 0)
