@@ -13,7 +13,6 @@ most any sampler could be ahead of it on this machine.
 from __future__ import annotations
 
 import argparse
-import time
 from collections import Counter
 
 import torch
@@ -32,20 +31,13 @@ def matmul_seconds(model, batch: int, prompt: int, new: int) -> float:
 
     def timed(rows: int, shape: torch.Size, repeats: int = 5) -> float:
         x, w = torch.randn(rows, shape[1], dtype=head.weight.dtype), torch.randn(*shape, dtype=head.weight.dtype)
-        return min(timeit(lambda: torch.nn.functional.linear(x, w)) for _ in range(repeats))
+        return interleaved_best({"linear": lambda: torch.nn.functional.linear(x, w)}, repeats)["linear"]
 
     def step(rows: int) -> float:
         return sum(n * timed(rows, shape) for shape, n in shapes.items())
 
     logits = timed(batch, head.weight.shape)
     return step(batch * prompt) + logits + (new - 1) * (step(batch) + logits)
-
-
-def timeit(fn) -> float:
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def measure(ours_model, hf, batch: int, args) -> None:

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 from common import emit
 
 from selfevolve.config import build_config, config_to_toml, parse_overrides
@@ -36,7 +35,7 @@ EXTRA = {"bstar": {"temperature_grid": [0.8, 1.0, 1.2, 1.4], "probe_problems": 1
 
 def pass_at_k_all(run_dir: Path, r: int, k: int) -> float:
     """Pass@K-S over every sample of iteration r: k consecutive rows per problem in its samples table."""
-    correct = pq.read_table(run_dir / "samples" / f"round-{r:03d}.parquet", columns=["correct"])["correct"]
+    correct = RunStore.open(run_dir).read_samples(r)["correct"]
     return float(np.asarray(correct.to_pylist()).reshape(-1, k).any(axis=1).mean())
 
 

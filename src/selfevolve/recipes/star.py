@@ -124,18 +124,19 @@ class Answers:
     correct: np.ndarray
     reward: np.ndarray
     temperature: np.ndarray
+    ARRAYS = ("correct", "reward", "temperature")  # the (P, k) fields, in field order
 
     @staticmethod
     def concat(parts: list[Answers]) -> Answers:
         return Answers([p for a in parts for p in a.problems], [t for a in parts for t in a.texts],
-                       *(np.concatenate([getattr(a, f) for a in parts]) for f in ("correct", "reward", "temperature")))
+                       *(np.concatenate([getattr(a, f) for a in parts]) for f in Answers.ARRAYS))
 
     def drawn_at(self, temperature: float) -> Answers:
         """The problems sampled at this temperature: what B-STaR's monitors describe is the configuration
         an iteration chose, not the probe of the others that chose it."""
         rows = np.flatnonzero(self.temperature[:, 0] == temperature)
         return Answers([self.problems[i] for i in rows], [self.texts[i] for i in rows],
-                       *(getattr(self, f)[rows] for f in ("correct", "reward", "temperature")))
+                       *(getattr(self, f)[rows] for f in Answers.ARRAYS))
 
 
 Judge = Callable[[list[Problem], list[list[str]], np.ndarray], np.ndarray]
