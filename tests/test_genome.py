@@ -24,12 +24,15 @@ def test_genome_keeps_its_elites_and_climbs(succession):
     state = evo.init(experts, fitness_of(experts), seed=1)
     first = state.best_fitness
     for _ in range(15):
-        elite = state.population[state.fitness.argsort(descending=True)[:2]]
         children = evo.ask(state)
         assert children.shape == (6, 50)
+        everyone = torch.cat([state.population, children])
         best_before = state.best_fitness
         state = evo.tell(state, children, fitness_of(children))
-        assert torch.equal(state.population[:2], elite)  # elites survive unchanged
+        # the two best of parents and children survive unchanged, every survivor is one of them
+        assert torch.equal(state.population[:2], everyone[fitness_of(everyone).argsort(descending=True)[:2]])
+        assert all((everyone == row).all(1).any() for row in state.population)
+        assert torch.equal(state.fitness, fitness_of(state.population))
         assert state.best_fitness >= best_before and len(state.population) == 8
         assert (state.personal_fitness >= state.fitness).all()
     assert state.best_fitness > first
@@ -85,6 +88,25 @@ def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_
         assert proc.returncode == 0, proc.stderr
         ray = summary(tmp_path / "ray")
         assert ray["test_accuracy"] == s["test_accuracy"] and ray["generations_log"] == s["generations_log"]
+
+
+def test_experts_of_a_pretrained_base_replay_what_it_writes_after_the_other_skills(smollm2):
+    from selfevolve.models.hf import load
+    from selfevolve.models.lora import LoraSpec, add_lora
+    from selfevolve.recipes.genome import Config, replay_pool
+
+    base, tok = load(str(smollm2))
+    model = add_lora(base.eval(), LoraSpec(r=4, alpha=8), seed=0).eval()
+    cfg = Config(model=str(smollm2), skills=("copy", "upper", "swap"), target=("copy", "upper"))
+    pool = replay_pool(cfg, model, tok)("copy")
+    tags = {tok.decode(row[:n].tolist()).split(":")[0] for row, n in zip(pool.ids, pool.prompt_lens, strict=True)}
+    assert len(pool) == 200 and tags == {"upper", "swap"}  # never the expert's own skill
+    for i in range(3):  # the base's own greedy writing (adapter B = 0), one full forward per token
+        seq = pool.ids[i, : pool.prompt_lens[i]].tolist()
+        with torch.no_grad():
+            for _ in range(int(pool.lens[i] - pool.prompt_lens[i])):
+                seq.append(int(model(torch.tensor([seq]))[0, -1].argmax()))
+        assert seq == pool.ids[i, : pool.lens[i]].tolist()
 
 
 def test_bad_genome_config_gets_one_clear_error(tmp_path):

@@ -14,6 +14,7 @@ from selfevolve.evolve.ops import (
     mutate,
     select,
     succession,
+    survive,
     ties_merge,
     trim,
 )
@@ -81,6 +82,31 @@ def test_selection_draws_with_the_stated_probabilities():
     torch.testing.assert_close(frequencies([0.1, 0.9, 0.5], "tournament", tournament_size=2),
                                torch.tensor([1 / 9, 5 / 9, 3 / 9]), atol=0.01, rtol=0)
     torch.testing.assert_close(frequencies([0.4, 0.4], "roulette"), torch.tensor([0.5, 0.5]), atol=0.01, rtol=0)
+
+
+def test_a_second_parent_is_never_the_first_and_keeps_the_stated_probabilities():
+    fitness = torch.tensor([0.0, 1.0, 3.0, 2.0])
+    first = torch.tensor([2, 1, 0, 3] * 15_000)
+    for method in ("roulette", "rank", "tournament"):
+        second = select(fitness, len(first), method, torch.Generator().manual_seed(4), exclude=first)
+        assert not (second == first).any()
+    second = select(fitness, len(first), "roulette", torch.Generator().manual_seed(5), exclude=first)
+    after_best = torch.bincount(second[first == 2], minlength=4).float() / 15_000  # shares 0, 1, -, 2
+    torch.testing.assert_close(after_best, torch.tensor([0.0, 1 / 3, 0.0, 2 / 3]), atol=0.015, rtol=0)
+    # the only one with a share is excluded: the others evenly
+    lone = select(torch.tensor([0.0, 5.0, 0.0]), 3000, "roulette", torch.Generator().manual_seed(6),
+                  exclude=torch.ones(3000, dtype=torch.long))
+    torch.testing.assert_close(torch.bincount(lone, minlength=3).float() / 3000, torch.tensor([0.5, 0.0, 0.5]),
+                               atol=0.03, rtol=0)
+
+
+def test_survivors_are_the_elites_then_distinct_tournament_winners():
+    fitness = torch.tensor([0.2, 0.9, 0.1, 0.7, 0.5, 0.0, 0.3])
+    for seed in range(20):
+        keep = survive(fitness, 5, 2, torch.Generator().manual_seed(seed), tournament_size=3)
+        assert keep[:2].tolist() == [1, 3] and len(set(keep.tolist())) == 5
+        assert 5 not in keep.tolist()  # the worst never wins a tournament of 3 among the 5 left
+    assert sorted(survive(fitness, 7, 2, torch.Generator()).tolist()) == list(range(7))  # room for all
 
 
 def test_succession_follows_its_formula():

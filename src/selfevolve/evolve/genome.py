@@ -6,11 +6,13 @@
         children = evo.ask(state)                      # (pop_size - elites, dim)
         state = evo.tell(state, children, fitness)     # fitness of those children
 
-Each generation keeps the `elites` best, draws parents by fitness, makes each child by a
-fitness-weighted crossover of two parents (or a copy of one) plus masked Gaussian mutation,
-and with `succession` (GENOME+) moves the child by a particle-swarm step: towards its better
-parent's best-ever weights and the population's best, away from the worst. Fitness is
-deterministic (a fixed dev split), so elites are not evaluated again.
+Each generation draws pairs of distinct parents by fitness, makes each child by a
+fitness-weighted crossover of the two (or a copy of one) plus masked Gaussian mutation, and
+with `succession` (GENOME+) moves the child by a particle-swarm step: towards its better
+parent's best-ever weights and the population's best, away from the worst. Parents and children
+then compete for the `pop_size` places: the `elites` best, the rest by tournament (as in the
+GENOME authors' code). Fitness is deterministic (a fixed dev split), so survivors are not
+evaluated again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from selfevolve.evolve.ops import SELECTIONS, crossover, mutate, select, succession
+from selfevolve.evolve.ops import SELECTIONS, crossover, mutate, select, succession, survive
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,8 @@ class Genome:
         rng.set_state(state.rng)
         n = cfg.pop_size - cfg.elites
         f = state.fitness
-        pairs = select(f, 2 * n, cfg.selection, rng, cfg.tournament_size).view(n, 2)
-        a, b = pairs[:, 0], pairs[:, 1]
+        a = select(f, n, cfg.selection, rng, cfg.tournament_size)
+        b = select(f, n, cfg.selection, rng, cfg.tournament_size, exclude=a)
         cross = torch.rand(n, generator=rng) < cfg.crossover_rate
         pop = state.population
         x = torch.where(cross[:, None], crossover(pop[a], pop[b], f[a], f[b], cfg.crossover_scale), pop[a])
@@ -112,15 +114,17 @@ class Genome:
         improved = fitness > state.personal_fitness[line]
         personal = torch.where(improved[:, None], children, state.personal_best[line])
         personal_f = torch.where(improved, fitness, state.personal_fitness[line])
-        keep = state.fitness.argsort(descending=True)[: cfg.elites]
         best, best_f = state.best, state.best_fitness
         if fitness.max() > best_f:
             best, best_f = children[fitness.argmax()].clone(), float(fitness.max())
         worst, worst_f = state.worst, state.worst_fitness
         if fitness.min() < worst_f:
             worst, worst_f = children[fitness.argmin()].clone(), float(fitness.min())
+        everyone = torch.cat([state.fitness, fitness])
+        rng = torch.Generator()
+        rng.set_state(state.rng)
+        keep = survive(everyone, cfg.pop_size, cfg.elites, rng, cfg.tournament_size)
         return GenomeState(
-            state.generation + 1,
-            torch.cat([state.population[keep], children]), torch.cat([state.fitness[keep], fitness]),
-            torch.cat([state.velocity[keep], velocity]), torch.cat([state.personal_best[keep], personal]),
-            torch.cat([state.personal_fitness[keep], personal_f]), best, best_f, worst, worst_f, state.rng)
+            state.generation + 1, torch.cat([state.population, children])[keep], everyone[keep],
+            torch.cat([state.velocity, velocity])[keep], torch.cat([state.personal_best, personal])[keep],
+            torch.cat([state.personal_fitness, personal_f])[keep], best, best_f, worst, worst_f, rng.get_state())

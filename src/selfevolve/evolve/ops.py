@@ -117,22 +117,55 @@ def mutate(x: torch.Tensor, rate: float, sigma: float, generator: torch.Generato
     return x + mask * sigma * torch.randn(x.shape, generator=generator)
 
 
-def select(fitness: torch.Tensor, n: int, method: str, generator: torch.Generator,
-           tournament_size: int = 3) -> torch.Tensor:
+def _shares(fitness: torch.Tensor, method: str) -> torch.Tensor:
+    """Unnormalised selection probabilities: linear rank, or roulette in proportion to fitness
+    (shifted above the worst only where some fitness is negative; all zero -> uniform). Not shifted
+    otherwise: in a converged population the shift would leave the worst no share at all."""
+    m = len(fitness)
+    if method == "rank":
+        return torch.empty(m).scatter_(0, fitness.argsort(), torch.arange(1, m + 1, dtype=torch.float32))
+    p = fitness - fitness.min() if fitness.min() < 0 else fitness.clone()
+    return p if p.sum() > 0 else torch.ones(m)
+
+
+def select(fitness: torch.Tensor, n: int, method: str, generator: torch.Generator, tournament_size: int = 3,
+           exclude: torch.Tensor | None = None) -> torch.Tensor:
     """Indices of `n` parents drawn with replacement by fitness-proportional (roulette), tournament
-    or linear-rank selection."""
+    or linear-rank selection. exclude: (n,) one index per draw that it may not return (a child's
+    first parent, so that nothing mates with itself); needs at least two individuals."""
     if method not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {method!r}")
     m = len(fitness)
     if method == "tournament":
-        entrants = torch.randint(m, (n, tournament_size), generator=generator)
+        if exclude is None:
+            entrants = torch.randint(m, (n, tournament_size), generator=generator)
+        else:  # drawn from the others: skip over the excluded index
+            entrants = torch.randint(m - 1, (n, tournament_size), generator=generator)
+            entrants += entrants >= exclude[:, None]
         return entrants.gather(1, fitness[entrants].argmax(1, keepdim=True)).squeeze(1)
-    if method == "rank":
-        p = torch.empty(m).scatter_(0, fitness.argsort(), torch.arange(1, m + 1, dtype=torch.float32))
-    else:  # roulette on fitness above the worst, so it works for any sign; all equal -> uniform
-        p = fitness - fitness.min()
-        p = p if p.sum() > 0 else torch.ones(m)
-    return torch.multinomial(p, n, replacement=True, generator=generator)
+    p = _shares(fitness, method).expand(n, m).clone()
+    if exclude is not None:
+        rows = torch.arange(n)
+        p[rows, exclude] = 0
+        p[p.sum(1) == 0] = 1  # only the excluded one had a share: the others evenly
+        p[rows, exclude] = 0
+    return torch.multinomial(p, 1, generator=generator).squeeze(1)
+
+
+def survive(fitness: torch.Tensor, keep: int, elites: int, generator: torch.Generator,
+            tournament_size: int = 3) -> torch.Tensor:
+    """Indices of the `keep` survivors of parents and children together, as the GENOME authors'
+    code selects: the `elites` best, then tournament winners drawn without replacement from the
+    rest. A parent stays until better ones push it out, so one generation of good children cannot
+    wipe out a skill the population still needs."""
+    order = fitness.argsort(descending=True, stable=True)
+    chosen, rest = order[:elites].tolist(), order[elites:].tolist()
+    while len(chosen) < min(keep, len(fitness)):
+        draw = torch.randperm(len(rest), generator=generator)[:tournament_size].tolist()
+        winner = max((rest[i] for i in draw), key=lambda i: float(fitness[i]))
+        chosen.append(winner)
+        rest.remove(winner)
+    return torch.tensor(chosen)
 
 
 def succession(x: torch.Tensor, velocity: torch.Tensor, personal_best: torch.Tensor, global_best: torch.Tensor,

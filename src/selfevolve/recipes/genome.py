@@ -41,7 +41,8 @@ from selfevolve.tasks.base import Problem
 from selfevolve.tasks.skills import check_skills, skill_problems
 from selfevolve.train.sft import Examples, SFTConfig, TrainingConfig, make_optimizer, train_on_pools
 
-DEV, TEST, BASE = 1, 2, 3  # random streams of the splits and the base model's data
+DEV, TEST, BASE, REPLAY = 1, 2, 3, 4  # random streams of the splits, the base model's data, replay prompts
+REPLAY_TOKENS = 8  # of a pretrained base's writing an expert replays: longer than any answer
 
 
 @dataclass
@@ -75,8 +76,9 @@ class Config(TrainingConfig):
     expert_learning_rate: float = 2e-3
     """Peak learning rate of the experts (small: their updates must stay mergeable)."""
     expert_replay: float = 0.5
-    """Share of each expert's batches drawn from the base model's mixture of all skills, so an
-    expert improves its skill without forgetting the others (tiny model only)."""
+    """Share of each expert's batches that replay the rest, so an expert learns its own skill
+    without overwriting what the model does on the other skills' prompts: the tiny base model's
+    mixture of all skills, or a pretrained base model's own writing (see `replay_pool`)."""
     pop_size: int = 10
     """Individuals per generation (the experts are generation 0)."""
     generations: int = 12
@@ -194,25 +196,55 @@ def experts(cfg: Config, model, tok, store: RunStore, progress: Progress) -> dic
     fresh = adapter_state(model)  # A random, B zero
     for name, p in model.named_parameters():
         p.requires_grad_("lora_B" in name)
-    out = {}
+    out, replay = {}, None
     for i, skill in enumerate(cfg.skills):
         path = store.path / "experts" / skill
         if path.exists():
             out[skill] = read_adapter(path)[1]
             continue
         set_adapter_state(model, fresh)
+        if cfg.expert_replay > 0 and replay is None:
+            replay = replay_pool(cfg, model, tok)
         sft = SFTConfig(learning_rate=cfg.expert_learning_rate, batch_size=cfg.batch_size, weight_decay=0.0,
                         warmup_steps=min(50, cfg.expert_steps // 4))
         data = [examples(tok, skill_problems((skill,), 5_000, np.random.default_rng([cfg.seed, 10 + i])))]
         shares = [1.0]
-        if cfg.model == "tiny" and cfg.expert_replay > 0:
-            data.append(examples(tok, base_mixture(cfg)))
+        if cfg.expert_replay > 0:
+            data.append(replay(skill))
             shares = [1 - cfg.expert_replay, cfg.expert_replay]
         train_on_pools(model, make_optimizer(model, sft), sft, data, shares, cfg.expert_steps,
                        torch.Generator().manual_seed(cfg.seed + i), progress, f"expert {skill}")
         save_adapter(model, cfg.lora(), path, base=cfg.model)
         out[skill] = adapter_state(model)
     return out
+
+
+def replay_pool(cfg: Config, model, tok):
+    """skill -> what its expert replays. The tiny base model was trained on every skill: its experts
+    replay that mixture. A pretrained base knows none of them, so replaying their answers would teach
+    every expert every skill; its expert replays instead what the base itself writes (greedy, no
+    adapter) after the other skills' prompts. An expert that only ever saw its own skill applies it
+    to every prompt, whatever the tag, and a merge of such experts does one skill or the other;
+    with this replay the tag keeps deciding, and a merge can hold several skills."""
+    if cfg.model == "tiny":
+        mixture = examples(tok, base_mixture(cfg))
+        return lambda skill: mixture
+    from selfevolve.models.sampler import generate
+
+    problems = skill_problems(cfg.skills, 100 * len(cfg.skills), np.random.default_rng([cfg.seed, REPLAY]))
+    prompts = [tok.encode(p.prompt) for p in problems]
+    with torch.no_grad():
+        written = generate(model, prompts, REPLAY_TOKENS, stop_id=tok.eos_id, pad_id=tok.pad_id)
+
+    def pool(skill: str) -> Examples:
+        rows = [i for i, p in enumerate(problems) if p.fields["skill"] != skill]
+        seqs = [prompts[i] + written.tokens[i, : written.lengths[i]].tolist() for i in rows]
+        lens = torch.tensor([len(q) for q in seqs])
+        ids = torch.full((len(seqs), int(lens.max())), tok.pad_id, dtype=torch.long)
+        for j, q in enumerate(seqs):
+            ids[j, : len(q)] = torch.tensor(q)
+        return Examples(ids, torch.tensor([len(prompts[i]) for i in rows]), lens)
+    return pool
 
 
 # -- fitness -----------------------------------------------------------------------------------
