@@ -4,8 +4,8 @@ Zhang et al. (2025), "Nature-Inspired Population-Based Evolution of Large Langua
 arXiv:2503.01155
 
     experts    one LoRA adapter per source skill, trained here from one shared frozen A (so a merge
-               of their B matrices is exactly that merge of their weight updates), or the user's
-               peft adapter directories (`adapters=dir1,dir2,...`)
+               of their B matrices is exactly that merge of their weight updates) with a replay of
+               the rest (`replay_pool`), or the user's peft adapter directories (`adapters=dir1,...`)
     target     an even mixture of skills (`target`): each expert specialises in one skill and
                forgets some of the others, so no single expert covers it
     evolve     generation 0 = the experts; then GENOME's crossover, mutation, selection and
