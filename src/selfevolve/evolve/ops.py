@@ -124,7 +124,7 @@ def _shares(fitness: torch.Tensor, method: str) -> torch.Tensor:
     m = len(fitness)
     if method == "rank":
         return torch.empty(m).scatter_(0, fitness.argsort(), torch.arange(1, m + 1, dtype=torch.float32))
-    p = fitness - fitness.min() if fitness.min() < 0 else fitness.clone()
+    p = fitness - fitness.min() if fitness.min() < 0 else fitness
     return p if p.sum() > 0 else torch.ones(m)
 
 

@@ -238,12 +238,8 @@ def replay_pool(cfg: Config, model, tok):
 
     def pool(skill: str) -> Examples:
         rows = [i for i, p in enumerate(problems) if p.fields["skill"] != skill]
-        seqs = [prompts[i] + written.tokens[i, : written.lengths[i]].tolist() for i in rows]
-        lens = torch.tensor([len(q) for q in seqs])
-        ids = torch.full((len(seqs), int(lens.max())), tok.pad_id, dtype=torch.long)
-        for j, q in enumerate(seqs):
-            ids[j, : len(q)] = torch.tensor(q)
-        return Examples(ids, torch.tensor([len(prompts[i]) for i in rows]), lens)
+        return Examples.of_tokens([prompts[i] for i in rows],
+                                  [written.tokens[i, : written.lengths[i]].tolist() for i in rows], tok.pad_id)
     return pool
 
 

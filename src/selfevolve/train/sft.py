@@ -91,13 +91,18 @@ class Examples:
     @classmethod
     def encode(cls, tok: CharTokenizer, prompts: list[str], answers: list[str]) -> Examples:
         # prompt and answer encoded apart: a subword tokenizer must not merge across the boundary
-        encoded = [tok.encode(p) for p in prompts]
-        seqs = [e + tok.encode(a) + [tok.eos_id] for e, a in zip(encoded, answers, strict=True)]
+        return cls.of_tokens([tok.encode(p) for p in prompts], [tok.encode(a) + [tok.eos_id] for a in answers],
+                             tok.pad_id)
+
+    @classmethod
+    def of_tokens(cls, prompts: list[list[int]], answers: list[list[int]], pad_id: int) -> Examples:
+        """Prompt and answer ids as given (no stop token added: e.g. a model's own unfinished writing)."""
+        seqs = [p + a for p, a in zip(prompts, answers, strict=True)]
         lens = torch.tensor([len(s) for s in seqs])
-        ids = torch.full((len(seqs), int(lens.max()) if seqs else 1), tok.pad_id, dtype=torch.long)
+        ids = torch.full((len(seqs), int(lens.max()) if seqs else 1), pad_id, dtype=torch.long)
         for i, s in enumerate(seqs):
             ids[i, : len(s)] = torch.tensor(s)
-        return cls(ids, torch.tensor([len(e) for e in encoded]), lens)
+        return cls(ids, torch.tensor([len(p) for p in prompts]), lens)
 
     def __len__(self) -> int:
         return len(self.lens)
