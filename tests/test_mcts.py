@@ -10,11 +10,13 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.search import mcts
 from selfevolve.search.mcts import MCTSConfig, Node, Tree, backprop, search, select, uct_child
-from selfevolve.tasks.wordmath import WordMathTask
+from selfevolve.sandbox import run_step
+from selfevolve.tasks.wordmath import WordMathTask, parse_step
 
 
 def child(parent: Node, step: str, terminal: bool = False, reward: float = 0.0) -> Node:
-    node = Node(step, {}, parent, parent.depth + 1, terminal=terminal, reward=reward)
+    names = run_step(parse_step(step)[1], parent.names) if ": " in step else {}
+    node = Node(step, names, parent, parent.depth + 1, terminal=terminal, reward=reward)
     parent.children.append(node)
     parent.expanded, parent.expansions = True, 1
     return node
@@ -87,6 +89,16 @@ def test_trajectories_and_pairs_come_from_correct_vs_incorrect_siblings():
     assert ("a: x = 1", "b: x = 2") in pairs  # first step: the branch that reaches the answer wins
     assert ("a: x = 1\na1: answer = x", "a: x = 1\na2: answer = x + 1") in pairs
     assert len(pairs) == 2
+
+
+def test_a_failed_step_that_computes_what_a_correct_sibling_computes_is_not_a_worse_step():
+    tree = tree_with_two_branches()
+    a = tree.root.children[0]
+    twin = child(tree.root, "typo: x = 1")  # a's code under another text; its one rollout failed later
+    backprop(child(twin, "t1: answer = x + 1", terminal=True, reward=-1.0), -1.0)
+    pairs = mcts.preference_pairs(tree)
+    assert not any(worse.startswith("typo") for _, worse in pairs)
+    assert ("a: x = 1", "b: x = 2") in pairs and mcts.solved(a) and not mcts.solved(twin)
 
 
 def test_search_prunes_steps_that_do_not_run_and_counts_its_tokens():

@@ -239,11 +239,15 @@ def best_trajectories(tree: Tree, k: int) -> list[list[Node]]:
 
 def preference_pairs(tree: Tree, per_side: int = 2) -> list[tuple[str, str]]:
     """(better, worse) partial solutions sharing a parent: the `per_side` highest-Q children that lead
-    to a correct answer against the `per_side` lowest-Q ones that do not (rStar-Math's PPM data)."""
+    to a correct answer against the `per_side` lowest-Q ones that do not (rStar-Math's PPM data).
+    A child whose code computes what a correct sibling's does (`bys: n = n + 3` beside `buys: n = n + 3`)
+    is no worse, only unluckier later, and is never a `worse` step."""
     pairs = []
     for parent in tree.root.walk():
         tried = [c for c in parent.children if c.visits]
-        good = sorted((c for c in tried if solved(c)), key=lambda c: -c.q)[:per_side]
-        bad = sorted((c for c in tried if not solved(c)), key=lambda c: c.q)[:per_side]
+        right = [c for c in tried if solved(c)]
+        good = sorted(right, key=lambda c: -c.q)[:per_side]
+        bad = sorted((c for c in tried if not solved(c) and all(c.names != g.names for g in right)),
+                     key=lambda c: c.q)[:per_side]
         pairs += [(g.solution(), b.solution()) for g in good for b in bad]
     return pairs
