@@ -8,9 +8,9 @@ import torch
 
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
+from selfevolve.sandbox import run_step
 from selfevolve.search import mcts
 from selfevolve.search.mcts import MCTSConfig, Node, Tree, backprop, search, select, uct_child
-from selfevolve.sandbox import run_step
 from selfevolve.tasks.wordmath import WordMathTask, parse_step
 
 
