@@ -42,5 +42,6 @@ def test_export_refuses_to_overwrite(tmp_path, tok):
 
     (tmp_path / "hf").mkdir()
     (tmp_path / "hf" / "keep.txt").write_text("x")
-    with pytest.raises(RunDirError, match="not empty"):
-        export_hf({"model_config": {}, "tensors": {}}, tmp_path / "hf")
+    with pytest.raises(RunDirError, match="did not write"):
+        export_hf({"model_config": {}, "tensors": {}}, tmp_path / "hf", overwrite=True)
+    assert (tmp_path / "hf" / "keep.txt").read_text() == "x"

@@ -29,7 +29,7 @@ def test_create_refuses_to_overwrite(tmp_path):
     assert (tmp_path / "run" / "config.toml").read_text() == "seed = 1\n"
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(RunDirError, match="not a selfevolve run"):
+    with pytest.raises(RunDirError, match="files that selfevolve did not write"):
         RunStore.create(tmp_path / "mine", "length-gen", "", overwrite=True)
     assert (tmp_path / "mine" / "thesis.tex").exists()
 

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from selfevolve.config import build_config, config_to_toml, field_docs, load_config
-from selfevolve.errors import SelfEvolveError
+from selfevolve.errors import RunCrashed, SelfEvolveError
 from selfevolve.progress import Progress
 from selfevolve.recipes import RECIPES, get_recipe
 from selfevolve.store import RunStore
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False,
                   help="Self-evolving models: generate, judge, select, learn, round after round.")
-console = Console(width=None if sys.stdout.isatty() else 200)  # logs and pipes get the whole table
+# logs and pipes get the whole table; no markup: paths and values print as they are ([0, 1] stays)
+console = Console(width=None if sys.stdout.isatty() else 200, markup=False)
 
 
 def _default_out(recipe: str, cfg) -> Path:
@@ -38,9 +45,18 @@ def _execute(store: RunStore, cfg) -> None:
     from selfevolve.report import write_report
 
     recipe = get_recipe(store.recipe)
-    console.print(f"[bold]{store.recipe}[/] -> {store.path}")
-    with Progress(enabled=True) as progress:
-        summary = recipe.run(cfg, store, progress)
+    console.print(Text.assemble((store.recipe, "bold"), f" -> {store.path}"))
+    try:
+        with Progress(enabled=True) as progress:
+            summary = recipe.run(cfg, store, progress)
+    except SelfEvolveError:
+        raise
+    except Exception as err:  # a bug, a full disk, a lost file: the run stays resumable
+        log = _write_log(store.path / "error.log", err)
+        with contextlib.suppress(sqlite3.Error):
+            store.event("error", f"{type(err).__name__}: {err}")
+        raise RunCrashed(f"{type(err).__name__}: {err} (at {_where(err)}); {log}; "
+                         f"`selfevolve resume {store.path}` continues from the last finished round") from None
     if hasattr(recipe, "table"):
         console.print(recipe.table(summary))
     console.print(recipe.headline(summary))
@@ -218,6 +234,10 @@ def serve(
     max_batch: Annotated[int, typer.Option(help="Most sequences generated together.")] = 64,
 ) -> None:
     """Serve a model with an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)."""
+    if not 1 <= port <= 65535:
+        raise SelfEvolveError(f"--port must be in 1..65535, got {port}")
+    if max_batch < 1:
+        raise SelfEvolveError(f"--max-batch must be >= 1, got {max_batch}")
     from selfevolve.models.hf import SERVE_EXTRAS, require
     from selfevolve.models.lm import TransformerLM
 
@@ -238,29 +258,51 @@ def list_() -> None:
 
     for name in sorted(RECIPES):
         module = get_recipe(name)
-        console.print(f"[bold]recipe {name}[/]: {module.__doc__.strip().splitlines()[0]}")
+        console.print(Text.assemble((f"recipe {name}", "bold"), f": {module.__doc__.strip().splitlines()[0]}"))
         docs = field_docs(module.Config)
         defaults = module.Config()
         for key, doc in docs.items():
-            console.print(f"  {key} = {getattr(defaults, key)!r}  [dim]{doc}[/]")
-    console.print(f"[bold]tasks[/]: {', '.join(sorted(TASKS))}")
+            console.print(Text.assemble(f"  {key} = {getattr(defaults, key)!r}  ", (doc, "dim")))
+    console.print(Text.assemble(("tasks", "bold"), f": {', '.join(sorted(TASKS))}"))
+
+
+def _fail(message: str, code: int) -> None:
+    """One line on stderr, user values printed as they are (no Rich markup), then exit."""
+    Console(stderr=True, soft_wrap=True).print(Text.assemble(("error: ", "red"), message))
+    sys.exit(code)
+
+
+def _write_log(path: Path, err: BaseException) -> str:
+    """Save the traceback; says where, or why it could not (a full disk is one reason runs stop)."""
+    from selfevolve.store import atomic_write
+
+    try:
+        atomic_write(path, "".join(traceback.format_exception(err)))
+    except OSError as why:
+        return f"the traceback could not be saved ({why.strerror or why})"
+    return f"the traceback is in {path}"
+
+
+def _where(err: BaseException) -> str:
+    frame = traceback.extract_tb(err.__traceback__)[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno}"
 
 
 def main() -> None:
     try:
         app(standalone_mode=False)
     except SelfEvolveError as err:
-        Console(stderr=True).print(f"[red]error:[/] {err}")
-        sys.exit(2)
+        _fail(str(err), err.exit_code)
+    except typer.TyperException as err:  # usage errors (Typer >= 0.29 bundles its own click): one line
+        ctx = getattr(err, "ctx", None)
+        _fail(f"{err.format_message().rstrip('.')}; `{ctx.command_path if ctx else 'selfevolve'} --help` shows the "
+              "usage", 2)
     except (typer.Abort, KeyboardInterrupt):
         Console(stderr=True).print("aborted; `selfevolve resume DIR` continues from the last finished round")
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as err:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(2)
-        raise
+    except Exception as err:  # a bug of ours outside a run: one line, the traceback in a file
+        fd, name = tempfile.mkstemp(prefix="selfevolve-error-", suffix=".log")
+        os.close(fd)
+        _fail(f"{type(err).__name__}: {err} (at {_where(err)}); {_write_log(Path(name), err)}", 1)

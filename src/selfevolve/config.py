@@ -63,6 +63,9 @@ def build_config(cls: type[C], values: dict[str, Any]) -> C:
     if unknown:
         raise ConfigError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(sorted(fields))}")
     kwargs = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+    for name in ("seed", *(k for k in kwargs if k.endswith("_seed"))):
+        if isinstance(kwargs.get(name), int) and kwargs[name] < 0:  # numpy and torch seeds are unsigned
+            raise ConfigError(f"{name} must be >= 0, got {kwargs[name]}")
     try:
         return cls(**kwargs)
     except ValueError as err:

@@ -4,6 +4,8 @@
 class SelfEvolveError(Exception):
     """Bad input from the user: a config value, a run directory, a checkpoint."""
 
+    exit_code = 2
+
 
 class ConfigError(SelfEvolveError, ValueError):
     """A config key, type or value is not allowed."""
@@ -15,3 +17,9 @@ class RunDirError(SelfEvolveError):
 
 class CheckpointError(SelfEvolveError):
     """A checkpoint is truncated, corrupt or from another model."""
+
+
+class RunCrashed(SelfEvolveError):
+    """A run stopped on an unexpected error; its traceback is in the run's error.log and it can resume."""
+
+    exit_code = 1

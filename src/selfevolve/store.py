@@ -14,6 +14,7 @@ place only when complete: its presence is the "round finished" marker resume rel
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ import sqlite3
 import tempfile
 import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +79,80 @@ def read_json(path: Path, what: str) -> Any:
         raise CheckpointError(f"{what}: {path} is not valid JSON (truncated or corrupt)") from None
 
 
+MARKER = ".selfevolve"
+
+
+def write_marker(path: Path, kind: str) -> None:
+    """Sign a directory as ours: only a directory with this marker may ever be replaced or deleted."""
+    atomic_json(Path(path) / MARKER, {"kind": kind, "format_version": FORMAT_VERSION})
+
+
+def marker_kind(path: Path) -> str | None:
+    """"run" or "export" for a directory we wrote, None for anything else."""
+    try:
+        return json.loads((Path(path) / MARKER).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_replaceable(path: Path, kind: str, overwrite: bool, option: str) -> None:
+    """Refuse, touching nothing, unless `path` is free (absent or empty) or, with `overwrite`, holds
+    a directory of `kind` that we wrote."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise RunDirError(f"{path} exists and is not a directory; choose another {option}")
+    if not any(path.iterdir()):
+        return
+    found = marker_kind(path)
+    if found != kind:
+        what = f"a selfevolve {found}" if found else "files that selfevolve did not write"
+        raise RunDirError(f"{path} holds {what}; selfevolve replaces only its own {kind} directories (marked "
+                          f"by {MARKER}): choose another {option}")
+    if not overwrite:
+        raise RunDirError(f"{path} already holds another {kind}; choose another {option} or pass --overwrite")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+@contextmanager
+def build_beside(final: Path) -> Iterator[Path]:
+    """Yield a new directory beside `final` to fill; when the block ends it takes `final`'s place
+    whole (an old directory there, already checked with `check_replaceable`, is swapped out and only
+    then deleted), and on an error it is removed, leaving `final` as it was."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.new-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a run is meant to be shared like any directory
+    try:
+        yield tmp
+        if final.is_dir() and any(final.iterdir()):
+            if _exchange(tmp, final):
+                shutil.rmtree(tmp)
+            else:
+                old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
+                os.replace(final, old / final.name)
+                os.replace(tmp, final)
+                shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)  # over nothing, or over an empty directory
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(final.parent)
+
+
 class RunStore:
     """One run directory. Use `RunStore.create` for a new run and `RunStore.open` to resume one."""
 
@@ -98,22 +175,20 @@ class RunStore:
     # -- creating and opening -------------------------------------------------------------
     @classmethod
     def create(cls, path: Path, recipe: str, config_toml: str, overwrite: bool = False) -> RunStore:
+        """Make a new run directory. It is built beside `path` and moved into place whole, so a crash
+        leaves the previous run (with `overwrite`) intact or no directory at all."""
         path = Path(path)
-        if path.exists() and any(path.iterdir()):
-            if not overwrite:
-                what = "another run" if (path / "config.toml").exists() else "files"
-                raise RunDirError(f"{path} already holds {what}; choose another --out or pass --overwrite")
-            if not (path / "config.toml").exists():
-                raise RunDirError(f"{path} holds files that are not a selfevolve run; refusing to delete them")
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
-        atomic_write(path / "config.toml", config_toml)
-        store = cls(path)
-        with store.db:
-            store.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                 [("format_version", str(FORMAT_VERSION)), ("recipe", recipe)])
-        store.event("created", f"recipe {recipe}")
-        return store
+        check_replaceable(path, "run", overwrite, "--out")
+        with build_beside(path) as tmp:
+            write_marker(tmp, "run")
+            atomic_write(tmp / "config.toml", config_toml)
+            store = cls(tmp)
+            with store.db:
+                store.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                     [("format_version", str(FORMAT_VERSION)), ("recipe", recipe)])
+            store.event("created", f"recipe {recipe}")
+            store.db.close()
+        return cls(path)
 
     @classmethod
     def open(cls, path: Path) -> RunStore:
@@ -280,11 +355,13 @@ def model_from_checkpoint(ckpt: dict[str, Any], into: torch.nn.Module | None = N
             into = Transformer(TransformerConfig(**ckpt["model_config"]))
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"checkpoint model config is not a selfevolve transformer ({err})") from None
-    expected = {k: v.shape for k, v in checkpoint_tensors(into).items()}
-    got = {k: v.shape for k, v in ckpt["tensors"].items()}
+    expected = {k: (tuple(v.shape), v.dtype) for k, v in checkpoint_tensors(into).items()}
+    got = {k: (tuple(v.shape), v.dtype) for k, v in ckpt["tensors"].items()}
     if got != expected:
         diff = sorted(set(got) ^ set(expected)) or [k for k in got if got[k] != expected[k]]
-        raise CheckpointError(f"checkpoint weights do not fit this model (first mismatch: {diff[0]}); "
+        shown = f"{diff[0]}: {got[diff[0]]} where the model has {expected[diff[0]]}" if (
+            diff[0] in got and diff[0] in expected) else diff[0]
+        raise CheckpointError(f"checkpoint weights do not fit this model (first mismatch: {shown}); "
                               "was it written by another recipe or config?")
     into.load_state_dict(ckpt["tensors"], strict=False)
     return into

@@ -13,9 +13,8 @@ from typing import Any
 
 from safetensors.torch import save_file
 
-from selfevolve.errors import RunDirError
 from selfevolve.models.tokenizer import CharTokenizer
-from selfevolve.store import atomic_json
+from selfevolve.store import atomic_json, build_beside, check_replaceable, model_from_checkpoint, write_marker
 
 MODELING_FILE = Path(__file__).with_name("hf_modeling.py")
 
@@ -62,15 +61,17 @@ def hf_config(model_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_hf(ckpt: dict[str, Any], out: Path, overwrite: bool = False) -> Path:
-    """Write config.json, model.safetensors (and the modeling file where needed) to `out`."""
+    """Write config.json, model.safetensors (and the modeling file where needed) to `out`, after
+    checking the checkpoint's weights against its config; `overwrite` replaces only an earlier export."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise RunDirError(f"{out} is not empty; choose another --hf directory or pass --overwrite")
-        shutil.rmtree(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    check_replaceable(out, "export", overwrite, "--hf directory")
+    model_from_checkpoint(ckpt)  # names, shapes and dtypes fit the config, or CheckpointError
+    with build_beside(out) as tmp:
+        _write(ckpt, tmp)
+    return out
+
+
+def _write(ckpt: dict[str, Any], tmp: Path) -> None:
     config = hf_config(ckpt["model_config"])
     tensors = {(k if k.startswith("lm_head") else f"model.{k}"): v.contiguous() for k, v in ckpt["tensors"].items()}
     save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
@@ -82,6 +83,4 @@ def export_hf(ckpt: dict[str, Any], out: Path, overwrite: bool = False) -> Path:
     (tmp / "README.md").write_text(
         "Exported by selfevolve. Character tokenizer: id 0 pad, 1 end of sequence, then the characters of "
         f"{json.dumps(config['selfevolve_alphabet'])} in order.\n")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.replace(out)
-    return out
+    write_marker(tmp, "export")

@@ -70,6 +70,9 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         check_min(self, 1, "n_layer", "n_head", "n_embd", "batch_size")
         check_min(self, 0, "warmup_steps", "threads")
+        if self.n_embd % self.n_head or (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"n_embd ({self.n_embd}) must be n_head ({self.n_head}) times an even head width "
+                             "(rotary positions rotate pairs of dimensions)")
         if self.learning_rate <= 0 or self.weight_decay < 0:
             raise ValueError("learning_rate must be > 0 and weight_decay >= 0")
 
