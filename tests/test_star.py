@@ -10,11 +10,11 @@ import pytest
 import torch
 from helpers import assert_clean_error, run_cli, sets
 
+from selfevolve.judge.uncertainty import mc_dropout, pair_uncertainty
+from selfevolve.metrics import exploration_metrics
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
-from selfevolve.recipes.dpo import preference_pairs
-from selfevolve.recipes.star import exploration_metrics
-from selfevolve.recipes.upo import mc_dropout, pair_uncertainty
+from selfevolve.search.answers import preference_pairs
 from selfevolve.tasks.base import read_problems
 from selfevolve.tasks.countdown import CountdownTask
 from selfevolve.train.dpo import answer_logprobs, dpo_loss, reference_logprobs
@@ -178,7 +178,7 @@ def test_compare_puts_runs_side_by_side_and_refuses_other_recipes(tmp_path):
     assert plot.stat().st_size > 1000
     proc = run_cli("run", "gp", "--out", str(tmp_path / "gp"), *sets(["generations=2", "pop_size=20"]))
     assert proc.returncode == 0, proc.stderr
-    assert_clean_error(run_cli("compare", str(tmp_path / "gp")), "compare reads STaR-family runs")
+    assert_clean_error(run_cli("compare", str(tmp_path / "gp")), "compare reads runs of bstar, dpo, star, upo")
 
 
 def test_eval_file_scores_a_users_problems_and_bad_files_fail_cleanly(tmp_path):
@@ -217,7 +217,7 @@ def test_eval_file_scores_a_users_problems_and_bad_files_fail_cleanly(tmp_path):
 
 
 def test_certainty_weights_fall_linearly_with_uncertainty():
-    from selfevolve.recipes.upo import certainty_weights
+    from selfevolve.judge.uncertainty import certainty_weights
 
     assert certainty_weights(np.array([0.1, 0.3, 0.2])).tolist() == pytest.approx([1.0, 0.0, 0.5])
     assert certainty_weights(np.array([0.2, 0.2])).tolist() == [1.0, 1.0]

@@ -19,7 +19,8 @@ from rich.text import Text
 from selfevolve.config import build_config, config_to_toml, field_docs, load_config
 from selfevolve.errors import RunCrashed, SelfEvolveError
 from selfevolve.progress import Progress
-from selfevolve.recipes import RECIPES, get_recipe
+from selfevolve.recipe import Recipe
+from selfevolve.recipes import RECIPES, get_recipe, with_capability
 from selfevolve.store import RunStore
 
 app = typer.Typer(add_completion=False,
@@ -28,12 +29,9 @@ app = typer.Typer(add_completion=False,
 console = Console(width=None if sys.stdout.isatty() else 200, markup=False)
 
 
-def _default_out(recipe: str, cfg) -> Path:
-    """runs/<recipe>-<task>-s<seed>, with -2, -3 ... appended rather than touching an old run."""
-    data = getattr(cfg, "data", "")
-    what = Path(data).stem if data else getattr(cfg, "task", None) or getattr(cfg, "env", None) or getattr(
-        cfg, "problem", None)
-    base = Path("runs") / "-".join(filter(None, (recipe, what, f"s{cfg.seed}")))
+def _default_out(recipe: Recipe, cfg) -> Path:
+    """runs/<recipe>-<what>-s<seed>, with -2, -3 ... appended rather than touching an old run."""
+    base = Path("runs") / "-".join(filter(None, (recipe.name, recipe.run_name(cfg), f"s{cfg.seed}")))
     out, n = base, 1
     while out.exists() and any(out.iterdir()):
         n += 1
@@ -57,7 +55,7 @@ def _execute(store: RunStore, cfg) -> None:
             store.event("error", f"{type(err).__name__}: {err}")
         raise RunCrashed(f"{type(err).__name__}: {err} (at {_where(err)}); {log}; "
                          f"`selfevolve resume {store.path}` continues from the last finished round") from None
-    if hasattr(recipe, "table"):
+    if recipe.table is not None:
         console.print(recipe.table(summary))
     console.print(recipe.headline(summary))
     console.print(f"report: {write_report(store.path)}")
@@ -73,9 +71,9 @@ def run(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out.")] = False,
 ) -> None:
     """Start a new run of RECIPE."""
-    module = get_recipe(recipe)
-    cfg = load_config(module.Config, config, set_ or [])
-    store = RunStore.create(out or _default_out(recipe, cfg), recipe, config_to_toml(cfg), overwrite=overwrite)
+    spec = get_recipe(recipe)
+    cfg = load_config(spec.Config, config, set_ or [])
+    store = RunStore.create(out or _default_out(spec, cfg), recipe, config_to_toml(cfg), overwrite=overwrite)
     _execute(store, cfg)
 
 
@@ -96,55 +94,44 @@ def eval_(
                                               "runs): prints accuracy and writes a verdict per problem.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Where --file writes its verdicts (default "
                                              "DIR/eval/<file name>.jsonl).")] = None,
-    strategy: Annotated[str | None, typer.Option(help="rstar runs: how --file picks an answer: greedy, majority, "
-                                                 "orm, prm, ppm or mcts_ppm (default ppm).")] = None,
-    n: Annotated[int | None, typer.Option("--n", help="rstar runs: solutions (or MCTS rollouts) per problem "
+    strategy: Annotated[str | None, typer.Option(help="Runs with several answer strategies: how --file picks one: "
+                                                 "greedy, majority, orm, prm, ppm or mcts_ppm (default ppm).")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="With --strategy: solutions (or MCTS rollouts) per problem "
                                           "for --strategy (default 16).")] = None,
 ) -> None:
     """Evaluate a run's latest checkpoint on held-out problems, or on your own (--file)."""
-    from selfevolve.models.tokenizer import CharTokenizer
-    from selfevolve.recipes.length_gen import evaluate
-    from selfevolve.store import load_checkpoint, model_from_checkpoint
-    from selfevolve.tasks import get_task
-
     store = RunStore.open(run_dir)
-    last = store.last_checkpoint()
-    if last is None:
+    if store.last_checkpoint() is None:
         raise SelfEvolveError(f"{run_dir} has no finished round to evaluate yet")
+    recipe = get_recipe(store.recipe)
+    cfg = build_config(recipe.Config, store.config_values())
     if file is not None:
-        _eval_file(store, file, out or store.path / "eval" / f"{file.stem}.jsonl", strategy, n)
+        _eval_file(store, recipe, cfg, file, out or store.path / "eval" / f"{file.stem}.jsonl", strategy, n)
         return
     if strategy is not None or n is not None:
         raise SelfEvolveError("--strategy and --n choose how --file problems are answered; pass --file too")
-    if store.recipe != "length-gen":
-        raise SelfEvolveError(f"eval without --file scores length-gen runs; {run_dir} is a {store.recipe} run (its "
-                              "summary.json and report hold its evaluation; pass --file to score your problems)")
-    values = store.config_values()
-    if max_digits is not None and max_digits < 1:
-        raise SelfEvolveError(f"--max-digits must be >= 1, got {max_digits}")
-    if problems is not None:
-        values["eval_problems"] = problems
-    cfg = build_config(get_recipe(store.recipe).Config, values)
-    model = model_from_checkpoint(load_checkpoint(last))
-    acc = evaluate(model, CharTokenizer(), get_task(cfg.task), cfg, max_digits)
-    table = Table(title=f"{last.name}: held-out exact match")
-    for d in acc:
-        table.add_column(d, justify="right")
-    table.add_row(*[f"{a:.2f}" for a in acc.values()])
+    if recipe.evaluate is None:
+        raise SelfEvolveError(f"eval without --file scores runs of {', '.join(with_capability('evaluate'))}; "
+                              f"{run_dir} is a {store.recipe} run (its summary.json and report hold its evaluation; "
+                              "pass --file to score your problems)")
+    title, scores = recipe.evaluate(store, cfg, max_digits=max_digits, problems=problems)
+    table = Table(title=title)
+    for column in scores:
+        table.add_column(column, justify="right")
+    table.add_row(*[f"{v:.2f}" for v in scores.values()])
     console.print(table)
 
 
-def _eval_file(store: RunStore, file: Path, out: Path, strategy: str | None, n: int | None) -> None:
+def _eval_file(store: RunStore, recipe: Recipe, cfg, file: Path, out: Path, strategy: str | None,
+               n: int | None) -> None:
     import json
 
     from selfevolve.store import atomic_write
     from selfevolve.tasks import get_task, read_problems
 
-    recipe = get_recipe(store.recipe)
-    if not hasattr(recipe, "evaluate_file"):
-        raise SelfEvolveError(f"eval --file reads STaR-family and rstar runs (star, bstar, dpo, upo, rstar); "
+    if recipe.evaluate_file is None:
+        raise SelfEvolveError(f"eval --file reads runs of {', '.join(with_capability('evaluate_file'))}; "
                               f"{store.path} is a {store.recipe} run")
-    cfg = build_config(recipe.Config, store.config_values())
     try:
         problems = read_problems(file, get_task(cfg.task))
     except ValueError as err:
@@ -177,50 +164,51 @@ def export(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory.")] = False,
 ) -> None:
     """Export the latest checkpoint as a Hugging Face model directory."""
-    from selfevolve.models.hf_export import export_hf
-    from selfevolve.store import load_checkpoint
-
     store = RunStore.open(run_dir)
-    last = store.last_checkpoint()
-    if store.recipe != "length-gen":
-        raise SelfEvolveError(f"export --hf writes language models; {run_dir} is a {store.recipe} run")
-    if last is None:
+    recipe = get_recipe(store.recipe)
+    if recipe.export is None:
+        raise SelfEvolveError(f"export --hf writes the language models of {', '.join(with_capability('export'))} "
+                              f"runs; {run_dir} is a {store.recipe} run")
+    if store.last_checkpoint() is None:
         raise SelfEvolveError(f"{run_dir} has no finished round to export yet")
-    console.print(f"exported to {export_hf(load_checkpoint(last), hf, overwrite=overwrite)}")
+    cfg = build_config(recipe.Config, store.config_values())
+    console.print(f"exported to {recipe.export(store, cfg, hf, overwrite)}")
 
 
 @app.command()
 def compare(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Finished STaR-family runs (star, bstar, dpo, upo).")],
+    run_dirs: Annotated[list[Path], typer.Argument(help="Finished runs of one family (e.g. star, bstar, dpo, upo).")],
     plot: Annotated[Path, typer.Option("--plot", help="Where to write the learning-curve plot.")] = Path(
         "compare.png"),
 ) -> None:
-    """Side by side: held-out pass@1 (round 0, final, best), samples drawn, tokens trained, wall time."""
+    """Side by side: each run's headline figures (held-out pass@1 for the STaR family) and learning curves."""
     from selfevolve.report import plot_lines
     from selfevolve.store import read_json
 
     rows = []
     for run_dir in run_dirs:
         store = RunStore.open(run_dir)
+        recipe = get_recipe(store.recipe)
+        if recipe.compare is None:
+            raise SelfEvolveError(f"compare reads runs of {', '.join(with_capability('compare'))}; {run_dir} is "
+                                  f"a {store.recipe} run")
         if not (store.path / "summary.json").exists():
             raise SelfEvolveError(f"{run_dir} has not finished (no summary.json)")
-        summary = read_json(store.path / "summary.json", "run summary")
-        if "final_pass1" not in summary:
-            raise SelfEvolveError(f"compare reads STaR-family runs (star, bstar, dpo, upo); {run_dir} is "
-                                  f"a {store.recipe} run")
-        rows.append((run_dir, summary))
-    table = Table(title="Held-out pass@1")
-    for name in ("run", "recipe", "round 0", "final", "best", "samples drawn", "tokens trained", "seconds"):
+        rows.append((run_dir, store.recipe, *recipe.compare(read_json(store.path / "summary.json", "run summary"))))
+    columns = list(rows[0][2])
+    for run_dir, name, row, _ in rows:
+        if list(row) != columns:
+            raise SelfEvolveError(f"{run_dir} ({name}) reports other figures than {rows[0][0]}; compare runs of "
+                                  "one family")
+    table = Table(title="Side by side")
+    for name in ("run", "recipe", *columns):
         table.add_column(name, justify="left" if name in ("run", "recipe") else "right")
-    for run_dir, s in rows:
-        table.add_row(str(run_dir), s["recipe"], f"{s['round0_pass1']:.3f}", f"{s['final_pass1']:.3f}",
-                      f"{s['best_pass1']:.3f}", str(s["samples_drawn"]), str(s["tokens_trained"]),
-                      f"{s['wall_seconds']:.0f}")
+    for run_dir, name, row, _ in rows:
+        table.add_row(str(run_dir), name, *row.values())
     console.print(table)
-    longest = max(len(s["rounds"]) for _, s in rows)
-    curves = {f"{d.name} ({s['recipe']})": [r["pass1"] for r in s["rounds"]] + [None] * (longest - len(s["rounds"]))
-              for d, s in rows}
-    out = plot_lines(list(range(longest)), curves, "Held-out pass@1 per iteration", "iteration", "pass@1", plot)
+    longest = max(len(curve) for *_, curve in rows)
+    curves = {f"{d.name} ({name})": curve + [None] * (longest - len(curve)) for d, name, _, curve in rows}
+    out = plot_lines(list(range(longest)), curves, "Held-out score per iteration", "iteration", "score", plot)
     console.print(f"plot: {out}")
 
 
@@ -257,10 +245,10 @@ def list_() -> None:
     from selfevolve.tasks import TASKS
 
     for name in sorted(RECIPES):
-        module = get_recipe(name)
-        console.print(Text.assemble((f"recipe {name}", "bold"), f": {module.__doc__.strip().splitlines()[0]}"))
-        docs = field_docs(module.Config)
-        defaults = module.Config()
+        recipe = get_recipe(name)
+        console.print(Text.assemble((f"recipe {name}", "bold"), f": {recipe.doc.splitlines()[0]}"))
+        docs = field_docs(recipe.Config)
+        defaults = recipe.Config()
         for key, doc in docs.items():
             console.print(Text.assemble(f"  {key} = {getattr(defaults, key)!r}  ", (doc, "dim")))
     console.print(Text.assemble(("tasks", "bold"), f": {', '.join(sorted(TASKS))}"))

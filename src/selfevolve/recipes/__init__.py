@@ -1,16 +1,13 @@
-"""Recipe registry.
-
-Each recipe module has a `Config` dataclass, `run(cfg, store, progress) -> summary`,
-`headline(summary) -> str` and `plots(summary, plot_dir) -> [png paths]` for the report, and
-optionally `table(summary)`, a Rich table the CLI prints at the end of a run.
-"""
+"""Recipe registry: each module here is one method and ends with `RECIPE = Recipe(...)` (see
+`selfevolve.recipe`); commands find recipes through this registry alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from types import ModuleType
 
 from selfevolve.errors import ConfigError
+from selfevolve.recipe import Recipe
 
 # imported on first use: a command pays only for the recipe it runs (gp needs no torch, say)
 RECIPES: dict[str, str] = {"agentevol": "agentevol", "bstar": "bstar", "deep-ga": "deep_ga", "dpo": "dpo",
@@ -18,7 +15,13 @@ RECIPES: dict[str, str] = {"agentevol": "agentevol", "bstar": "bstar", "deep-ga"
                            "rstar": "rstar", "star": "star", "upo": "upo"}
 
 
-def get_recipe(name: str) -> ModuleType:
+def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(RECIPES))}")
-    return importlib.import_module(f"selfevolve.recipes.{RECIPES[name]}")
+    module = importlib.import_module(f"selfevolve.recipes.{RECIPES[name]}")
+    return dataclasses.replace(module.RECIPE, name=name, doc=(module.__doc__ or "").strip())
+
+
+def with_capability(capability: str) -> list[str]:
+    """The recipes that have an optional capability (evaluate_file, export, compare, ...)."""
+    return [name for name in sorted(RECIPES) if getattr(get_recipe(name), capability) is not None]

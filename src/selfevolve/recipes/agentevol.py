@@ -32,6 +32,7 @@ from selfevolve.models.lm import TransformerLM
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
+from selfevolve.recipe import Recipe
 from selfevolve.store import RunStore, restore_checkpoint
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
 
@@ -254,3 +255,6 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
                        "success rate", plot_dir / "success.png"),
             plot_lines(xs, summary["length_by_iteration"], "Mean episode length (held-out)", "iteration", "steps",
                        plot_dir / "length.png")]
+
+
+RECIPE = Recipe(Config, run, headline, plots, table=table)

@@ -26,6 +26,7 @@ from selfevolve.evolve.ga import DeepGA, GAConfig, GAState
 from selfevolve.evolve.rollout import episode_returns, mean_return, policy_spec
 from selfevolve.evolve.runner import Evaluator, chunk_seed
 from selfevolve.progress import Progress
+from selfevolve.recipe import Recipe
 from selfevolve.store import RunStore, atomic_json, read_json
 
 CHECK, FINAL = 1 << 30, (1 << 30) + 1  # seed streams of the solve check and final evaluation
@@ -163,3 +164,6 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
                               "elite (mean of its evaluations)": [r["elite_fitness"] for r in log]},
                        f"{summary['env']}: fitness per generation", "generation", "mean episode return",
                        plot_dir / "fitness.png", hline=(summary["solve_return"], "solved"))]
+
+
+RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: cfg.env)

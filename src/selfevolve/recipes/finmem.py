@@ -29,6 +29,7 @@ from selfevolve.agents.market import KINDS, make_market
 from selfevolve.agents.memory import LAYERS
 from selfevolve.config import check_min
 from selfevolve.progress import Progress
+from selfevolve.recipe import Recipe
 from selfevolve.store import RunStore
 
 
@@ -132,3 +133,6 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
                 plot_lines(days, {"reflection": sizes["reflection"]}, "Layered memory: reflections", "day", "items",
                            plot_dir / "memory_reflections.png")]
     return out
+
+
+RECIPE = Recipe(Config, run, headline, plots, table=table)

@@ -35,6 +35,7 @@ from selfevolve.evolve.ops import Flat, linear_merge, majority_vote, ties_merge
 from selfevolve.evolve.runner import Evaluator
 from selfevolve.models.lora import LoraSpec, adapter_state, add_lora, read_adapter, save_adapter, set_adapter_state
 from selfevolve.progress import Progress
+from selfevolve.recipe import Recipe
 from selfevolve.search.sampling import answer
 from selfevolve.store import RunStore, atomic_json, load_checkpoint, model_from_checkpoint, read_json
 from selfevolve.tasks.base import Problem
@@ -409,3 +410,6 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
                        plot_dir / "dev_by_generation.png", hline=(best_expert, "best expert")),
             plot_bars({k: t[k] for k in ROWS}, f"Test accuracy on {'+'.join(summary['target'])} (read once)",
                       "exact match", plot_dir / "test_accuracy.png")]
+
+
+RECIPE = Recipe(Config, run, headline, plots, table=table)

@@ -25,6 +25,7 @@ from selfevolve.evolve.gp import MATE_CHOICES, GPConfig, GPState, TreeGP, mse
 from selfevolve.evolve.problems import BENCHMARKS, Dataset, benchmark, load_csv
 from selfevolve.evolve.trees import FUNCTIONS, PrimitiveSet, evaluate, to_infix
 from selfevolve.progress import Progress
+from selfevolve.recipe import Recipe
 from selfevolve.store import RunStore, atomic_json, read_json
 
 
@@ -152,3 +153,6 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
         plot_lines(gens, {"distinct trees / population": [r["diversity"] for r in log]},
                    "Population diversity", "generation", "share", plot_dir / "diversity.png"),
     ]
+
+
+RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: Path(cfg.data).stem if cfg.data else cfg.problem)

@@ -14,6 +14,7 @@ Length Generalization Challenges", https://arxiv.org/abs/2502.01612
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,14 @@ import numpy as np
 import torch
 
 from selfevolve.config import check_min
+from selfevolve.errors import SelfEvolveError
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import POS_ENCODINGS, Transformer, TransformerConfig
 from selfevolve.progress import Progress
+from selfevolve.recipe import Recipe
+from selfevolve.search.answers import kept_rows
 from selfevolve.search.sampling import answer, majority_vote
-from selfevolve.store import RunStore, restore_checkpoint
+from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint, restore_checkpoint
 from selfevolve.tasks import TASKS, Task, get_task
 from selfevolve.tasks.arithmetic import ArithmeticTask
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
@@ -237,7 +241,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         ckpt = restore_checkpoint(store.checkpoint_dir(done[-1]), model, optimizer)
         first = ckpt["state"]["round"] + 1
         for r in range(1, first):
-            self_data.append(Examples.kept(tok, store.read_samples(r).to_pydict()))
+            self_data.append(Examples.encode(tok, *kept_rows(store.read_samples(r).to_pydict())))
         store.event("resumed", f"from round {first - 1}")
         progress.log(f"resuming after round {first - 1}")
     records = [rec for rec in store.rounds() if rec["round"] < first]
@@ -261,7 +265,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             kept = sum(samples["kept"])
             wrong = sum(k and not c for k, c in zip(samples["kept"], samples["correct"], strict=True))
             error = wrong / kept if kept else None
-            self_data.append(Examples.kept(tok, samples))
+            self_data.append(Examples.encode(tok, *kept_rows(samples)))
             # ---- LEARN from labels and self-labels
             pools = [p for p in self_data if len(p)]
             if pools:
@@ -335,3 +339,26 @@ def table(summary: dict):
         err = "-" if r["pseudo_label_error"] is None else f"{r['pseudo_label_error']:.3f}"
         out.add_row(str(r["round"]), str(r["kept"]), err, *[f"{r['accuracy_by_digits'][d]:.2f}" for d in digits])
     return out
+
+
+def evaluate_run(store: RunStore, cfg: Config, max_digits: int | None = None,
+                 problems: int | None = None) -> tuple[str, dict[str, float]]:
+    """`selfevolve eval DIR`: the latest checkpoint's held-out exact match per number of digits."""
+    if max_digits is not None and max_digits < 1:
+        raise SelfEvolveError(f"--max-digits must be >= 1, got {max_digits}")
+    if problems is not None:
+        cfg = dataclasses.replace(cfg, eval_problems=problems)
+    last = store.last_checkpoint()
+    model = model_from_checkpoint(load_checkpoint(last))
+    return f"{last.name}: held-out exact match", evaluate(model, CharTokenizer(), get_task(cfg.task), cfg, max_digits)
+
+
+def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:
+    """`selfevolve export DIR --hf OUT`: the latest checkpoint as a Hugging Face model directory."""
+    from selfevolve.models.hf_export import export_hf
+
+    return export_hf(load_checkpoint(store.last_checkpoint()), out, overwrite=overwrite)
+
+
+RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: cfg.task, table=table, evaluate=evaluate_run,
+                export=export)

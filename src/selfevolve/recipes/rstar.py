@@ -32,6 +32,7 @@ from selfevolve.judge.reward import RewardModel, train_pairwise, train_pointwise
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
+from selfevolve.recipe import Recipe
 from selfevolve.search.mcts import MCTSConfig, best_trajectories, preference_pairs, search, solved
 from selfevolve.search.sampling import answer, majority_vote
 from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint, restore_checkpoint
@@ -479,3 +480,6 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
                                                  for r in rounds},
                        "Held-out greedy accuracy by solution length", "steps", "accuracy",
                        plot_dir / "greedy_by_steps.png")]
+
+
+RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: "wordmath", table=table, evaluate_file=evaluate_file)

@@ -11,6 +11,8 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer
 from selfevolve.tasks.base import Problem
 
+NO_STOP = "<no stop>"  # an answer that did not end within its token budget
+
 
 def majority_vote(groups: list[list[str]]) -> list[tuple[str, float]]:
     """For each group of answers to one problem: the most common answer and the share that gave it.
@@ -39,5 +41,5 @@ def answer(model: Transformer, tok: CharTokenizer, problems: list[Problem], *, d
                    pad_id=tok.pad_id, num_samples=num_samples, temperature=temperature,
                    digit_offset=digit_offset, generator=generator)
     stopped = out.tokens.eq(tok.eos_id).any(1)
-    texts = [tok.decode(row) if ok else "<no stop>" for row, ok in zip(out.tokens, stopped.tolist(), strict=True)]
+    texts = [tok.decode(row) if ok else NO_STOP for row, ok in zip(out.tokens, stopped.tolist(), strict=True)]
     return texts, out.logprobs.min(dim=1).values.exp()

@@ -11,10 +11,15 @@ frozen reference model.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from selfevolve.train.sft import IGNORE, Examples, SFTConfig, apply_loss
+from selfevolve.progress import Progress
+from selfevolve.search.answers import preference_pairs
+from selfevolve.train.sft import IGNORE, Examples, SFTConfig, apply_loss, lr_at
 
 
 def answer_logprobs(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
@@ -54,3 +59,48 @@ def dpo_step(model, optimizer, chosen: Examples, rejected: Examples, ref_chosen:
     per_pair = dpo_loss(pi_c, pi_r, ref_chosen[index], ref_rejected[index], beta) - nll_weight * pi_c / n_c.clamp(min=1)
     w = torch.ones_like(per_pair) if weights is None else weights[index]
     return apply_loss(model, optimizer, (w * per_pair).sum() / w.sum().clamp(min=1e-8), lr, cfg)
+
+
+@dataclass
+class PreferenceConfig:
+    """The preference-learning knobs every DPO-family recipe shares."""
+
+    beta: float = 1.0
+    """DPO inverse temperature (larger keeps the policy nearer the reference)."""
+    nll_weight: float = 1.0
+    """Weight of the per-token NLL of the chosen answer added to the DPO loss."""
+    dpo_learning_rate: float = 1e-4
+    """Peak AdamW learning rate of the preference steps (round 0 uses learning_rate)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # type: ignore[misc]  (a mixin before the recipe's config base)
+        if self.beta <= 0 or self.dpo_learning_rate <= 0 or self.nll_weight < 0:
+            raise ValueError("beta and dpo_learning_rate must be > 0 and nll_weight >= 0")
+
+    def preference_sft(self) -> SFTConfig:
+        """The optimiser settings of the preference steps."""
+        return dataclasses.replace(self.sft(), learning_rate=self.dpo_learning_rate)  # type: ignore[attr-defined]
+
+
+def pair_examples(tok, samples: dict[str, list]) -> tuple[Examples, Examples]:
+    """A sample table's (accepted, rejected) pairs (see `preference_pairs`), encoded with `tok`."""
+    prompts, chosen, rejected = preference_pairs(samples)
+    return Examples.encode(tok, prompts, chosen), Examples.encode(tok, prompts, rejected)
+
+
+def train_pairs(model, optimizer, sft: SFTConfig, good: Examples, bad: Examples, steps: int, beta: float,
+                nll_weight: float, gen: torch.Generator, progress: Progress, title: str,
+                weights: torch.Tensor | None = None) -> tuple[float, int]:
+    """`steps` DPO + NLL steps on the pairs (good[i], bad[i]), weighted by `weights` if given, against
+    the model as it was before them (the reference). Returns the last loss and the tokens trained on
+    (both answers of every pair drawn)."""
+    ref_good, ref_bad = reference_logprobs(model, good), reference_logprobs(model, bad)
+    loss, tokens = float("nan"), 0
+    with progress.task(title, total=steps) as advance:
+        for step in range(steps):
+            index = torch.randint(len(good), (min(sft.batch_size, len(good)),), generator=gen)
+            loss = dpo_step(model, optimizer, good, bad, ref_good, ref_bad, index, lr_at(step, steps, sft), sft, beta,
+                            nll_weight, weights)
+            tokens += int(good.lens[index].sum() + bad.lens[index].sum())
+            advance(loss=loss)
+    return loss, tokens

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from selfevolve.config import check_min
-from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer
 from selfevolve.progress import Progress
 
@@ -92,7 +91,7 @@ class Examples:
         self.ids, self.prompt_lens, self.lens = ids, prompt_lens, lens
 
     @classmethod
-    def encode(cls, tok: CharTokenizer, prompts: list[str], answers: list[str]) -> Examples:
+    def encode(cls, tok, prompts: list[str], answers: list[str]) -> Examples:
         # prompt and answer encoded apart: a subword tokenizer must not merge across the boundary
         return cls.of_tokens([tok.encode(p) for p in prompts], [tok.encode(a) + [tok.eos_id] for a in answers],
                              tok.pad_id)
@@ -116,12 +115,6 @@ class Examples:
         width = max(p.ids.shape[1] for p in parts)
         ids = torch.cat([F.pad(p.ids, (0, width - p.ids.shape[1])) for p in parts])
         return Examples(ids, torch.cat([p.prompt_lens for p in parts]), torch.cat([p.lens for p in parts]))
-
-    @classmethod
-    def kept(cls, tok: CharTokenizer, samples: dict[str, list]) -> Examples:
-        """The rows of a sample table (columns prompt, answer, kept) marked kept, as training examples."""
-        rows = [i for i, k in enumerate(samples["kept"]) if k]
-        return cls.encode(tok, [samples["prompt"][i] for i in rows], [samples["answer"][i] for i in rows])
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, labels), each (B, T-1), cut to the longest sequence drawn."""

@@ -1,0 +1,60 @@
+"""A policy is a model with its own tokenizer: every hook of the self-training loop gets both.
+
+`model=tiny` is a transformer trained from scratch over our character tokenizer; any other
+name is `smollm2` or a local Hugging Face directory, loaded with its pretrained weights and its
+own tokenizer. `lora_r > 0` trains LoRA adapters instead of every weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import Transformer, TransformerConfig
+
+TINY = "tiny"
+
+
+class Tokenizer(Protocol):
+    """What our sampler and trainer need of a tokenizer (CharTokenizer, or an HF one wrapped)."""
+
+    eos_id: int
+    pad_id: int
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids, stop_at_eos: bool = True) -> str: ...
+
+
+@dataclass
+class Policy:
+    model: Transformer
+    tok: Tokenizer
+
+
+def load_policy(model: str, seed: int, max_seq_len: int, n_layer: int, n_head: int, n_embd: int,
+                lora_r: int = 0, lora_alpha: int = 16) -> Policy:
+    """A fresh tiny transformer (seeded, of the given shape) or a pretrained HF model, with LoRA
+    adapters (the only trained weights) when lora_r > 0."""
+    if model == TINY:
+        tok = CharTokenizer()
+        cfg = TransformerConfig(vocab_size=tok.vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                                max_seq_len=max_seq_len, pos_encoding="rope")
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            net = Transformer(cfg)
+    else:
+        from selfevolve.models.hf import load
+
+        net, tok = load(model)
+    if lora_r:
+        from selfevolve.models.lora import LoraSpec, add_lora
+
+        net = add_lora(net, LoraSpec(r=lora_r, alpha=lora_alpha), seed=seed)
+    return Policy(net, tok)

@@ -1,0 +1,351 @@
+"""The self-training loop: propose -> judge -> select -> learn, round after round.
+
+    round 0: supervised fine-tuning on a small labelled seed set (or the round-0 model of another run)
+    round r: judge    the task's exact verifier, or an outcome reward model trained on the policy's
+                      own verified answers to the seed problems (judge=orm)
+             propose  k answers to each of this round's new problems (a recipe's `Propose` hook
+                      chooses how: one temperature, or a probe of several)
+             select   the first copy of each distinct accepted answer; every sample is written to
+                      samples/round-NNN.parquet with its score and verdicts
+             learn    a recipe's `Learn` hook turns the sample table into a model update (SFT on the
+                      kept answers, DPO on pairs, ...)
+             then held-out pass@1 (greedy) and pass@k, B-STaR's monitors, a checkpoint
+
+Recipes (STaR, ReST-EM, B-STaR, iterative DPO, UPO) are the two hooks and a config. Each hook gets
+a `Step`: the policy (model *and its tokenizer*), the optimizer, the round's random streams and
+what the loop has learned so far.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from selfevolve.config import check_min
+from selfevolve.errors import SelfEvolveError
+from selfevolve.judge.outcome import train_outcome_judge
+from selfevolve.metrics import exploration_metrics
+from selfevolve.models.policy import TINY, Policy, load_policy
+from selfevolve.progress import Progress
+from selfevolve.recipe import Recipe
+from selfevolve.search.answers import Answers, Judge, kept_rows, sample_and_judge, sample_table, verifier_judge
+from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint, restore_checkpoint
+from selfevolve.tasks import TASKS, Problem, Task, get_task, read_problems
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
+
+JUDGES = ("verifier", "orm")
+
+
+@dataclass
+class SelfTrainConfig(TrainingConfig):
+    seed: int = 0
+    """Seeds model init, problems and sampling; same seed + same machine = same result."""
+    task: str = "countdown"
+    """Task with a verifier: countdown, wordmath, addition or multiplication."""
+    difficulty: int = 4
+    """Problem size: numbers given (countdown), steps (wordmath) or digits (arithmetic); training mixes
+    easier ones in."""
+    num_labelled: int = 1000
+    """Labelled seed problems for round 0."""
+    iterations: int = 4
+    """Self-training iterations after round 0."""
+    problems_per_iteration: int = 2000
+    """New unlabelled problems each iteration."""
+    samples_per_problem: int = 8
+    """Answers sampled per problem (k of pass@k and of the B-STaR metrics)."""
+    temperature: float = 1.0
+    """Sampling temperature of the self-training samples (bstar retunes it each iteration)."""
+    restart: bool = False
+    """ReST-EM: fine-tune the round-0 model afresh each iteration on that iteration's answers."""
+    labelled_fraction: float = 0.5
+    """Share of each batch drawn from the labelled seed set; the rest from kept answers."""
+    balance_target: int = 4
+    """n* of the B-STaR balance score: distinct correct answers per problem that count as enough."""
+    judge: str = "verifier"
+    """What picks the answers to learn from: `verifier` (the task's exact check) or `orm` (an outcome
+    reward model trained each iteration on the policy's answers to the labelled seed problems; the
+    verifier then only reports how often it was wrong)."""
+    reward_threshold: float = 0.5
+    """Keep an answer whose judge score is at least this (orm: P(correct); the verifier gives 0 or 1)."""
+    orm_samples: int = 4
+    """judge=orm: answers per labelled seed problem the reward model is trained on each iteration."""
+    orm_steps: int = 300
+    """judge=orm: reward-model optimizer steps per iteration."""
+    eval_file: str = ""
+    """JSONL file of held-out problems in the task's fields (default: generated ones)."""
+    init_from: str = ""
+    """A finished run of this family whose round-0 model this run starts from instead of training one."""
+    model: str = TINY
+    """tiny (a transformer trained from scratch with n_layer/n_head/n_embd), smollm2, or a local HF
+    Llama directory (fine-tuned from its pretrained weights, with its own tokenizer; see lora_r)."""
+    lora_r: int = 0
+    """Train LoRA adapters of this rank instead of every weight (0 = full fine-tuning)."""
+    lora_alpha: int = 16
+    """LoRA scale numerator (updates are scaled by alpha / r)."""
+
+    round0_steps: int = 1500
+    """Optimizer steps on the labelled seed set."""
+    iteration_steps: int = 300
+    """Optimizer steps per self-training iteration."""
+    eval_problems: int = 300
+    """Held-out problems (the same every iteration)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.task not in TASKS:
+            raise ValueError(f"task: unknown task {self.task!r}; valid: {', '.join(sorted(TASKS))}")
+        if self.judge not in JUDGES:
+            raise ValueError(f"judge: unknown judge {self.judge!r}; valid: {', '.join(JUDGES)}")
+        check_min(self, 1, "difficulty", "num_labelled", "problems_per_iteration", "samples_per_problem",
+                  "balance_target", "eval_problems", "orm_samples")
+        check_min(self, 0, "iterations", "round0_steps", "iteration_steps", "orm_steps", "lora_r")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 <= self.labelled_fraction <= 1:
+            raise ValueError(f"labelled_fraction must be in [0, 1], got {self.labelled_fraction}")
+        if not 0 < self.reward_threshold <= 1:
+            raise ValueError(f"reward_threshold must be in (0, 1], got {self.reward_threshold}")
+        if self.eval_file:
+            read_problems(self.eval_file, get_task(self.task))  # a bad file fails before the run starts
+        if self.init_from and not (Path(self.init_from) / "checkpoints" / "round-000").is_dir():
+            raise ValueError(f"init_from: {self.init_from} holds no round-0 checkpoint (checkpoints/round-000)")
+        if self.model != TINY:
+            from selfevolve.models.hf import resolve
+
+            resolve(self.model)  # a missing or foreign model directory fails before the run starts
+
+    def policy(self, task: Task) -> Policy:
+        return load_policy(self.model, self.seed, task.max_seq_len, self.n_layer, self.n_head, self.n_embd,
+                           self.lora_r, self.lora_alpha)
+
+
+@dataclass
+class Step:
+    """What a hook sees in round r: the policy and its optimizer, the round's random streams, the
+    judge, the labelled examples, every round's kept examples, and the round-0 model (ReST-EM)."""
+
+    r: int
+    cfg: SelfTrainConfig
+    task: Task
+    policy: Policy
+    optimizer: torch.optim.Optimizer
+    gen: torch.Generator
+    progress: Progress
+    judge: Judge
+    labelled: Examples
+    kept: list[Examples]
+    base: torch.nn.Module | None
+
+
+@dataclass
+class Proposal:
+    """A round's judged answers, the temperature and threshold chosen, and what chose them."""
+
+    answers: Answers
+    temperature: float
+    threshold: float
+    probe: dict
+
+
+@dataclass
+class Learned:
+    optimizer: torch.optim.Optimizer  # a learning step may start a new one (ReST-EM's restart)
+    loss: float
+    tokens: int
+
+
+class Propose(Protocol):
+    def __call__(self, step: Step, problems: list[Problem]) -> Proposal: ...
+
+
+class Learn(Protocol):
+    def __call__(self, step: Step, samples: dict[str, list]) -> Learned: ...
+
+
+def sample_at_temperature(step: Step, problems: list[Problem]) -> Proposal:
+    """STaR's proposal: every problem at the configured temperature."""
+    cfg = step.cfg
+    with step.progress.task(f"sample {cfg.samples_per_problem} answers x {len(problems)}", total=None):
+        answers = sample_and_judge(step.policy, step.task, problems, cfg.samples_per_problem, cfg.temperature,
+                                   step.gen, step.judge)
+    return Proposal(answers, cfg.temperature, cfg.reward_threshold, {})
+
+
+def finetune_on_kept(step: Step, samples: dict[str, list]) -> Learned:
+    """STaR's learning step: fine-tune on the kept answers of every round so far, or with restart
+    (ReST-EM) on this round's only, from the round-0 weights; each batch mixes in
+    `labelled_fraction` of labelled examples."""
+    cfg, model, optimizer = step.cfg, step.policy.model, step.optimizer
+    if cfg.restart:
+        model.load_state_dict(step.base.state_dict())
+        optimizer = make_optimizer(model, cfg.sft())
+    pool = [k for k in (step.kept[-1:] if cfg.restart else step.kept) if len(k)]
+    if not pool:
+        step.progress.log(f"[yellow]round {step.r}: no accepted answer to learn from")
+        return Learned(optimizer, float("nan"), 0)
+    loss, tokens = train_on_pools(model, optimizer, cfg.sft(), [step.labelled, Examples.concat(pool)],
+                                  [cfg.labelled_fraction, 1 - cfg.labelled_fraction], cfg.iteration_steps, step.gen,
+                                  step.progress, f"round {step.r}: fine-tune on {len(step.kept[-1])} kept answers")
+    return Learned(optimizer, loss, tokens)
+
+
+def held_out(cfg: SelfTrainConfig, task: Task) -> list[Problem]:
+    if cfg.eval_file:
+        return read_problems(cfg.eval_file, task)
+    return task.sample(cfg.eval_problems, cfg.difficulty, np.random.default_rng([cfg.seed, 10_000]))
+
+
+def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Problem]) -> dict:
+    """pass@1 (greedy) and pass@k (k samples at the configured temperature), and per-problem verdicts."""
+    from selfevolve.search.sampling import answer
+
+    greedy, _ = answer(policy.model, policy.tok, problems, max_new=task.max_answer_tokens)
+    sampled = sample_and_judge(policy, task, problems, cfg.samples_per_problem, cfg.temperature,
+                               torch.Generator().manual_seed(cfg.seed + 77))
+    correct = [task.verify(p, t) for p, t in zip(problems, greedy, strict=True)]
+    return {"pass1": float(np.mean(correct)), "passk": float(sampled.correct.any(axis=1).mean()),
+            "verdicts": {"prompt": [p.prompt for p in problems], "greedy": greedy, "correct": correct,
+                         "correct_of_k": sampled.correct.sum(axis=1).tolist()}}
+
+
+def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propose: Propose, learn: Learn) -> dict:
+    """Run (or resume from its last finished round) the loop with a recipe's two hooks."""
+    cfg.use_threads()
+    task = get_task(cfg.task)
+    policy = cfg.policy(task)
+    optimizer = make_optimizer(policy.model, cfg.sft())
+    seed_set = task.sample(cfg.num_labelled, cfg.difficulty, np.random.default_rng([cfg.seed, 0]), mixed=True)
+    labelled = Examples.encode(policy.tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
+    test = held_out(cfg, task)
+    kept: list[Examples] = []
+    base = None  # the round-0 weights, for restart (ReST-EM)
+
+    done = store.completed_rounds()
+    first = 0
+    if done:
+        restore_checkpoint(store.checkpoint_dir(done[-1]), policy.model, optimizer)
+        first = done[-1] + 1
+        if cfg.restart:
+            base = model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0)), into=cfg.policy(task).model)
+        kept = [Examples.encode(policy.tok, *kept_rows(store.read_samples(r).to_pydict())) for r in range(1, first)]
+        store.event("resumed", f"from round {first - 1}")
+    records = [r for r in store.rounds() if r["round"] < first]
+
+    for r in range(first, cfg.iterations + 1):
+        t0 = time.time()
+        rng, gen = round_rngs(cfg.seed, r, 1)
+        record: dict = {"round": r}
+        if r == 0:
+            if cfg.init_from:  # the same round-0 model as another run: recipes compared from one start
+                restore_checkpoint(Path(cfg.init_from) / "checkpoints" / "round-000", policy.model, optimizer)
+                loss, tokens = float("nan"), 0
+            else:
+                loss, tokens = train_on_pools(policy.model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps,
+                                              gen, progress, f"round 0: train on {len(labelled)} labelled problems")
+            base = copy.deepcopy(policy.model) if cfg.restart else None
+            record.update(kept=len(labelled), samples=0, temperature=None, threshold=None)
+        else:
+            # ---- JUDGE: the exact verifier, or a reward model trained on verified answers to seed problems
+            judge, judge_info = verifier_judge, {}
+            if cfg.judge == "orm":
+                judge, judge_info = train_outcome_judge(policy, task, seed_set, cfg.orm_samples, cfg.temperature,
+                                                        cfg.orm_steps, cfg.sft(), gen, progress, f"round {r}")
+            step = Step(r, cfg, task, policy, optimizer, gen, progress, judge, labelled, kept, base)
+            # ---- PROPOSE: sample answers to new problems (only their targets are known)
+            problems = task.sample(cfg.problems_per_iteration, cfg.difficulty, rng, mixed=True)
+            proposal = propose(step, problems)
+            # ---- SELECT: the first copy of each distinct accepted answer
+            samples = sample_table(proposal.answers, proposal.threshold)
+            store.write_samples(r, samples)
+            kept.append(Examples.encode(policy.tok, *kept_rows(samples)))
+            # ---- LEARN
+            learned = learn(step, samples)
+            optimizer, loss, tokens = learned.optimizer, learned.loss, learned.tokens
+            chosen = proposal.answers.drawn_at(proposal.temperature)
+            record.update(kept=int(sum(samples["kept"])), samples=int(proposal.answers.correct.size),
+                          temperature=proposal.temperature, threshold=proposal.threshold, probe=proposal.probe,
+                          **judge_info, **exploration_metrics(chosen.correct, chosen.texts, cfg.balance_target,
+                                                              chosen.reward, proposal.threshold))
+        with progress.task(f"round {r}: evaluate", total=None):
+            result = evaluate(policy, task, cfg, test)
+        record.update(pass1=result["pass1"], passk=result["passk"], loss=loss, tokens_trained=tokens,
+                      wall_seconds=time.time() - t0)
+        records.append(record)
+        store.record_round(r, record, {"eval/pass1": record["pass1"], "eval/passk": record["passk"]})
+        store.save_checkpoint(r, policy.model, policy.model.cfg.to_dict(), optimizer, {"round": r, "seed": cfg.seed})
+        progress.log(f"[bold]round {r}[/] pass@1 {record['pass1']:.3f}  pass@{cfg.samples_per_problem} "
+                     f"{record['passk']:.3f}  kept {record['kept']}  {record['wall_seconds']:.0f}s")
+
+    summary = {"recipe": store.recipe, "task": cfg.task, "seed": cfg.seed, "judge": cfg.judge,
+               "round0_pass1": records[0]["pass1"], "final_pass1": records[-1]["pass1"],
+               "best_pass1": max(r["pass1"] for r in records), "samples_drawn": sum(r["samples"] for r in records),
+               "tokens_trained": sum(r["tokens_trained"] for r in records),
+               "rounds": records, "wall_seconds": round(sum(r["wall_seconds"] for r in records), 2)}
+    store.write_summary(summary)
+    store.event("finished")
+    return summary
+
+
+def load_latest(store: RunStore, cfg: SelfTrainConfig, task: Task) -> Policy:
+    """The policy of a run's last finished round."""
+    policy = cfg.policy(task)
+    model_from_checkpoint(load_checkpoint(store.last_checkpoint()), into=policy.model)
+    return policy
+
+
+def evaluate_file(store: RunStore, cfg: SelfTrainConfig, problems: list[Problem], strategy: str | None = None,
+                  n: int | None = None) -> dict:
+    """The run's latest model on a user's problems: pass@1, pass@k and a verdict per problem."""
+    if strategy is not None or n is not None:
+        raise SelfEvolveError(f"--strategy and --n are for rstar runs; a {store.recipe} run is scored by greedy "
+                              f"pass@1 and pass@{cfg.samples_per_problem} (samples_per_problem)")
+    task = get_task(cfg.task)
+    result = evaluate(load_latest(store, cfg, task), task, cfg, problems)
+    return {"metrics": {"pass@1 (greedy)": result["pass1"], f"pass@{cfg.samples_per_problem}": result["passk"]},
+            "verdicts": result["verdicts"]}
+
+
+def headline(summary: dict) -> str:
+    return (f"{summary['task']}: held-out pass@1 {summary['round0_pass1']:.3f} after round 0 -> "
+            f"{summary['final_pass1']:.3f} after {len(summary['rounds']) - 1} iterations "
+            f"(best {summary['best_pass1']:.3f}), {summary['wall_seconds']:.0f} s")
+
+
+def compare_row(summary: dict) -> tuple[dict[str, str], list[float]]:
+    """`selfevolve compare`: one table row and the held-out pass@1 curve of a finished run."""
+    return ({"round 0": f"{summary['round0_pass1']:.3f}", "final": f"{summary['final_pass1']:.3f}",
+             "best": f"{summary['best_pass1']:.3f}", "samples drawn": str(summary["samples_drawn"]),
+             "tokens trained": str(summary["tokens_trained"]), "seconds": f"{summary['wall_seconds']:.0f}"},
+            [r["pass1"] for r in summary["rounds"]])
+
+
+def plots(summary: dict, plot_dir: Path) -> list[Path]:
+    from selfevolve.report import plot_lines
+
+    rounds = summary["rounds"]
+    xs = [r["round"] for r in rounds]
+    later = rounds[1:]
+    out = [plot_lines(xs, {"pass@1 (greedy)": [r["pass1"] for r in rounds],
+                           "pass@k (sampled)": [r["passk"] for r in rounds]},
+                      f"{summary['task']}: held-out accuracy per iteration", "iteration", "share solved",
+                      plot_dir / "accuracy.png")]
+    if later:
+        out.append(plot_lines([r["round"] for r in later],
+                              {name: [r[name] for r in later]
+                               for name in ("pass_at_k", "reward_at_k", "precision", "balance", "temperature",
+                                            "threshold")},
+                              "B-STaR monitors on each iteration's own samples", "iteration", "value",
+                              plot_dir / "exploration.png"))
+    return out
+
+
+def family(config: type, run) -> Recipe:
+    """A self-training recipe's interface: its own config and run, the family's report, eval and compare."""
+    return Recipe(config, run, headline, plots, run_name=lambda cfg: cfg.task, evaluate_file=evaluate_file,
+                  compare=compare_row)
