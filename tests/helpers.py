@@ -82,3 +82,29 @@ def save_tiny_llama(path, tie: bool = True, kv_heads: int = 2):
             p.normal_(0, 0.3)  # large enough that greedy tokens depend on every part of the network
     model.save_pretrained(path)
     return model.eval()
+
+
+def save_word_level_llama(path, layers: int = 2, width: int = 64):
+    """A random Llama with its own `tokenizers` WordLevel tokenizer (a word per digit or operator: 24
+    ids, none where our character tokenizer has them, and fewer than its 97, so text encoded with the
+    wrong tokenizer fails loudly), saved as a user would: save_pretrained for both."""
+    import torch
+    import transformers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    words = ["<unk>", "<pad>", *"+-*/()=,>:", "</s>", *"0123456789", "?"]
+    vocab = {w: i for i, w in enumerate(words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"."), behavior="isolated")
+    tok.decoder = decoders.Fuse()  # "3", "+", "7" -> "3+7": no spaces between words
+    hf_tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                                                  unk_token="<unk>")
+    config = transformers.LlamaConfig(
+        vocab_size=len(words), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=True,
+        pad_token_id=1, eos_token_id=12, bos_token_id=None)
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config)
+    model.save_pretrained(path)
+    hf_tok.save_pretrained(path)
+    return model.eval(), hf_tok
