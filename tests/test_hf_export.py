@@ -34,6 +34,10 @@ def test_exported_model_gives_the_same_greedy_tokens(tmp_path, tok, pos_encoding
                           pad_token_id=tok.pad_id)[:, x.shape[1]:]
     ours = generate(model, prompts, 8, stop_id=-1)
     assert torch.equal(ours.tokens, ref)
+    auto = transformers.AutoTokenizer.from_pretrained(out)  # the character tokenizer ships with the weights
+    text = tok.alphabet + "\n12 + 7 = 19\n"
+    assert auto.encode(text, add_special_tokens=False) == tok.encode(text)
+    assert auto.decode(tok.encode(text)) == text
 
 
 def test_export_refuses_to_overwrite(tmp_path, tok):

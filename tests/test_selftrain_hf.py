@@ -37,3 +37,48 @@ def test_self_training_runs_and_learns_on_a_word_level_llama(tmp_path, word_llam
     else:
         assert last["precision"] == 1.0, last
     assert json.loads((word_llama / "config.json").read_text())["vocab_size"] == 24
+
+
+def hf_greedy_texts(out, prompts: list[str], new_tokens: int) -> tuple[list[list[int]], list[str]]:
+    """What a user gets with transformers alone: AutoTokenizer ids and greedy answers, one prompt at a time."""
+    import torch
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    model = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    ids, texts = [], []
+    for prompt in prompts:
+        x = torch.tensor([tok.encode(prompt, add_special_tokens=False)])
+        with torch.no_grad():
+            y = model.generate(x, max_new_tokens=new_tokens, do_sample=False, eos_token_id=tok.eos_token_id,
+                               pad_token_id=tok.pad_token_id)[0, x.shape[1]:]
+        ids.append(x[0].tolist())
+        texts.append(tok.decode(y, skip_special_tokens=True))
+    return ids, texts
+
+
+@pytest.mark.parametrize("model", ["tiny", "word-llama", "word-llama+lora"])
+def test_export_round_trip_gives_the_same_tokens_and_greedy_answers(tmp_path, word_llama, model):
+    from selfevolve.config import build_config
+    from selfevolve.recipes import get_recipe
+    from selfevolve.search.sampling import answer
+    from selfevolve.selftrain import load_latest
+    from selfevolve.store import RunStore
+    from selfevolve.tasks import get_task
+
+    values = ["iterations=0", "eval_problems=10"] + ([] if model == "tiny" else [f"model={word_llama}"])
+    values += ["lora_r=4", "learning_rate=1e-2"] if model.endswith("lora") else []
+    run = tmp_path / "run"
+    assert run_cli("run", "star", "--out", str(run), *sets(ADD[:5] + values)).returncode == 0
+    proc = run_cli("export", str(run), "--hf", str(tmp_path / "hf"))
+    assert proc.returncode == 0, proc.stderr
+    store = RunStore.open(run)
+    cfg = build_config(get_recipe("star").Config, store.config_values())
+    task = get_task(cfg.task)
+    policy = load_latest(store, cfg, task)
+    problems = task.sample(12, 1, __import__("numpy").random.default_rng(5))
+    ours, _ = answer(policy.model, policy.tok, problems, max_new=task.max_answer_tokens)
+    ids, theirs = hf_greedy_texts(tmp_path / "hf", [p.prompt for p in problems], task.max_answer_tokens)
+    assert ids == [policy.tok.encode(p.prompt) for p in problems]
+    assert theirs == ours
+    assert sum(task.verify(p, t) for p, t in zip(problems, ours, strict=True)) >= 6  # a trained model, not noise

@@ -311,6 +311,14 @@ def evaluate_file(store: RunStore, cfg: SelfTrainConfig, problems: list[Problem]
             "verdicts": result["verdicts"]}
 
 
+def export(store: RunStore, cfg: SelfTrainConfig, out: Path, overwrite: bool) -> Path:
+    """The latest policy (LoRA merged into full weights) and its tokenizer as an HF model directory."""
+    from selfevolve.models.hf_export import export_model
+
+    policy = load_latest(store, cfg, get_task(cfg.task))
+    return export_model(policy.model, policy.tok, out, overwrite)
+
+
 def headline(summary: dict) -> str:
     return (f"{summary['task']}: held-out pass@1 {summary['round0_pass1']:.3f} after round 0 -> "
             f"{summary['final_pass1']:.3f} after {len(summary['rounds']) - 1} iterations "
@@ -348,4 +356,4 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
 def family(config: type, run) -> Recipe:
     """A self-training recipe's interface: its own config and run, the family's report, eval and compare."""
     return Recipe(config, run, headline, plots, run_name=lambda cfg: cfg.task, evaluate_file=evaluate_file,
-                  compare=compare_row)
+                  export=export, compare=compare_row)

@@ -1,26 +1,38 @@
-"""Export a checkpoint as a Hugging Face model directory.
+"""Export a model and its tokenizer as a Hugging Face model directory.
 
 A RoPE model is a plain `LlamaForCausalLM` (same weight names, same math). Other position
 encodings get `modeling_selfevolve.py` saved alongside, loaded with `trust_remote_code=True`.
+LoRA adapters are merged into full weights. The tokenizer files go alongside: a pretrained
+model's own, or for our character tokenizer a `tokenizers` WordLevel model with the same ids, so
+`AutoTokenizer.from_pretrained` and `AutoModelForCausalLM.from_pretrained` alone reproduce our
+tokenization and greedy outputs.
 """
 
 from __future__ import annotations
 
-import json
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import save_file
 
+from selfevolve.models.policy import Tokenizer
 from selfevolve.models.tokenizer import CharTokenizer
-from selfevolve.store import atomic_json, build_beside, check_replaceable, model_from_checkpoint, write_marker
+from selfevolve.models.transformer import Transformer
+from selfevolve.store import (
+    atomic_json,
+    build_beside,
+    check_replaceable,
+    checkpoint_tensors,
+    model_from_checkpoint,
+    write_marker,
+)
 
 MODELING_FILE = Path(__file__).with_name("hf_modeling.py")
 
 
-def hf_config(model_config: dict[str, Any]) -> dict[str, Any]:
-    tok = CharTokenizer()
+def hf_config(model_config: dict[str, Any], tok: Tokenizer) -> dict[str, Any]:
     c = model_config
     config = {
         "architectures": ["LlamaForCausalLM"],
@@ -44,7 +56,6 @@ def hf_config(model_config: dict[str, Any]) -> dict[str, Any]:
         "eos_token_id": tok.eos_id,
         "bos_token_id": None,
         "torch_dtype": "float32",
-        "selfevolve_alphabet": tok.alphabet,
     }
     if c["pos_encoding"] != "rope":
         config.update({
@@ -60,27 +71,54 @@ def hf_config(model_config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def char_tokenizer_files(tok: CharTokenizer, out: Path) -> None:
+    """Our character tokenizer as a `tokenizers` WordLevel model (one word per character, same ids,
+    no spaces added on decoding), saved with save_pretrained."""
+    import transformers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    word_level = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tok.tokens)}, unk_token=tok.tokens[0]))
+    word_level.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # newlines too
+    word_level.decoder = decoders.Fuse()
+    transformers.PreTrainedTokenizerFast(tokenizer_object=word_level, pad_token=tok.tokens[tok.pad_id],
+                                         eos_token=tok.tokens[tok.eos_id]).save_pretrained(out)
+
+
 def export_hf(ckpt: dict[str, Any], out: Path, overwrite: bool = False) -> Path:
-    """Write config.json, model.safetensors (and the modeling file where needed) to `out`, after
-    checking the checkpoint's weights against its config; `overwrite` replaces only an earlier export."""
+    """A character-level checkpoint (as length-gen writes) as an HF directory, after checking its
+    weights against its config; `overwrite` replaces only an earlier export."""
+    check_replaceable(out, "export", overwrite, "--hf directory")
+    model = model_from_checkpoint(ckpt)  # names, shapes and dtypes fit the config, or CheckpointError
+    return export_model(model, CharTokenizer(), out, overwrite)
+
+
+def export_model(model: Transformer, tok: Tokenizer, out: Path, overwrite: bool = False) -> Path:
+    """Write config.json, model.safetensors, the tokenizer files (and the modeling file where needed)."""
     out = Path(out)
     check_replaceable(out, "export", overwrite, "--hf directory")
-    model_from_checkpoint(ckpt)  # names, shapes and dtypes fit the config, or CheckpointError
+    if any(p.requires_grad is False for p in model.parameters()):  # LoRA: fold the adapters in
+        from selfevolve.models.lora import merge_lora
+
+        model = merge_lora(copy.deepcopy(model))
     with build_beside(out) as tmp:
-        _write(ckpt, tmp)
+        _write(model, tok, tmp)
     return out
 
 
-def _write(ckpt: dict[str, Any], tmp: Path) -> None:
-    config = hf_config(ckpt["model_config"])
-    tensors = {(k if k.startswith("lm_head") else f"model.{k}"): v.contiguous() for k, v in ckpt["tensors"].items()}
+def _write(model: Transformer, tok: Tokenizer, tmp: Path) -> None:
+    config = hf_config(model.cfg.to_dict(), tok)
+    tensors = {(k if k.startswith("lm_head") else f"model.{k}"): v.detach().contiguous()
+               for k, v in checkpoint_tensors(model).items()}
     save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
     atomic_json(tmp / "config.json", config)
     atomic_json(tmp / "generation_config.json", {"eos_token_id": config["eos_token_id"],
                                                   "pad_token_id": config["pad_token_id"]})
     if config["model_type"] == "selfevolve":
         shutil.copyfile(MODELING_FILE, tmp / "modeling_selfevolve.py")
-    (tmp / "README.md").write_text(
-        "Exported by selfevolve. Character tokenizer: id 0 pad, 1 end of sequence, then the characters of "
-        f"{json.dumps(config['selfevolve_alphabet'])} in order.\n")
+    if isinstance(tok, CharTokenizer):
+        char_tokenizer_files(tok, tmp)
+    else:
+        tok.hf.save_pretrained(tmp)
+    (tmp / "README.md").write_text("Exported by selfevolve: load with transformers' AutoTokenizer and "
+                                   "AutoModelForCausalLM from this directory.\n")
     write_marker(tmp, "export")
