@@ -6,7 +6,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.progress import Progress as RichProgress
 
 
@@ -18,7 +25,7 @@ class Progress:
         self.console = console or Console(stderr=True)
         self._bars = RichProgress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
             console=self.console, disable=not enabled, transient=True,
         )
 
@@ -31,12 +38,12 @@ class Progress:
 
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Callable[..., None]]:
-        """A bar for one stage; yields `advance(**info)` to call once per unit of work."""
+        """A bar for one stage, with the time left; yields `advance(units=1, **info)` to call as work is done."""
         task_id = self._bars.add_task(description, total=total, info="")
 
-        def advance(**info: float) -> None:
+        def advance(units: int = 1, **info: float) -> None:
             text = "  ".join(f"{k} {v:.4f}" for k, v in info.items())
-            self._bars.update(task_id, advance=1, info=text)
+            self._bars.update(task_id, advance=units, info=text)
 
         try:
             yield advance

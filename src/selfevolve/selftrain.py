@@ -171,9 +171,9 @@ class Learn(Protocol):
 def sample_at_temperature(step: Step, problems: list[Problem]) -> Proposal:
     """STaR's proposal: every problem at the configured temperature."""
     cfg = step.cfg
-    with step.progress.task(f"sample {cfg.samples_per_problem} answers x {len(problems)}", total=None):
+    with step.progress.task(f"sample {cfg.samples_per_problem} answers x {len(problems)}", len(problems)) as advance:
         answers = sample_and_judge(step.policy, step.task, problems, cfg.samples_per_problem, cfg.temperature,
-                                   step.gen, step.judge)
+                                   step.gen, step.judge, advance)
     return Proposal(answers, cfg.temperature, cfg.reward_threshold, {})
 
 
@@ -201,13 +201,15 @@ def held_out(cfg: SelfTrainConfig, task: Task) -> list[Problem]:
     return task.sample(cfg.eval_problems, cfg.difficulty, np.random.default_rng([cfg.seed, 10_000]))
 
 
-def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Problem]) -> dict:
+def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Problem],
+             progress: Progress | None = None, title: str = "evaluate") -> dict:
     """pass@1 (greedy) and pass@k (k samples at the configured temperature), and per-problem verdicts."""
     from selfevolve.search.sampling import answer
 
-    greedy, _ = answer(policy.model, policy.tok, problems, max_new=task.max_answer_tokens)
-    sampled = sample_and_judge(policy, task, problems, cfg.samples_per_problem, cfg.temperature,
-                               torch.Generator().manual_seed(cfg.seed + 77))
+    with (progress or Progress(enabled=False)).task(title, 2 * len(problems)) as advance:
+        greedy, _ = answer(policy.model, policy.tok, problems, max_new=task.max_answer_tokens, advance=advance)
+        sampled = sample_and_judge(policy, task, problems, cfg.samples_per_problem, cfg.temperature,
+                                   torch.Generator().manual_seed(cfg.seed + 77), advance=advance)
     correct = [task.verify(p, t) for p, t in zip(problems, greedy, strict=True)]
     return {"pass1": float(np.mean(correct)), "passk": float(sampled.correct.any(axis=1).mean()),
             "verdicts": {"prompt": [p.prompt for p in problems], "greedy": greedy, "correct": correct,
@@ -272,8 +274,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
                           temperature=proposal.temperature, threshold=proposal.threshold, probe=proposal.probe,
                           **judge_info, **exploration_metrics(chosen.correct, chosen.texts, cfg.balance_target,
                                                               chosen.reward, proposal.threshold))
-        with progress.task(f"round {r}: evaluate", total=None):
-            result = evaluate(policy, task, cfg, test)
+        result = evaluate(policy, task, cfg, test, progress, f"round {r}: evaluate")
         record.update(pass1=result["pass1"], passk=result["passk"], loss=loss, tokens_trained=tokens,
                       wall_seconds=time.time() - t0)
         records.append(record)

@@ -20,8 +20,9 @@ def train_outcome_judge(policy: Policy, task: Task, labelled: list[Problem], sam
                         title: str) -> tuple[Judge, dict]:
     """Sample `samples` answers to each labelled problem, verify them, train an ORM (initialised from
     the policy) on those verdicts; returns the judge (P(correct) per answer) and what it trained on."""
-    with progress.task(f"{title}: sample {samples} answers x {len(labelled)} labelled problems", total=None):
-        seen = sample_and_judge(policy, task, labelled, samples, temperature, gen)
+    with progress.task(f"{title}: sample {samples} answers x {len(labelled)} labelled problems",
+                       len(labelled)) as advance:
+        seen = sample_and_judge(policy, task, labelled, samples, temperature, gen, advance=advance)
     prompts = [p.prompt for p, row in zip(seen.problems, seen.texts, strict=True) for _ in row]
     orm = RewardModel.from_policy(policy.model)
     loss = train_pointwise(orm, Examples.encode(policy.tok, prompts, [t for row in seen.texts for t in row]),

@@ -54,12 +54,14 @@ def generate(
     batch_size: int = 1024,
     generator: torch.Generator | None = None,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Samples:
     """Continue each prompt `num_samples` times; rows are prompt-major (p0s0, p0s1, ..., p1s0...).
 
     A row stops after the first token in `stop_id` (one id, or several: e.g. end of line or of text).
     `on_step(first_row, ids)`, when given, sees each step's new ids (pad_id for rows already
-    stopped) as they are made: streaming.
+    stopped) as they are made: streaming. `on_batch(prompts)` is called after each batch with the
+    number of prompts it finished: a progress bar's advance.
     """
     if not prompts:
         raise ValueError("generate() needs at least one prompt")
@@ -68,12 +70,13 @@ def generate(
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     per = max(1, batch_size // num_samples)  # prompts per batch
-    parts = [
-        _generate_batch(model, prompts[i : i + per], num_samples, max_new_tokens, stop_id, pad_id,
-                        temperature, top_k, top_p, digit_offset, generator,
-                        on_step and (lambda ids, first=i * num_samples: on_step(first, ids)))
-        for i in range(0, len(prompts), per)
-    ]
+    parts = []
+    for i in range(0, len(prompts), per):
+        parts.append(_generate_batch(model, prompts[i : i + per], num_samples, max_new_tokens, stop_id, pad_id,
+                                     temperature, top_k, top_p, digit_offset, generator,
+                                     on_step and (lambda ids, first=i * num_samples: on_step(first, ids))))
+        if on_batch is not None:
+            on_batch(len(prompts[i : i + per]))
     width = max(p.tokens.shape[1] for p in parts)
 
     def cat(name: str, fill: float) -> torch.Tensor:

@@ -71,17 +71,19 @@ def balanced_sampling(step: Step, problems) -> Proposal:
     cfg, n = step.cfg, step.cfg.probe_problems
     thresholds = cfg.threshold_grid if cfg.judge == "orm" else (cfg.reward_threshold,)
     probes, scores = [], {}
-    with step.progress.task(f"probe {len(cfg.temperature_grid)} temperatures on the same {n} problems", total=None):
+    with step.progress.task(f"probe {len(cfg.temperature_grid)} temperatures on the same {n} problems",
+                            n * len(cfg.temperature_grid)) as advance:
         for t in cfg.temperature_grid:
             probes.append(sample_and_judge(step.policy, step.task, problems[:n], cfg.samples_per_problem, t, step.gen,
-                                           step.judge))
+                                           step.judge, advance))
             scores[str(t)] = {str(th): balance(cfg, probes[-1], th) for th in thresholds}
     best_t, best_th = max(((t, th) for t in cfg.temperature_grid for th in thresholds),
                           key=lambda pair: scores[str(pair[0])][str(pair[1])])
     rest = problems[len(probes) * n:]
-    with step.progress.task(f"sample {cfg.samples_per_problem} answers x {len(rest)} at T={best_t}", total=None):
+    with step.progress.task(f"sample {cfg.samples_per_problem} answers x {len(rest)} at T={best_t}",
+                            len(rest)) as advance:
         probes.append(sample_and_judge(step.policy, step.task, rest, cfg.samples_per_problem, best_t, step.gen,
-                                       step.judge))
+                                       step.judge, advance))
     return Proposal(Answers.concat(probes), best_t, best_th, scores)
 
 

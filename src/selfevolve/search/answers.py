@@ -52,10 +52,12 @@ class Answers:
 
 
 def sample_and_judge(policy: Policy, task: Task, problems: list[Problem], k: int, temperature: float,
-                     gen: torch.Generator, judge: Judge = verifier_judge) -> Answers:
-    """k answers per problem in one batched generation, each verified and scored by `judge`."""
+                     gen: torch.Generator, judge: Judge = verifier_judge,
+                     advance: Callable[[int], None] | None = None) -> Answers:
+    """k answers per problem in one batched generation, each verified and scored by `judge`;
+    `advance(n)` hears of every n problems answered."""
     texts, _ = answer(policy.model, policy.tok, problems, num_samples=k, temperature=temperature, generator=gen,
-                      max_new=task.max_answer_tokens)
+                      max_new=task.max_answer_tokens, advance=advance)
     rows = [texts[i * k:(i + 1) * k] for i in range(len(problems))]
     correct = np.array([[task.verify(p, t) for t in row] for p, row in zip(problems, rows, strict=True)])
     return Answers(problems, rows, correct, judge(problems, rows, correct), np.full(correct.shape, temperature))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import torch
 
@@ -31,15 +32,16 @@ def majority_vote(groups: list[list[str]]) -> list[tuple[str, float]]:
 
 def answer(model: Transformer, tok: CharTokenizer, problems: list[Problem], *, digit_offset: int = 0,
            num_samples: int = 1, temperature: float = 0.0, generator: torch.Generator | None = None,
-           max_new: int | None = None) -> tuple[list[str], torch.Tensor]:
-    """Answers (prompt-major when num_samples > 1) and each answer's lowest token probability.
+           max_new: int | None = None, advance: Callable[[int], None] | None = None) -> tuple[list[str], torch.Tensor]:
+    """Answers (prompt-major when num_samples > 1) and each answer's lowest token probability;
+    `advance(n)` is told as each batch of n problems is answered (a progress bar).
 
     An answer that does not stop within max_new tokens (default: the longest gold answer + 3) is "<no stop>".
     """
     max_new = max_new or max(len(p.answer) for p in problems) + 3
     out = generate(model, [tok.encode(p.prompt) for p in problems], max_new, stop_id=tok.eos_id,
                    pad_id=tok.pad_id, num_samples=num_samples, temperature=temperature,
-                   digit_offset=digit_offset, generator=generator)
+                   digit_offset=digit_offset, generator=generator, on_batch=advance)
     stopped = out.tokens.eq(tok.eos_id).any(1)
     texts = [tok.decode(row) if ok else NO_STOP for row, ok in zip(out.tokens, stopped.tolist(), strict=True)]
     return texts, out.logprobs.min(dim=1).values.exp()
