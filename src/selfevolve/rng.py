@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import random
 import zlib
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
+
+T = TypeVar("T")
 
 
 class Streams(NamedTuple):
@@ -38,3 +41,11 @@ def rngs(seed: int, *stream: int | str) -> Streams:
 def torch_seed(seed: int, *stream: int | str) -> int:
     """An int seed for code that takes one (torch.manual_seed inside a fork_rng block, say)."""
     return int(np.random.SeedSequence(_entropy(seed, stream)).generate_state(1, np.uint64)[0]) & (2**63 - 1)
+
+
+def seeded(build: Callable[[], T], seed: int, *stream: int | str) -> T:
+    """`build()` (a model constructor, say: it draws from torch's global stream) with that stream
+    seeded from (seed, *stream), and put back as it was afterwards."""
+    with torch.random.fork_rng():
+        torch.manual_seed(torch_seed(seed, *stream))
+        return build()

@@ -34,10 +34,11 @@ from selfevolve.metrics import exploration_metrics
 from selfevolve.models.policy import TINY, Policy, load_policy
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
+from selfevolve.rng import rngs
 from selfevolve.search.answers import Answers, Judge, kept_rows, sample_and_judge, sample_table, verifier_judge
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint, restore_checkpoint
 from selfevolve.tasks import TASKS, Problem, Task, get_task, read_problems
-from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 JUDGES = ("verifier", "orm")
 
@@ -198,7 +199,7 @@ def finetune_on_kept(step: Step, samples: dict[str, list]) -> Learned:
 def held_out(cfg: SelfTrainConfig, task: Task) -> list[Problem]:
     if cfg.eval_file:
         return read_problems(cfg.eval_file, task)
-    return task.sample(cfg.eval_problems, cfg.difficulty, np.random.default_rng([cfg.seed, 10_000]))
+    return task.sample(cfg.eval_problems, cfg.difficulty, rngs(cfg.seed, 10_000).np)
 
 
 def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Problem],
@@ -209,7 +210,7 @@ def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Pr
     with (progress or Progress(enabled=False)).task(title, 2 * len(problems)) as advance:
         greedy, _ = answer(policy.model, policy.tok, problems, max_new=task.max_answer_tokens, advance=advance)
         sampled = sample_and_judge(policy, task, problems, cfg.samples_per_problem, cfg.temperature,
-                                   torch.Generator().manual_seed(cfg.seed + 77), advance=advance)
+                                   rngs(cfg.seed, "evaluate").torch, advance=advance)
     correct = [task.verify(p, t) for p, t in zip(problems, greedy, strict=True)]
     return {"pass1": float(np.mean(correct)), "passk": float(sampled.correct.any(axis=1).mean()),
             "verdicts": {"prompt": [p.prompt for p in problems], "greedy": greedy, "correct": correct,
@@ -222,26 +223,18 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
     task = get_task(cfg.task)
     policy = cfg.policy(task)
     optimizer = make_optimizer(policy.model, cfg.sft())
-    seed_set = task.sample(cfg.num_labelled, cfg.difficulty, np.random.default_rng([cfg.seed, 0]), mixed=True)
+    seed_set = task.sample(cfg.num_labelled, cfg.difficulty, rngs(cfg.seed, 0).np, mixed=True)
     labelled = Examples.encode(policy.tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
     test = held_out(cfg, task)
-    kept: list[Examples] = []
     base = None  # the round-0 weights, for restart (ReST-EM)
-
-    done = store.completed_rounds()
-    first = 0
-    if done:
-        restore_checkpoint(store.checkpoint_dir(done[-1]), policy.model, optimizer)
-        first = done[-1] + 1
-        if cfg.restart:
-            base = model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0)), into=cfg.policy(task).model)
-        kept = [Examples.encode(policy.tok, *kept_rows(store.read_samples(r).to_pydict())) for r in range(1, first)]
-        store.event("resumed", f"from round {first - 1}")
-    records = [r for r in store.rounds() if r["round"] < first]
+    first, records = store.resume_rounds(policy.model, optimizer)
+    if first and cfg.restart:
+        base = model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0)), into=cfg.policy(task).model)
+    kept = [Examples.encode(policy.tok, *kept_rows(store.read_samples(r).to_pydict())) for r in range(1, first)]
 
     for r in range(first, cfg.iterations + 1):
         t0 = time.time()
-        rng, gen = round_rngs(cfg.seed, r, 1)
+        rng, gen, _ = rngs(cfg.seed, r, 1)
         record: dict = {"round": r}
         if r == 0:
             if cfg.init_from:  # the same round-0 model as another run: recipes compared from one start

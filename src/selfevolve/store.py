@@ -282,6 +282,29 @@ class RunStore:
         done = self.completed_rounds()
         return self.checkpoint_dir(done[-1]) if done else None
 
+    # -- resuming -------------------------------------------------------------------------
+    def resume_rounds(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, list[dict]]:
+        """For a round-based run: load the last finished round's checkpoint into `model` and
+        `optimizer` (nothing for a new run); returns the first round to run and the records of the
+        rounds before it."""
+        done = self.completed_rounds()
+        if not done:
+            return 0, []
+        restore_checkpoint(self.checkpoint_dir(done[-1]), model, optimizer)
+        self.event("resumed", f"from round {done[-1]}")
+        return done[-1] + 1, [r for r in self.rounds() if r["round"] <= done[-1]]
+
+    def read_state(self, what: str) -> dict | None:
+        """For a generation-based run: its state.json (None for a new run)."""
+        path = self.path / "state.json"
+        if not path.exists():
+            return None
+        self.event("resumed", f"from its {what}")
+        return read_json(path, what)
+
+    def write_state(self, state: dict) -> None:
+        atomic_json(self.path / "state.json", state)
+
 
 def checkpoint_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """What a checkpoint of `model` holds: every weight (a tied lm_head once), or, when part of the

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from selfevolve.errors import CheckpointError
 from selfevolve.models.hf import require
 from selfevolve.models.transformer import Transformer
+from selfevolve.rng import seeded
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 HF_PREFIX = "base_model.model.model."  # our `layers.0...` is `model.layers.0...` in LlamaForCausalLM
@@ -50,9 +51,7 @@ def add_lora(model: Transformer, spec: LoraSpec, seed: int = 0) -> Transformer:
     """Inject fresh adapters (B = 0, so the model is unchanged) and freeze everything else."""
     import peft
 
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return peft.inject_adapter_in_model(spec.peft_config(), model)
+    return seeded(lambda: peft.inject_adapter_in_model(spec.peft_config(), model), seed, "lora")
 
 
 def adapter_state(model: Transformer) -> dict[str, torch.Tensor]:

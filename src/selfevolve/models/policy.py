@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import torch
-
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
+from selfevolve.rng import seeded
 
 TINY = "tiny"
 
@@ -46,9 +45,7 @@ def load_policy(model: str, seed: int, max_seq_len: int, n_layer: int, n_head: i
         tok = CharTokenizer()
         cfg = TransformerConfig(vocab_size=tok.vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
                                 max_seq_len=max_seq_len, pos_encoding="rope")
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            net = Transformer(cfg)
+        net = seeded(lambda: Transformer(cfg), seed, "init")
     else:
         from selfevolve.models.hf import load
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from selfevolve.agents.env import ENVS, HELD_OUT
 from selfevolve.agents.rollout import Episode, expert_episodes, prompt_of, run_episodes, trajectory_table
@@ -33,8 +32,9 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
-from selfevolve.store import RunStore, restore_checkpoint
-from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
+from selfevolve.rng import rngs, seeded
+from selfevolve.store import RunStore
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 MAX_SEQ_LEN = 320  # the longest observation (a penalty on a crafting task) plus a reply
 
@@ -96,9 +96,7 @@ def base_model(cfg: Config) -> Transformer:
     """The untrained policy every retraining starts from (same seed, same weights)."""
     mcfg = TransformerConfig(vocab_size=CharTokenizer().vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
                              n_embd=cfg.n_embd, max_seq_len=MAX_SEQ_LEN, pos_encoding="rope")
-    with torch.random.fork_rng():
-        torch.manual_seed(cfg.seed)
-        return Transformer(mcfg)
+    return seeded(lambda: Transformer(mcfg), cfg.seed, "init")
 
 
 def examples(tok: CharTokenizer, episodes: list[Episode]) -> Examples:
@@ -135,21 +133,14 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     demos = demonstrations(cfg)
     model = base_model(cfg)
     kept: dict[tuple, Episode] = {}
-    done = store.completed_rounds()
-    first = 0
-    if done:
-        restore_checkpoint(store.checkpoint_dir(done[-1]), model, make_optimizer(model, cfg.sft()))
-        for r in range(1, done[-1] + 1):
-            table = store.read_samples(r).to_pydict()
-            for ep in episodes_of(table, kept_only=True):
-                kept[ep.key] = ep
-        first = done[-1] + 1
-        store.event("resumed", f"from round {done[-1]}")
-    records = [r for r in store.rounds() if r["round"] < first]
+    first, records = store.resume_rounds(model, make_optimizer(model, cfg.sft()))
+    for r in range(1, first):
+        for ep in episodes_of(store.read_samples(r).to_pydict(), kept_only=True):
+            kept[ep.key] = ep
 
     for r in range(first, cfg.iterations + 1):
         t0 = time.time()
-        rng, gen = round_rngs(cfg.seed, r)
+        rng, gen, _ = rngs(cfg.seed, r)
         record: dict = {"round": r}
         if r == 0:
             store.write_samples(0, trajectory_table(demos, kept=True))
@@ -201,7 +192,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         for name in cfg.envs:
             specialist = base_model(cfg)
             train(specialist, cfg, [ep for ep in demos if ep.env == name], max(1, cfg.bc_steps // len(cfg.envs)),
-                  round_rngs(cfg.seed, 0)[1], progress, f"specialist {name}: BC")
+                  rngs(cfg.seed, 0).torch, progress, f"specialist {name}: BC")
             summary["specialist_success"][name] = evaluate(specialist, cfg, (name,), progress,
                                                            f"specialist {name}: evaluate")[name]["success"]
         summary["specialist_seconds"] = time.time() - t0

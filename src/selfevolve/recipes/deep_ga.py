@@ -27,7 +27,7 @@ from selfevolve.evolve.rollout import episode_returns, mean_return, policy_spec
 from selfevolve.evolve.runner import Evaluator, chunk_seed
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
-from selfevolve.store import RunStore, atomic_json, read_json
+from selfevolve.store import RunStore
 
 CHECK, FINAL = 1 << 30, (1 << 30) + 1  # seed streams of the solve check and final evaluation
 
@@ -105,12 +105,9 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     threshold = solve_threshold(cfg)
     evaluate = Evaluator(partial(mean_return, spec=spec, env_id=cfg.env, episodes=cfg.episodes), cfg.chunk_size,
                          cfg.backend, cfg.ray_address, cfg.workers)
-    state_path = store.path / "state.json"
-    if state_path.exists():
-        saved = read_json(state_path, "GA state")
+    saved = store.read_state("GA state")
+    if saved:
         state, spent, solved = GAState.from_json(saved["ga"]), saved["wall_seconds"], saved["solved"]
-        store.event("resumed", f"from generation {state.generation}")
-        progress.log(f"resuming at generation {state.generation}")
     else:
         state, spent, solved = ga.init(cfg.seed), 0.0, False
     start = time.perf_counter() - spent
@@ -131,8 +128,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                       "check_return": check, "wall_seconds": time.perf_counter() - start}
             store.record_round(gen, record, {"fitness/best": record["best_fitness"],
                                              "fitness/mean": record["mean_fitness"]})
-            atomic_json(state_path, {"ga": state.to_json(), "wall_seconds": record["wall_seconds"],
-                                     "solved": solved})
+            store.write_state({"ga": state.to_json(), "wall_seconds": record["wall_seconds"], "solved": solved})
             advance(best=record["best_fitness"], mean=record["mean_fitness"])
     final = episode_returns(ga.weights(state.best_genome)[None], spec, cfg.env, cfg.eval_episodes,
                             chunk_seed(cfg.seed, FINAL))[0]

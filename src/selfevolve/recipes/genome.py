@@ -36,8 +36,9 @@ from selfevolve.evolve.runner import Evaluator
 from selfevolve.models.lora import LoraSpec, adapter_state, add_lora, read_adapter, save_adapter, set_adapter_state
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
+from selfevolve.rng import rngs, seeded
 from selfevolve.search.sampling import answer
-from selfevolve.store import RunStore, atomic_json, load_checkpoint, model_from_checkpoint, read_json
+from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.skills import check_skills, skill_problems
 from selfevolve.train.sft import Examples, SFTConfig, TrainingConfig, make_optimizer, train_on_pools
@@ -168,13 +169,13 @@ def base_model(cfg: Config, store: RunStore, progress: Progress):
     tok = CharTokenizer()
     if 0 in store.completed_rounds():
         return model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0))), tok
-    torch.manual_seed(cfg.seed)
-    model = Transformer(TransformerConfig(tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                                          pos_encoding="rope", max_seq_len=32))
+    mcfg = TransformerConfig(tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
+                             pos_encoding="rope", max_seq_len=32)
+    model = seeded(lambda: Transformer(mcfg), cfg.seed, "init")
     sft = cfg.sft()
     optimizer = make_optimizer(model, sft)
     train_on_pools(model, optimizer, sft, [examples(tok, base_mixture(cfg))], [1.0], cfg.base_steps,
-                   torch.Generator().manual_seed(cfg.seed), progress, "base model: all skills")
+                   rngs(cfg.seed, "base").torch, progress, "base model: all skills")
     store.save_checkpoint(0, model, model.cfg.to_dict(), optimizer, {"round": 0})
     return model, tok
 
@@ -182,7 +183,7 @@ def base_model(cfg: Config, store: RunStore, progress: Progress):
 def base_mixture(cfg: Config) -> list[Problem]:
     """What the tiny base model learns from: every skill (and copying), evenly."""
     skills = tuple(dict.fromkeys(("copy", *cfg.skills, *cfg.target)))
-    return skill_problems(skills, 20_000, np.random.default_rng([cfg.seed, BASE]))
+    return skill_problems(skills, 20_000, rngs(cfg.seed, BASE).np)
 
 
 def examples(tok, problems: list[Problem]) -> Examples:
@@ -208,13 +209,13 @@ def experts(cfg: Config, model, tok, store: RunStore, progress: Progress) -> dic
             replay = replay_pool(cfg, model, tok)
         sft = SFTConfig(learning_rate=cfg.expert_learning_rate, batch_size=cfg.batch_size, weight_decay=0.0,
                         warmup_steps=min(50, cfg.expert_steps // 4))
-        data = [examples(tok, skill_problems((skill,), 5_000, np.random.default_rng([cfg.seed, 10 + i])))]
+        data = [examples(tok, skill_problems((skill,), 5_000, rngs(cfg.seed, 10 + i).np))]
         shares = [1.0]
         if cfg.expert_replay > 0:
             data.append(replay(skill))
             shares = [1 - cfg.expert_replay, cfg.expert_replay]
         train_on_pools(model, make_optimizer(model, sft), sft, data, shares, cfg.expert_steps,
-                       torch.Generator().manual_seed(cfg.seed + i), progress, f"expert {skill}")
+                       rngs(cfg.seed, "expert", i).torch, progress, f"expert {skill}")
         save_adapter(model, cfg.lora(), path, base=cfg.model)
         out[skill] = adapter_state(model)
     return out
@@ -232,7 +233,7 @@ def replay_pool(cfg: Config, model, tok):
         return lambda skill: mixture
     from selfevolve.models.sampler import generate
 
-    problems = skill_problems(cfg.skills, 100 * len(cfg.skills), np.random.default_rng([cfg.seed, REPLAY]))
+    problems = skill_problems(cfg.skills, 100 * len(cfg.skills), rngs(cfg.seed, REPLAY).np)
     prompts = [tok.encode(p.prompt) for p in problems]
     with torch.no_grad():
         written = generate(model, prompts, REPLAY_TOKENS, stop_id=tok.eos_id, pad_id=tok.pad_id)
@@ -267,8 +268,7 @@ class AdapterEval:
 # -- the run -----------------------------------------------------------------------------------
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
-    state_path = store.path / "state.json"
-    saved = read_json(state_path, "GENOME state") if state_path.exists() else None
+    saved = store.read_state("GENOME state")
     start = time.perf_counter() - (saved["wall_seconds"] if saved else 0.0)
     base, tok = base_model(cfg, store, progress)
     spec = read_adapter(Path(cfg.adapters[0]))[0] if cfg.adapters else cfg.lora()
@@ -278,8 +278,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     names = list(pool)
     flat = Flat.of(pool[names[0]])
     X = torch.stack([flat.flatten(pool[n]) for n in names])
-    dev = skill_problems(cfg.target, cfg.dev_size, np.random.default_rng([cfg.seed, DEV]))
-    test = HeldOutSplit(skill_problems(cfg.target, cfg.test_size, np.random.default_rng([cfg.seed, TEST])))
+    dev = skill_problems(cfg.target, cfg.dev_size, rngs(cfg.seed, DEV).np)
+    test = HeldOutSplit(skill_problems(cfg.target, cfg.test_size, rngs(cfg.seed, TEST).np))
     fitness = AdapterEval(model, tok, flat, dev)
     evaluate = Evaluator(fitness, cfg.chunk_size, cfg.backend, cfg.ray_address, cfg.workers)
 
@@ -312,7 +312,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     budget = log[-1]["evaluations"]
 
     # every candidate is fixed on dev before the test split is read
-    rng = torch.Generator().manual_seed(cfg.seed)
+    rng = rngs(cfg.seed, "random-search").torch
     with progress.task("random search over merge weights", total=budget) as advance:
         best_random, best_random_dev = None, -1.0
         for _ in range(budget):
@@ -367,8 +367,8 @@ def save_state(store: RunStore, state: GenomeState, expert_dev: torch.Tensor, wa
 
     name = f"state-{state.generation:04d}.safetensors"
     atomic_write(store.path / name, save({k: v.contiguous() for k, v in state.tensors().items()}))
-    atomic_json(store.path / "state.json", {"genome": state.scalars(), "tensors": name,
-                                            "expert_dev": expert_dev.tolist(), "wall_seconds": wall})
+    store.write_state({"genome": state.scalars(), "tensors": name, "expert_dev": expert_dev.tolist(),
+                       "wall_seconds": wall})
     for old in store.path.glob("state-*.safetensors"):
         if old.name != name:
             old.unlink()

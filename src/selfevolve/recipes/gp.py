@@ -26,7 +26,7 @@ from selfevolve.evolve.problems import BENCHMARKS, Dataset, benchmark, load_csv
 from selfevolve.evolve.trees import FUNCTIONS, PrimitiveSet, evaluate, to_infix
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
-from selfevolve.store import RunStore, atomic_json, read_json
+from selfevolve.store import RunStore
 
 
 @dataclass
@@ -92,11 +92,9 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     data = cfg.dataset()
     pset = PrimitiveSet(cfg.functions, data.variables, cfg.constants)
     gp = TreeGP(cfg.gp(), pset)
-    state_path = store.path / "state.json"
-    if state_path.exists():
-        saved = read_json(state_path, "GP state")
+    saved = store.read_state("GP state")
+    if saved:
         state, spent = GPState.from_json(saved["gp"]), saved["wall_seconds"]
-        store.event("resumed", f"from generation {state.generation}")
     else:
         state, spent = gp.init(cfg.seed), 0.0
     start = time.perf_counter() - spent
@@ -114,7 +112,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                       "diversity": diversity(state), "evaluations": state.evaluations,
                       "wall_seconds": time.perf_counter() - start}
             store.record_round(gen, record, {"error/best_rmse": record["best_rmse"]})
-            atomic_json(state_path, {"gp": state.to_json(), "wall_seconds": record["wall_seconds"]})
+            store.write_state({"gp": state.to_json(), "wall_seconds": record["wall_seconds"]})
             advance(rmse=record["best_rmse"])
     best = state.best_tree
     train_out = evaluate([best], data.X, pset)[0]

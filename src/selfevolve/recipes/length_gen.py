@@ -28,12 +28,13 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import POS_ENCODINGS, Transformer, TransformerConfig
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
+from selfevolve.rng import rngs, seeded
 from selfevolve.search.answers import kept_rows
 from selfevolve.search.sampling import answer, majority_vote
-from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint, restore_checkpoint
+from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Task, get_task
 from selfevolve.tasks.arithmetic import ArithmeticTask
-from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 FILTERS = ("length", "commute", "split", "offsets", "vote", "confidence")
 
@@ -129,9 +130,7 @@ def build_model(cfg: Config, tok: CharTokenizer) -> Transformer:
         digit_pos_size=max_digits + cfg.max_digit_offset + 2,
         digit_token_ids=tuple(tok.digit_ids), run_start_token_ids=tuple(tok.encode("=")),
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(cfg.seed)
-        return Transformer(mcfg)
+    return seeded(lambda: Transformer(mcfg), cfg.seed, "init")
 
 
 def evaluate(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config,
@@ -139,7 +138,7 @@ def evaluate(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config,
     """Held-out exact match per length; the same problems every round (their own seed stream)."""
     acc = {}
     for d in range(1, (max_digits or cfg.target_digits + cfg.eval_extra_digits) + 1):
-        problems = task.sample(cfg.eval_problems, d, np.random.default_rng([cfg.seed, 10_000, d]))
+        problems = task.sample(cfg.eval_problems, d, rngs(cfg.seed, 10_000, d).np)
         texts, _ = answer(model, tok, problems)
         acc[str(d)] = sum(task.verify(p, t) for p, t in zip(problems, texts, strict=True)) / len(problems)
     return acc
@@ -227,7 +226,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     tok, task = CharTokenizer(), get_task(cfg.task)
     model = build_model(cfg, tok)
     optimizer = make_optimizer(model, cfg.sft())
-    rng0 = round_rngs(cfg.seed, 0)[0]
+    rng0 = rngs(cfg.seed, 0).np
     per_length = cfg.num_labelled // cfg.labelled_max_digits
     labelled_problems = [p for d in range(1, cfg.labelled_max_digits + 1)
                          for p in task.sample(per_length, d, rng0, mixed=True)]
@@ -235,23 +234,16 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     self_data: list[Examples] = []
 
     # ---- resume: the last finished round's checkpoint and the self-labels kept up to it
-    done = store.completed_rounds()
-    first = 0
-    if done:
-        ckpt = restore_checkpoint(store.checkpoint_dir(done[-1]), model, optimizer)
-        first = ckpt["state"]["round"] + 1
-        for r in range(1, first):
-            self_data.append(Examples.encode(tok, *kept_rows(store.read_samples(r).to_pydict())))
-        store.event("resumed", f"from round {first - 1}")
-        progress.log(f"resuming after round {first - 1}")
-    records = [rec for rec in store.rounds() if rec["round"] < first]
+    first, records = store.resume_rounds(model, optimizer)
+    for r in range(1, first):
+        self_data.append(Examples.encode(tok, *kept_rows(store.read_samples(r).to_pydict())))
     digits = next_digits(cfg, records)
 
     for r in range(first, cfg.max_rounds + 1):
         if r > 0 and digits is None:
             break
         t0 = time.time()
-        rng, gen = round_rngs(cfg.seed, r)
+        rng, gen, _ = rngs(cfg.seed, r)
         if r == 0:
             # ---- LEARN from labels
             loss, _ = train_on_pools(model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,

@@ -33,12 +33,13 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
+from selfevolve.rng import rngs, seeded
 from selfevolve.search.mcts import MCTSConfig, best_trajectories, preference_pairs, search, solved
 from selfevolve.search.sampling import answer, majority_vote
-from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint, restore_checkpoint
+from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.wordmath import WordMathTask, execute, same_number
-from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, round_rngs, train_on_pools
+from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 REWARD_MODELS = ("ppm", "prm", "orm")
 STRATEGIES = ("greedy", "majority", "orm", "prm", "ppm", "mcts_ppm")
@@ -140,9 +141,7 @@ def build_policy(cfg: Config, tok: CharTokenizer) -> Transformer:
                              max_seq_len=WordMathTask.max_seq_len, pos_encoding=cfg.pos_encoding,
                              coupling="lines", sentence_end_ids=tuple(tok.encode(".?")),
                              line_end_ids=tuple(tok.encode("\n")), digit_pos_size=lines + cfg.max_line_offset + 1)
-    with torch.random.fork_rng():
-        torch.manual_seed(cfg.seed)
-        return Transformer(mcfg)
+    return seeded(lambda: Transformer(mcfg), cfg.seed, "init")
 
 
 def scorer(rm: RewardModel, tok: CharTokenizer):
@@ -324,7 +323,7 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
         raise SelfEvolveError(f"{last.name} has no reward models (round 0 trains only the policy); use "
                               "--strategy greedy or majority, or finish a search round first")
     rm = load_extra(last, needs, RewardModel.from_policy(policy)) if needs else None
-    gen = torch.Generator().manual_seed(cfg.seed + 77)
+    gen = rngs(cfg.seed, "evaluate").torch
     with Progress() as progress:
         if strategy == "greedy":
             texts, _ = answer(policy, tok, problems, max_new=task.max_answer_tokens)
@@ -364,25 +363,20 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     tok, task = CharTokenizer(), WordMathTask()
     policy = build_policy(cfg, tok)
     optimizer = make_optimizer(policy, cfg.sft())
-    seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, np.random.default_rng([cfg.seed, 0]), mixed=True)
+    seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
     labelled = Examples.encode(tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
-    test = task.sample(cfg.eval_problems, cfg.eval_difficulty, np.random.default_rng([cfg.seed, 10_000]), mixed=True)
+    test = task.sample(cfg.eval_problems, cfg.eval_difficulty, rngs(cfg.seed, 10_000).np, mixed=True)
     rms = None
 
-    done = store.completed_rounds()
-    first = done[-1] + 1 if done else 0
-    if done:
-        restore_checkpoint(store.checkpoint_dir(done[-1]), policy, optimizer)
-        if done[-1] > 0:
-            rms = {name: load_extra(store.checkpoint_dir(done[-1]), name, RewardModel.from_policy(policy))
-                   for name in REWARD_MODELS}
-        store.event("resumed", f"from round {done[-1]}")
+    first, records = store.resume_rounds(policy, optimizer)
+    if first > 1:
+        rms = {name: load_extra(store.checkpoint_dir(first - 1), name, RewardModel.from_policy(policy))
+               for name in REWARD_MODELS}
     data = [store.read_samples(r).to_pydict() for r in range(1, first)]
-    records = [r for r in store.rounds() if r["round"] < first]
 
     for r in range(first, cfg.rounds + 1):
         t0 = time.time()
-        rng, gen = round_rngs(cfg.seed, r, 1)
+        rng, gen, _ = rngs(cfg.seed, r, 1)
         record: dict = {"round": r}
         phases: dict[str, float] = {}
         if r == 0:
@@ -421,7 +415,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                           prm_pair_accuracy=pair_accuracy(rms["prm"], tok, held))
         with timed(phases, "evaluate"):
             acc, tokens, by_steps = evaluate(policy, rms, tok, task, cfg, test,
-                                             torch.Generator().manual_seed(cfg.seed + 77), progress)
+                                             rngs(cfg.seed, "evaluate").torch, progress)
         record.update(accuracy=acc, tokens=tokens, greedy_by_steps=by_steps, wall_seconds=time.time() - t0,
                       phase_seconds=phases)
         records.append(record)

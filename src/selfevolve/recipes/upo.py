@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from selfevolve.judge.uncertainty import certainty_weights, pair_uncertainty
+from selfevolve.rng import torch_seed
 from selfevolve.selftrain import Learned, SelfTrainConfig, Step, family, sample_at_temperature, self_train
 from selfevolve.train.dpo import PreferenceConfig, pair_examples, train_pairs
 from selfevolve.train.sft import Examples
@@ -54,7 +55,8 @@ def learn_upo(step: Step, samples: dict[str, list]) -> Learned:
     if not len(good):
         step.progress.log(f"[yellow]round {step.r}: no (accepted, rejected) pair to learn from")
         return Learned(step.optimizer, float("nan"), 0)
-    spread = pair_uncertainty(model, good, bad, cfg.mc_passes, cfg.mc_dropout, cfg.seed * 1000 + step.r)
+    spread = pair_uncertainty(model, good, bad, cfg.mc_passes, cfg.mc_dropout,
+                              torch_seed(cfg.seed, "mc-dropout", step.r))
     keep = torch.from_numpy(np.argsort(spread, kind="stable")[: max(1, round(cfg.keep_fraction * len(good)))])
     good, bad = (Examples(e.ids[keep], e.prompt_lens[keep], e.lens[keep]) for e in (good, bad))
     weights = certainty_weights(spread[keep.numpy()]) if cfg.weight_by_certainty else None

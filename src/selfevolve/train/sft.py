@@ -125,11 +125,6 @@ class Examples:
         return ids[:, :-1], torch.where(answer, ids[:, 1:], IGNORE)
 
 
-def round_rngs(seed: int, r: int, *stream: int) -> tuple[np.random.Generator, torch.Generator]:
-    """Round r's own numpy and torch random streams, so a resumed round draws the same numbers."""
-    return np.random.default_rng([seed, r, *stream]), torch.Generator().manual_seed(seed * 1_000_003 + r)
-
-
 def lr_at(step: int, total: int, cfg: SFTConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
