@@ -32,10 +32,11 @@ def ours(seed: int, args) -> tuple[int | None, int, int, float]:
     state, solved_at, evals, steps = ga.init(seed), None, 0, 0
     t0 = time.perf_counter()
     for gen in range(args.gens):
-        fitness = mean_return(ga.ask(state), chunk_seed(seed, gen), spec, "CartPole-v1", args.episodes)
+        params, state = ga.ask(state)
+        fitness = mean_return(params, chunk_seed(seed, gen), spec, "CartPole-v1", args.episodes)
         evals += len(fitness)
         steps += int(round(fitness.sum() * args.episodes))  # CartPole pays 1 per step: return = steps
-        state = ga.tell(state, fitness)
+        state = ga.tell(state, params, fitness)
         if fitness.max() >= SOLVED:
             solved_at = gen
             break

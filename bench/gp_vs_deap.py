@@ -84,11 +84,12 @@ def deap_run(data, seed: int, pop_size: int, gens: int) -> tuple[float, int, flo
 
 def ours_run(data, seed: int, pop_size: int, gens: int, mate_choice: str) -> tuple[float, int, float]:
     pset = PrimitiveSet(tuple(FUNCTIONS), data.variables, (1.0,))
-    algo = TreeGP(GPConfig(pop_size=pop_size, mate_choice=mate_choice), pset)
+    algo = TreeGP(GPConfig(pop_size=pop_size, mate_choice=mate_choice), pset, data.y)
     t0 = time.perf_counter()
     state = algo.init(seed)
     for _ in range(gens + 1):  # eaSimple evaluates the initial population and then `gens` generations
-        state = algo.tell(state, evaluate(algo.ask(state), data.X, pset), data.y)
+        trees, state = algo.ask(state)
+        state = algo.tell(state, trees, evaluate(trees, data.X, pset))
     seconds = time.perf_counter() - t0
     return float(np.max(np.abs(state.best_outputs - data.y))), state.evaluations, seconds
 

@@ -22,7 +22,7 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.progress import Progress
 from selfevolve.recipes.rstar import Config, build_policy
 from selfevolve.search.mcts import search
-from selfevolve.tasks.wordmath import WordMathTask
+from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask
 from selfevolve.train.sft import Examples, make_optimizer, train_on_pools
 
 
@@ -53,7 +53,8 @@ def main() -> None:
     for _ in range(args.repeats):
         for mode in best:
             t0 = time.perf_counter()
-            trees = search(policy, tok, problems, cfg.mcts(), torch.Generator().manual_seed(2), serial=mode == "serial")
+            trees = search(policy, tok, WordMathSteps(), problems, cfg.mcts(), torch.Generator().manual_seed(2),
+                           serial=mode == "serial")
             best[mode] = min(best[mode], time.perf_counter() - t0)
             nodes[mode] = expanded(trees)
     rates = {mode: nodes[mode] / best[mode] for mode in best}

@@ -23,14 +23,14 @@ def test_seed_chain_genomes_rebuild_exactly_the_evolved_weights():
     state = ga.init(0)
     rng = np.random.default_rng(1)
     for _ in range(6):
-        ga.ask(state)
-        state = ga.tell(state, rng.normal(size=12))
+        params, state = ga.ask(state)
+        state = ga.tell(state, params, rng.normal(size=12))
     lengths = [len(g) for g in state.genomes]
     assert 3 <= max(lengths) <= 7  # the init seed + one noise index per generation it went through
-    for genome, weights in zip(state.genomes, ga.ask(state), strict=False):
+    for genome, weights in zip(state.genomes, ga.ask(state)[0], strict=False):
         assert np.array_equal(reconstruct(genome, SPEC.init, 0.1, NoiseTable(10_000)), weights)
     resumed = GAState.from_json(json.loads(json.dumps(state.to_json())))
-    assert np.array_equal(ga.ask(resumed), ga.ask(state))
+    assert np.array_equal(ga.ask(resumed)[0], ga.ask(state)[0])
 
 
 def test_ask_tell_keeps_elites_and_selects_by_truncation():
@@ -38,11 +38,13 @@ def test_ask_tell_keeps_elites_and_selects_by_truncation():
     state = ga.init(0)
     before = list(state.genomes)
     fitness = np.arange(10.0)
-    state = ga.tell(state, fitness)
+    params, asked = ga.ask(state)
+    assert state.params is None and asked.params is params  # ask does not change the state it is given
+    state = ga.tell(asked, params, fitness)
     assert state.genomes[0] == before[9] and state.best_genome == before[9]  # the elite survives unchanged
     assert {g[:1] for g in state.genomes[1:]} <= {before[i] for i in (7, 8, 9)}  # children of the top 3
-    with pytest.raises(ValueError, match="one fitness per individual"):
-        ga.tell(state, np.zeros(3))
+    with pytest.raises(ValueError, match="one fitness each"):
+        ga.tell(state, ga.ask(state)[0], np.zeros(3))
 
 
 def test_short_deep_ga_run_raises_fitness():
@@ -51,9 +53,10 @@ def test_short_deep_ga_run_raises_fitness():
     state = ga.init(4)
     means = []
     for gen in range(8):
-        fitness = evaluate(ga.ask(state), gen)
+        params, state = ga.ask(state)
+        fitness = evaluate(params, gen)
         means.append(fitness.mean())
-        state = ga.tell(state, fitness)
+        state = ga.tell(state, params, fitness)
     assert means[0] < 60 and means[-1] > 2 * means[0], means
 
 

@@ -19,16 +19,19 @@ def fitness_of(x):
 
 @pytest.mark.parametrize("succession", [False, True])
 def test_genome_keeps_its_elites_and_climbs(succession):
-    evo = Genome(GenomeConfig(pop_size=8, elites=2, succession=succession, selection="tournament"))
     experts = torch.randn(4, 50, generator=torch.Generator().manual_seed(0))
-    state = evo.init(experts, fitness_of(experts), seed=1)
+    evo = Genome(GenomeConfig(pop_size=8, elites=2, succession=succession, selection="tournament"), experts,
+                 fitness_of(experts))
+    state = evo.init(seed=1)
     first = state.best_fitness
     for _ in range(15):
-        children = evo.ask(state)
+        rng_before = state.rng.clone()
+        children, asked = evo.ask(state)
         assert children.shape == (6, 50)
+        assert torch.equal(state.rng, rng_before) and state.parents is not asked.parents  # state left as it was
         everyone = torch.cat([state.population, children])
         best_before = state.best_fitness
-        state = evo.tell(state, children, fitness_of(children))
+        state = evo.tell(asked, children, fitness_of(children))
         # the two best of parents and children survive unchanged, every survivor is one of them
         assert torch.equal(state.population[:2], everyone[fitness_of(everyone).argsort(descending=True)[:2]])
         assert all((everyone == row).all(1).any() for row in state.population)
@@ -40,12 +43,13 @@ def test_genome_keeps_its_elites_and_climbs(succession):
 
 
 def test_genome_state_round_trips_and_continues_identically():
-    evo = Genome(GenomeConfig(pop_size=6, elites=1))
     experts = torch.randn(3, 20, generator=torch.Generator().manual_seed(2))
-    state = evo.init(experts, fitness_of(experts), seed=3)
-    state = evo.tell(state, (c := evo.ask(state)), fitness_of(c))
+    evo = Genome(GenomeConfig(pop_size=6, elites=1), experts, fitness_of(experts))
+    children, state = evo.ask(evo.init(seed=3))
+    state = evo.tell(state, children, fitness_of(children))
     copy = GenomeState.restore({k: v.clone() for k, v in state.tensors().items()}, dict(state.scalars()))
-    assert torch.equal(evo.ask(copy), evo.ask(state))
+    assert torch.equal(evo.ask(copy)[0], evo.ask(state)[0])
+    assert torch.equal(evo.ask(state)[0], evo.ask(state)[0])  # asking twice gives the same children
 
 
 def test_the_test_split_allows_one_read():

@@ -11,11 +11,11 @@ from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.sandbox import run_step
 from selfevolve.search import mcts
 from selfevolve.search.mcts import MCTSConfig, Node, Tree, backprop, search, select, uct_child
-from selfevolve.tasks.wordmath import WordMathTask, parse_step
+from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask, parse_step
 
 
 def child(parent: Node, step: str, terminal: bool = False, reward: float = 0.0) -> Node:
-    names = run_step(parse_step(step)[1], parent.names) if ": " in step else {}
+    names = run_step(parse_step(step)[1], parent.state) if ": " in step else {}
     node = Node(step, names, parent, parent.depth + 1, terminal=terminal, reward=reward)
     parent.children.append(node)
     parent.expanded, parent.expansions = True, 1
@@ -108,8 +108,44 @@ def test_search_prunes_steps_that_do_not_run_and_counts_its_tokens():
                                            max_seq_len=512))
     problems = WordMathTask().sample(3, 2, np.random.default_rng(0))
     cfg = MCTSConfig(rollouts=2, width=3, max_step_tokens=12)
-    trees = search(policy, tok, problems, cfg, torch.Generator().manual_seed(0))
+    trees = search(policy, tok, WordMathSteps(), problems, cfg, torch.Generator().manual_seed(0))
     for tree in trees:  # a random policy writes no runnable step: everything is pruned, nothing breaks
         assert tree.tokens > 0 and tree.pruned > 0 and len(tree.answers_after) == 2
-        assert all(n.names or n is tree.root for n in tree.root.walk())
+        assert all(n.state or n is tree.root for n in tree.root.walk())
         assert tree.root.visits == 2
+
+
+class Lines:
+    """A step format of no task: every line is a step, its state the lines so far, "=" ends a solution
+    and it is right when it has three lines. The search must run on it as on wordmath."""
+
+    def start(self, problem):
+        return ()
+
+    def run(self, line, state):
+        if not line.strip():
+            raise mcts.StepError("an empty line")
+        return (*state, line)
+
+    def is_final(self, state):
+        return "=" in state[-1]
+
+    def is_correct(self, problem, state):
+        return len(state) == 3
+
+
+def test_search_runs_on_any_step_format():
+    tok = CharTokenizer()
+    torch.manual_seed(0)
+    policy = Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_embd=32, n_head=2, pos_encoding="rope",
+                                           max_seq_len=512))
+    problems = WordMathTask().sample(2, 2, np.random.default_rng(0))
+    cfg = MCTSConfig(rollouts=3, width=4, max_depth=3, max_step_tokens=40)
+    trees = search(policy, tok, Lines(), problems, cfg, torch.Generator().manual_seed(0))
+    for tree in trees:
+        nodes = [n for n in tree.root.walk() if n is not tree.root]
+        assert nodes and all(n.state == tuple(p.step for p in n.path()) for n in nodes)  # the format's own state
+        finals = [n for n in nodes if n.terminal and "=" in n.step]
+        assert all(n.reward == (1.0 if n.depth == 3 else -1.0) for n in finals)
+        assert tree.root.visits == 3
+    assert any(n.terminal and "=" in n.step for t in trees for n in t.root.walk())  # the format ended some

@@ -113,21 +113,23 @@ def test_infix_reads_like_the_tree():
 @given(seed=seeds, mate_choice=st.sampled_from(["none", "random", "ideal"]))
 def test_generations_never_exceed_the_depth_limit(seed, mate_choice):
     cfg = GPConfig(pop_size=40, mutpb=0.5, cxpb=0.9, max_depth=6, init_depth=(2, 5), mate_choice=mate_choice)
-    gp = TreeGP(cfg, PSET)
     X = np.random.default_rng(seed).uniform(-1, 1, (10, 2))
     y = X[:, 0] * X[:, 1]
+    gp = TreeGP(cfg, PSET, y)
     state = gp.init(seed)
     for _ in range(6):
-        state = gp.tell(state, evaluate(gp.ask(state), X, PSET), y)
+        trees, state = gp.ask(state)
+        state = gp.tell(state, trees, evaluate(trees, X, PSET))
         trees = state.population + state.mates
         assert all(is_valid(t) for t in trees)
         assert depths(trees, PSET.arity).max() <= 6
         assert len(state.mates) == (40 if mate_choice == "ideal" else 0)
 
 
-def run_gp(gp, state, X, y, generations):
+def run_gp(gp, state, X, generations):
     for _ in range(generations):
-        state = gp.tell(state, evaluate(gp.ask(state), X, gp.pset), y)
+        trees, state = gp.ask(state)
+        state = gp.tell(state, trees, evaluate(trees, X, gp.pset))
     return state
 
 
@@ -136,10 +138,10 @@ def test_gp_finds_x_squared_plus_x_within_a_few_generations():
     X = np.linspace(-1, 1, 20)[:, None]
     y = X[:, 0] ** 2 + X[:, 0]
     for mate_choice in ("none", "ideal"):
-        gp = TreeGP(GPConfig(pop_size=200, mate_choice=mate_choice), pset)
+        gp = TreeGP(GPConfig(pop_size=200, mate_choice=mate_choice), pset, y)
         state = gp.init(0)
-        first = run_gp(gp, state, X, y, 1)
-        state = run_gp(gp, first, X, y, 9)
+        first = run_gp(gp, state, X, 1)
+        state = run_gp(gp, first, X, 9)
         assert first.best_error > 0.01  # the random population does not already hold it
         assert np.max(np.abs(state.best_outputs - y)) < 1e-9, to_infix(state.best_tree, pset)
 
@@ -147,9 +149,9 @@ def test_gp_finds_x_squared_plus_x_within_a_few_generations():
 def test_state_round_trips_through_json_and_resumes_identically():
     X = np.linspace(-1, 1, 15)[:, None] * np.ones((1, 2))
     y = np.sin(X[:, 0]) + X[:, 1] ** 2
-    gp = TreeGP(GPConfig(pop_size=30, mate_choice="ideal"), PSET)
-    state = run_gp(gp, gp.init(3), X, y, 4)
-    resumed = run_gp(gp, GPState.from_json(state.to_json()), X, y, 3)
-    straight = run_gp(gp, state, X, y, 3)
+    gp = TreeGP(GPConfig(pop_size=30, mate_choice="ideal"), PSET, y)
+    state = run_gp(gp, gp.init(3), X, 4)
+    resumed = run_gp(gp, GPState.from_json(state.to_json()), X, 3)
+    straight = run_gp(gp, state, X, 3)
     assert resumed.population == straight.population and resumed.mates == straight.mates
     assert resumed.best_error == straight.best_error

@@ -10,7 +10,8 @@ from their own loop, checkpoint it anywhere and resume it exactly:
                          backend="ray")  # or "serial": the same fitness for the same seed
     state = ga.init(seed=0)
     for gen in range(20):
-        state = ga.tell(state, evaluate(ga.ask(state), seed=gen))
+        params, state = ga.ask(state)
+        state = ga.tell(state, params, evaluate(params, seed=gen))
 """
 
 import importlib

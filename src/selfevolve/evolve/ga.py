@@ -3,8 +3,10 @@
     ga = DeepGA(GAConfig(), dim=spec.dim, init=spec.init)
     state = ga.init(seed)
     for _ in range(generations):
-        params = ga.ask(state)            # (pop_size, dim) weights to evaluate
-        state = ga.tell(state, fitness)   # fitness (pop_size,) of those weights
+        params, state = ga.ask(state)             # (pop_size, dim) weights to evaluate
+        state = ga.tell(state, params, fitness)   # fitness (pop_size,) of those weights
+
+The same contract as TreeGP and Genome (and evosax): `ask` never changes the state it is given.
 
 Each generation keeps the best `truncation` individuals as parents, copies the best `elites`
 unchanged, and fills the rest with Gaussian mutations of random parents. Elites are
@@ -15,6 +17,7 @@ data (genomes, fitness sums, the RNG state): it round-trips through JSON for res
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -82,17 +85,19 @@ class DeepGA:
     def weights(self, genome: Genome) -> np.ndarray:
         return reconstruct(genome, self.init_params, self.cfg.sigma, self.noise)
 
-    def ask(self, state: GAState) -> np.ndarray:
-        """The population's weights (pop_size, dim), rebuilt from genomes after a resume."""
-        if state.params is None:
-            state.params = np.stack([self.weights(g) for g in state.genomes])
-        return state.params
+    def ask(self, state: GAState) -> tuple[np.ndarray, GAState]:
+        """The population's weights (pop_size, dim) and a state that holds them (after a resume they
+        are rebuilt from the genomes); `state` itself is left as it is."""
+        if state.params is not None:
+            return state.params, state
+        params = np.stack([self.weights(g) for g in state.genomes])
+        return params, dataclasses.replace(state, params=params)
 
-    def tell(self, state: GAState, fitness: np.ndarray) -> GAState:
+    def tell(self, state: GAState, params: np.ndarray, fitness: np.ndarray) -> GAState:
         fitness = np.asarray(fitness, dtype=np.float64)
-        if fitness.shape != (len(state.genomes),):
-            raise ValueError(f"tell() needs one fitness per individual ({len(state.genomes)}), got {fitness.shape}")
-        params = self.ask(state)
+        if fitness.shape != (len(state.genomes),) or len(params) != len(state.genomes):
+            raise ValueError(f"tell() needs the {len(state.genomes)} asked individuals and one fitness each, got "
+                             f"{len(params)} and {fitness.shape}")
         total = np.asarray(state.fitness_sum) + fitness
         count = np.asarray(state.fitness_count) + 1
         mean = total / count

@@ -1,9 +1,9 @@
 """GENOME / GENOME+ behind an ask / tell interface over flat weight vectors (one row per individual).
 
-    evo = Genome(GenomeConfig())
-    state = evo.init(experts, expert_fitness, seed)   # the experts are generation 0
+    evo = Genome(GenomeConfig(), experts, expert_fitness)   # the experts are generation 0
+    state = evo.init(seed)
     for _ in range(generations):
-        children = evo.ask(state)                      # (pop_size - elites, dim)
+        children, state = evo.ask(state)               # (pop_size - elites, dim); `state` is not changed
         state = evo.tell(state, children, fitness)     # fitness of those children
 
 Each generation draws pairs of distinct parents by fitness, makes each child by a
@@ -17,6 +17,7 @@ evaluated again.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -77,18 +78,21 @@ class GenomeState:
 
 
 class Genome:
-    def __init__(self, cfg: GenomeConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: GenomeConfig, experts: torch.Tensor, fitness: torch.Tensor) -> None:
+        """`experts` (n, dim) flat weights and their `fitness` (n,): generation 0."""
+        self.cfg, self.experts, self.expert_fitness = cfg, experts, fitness
 
-    def init(self, experts: torch.Tensor, fitness: torch.Tensor, seed: int) -> GenomeState:
-        fitness = fitness.float()
+    def init(self, seed: int) -> GenomeState:
+        experts, fitness = self.experts, self.expert_fitness.float()
         b, w = int(fitness.argmax()), int(fitness.argmin())
         rng = torch.Generator().manual_seed(seed)
         return GenomeState(0, experts.clone(), fitness.clone(), torch.zeros_like(experts), experts.clone(),
                            fitness.clone(), experts[b].clone(), float(fitness[b]), experts[w].clone(),
                            float(fitness[w]), rng.get_state())
 
-    def ask(self, state: GenomeState) -> torch.Tensor:
+    def ask(self, state: GenomeState) -> tuple[torch.Tensor, GenomeState]:
+        """Children (pop_size - elites, dim), and a state that knows their parents; `state` itself is
+        left as it is."""
         cfg, rng = self.cfg, torch.Generator()
         rng.set_state(state.rng)
         n = cfg.pop_size - cfg.elites
@@ -104,8 +108,7 @@ class Genome:
         if cfg.succession:
             x, _ = succession(x, state.velocity[better], state.personal_best[better], state.best, state.worst, rng,
                               step=cfg.succession_step)
-        state.rng, state.parents = rng.get_state(), better
-        return x
+        return x, dataclasses.replace(state, rng=rng.get_state(), parents=better)
 
     def tell(self, state: GenomeState, children: torch.Tensor, fitness: torch.Tensor) -> GenomeState:
         cfg, line = self.cfg, state.parents

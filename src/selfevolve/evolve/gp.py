@@ -1,10 +1,10 @@
 """Tree GP for symbolic regression with mate choice, behind an ask / tell interface.
 
-    gp = TreeGP(GPConfig(mate_choice="ideal"), pset)
+    gp = TreeGP(GPConfig(mate_choice="ideal"), pset, y)
     state = gp.init(seed)
     while ...:
-        trees = gp.ask(state)                          # trees whose outputs are still unknown
-        state = gp.tell(state, evaluate(trees, X, pset), y)
+        trees, state = gp.ask(state)                          # trees whose outputs are still unknown
+        state = gp.tell(state, trees, evaluate(trees, X, pset))   # their outputs on the data (the fitness)
 
 A generation is DEAP's `eaSimple` (tournament selection of pairs, subtree crossover with
 `cxpb`, subtree mutation with `mutpb`, a static depth limit that keeps the parent when a
@@ -91,8 +91,11 @@ def mse(outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 class TreeGP:
-    def __init__(self, cfg: GPConfig, pset: PrimitiveSet) -> None:
-        self.cfg, self.pset, self.arity = cfg, pset, pset.arity
+    """Evolves trees that fit `y`: a tree's fitness is its outputs on the data points (mean squared
+    error to y for selection, the outputs themselves for mate choice)."""
+
+    def __init__(self, cfg: GPConfig, pset: PrimitiveSet, y: np.ndarray) -> None:
+        self.cfg, self.pset, self.arity, self.y = cfg, pset, pset.arity, np.asarray(y)
         self.arity_list = tuple(int(a) for a in self.arity)  # fast to index from Python loops
 
     def init(self, seed: int) -> GPState:
@@ -102,18 +105,22 @@ class TreeGP:
                  if self.cfg.mate_choice == "ideal" else [])
         return GPState(0, pop, mates, None, np.zeros(len(pop) + len(mates), dtype=bool), rng.bit_generator.state)
 
-    def ask(self, state: GPState) -> list[Tree]:
-        """Trees whose outputs are unknown; after a resume, the best tree so far comes last."""
+    def ask(self, state: GPState) -> tuple[list[Tree], GPState]:
+        """Trees whose outputs are unknown (after a resume, the best tree so far comes last), and the
+        state, unchanged."""
         trees = state.population + state.mates
         asked = [trees[i] for i in np.flatnonzero(~state.known)]
-        return asked + [state.best_tree] if self._needs_best(state) else asked
+        return (asked + [state.best_tree] if self._needs_best(state) else asked), state
 
     @staticmethod
     def _needs_best(state: GPState) -> bool:
         return state.best_tree is not None and state.best_outputs is None
 
-    def tell(self, state: GPState, outputs: np.ndarray, y: np.ndarray) -> GPState:
-        """Record the outputs of the asked trees, then breed the next generation."""
+    def tell(self, state: GPState, trees: list[Tree], outputs: np.ndarray) -> GPState:
+        """Record the outputs (trees, points) of the asked trees, then breed the next generation."""
+        if len(trees) != len(outputs):
+            raise ValueError(f"tell() needs one row of outputs per asked tree ({len(trees)}), got {len(outputs)}")
+        y = self.y
         pending = np.flatnonzero(~state.known)
         best_tree, best_error, best_outputs = state.best_tree, state.best_error, state.best_outputs
         if self._needs_best(state):

@@ -116,8 +116,9 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             advance()
         while not solved and state.generation < cfg.max_generations:
             gen = state.generation
-            fitness = evaluate(ga.ask(state), chunk_seed(cfg.seed, gen))
-            state = ga.tell(state, fitness)
+            params, state = ga.ask(state)
+            fitness = evaluate(params, chunk_seed(cfg.seed, gen))
+            state = ga.tell(state, params, fitness)
             check = None
             if state.best_fitness >= threshold:
                 check = float(mean_return(ga.weights(state.best_genome)[None], chunk_seed(cfg.seed, CHECK + gen),

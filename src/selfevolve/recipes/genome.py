@@ -286,23 +286,24 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     def dev_fitness(rows: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(evaluate(rows.numpy(), cfg.seed)).float()
 
-    evo = Genome(cfg.genome())
     if saved:
         from safetensors.torch import load_file
 
-        state = GenomeState.restore(load_file(store.path / saved["tensors"]), saved["genome"])
         expert_dev = torch.tensor(saved["expert_dev"])
+        evo = Genome(cfg.genome(), X, expert_dev)
+        state = GenomeState.restore(load_file(store.path / saved["tensors"]), saved["genome"])
         progress.log(f"resuming at generation {state.generation}")
     else:
         expert_dev = dev_fitness(X)
-        state = evo.init(X, expert_dev, cfg.seed)
+        evo = Genome(cfg.genome(), X, expert_dev)
+        state = evo.init(cfg.seed)
         record_generation(store, state, expert_dev, len(X))
         save_state(store, state, expert_dev, time.perf_counter() - start)
     with progress.task("GENOME: evolve", total=cfg.generations) as advance:
         for _ in range(state.generation):
             advance()
         while state.generation < cfg.generations:
-            children = evo.ask(state)
+            children, state = evo.ask(state)
             f = dev_fitness(children)
             state = evo.tell(state, children, f)
             record_generation(store, state, f, len(X) + state.generation * len(children))

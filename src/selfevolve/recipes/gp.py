@@ -91,7 +91,7 @@ def diversity(state: GPState) -> float:
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     data = cfg.dataset()
     pset = PrimitiveSet(cfg.functions, data.variables, cfg.constants)
-    gp = TreeGP(cfg.gp(), pset)
+    gp = TreeGP(cfg.gp(), pset, data.y)
     saved = store.read_state("GP state")
     if saved:
         state, spent = GPState.from_json(saved["gp"]), saved["wall_seconds"]
@@ -104,7 +104,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             advance()
         while state.generation < cfg.generations and not solved:
             gen = state.generation
-            state = gp.tell(state, evaluate(gp.ask(state), data.X, pset), data.y)
+            trees, state = gp.ask(state)
+            state = gp.tell(state, trees, evaluate(trees, data.X, pset))
             max_abs = float(np.max(np.abs(state.best_outputs - data.y)))
             solved = max_abs < cfg.success_error
             record = {"round": gen, "generation": gen, "best_rmse": float(np.sqrt(state.best_error)),

@@ -38,7 +38,7 @@ from selfevolve.search.mcts import MCTSConfig, best_trajectories, preference_pai
 from selfevolve.search.sampling import answer, majority_vote
 from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint
 from selfevolve.tasks.base import Problem
-from selfevolve.tasks.wordmath import WordMathTask, execute, same_number
+from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask, execute, same_number
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 REWARD_MODELS = ("ppm", "prm", "orm")
@@ -270,7 +270,8 @@ def score_solutions(rms: dict, tok, problems: list[Problem], solutions: Solution
 def guided_search(policy, rm, tok, cfg: Config, problems: list[Problem], rollouts: int, gen, progress):
     """PPM-guided MCTS without gold answers: the reward model values every step and every terminal."""
     with progress.task(f"PPM-guided MCTS, {rollouts} rollouts x {len(problems)} problems", total=rollouts) as advance:
-        return search(policy, tok, problems, cfg.mcts(rollouts), gen, value_fn=scorer(rm, tok), use_gold=False,
+        return search(policy, tok, WordMathSteps(), problems, cfg.mcts(rollouts), gen, value_fn=scorer(rm, tok),
+                      use_gold=False,
                       on_rollout=advance)
 
 
@@ -391,7 +392,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             with timed(phases, "search"), progress.task(
                     f"round {r}: MCTS, {cfg.rollouts} rollouts x {len(problems)} problems of 1-"
                     f"{cfg.search_difficulty(r)} steps", total=cfg.rollouts) as advance:
-                trees = search(policy, tok, problems, cfg.mcts(), gen, value_fn=guide, on_rollout=advance)
+                trees = search(policy, tok, WordMathSteps(), problems, cfg.mcts(), gen, value_fn=guide,
+                               on_rollout=advance)
             rows = tree_data(trees, cfg.trajectories_per_problem)
             store.write_samples(r, rows)
             data.append(rows)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from selfevolve.models.tokenizer import ALPHABET
-from selfevolve.sandbox import StepResult, run_steps
+from selfevolve.sandbox import StepResult, run_step, run_steps
 from selfevolve.tasks.base import Problem
 
 NAMES = ("Ann", "Bob", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon")
@@ -51,6 +51,22 @@ def execute(text: str) -> StepResult:
 
 def same_number(value, gold) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and abs(value - gold) < 1e-9
+
+
+class WordMathSteps:
+    """Wordmath's step format for the search: a step is "text: code", its state the names defined."""
+
+    def start(self, problem: Problem) -> dict:
+        return {}
+
+    def run(self, line: str, state: dict) -> dict:
+        return run_step(parse_step(line)[1], state)
+
+    def is_final(self, state: dict) -> bool:
+        return "answer" in state
+
+    def is_correct(self, problem: Problem, state: dict) -> bool:
+        return same_number(state.get("answer"), problem.fields["value"])
 
 
 class WordMathTask:
