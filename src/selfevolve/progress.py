@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -61,3 +62,13 @@ class Progress:
         err_text = "-" if err is None else f"{err:.3f}"
         self.log(f"[bold]round {record['round']}[/] digits {record['digits_labelled']}  kept {record['kept']}  "
                  f"label error {err_text}  {record['wall_seconds']:.0f}s  acc {shown}")
+
+
+@contextmanager
+def timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
+    """Adds the block's wall time to seconds[phase]: a round records where its time went."""
+    t0 = time.time()
+    try:
+        yield
+    finally:
+        seconds[phase] = round(seconds.get(phase, 0.0) + time.time() - t0, 2)

@@ -89,6 +89,36 @@ def plot_bars(values: dict[str, float], title: str, ylabel: str, path: Path) -> 
     return _save(fig, path)
 
 
+def strategy_table(rounds: list[dict]):
+    """A Rich table of `compare_strategies`' accuracy ({strategy: {N: value}}) after each round."""
+    from rich.table import Table
+
+    ns = sorted({n for r in rounds for s in r["accuracy"].values() for n in s}, key=int)
+    out = Table(title="Held-out accuracy by strategy and number of solutions N, after each round")
+    out.add_column("round")
+    out.add_column("strategy")
+    for n in ns:
+        out.add_column(f"N={n}", justify="right")
+    for r in rounds:
+        for s, by_n in r["accuracy"].items():
+            if by_n:
+                out.add_row(str(r["round"]), s, *[f"{by_n[n]:.3f}" if n in by_n else "" for n in ns])
+    return out
+
+
+def plot_strategies(rounds: list[dict], plot_dir: Path) -> list[Path]:
+    """Each strategy's accuracy per round at the largest N, and against N in the last round."""
+    last = rounds[-1]["accuracy"]
+    top = max((n for s in last.values() for n in s), key=int)
+    by_round = {s: [r["accuracy"][s].get(top if s != "greedy" else "1") for r in rounds] for s in last}
+    ns = sorted(last["majority"], key=int)
+    by_n = {s: [v.get(n) for n in ns] for s, v in last.items() if s != "greedy" and v}
+    return [plot_lines([r["round"] for r in rounds], by_round, f"Held-out accuracy per round (N = {top})", "round",
+                       "accuracy", plot_dir / "accuracy_by_round.png"),
+            plot_lines([int(n) for n in ns], by_n, "Held-out accuracy vs N, final round", "N (solutions / rollouts)",
+                       "accuracy", plot_dir / "accuracy_by_n.png")]
+
+
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

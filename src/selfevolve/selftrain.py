@@ -31,7 +31,7 @@ from selfevolve.config import check_min
 from selfevolve.errors import SelfEvolveError
 from selfevolve.judge.outcome import train_outcome_judge
 from selfevolve.metrics import exploration_metrics
-from selfevolve.models.policy import TINY, Policy, load_policy
+from selfevolve.models.policy import ModelChoice, Policy
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
@@ -44,7 +44,7 @@ JUDGES = ("verifier", "orm")
 
 
 @dataclass
-class SelfTrainConfig(TrainingConfig):
+class SelfTrainConfig(ModelChoice, TrainingConfig):
     seed: int = 0
     """Seeds model init, problems and sampling; same seed + same machine = same result."""
     task: str = "countdown"
@@ -82,13 +82,6 @@ class SelfTrainConfig(TrainingConfig):
     """JSONL file of held-out problems in the task's fields (default: generated ones)."""
     init_from: str = ""
     """A finished run of this family whose round-0 model this run starts from instead of training one."""
-    model: str = TINY
-    """tiny (a transformer trained from scratch with n_layer/n_head/n_embd), smollm2, or a local HF
-    Llama directory (fine-tuned from its pretrained weights, with its own tokenizer; see lora_r)."""
-    lora_r: int = 0
-    """Train LoRA adapters of this rank instead of every weight (0 = full fine-tuning)."""
-    lora_alpha: int = 16
-    """LoRA scale numerator (updates are scaled by alpha / r)."""
 
     round0_steps: int = 1500
     """Optimizer steps on the labelled seed set."""
@@ -105,7 +98,7 @@ class SelfTrainConfig(TrainingConfig):
             raise ValueError(f"judge: unknown judge {self.judge!r}; valid: {', '.join(JUDGES)}")
         check_min(self, 1, "difficulty", "num_labelled", "problems_per_iteration", "samples_per_problem",
                   "balance_target", "eval_problems", "orm_samples")
-        check_min(self, 0, "iterations", "round0_steps", "iteration_steps", "orm_steps", "lora_r")
+        check_min(self, 0, "iterations", "round0_steps", "iteration_steps", "orm_steps")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0 <= self.labelled_fraction <= 1:
@@ -116,14 +109,9 @@ class SelfTrainConfig(TrainingConfig):
             read_problems(self.eval_file, get_task(self.task))  # a bad file fails before the run starts
         if self.init_from and not (Path(self.init_from) / "checkpoints" / "round-000").is_dir():
             raise ValueError(f"init_from: {self.init_from} holds no round-0 checkpoint (checkpoints/round-000)")
-        if self.model != TINY:
-            from selfevolve.models.hf import resolve
-
-            resolve(self.model)  # a missing or foreign model directory fails before the run starts
 
     def policy(self, task: Task) -> Policy:
-        return load_policy(self.model, self.seed, task.max_seq_len, self.n_layer, self.n_head, self.n_embd,
-                           self.lora_r, self.lora_alpha)
+        return self.load_policy(task.max_seq_len)
 
 
 @dataclass

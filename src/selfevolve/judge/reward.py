@@ -92,3 +92,19 @@ def train_pairwise(model: RewardModel, better: Examples, worse: Examples, steps:
     the process preference model learns which of two steps is better, never an absolute label."""
     return _fit(model, len(better), lambda i: -F.logsigmoid(_logits(model, better, i) - _logits(model, worse, i))
                 .mean(), steps, sft, gen, progress, title)
+
+
+def value_fn(rm: RewardModel, tok):
+    """A search's value function from a reward model: (problems, partial solutions) -> logits squashed
+    to [-1, 1]."""
+    def value(problems, solutions: list[str]) -> np.ndarray:
+        return 2 * rm.score(Examples.encode(tok, [q.prompt for q in problems], solutions)) - 1
+    return value
+
+
+def pair_accuracy(rm: RewardModel, tok, prompts: list[str], better: list[str], worse: list[str]) -> float | None:
+    """Share of (better, worse) pairs the model ranks the right way round (None without pairs)."""
+    if not prompts:
+        return None
+    return float((rm.score(Examples.encode(tok, prompts, better)) > rm.score(Examples.encode(tok, prompts, worse)))
+                 .mean())

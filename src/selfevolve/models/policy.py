@@ -55,3 +55,31 @@ def load_policy(model: str, seed: int, max_seq_len: int, n_layer: int, n_head: i
 
         net = add_lora(net, LoraSpec(r=lora_r, alpha=lora_alpha), seed=seed)
     return Policy(net, tok)
+
+
+@dataclass
+class ModelChoice:
+    """The config fields of every recipe that trains a language model: which one, and how."""
+
+    model: str = TINY
+    """tiny (a transformer trained from scratch with the recipe's shape and our character tokenizer),
+    smollm2, or a local HF Llama directory (fine-tuned from its pretrained weights, with its own
+    tokenizer and chat template; see lora_r)."""
+    lora_r: int = 0
+    """Train LoRA adapters of this rank instead of every weight (0 = full fine-tuning)."""
+    lora_alpha: int = 16
+    """LoRA scale numerator (updates are scaled by alpha / r)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # type: ignore[misc]  (a mixin before the recipe's config base)
+        if self.lora_r < 0 or self.lora_alpha < 1:
+            raise ValueError(f"lora_r must be >= 0 and lora_alpha >= 1, got {self.lora_r}, {self.lora_alpha}")
+        if self.model != TINY:
+            from selfevolve.models.hf import resolve
+
+            resolve(self.model)  # a missing or foreign model directory fails before the run starts
+
+    def load_policy(self, max_seq_len: int) -> Policy:
+        """The configured model (a tiny one of the config's n_layer / n_head / n_embd) and its tokenizer."""
+        return load_policy(self.model, self.seed, max_seq_len, self.n_layer, self.n_head,  # type: ignore[attr-defined]
+                           self.n_embd, self.lora_r, self.lora_alpha)  # type: ignore[attr-defined]

@@ -19,7 +19,6 @@ with Self-Evolved Slow Thinking", arXiv:2501.12051
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,17 +27,19 @@ import torch
 
 from selfevolve.config import check_min
 from selfevolve.errors import SelfEvolveError
-from selfevolve.judge.reward import RewardModel, train_pairwise, train_pointwise
+from selfevolve.judge.reward import RewardModel, pair_accuracy, train_pairwise, train_pointwise, value_fn
+from selfevolve.models.policy import TINY, ModelChoice, Policy
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
-from selfevolve.progress import Progress
+from selfevolve.progress import Progress, timed
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs, seeded
-from selfevolve.search.mcts import MCTSConfig, best_trajectories, preference_pairs, search, solved
-from selfevolve.search.sampling import answer, majority_vote
+from selfevolve.search.best_of_n import answer_by, compare_strategies
+from selfevolve.search.mcts import MCTSConfig, search, solved
+from selfevolve.search.tree_data import pick, tree_data
 from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint
 from selfevolve.tasks.base import Problem
-from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask, execute, same_number
+from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 REWARD_MODELS = ("ppm", "prm", "orm")
@@ -47,7 +48,7 @@ POLICY_ENCODINGS = ("abacus-all", "abacus-alibi", "abacus-both", "abacus", "rope
 
 
 @dataclass
-class Config(TrainingConfig):
+class Config(ModelChoice, MCTSConfig, TrainingConfig):
     task = "wordmath"  # not a setting: the task this recipe is written for
 
     seed: int = 0
@@ -72,18 +73,8 @@ class Config(TrainingConfig):
     """The held-out problems have 1..eval_difficulty steps: harder ones than the seed set too."""
     eval_n: tuple[int, ...] = (1, 4, 16, 64)
     """Numbers of sampled solutions (and of MCTS rollouts) each strategy is scored at."""
-    rollouts: int = 16
-    """MCTS rollouts per training problem."""
-    width: int = 4
-    """Candidate steps per expansion."""
-    max_depth: int = WordMathTask.max_steps + 1
-    """Most steps in a solution (a step per sentence, then the count)."""
-    c_uct: float = 1.0
-    """UCT exploration constant."""
+    max_depth: int = WordMathTask.max_steps + 1  # a step per sentence, then the count
     widen: int = 2
-    """Times a node may be expanded while its proposals gave fewer than `width` distinct steps."""
-    temperature: float = 1.0
-    """Sampling temperature of search steps and of the sampled solutions."""
     trajectories_per_problem: int = 2
     """Correct trajectories per solved problem the policy is fine-tuned on (highest mean Q first)."""
     # TrainingConfig defaults this recipe changes
@@ -111,8 +102,7 @@ class Config(TrainingConfig):
         if self.reward_model not in ("ppm", "prm"):
             raise ValueError(f"reward_model: {self.reward_model!r} is not one of ppm, prm")
         check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
-                  "eval_difficulty", "rollouts", "width", "widen", "max_depth", "trajectories_per_problem",
-                  "reward_batch_size")
+                  "eval_difficulty", "trajectories_per_problem", "reward_batch_size")
         check_min(self, 0, "difficulty_step", "rounds", "round0_steps", "policy_steps", "reward_steps",
                   "max_line_offset")
         if self.pos_encoding not in POLICY_ENCODINGS:
@@ -123,70 +113,32 @@ class Config(TrainingConfig):
                 raise ValueError(f"{name} must be <= {most} (wordmath steps), got {getattr(self, name)}")
         if not self.eval_n or min(self.eval_n) < 1:
             raise ValueError(f"eval_n must be positive numbers of solutions, got {self.eval_n}")
-        if self.temperature <= 0 or self.c_uct < 0:
-            raise ValueError("temperature must be > 0 and c_uct >= 0")
 
     def search_difficulty(self, r: int) -> int:
         """Most steps of round r's search problems."""
         return min(self.train_difficulty + (r - 1) * self.difficulty_step, WordMathTask.max_steps)
 
     def mcts(self, rollouts: int | None = None) -> MCTSConfig:
-        return MCTSConfig(rollouts=rollouts or self.rollouts, width=self.width, max_depth=self.max_depth,
-                          c_uct=self.c_uct, widen=self.widen, temperature=self.temperature)
+        return replace(self, rollouts=rollouts or self.rollouts)
 
 
-def build_policy(cfg: Config, tok: CharTokenizer) -> Transformer:
+def build_policy(cfg: Config) -> Policy:
+    """The tiny character-level policy, its sentences and solution lines coupled by position, or an HF model."""
+    if cfg.model != TINY:  # its own tokenizer and RoPE positions; the reward models are it with a scalar head
+        return cfg.load_policy(WordMathTask.max_seq_len)
+    tok = CharTokenizer()
     lines = WordMathTask.max_steps + 2  # a sentence per step and the question, a line per step and the count
     mcfg = TransformerConfig(vocab_size=tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
                              max_seq_len=WordMathTask.max_seq_len, pos_encoding=cfg.pos_encoding,
                              coupling="lines", sentence_end_ids=tuple(tok.encode(".?")),
                              line_end_ids=tuple(tok.encode("\n")), digit_pos_size=lines + cfg.max_line_offset + 1)
-    return seeded(lambda: Transformer(mcfg), cfg.seed, "init")
+    return Policy(seeded(lambda: Transformer(mcfg), cfg.seed, "init"), tok)
 
 
-def scorer(rm: RewardModel, tok: CharTokenizer):
-    """A value function for the search: reward-model logits squashed to [-1, 1]."""
-    def value(problems: list[Problem], solutions: list[str]) -> np.ndarray:
-        p = rm.score(Examples.encode(tok, [q.prompt for q in problems], solutions))
-        return 2 * p - 1
-    return value
-
-
-# ---- the data a round's trees give ------------------------------------------------------------
-
-def tree_data(trees, k: int) -> dict[str, list]:
-    """One table of what the trees teach: policy trajectories (sft), PPM pairs (better/worse), PRM
-    targets (every visited step's Q rescaled to [0, 1]) and ORM targets (every terminal's outcome)."""
-    rows: dict[str, list] = {"kind": [], "prompt": [], "text": [], "other": [], "target": [], "tree": []}
-
-    def add(kind, prompt, text, other, target, tree):
-        for name, value in zip(rows, (kind, prompt, text, other, target, tree), strict=True):
-            rows[name].append(value)
-
-    for i, tree in enumerate(trees):
-        prompt = tree.problem.prompt
-        for path in best_trajectories(tree, k):
-            add("sft", prompt, "\n".join(n.step for n in path), "", 1.0, i)
-        for better, worse in preference_pairs(tree):
-            add("pair", prompt, better, worse, 1.0, i)
-        for node in tree.root.walk():
-            if node.step and node.visits:
-                add("prm", prompt, node.solution(), "", (node.q + 1) / 2, i)
-            if node.terminal and node.step:
-                add("orm", prompt, node.solution(), "", float(node.reward > 0), i)
-    return rows
-
-
-def pick(data: dict[str, list], kind: str, held_out: bool | None = None) -> dict[str, list]:
-    """Rows of one kind; held_out=True / False: only the trees of every 10th problem / the others."""
-    keep = [i for i, k in enumerate(data["kind"]) if k == kind
-            and (held_out is None or (data["tree"][i] % 10 == 9) == held_out)]
-    return {name: [col[i] for i in keep] for name, col in data.items()}
-
-
-def train_reward_models(policy, tok, cfg: Config, data: dict[str, list], gen, progress, r: int) -> dict:
+def train_reward_models(policy: Policy, cfg: Config, data: dict[str, list], gen, progress, r: int) -> dict:
     """PPM (pairwise), PRM (Q regression) and ORM (outcomes), each initialised from the policy."""
-    models = {name: RewardModel.from_policy(policy) for name in REWARD_MODELS}
+    tok = policy.tok
+    models = {name: RewardModel.from_policy(policy.model) for name in REWARD_MODELS}
     pairs, prm, orm = pick(data, "pair", False), pick(data, "prm", False), pick(data, "orm", False)
     sft = replace(cfg.sft(), batch_size=cfg.reward_batch_size)
     if pairs["prompt"]:
@@ -201,108 +153,31 @@ def train_reward_models(policy, tok, cfg: Config, data: dict[str, list], gen, pr
     return models
 
 
-def pair_accuracy(rm: RewardModel, tok: CharTokenizer, pairs: dict[str, list]) -> float | None:
-    """Share of held-out step pairs the model ranks the right way round."""
-    if not pairs["prompt"]:
-        return None
-    better = rm.score(Examples.encode(tok, pairs["prompt"], pairs["text"]))
-    worse = rm.score(Examples.encode(tok, pairs["prompt"], pairs["other"]))
-    return float((better > worse).mean())
-
-
 # ---- inference strategies at equal numbers of solutions ---------------------------------------
 
-def final_value(text: str):
-    result = execute(text)
-    return result.values.get("answer") if result.ok else None
-
-
-@dataclass
-class Solutions:
-    """n sampled solutions per problem, each run once: texts, final values (None: did not run),
-    verdicts and generated tokens, all (problems, n)."""
-    texts: list[list[str]]
-    values: list[list]
-    correct: np.ndarray
-    length: np.ndarray
-
-    @classmethod
-    def sample(cls, policy, tok, task: WordMathTask, problems: list[Problem], n: int, temperature: float,
-               gen: torch.Generator) -> Solutions:
-        flat, _ = answer(policy, tok, problems, num_samples=n, temperature=temperature, generator=gen,
-                         max_new=task.max_answer_tokens)
-        texts = [flat[i * n:(i + 1) * n] for i in range(len(problems))]
-        values = [[final_value(t) for t in row] for row in texts]
-        correct = np.array([[same_number(v, p.fields["value"]) for v in row]
-                            for p, row in zip(problems, values, strict=True)])
-        return cls(texts, values, correct, np.array([[len(t) + 1 for t in row] for row in texts]))
-
-    def choose(self, strategy: str, n: int, scores: dict[str, np.ndarray]) -> np.ndarray:
-        """Which of its first n solutions each problem's strategy picks: the first holding the majority
-        value, or the reward model's highest-scored solution among those that ran."""
-        if strategy == "majority":
-            return np.array([majority_index(row[:n]) for row in self.values])
-        ran = np.array([[v is not None for v in row[:n]] for row in self.values])
-        return np.where(ran, scores[strategy][:, :n], -np.inf).argmax(1)
-
-    def accuracy(self, picked: np.ndarray) -> float:
-        return float(self.correct[np.arange(len(picked)), picked].mean())
-
-
-def majority_index(values: list) -> int:
-    """The first solution holding the most common final value among those that ran (0 if none ran)."""
-    ran = [v for v in values if v is not None]
-    return values.index(majority_vote([ran])[0][0]) if ran else 0
-
-
-def score_solutions(rms: dict, tok, problems: list[Problem], solutions: Solutions) -> dict[str, np.ndarray]:
-    """Each reward model's score of every solution, (problems, n). A confident policy samples the same
-    solution many times (about 500 distinct of 3200 at N = 64), and each distinct one is scored once."""
-    n = solutions.correct.shape[1]
-    pairs = [(p.prompt, t) for p, row in zip(problems, solutions.texts, strict=True) for t in row]
-    distinct = list(dict.fromkeys(pairs))
-    where = {pair: i for i, pair in enumerate(distinct)}
-    back = np.array([where[pair] for pair in pairs])
-    examples = Examples.encode(tok, [p for p, _ in distinct], [t for _, t in distinct])
-    return {name: rm.score(examples)[back].reshape(len(problems), n) for name, rm in rms.items()}
-
-
-def guided_search(policy, rm, tok, cfg: Config, problems: list[Problem], rollouts: int, gen, progress):
+def guided_search(policy: Policy, rm, cfg: Config, problems: list[Problem], rollouts: int, gen, progress):
     """PPM-guided MCTS without gold answers: the reward model values every step and every terminal."""
     with progress.task(f"PPM-guided MCTS, {rollouts} rollouts x {len(problems)} problems", total=rollouts) as advance:
-        return search(policy, tok, WordMathSteps(), problems, cfg.mcts(rollouts), gen, value_fn=scorer(rm, tok),
-                      use_gold=False,
-                      on_rollout=advance)
+        return search(policy.model, policy.tok, WordMathSteps(), problems, cfg.mcts(rollouts), gen,
+                      value_fn=value_fn(rm, policy.tok), use_gold=False, on_rollout=advance)
 
 
-def evaluate(policy, rms: dict | None, tok, task: WordMathTask, cfg: Config, problems: list[Problem],
+def evaluate(policy: Policy, rms: dict | None, task: WordMathTask, cfg: Config, problems: list[Problem],
              gen: torch.Generator, progress: Progress) -> tuple[dict, dict, dict]:
-    """Held-out accuracy and mean generated tokens per problem, {strategy: {N: value}}, and greedy
-    accuracy by number of steps; every best-of-N strategy chooses among the same sampled solutions."""
-    ns, top = sorted(cfg.eval_n), max(cfg.eval_n)
-    acc: dict = {s: {} for s in STRATEGIES}
-    tokens: dict = {s: {} for s in STRATEGIES}
-    with progress.task(f"evaluate: greedy and {top} samples x {len(problems)} problems", total=None):
-        greedy, _ = answer(policy, tok, problems, max_new=task.max_answer_tokens)
-        solutions = Solutions.sample(policy, tok, task, problems, top, cfg.temperature, gen)
-        scores = score_solutions(rms or {}, tok, problems, solutions)
-    right = np.array([task.verify(p, t) for p, t in zip(problems, greedy, strict=True)])
-    acc["greedy"]["1"] = float(right.mean())
-    tokens["greedy"]["1"] = float(np.mean([len(t) + 1 for t in greedy]))
+    """Held-out accuracy and tokens, {strategy: {N: value}}: greedy, best-of-N by majority and by each
+    reward model, PPM-guided MCTS at N rollouts; and greedy accuracy by number of steps."""
+    ns = sorted(cfg.eval_n)
+    with progress.task(f"evaluate: greedy and {ns[-1]} samples x {len(problems)} problems", 2 * len(problems)) as step:
+        acc, tokens, right = compare_strategies(policy, task, problems, ns, cfg.temperature, gen, rms or {}, step)
     steps = np.array([p.difficulty for p in problems])
-    by_steps = {str(d): float(right[steps == d].mean()) for d in sorted(set(steps.tolist()))}
-    for n in ns:
-        for name in ("majority", *scores):
-            acc[name][str(n)] = solutions.accuracy(solutions.choose(name, n, scores))
-            tokens[name][str(n)] = float(solutions.length[:, :n].sum(1).mean())
+    by_steps = {str(d): float(np.mean(np.array(right)[steps == d])) for d in sorted(set(steps.tolist()))}
     if rms:
-        trees = guided_search(policy, rms["ppm"], tok, cfg, problems, top, gen, progress)
-        for n in ns:
-            picked = [t.answers_after[n - 1] for t in trees]
-            acc["mcts_ppm"][str(n)] = float(np.mean([task.verify(t.problem, text)
-                                                     for t, (_, text, _) in zip(trees, picked, strict=True)]))
-            tokens["mcts_ppm"][str(n)] = float(np.mean([used for _, _, used in picked]))
-    return acc, tokens, by_steps
+        trees = guided_search(policy, rms["ppm"], cfg, problems, ns[-1], gen, progress)
+        picked = {n: [t.answers_after[n - 1] for t in trees] for n in ns}
+        acc["mcts_ppm"] = {str(n): float(np.mean([task.verify(t.problem, text) for t, (_, text, _)
+                                                  in zip(trees, picked[n], strict=True)])) for n in ns}
+        tokens["mcts_ppm"] = {str(n): float(np.mean([used for *_, used in picked[n]])) for n in ns}
+    return ({s: acc.get(s, {}) for s in STRATEGIES}, {s: tokens.get(s, {}) for s in STRATEGIES}, by_steps)
 
 
 def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strategy: str | None = None,
@@ -315,32 +190,24 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
         raise SelfEvolveError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if n < 1 or strategy == "greedy" and n != 1:
         raise SelfEvolveError(f"--n must be >= 1 (and 1 for greedy), got {n}")
-    tok, task = CharTokenizer(), WordMathTask()
-    policy = build_policy(cfg, tok)
+    task, policy = WordMathTask(), build_policy(cfg)
     last = store.last_checkpoint()
-    model_from_checkpoint(load_checkpoint(last), into=policy)
+    model_from_checkpoint(load_checkpoint(last), into=policy.model)
     needs = {"ppm": "ppm", "prm": "prm", "orm": "orm", "mcts_ppm": "ppm"}.get(strategy)
     if needs and not (last / f"{needs}.safetensors").exists():
         raise SelfEvolveError(f"{last.name} has no reward models (round 0 trains only the policy); use "
                               "--strategy greedy or majority, or finish a search round first")
-    rm = load_extra(last, needs, RewardModel.from_policy(policy)) if needs else None
+    rm = load_extra(last, needs, RewardModel.from_policy(policy.model)) if needs else None
     gen = rngs(cfg.seed, "evaluate").torch
     with Progress() as progress:
-        if strategy == "greedy":
-            texts, _ = answer(policy, tok, problems, max_new=task.max_answer_tokens)
-            used = [len(t) + 1 for t in texts]
-        elif strategy == "mcts_ppm":
-            trees = guided_search(policy, rm, tok, cfg, problems, n, gen, progress)
+        if strategy == "mcts_ppm":
+            trees = guided_search(policy, rm, cfg, problems, n, gen, progress)
             texts, used = [t.answers_after[-1][1] for t in trees], [t.answers_after[-1][2] for t in trees]
         else:
-            with progress.task(f"sample {n} solutions x {len(problems)} problems", total=None):
-                solutions = Solutions.sample(policy, tok, task, problems, n, cfg.temperature, gen)
-                scores = score_solutions({strategy: rm} if rm else {}, tok, problems, solutions)
-            picked = solutions.choose(strategy, n, scores)
-            texts = [row[i] for row, i in zip(solutions.texts, picked, strict=True)]
-            used = solutions.length.sum(1).tolist()
-    values = [final_value(t) for t in texts]  # each chosen solution runs once
-    correct = [same_number(v, p.fields["value"]) for p, v in zip(problems, values, strict=True)]
+            with progress.task(f"{strategy}: {n} solutions x {len(problems)} problems", len(problems)) as step:
+                texts, used = answer_by(strategy, n, policy, task, problems, cfg.temperature, gen, rm, step)
+    values = [task.final_answer(t) for t in texts]  # each chosen solution runs once
+    correct = [task.answer_matches(p, v) for p, v in zip(problems, values, strict=True)]
     return {"metrics": {f"{strategy} at N={n}": float(np.mean(correct)), "tokens per problem": float(np.mean(used))},
             "verdicts": {"question": [p.fields["question"] for p in problems],
                          "answer": [p.fields["value"] for p in problems], "solution": texts, "value": values,
@@ -349,29 +216,19 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
 
 # ---- the loop --------------------------------------------------------------------------------
 
-@contextmanager
-def timed(seconds: dict[str, float], phase: str):
-    """Adds the block's wall time to seconds[phase]: each round records where its time went."""
-    t0 = time.time()
-    try:
-        yield
-    finally:
-        seconds[phase] = round(seconds.get(phase, 0.0) + time.time() - t0, 2)
-
-
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
-    tok, task = CharTokenizer(), WordMathTask()
-    policy = build_policy(cfg, tok)
-    optimizer = make_optimizer(policy, cfg.sft())
+    task, policy = WordMathTask(), build_policy(cfg)
+    tok, model = policy.tok, policy.model
+    optimizer = make_optimizer(model, cfg.sft())
     seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
     labelled = Examples.encode(tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
     test = task.sample(cfg.eval_problems, cfg.eval_difficulty, rngs(cfg.seed, 10_000).np, mixed=True)
     rms = None
 
-    first, records = store.resume_rounds(policy, optimizer)
+    first, records = store.resume_rounds(model, optimizer)
     if first > 1:
-        rms = {name: load_extra(store.checkpoint_dir(first - 1), name, RewardModel.from_policy(policy))
+        rms = {name: load_extra(store.checkpoint_dir(first - 1), name, RewardModel.from_policy(model))
                for name in REWARD_MODELS}
     data = [store.read_samples(r).to_pydict() for r in range(1, first)]
 
@@ -382,17 +239,17 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         phases: dict[str, float] = {}
         if r == 0:
             with timed(phases, "policy"):
-                train_on_pools(policy, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,
+                train_on_pools(model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps, gen, progress,
                                f"round 0: train on {len(labelled)} solved problems", cfg.max_line_offset)
             record.update(solved_by_search=None, ppm_pair_accuracy=None, prm_pair_accuracy=None)
         else:
             # ---- SEARCH: problems with final answers only; terminal-guided in round 1, then reward-guided
             problems = task.sample(cfg.train_problems, cfg.search_difficulty(r), rng, mixed=True)
-            guide = scorer(rms[cfg.reward_model], tok) if rms else None
+            guide = value_fn(rms[cfg.reward_model], tok) if rms else None
             with timed(phases, "search"), progress.task(
                     f"round {r}: MCTS, {cfg.rollouts} rollouts x {len(problems)} problems of 1-"
                     f"{cfg.search_difficulty(r)} steps", total=cfg.rollouts) as advance:
-                trees = search(policy, tok, WordMathSteps(), problems, cfg.mcts(), gen, value_fn=guide,
+                trees = search(model, tok, WordMathSteps(), problems, cfg.mcts(), gen, value_fn=guide,
                                on_rollout=advance)
             rows = tree_data(trees, cfg.trajectories_per_problem)
             store.write_samples(r, rows)
@@ -402,27 +259,28 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             sft = pick(merged, "sft")
             with timed(phases, "policy"):
                 if sft["prompt"]:
-                    train_on_pools(policy, optimizer, cfg.sft(), [labelled, Examples.encode(tok, sft["prompt"],
+                    train_on_pools(model, optimizer, cfg.sft(), [labelled, Examples.encode(tok, sft["prompt"],
                                                                                              sft["text"])],
                                    [0.5, 0.5], cfg.policy_steps, gen, progress,
                                    f"round {r}: fine-tune on {len(sft['prompt'])} trajectories", cfg.max_line_offset)
             with timed(phases, "reward_models"):
-                rms = train_reward_models(policy, tok, cfg, merged, gen, progress, r)
+                rms = train_reward_models(policy, cfg, merged, gen, progress, r)
             held = pick(merged, "pair", True)
             record.update(search_difficulty=cfg.search_difficulty(r),
                           solved_by_search=float(np.mean([solved(t.root) for t in trees])),
                           search_tokens=int(sum(t.tokens for t in trees)),
                           pruned_steps=int(sum(t.pruned for t in trees)), trajectories=len(pick(rows, "sft")["kind"]),
-                          pairs=len(pick(rows, "pair")["kind"]), ppm_pair_accuracy=pair_accuracy(rms["ppm"], tok, held),
-                          prm_pair_accuracy=pair_accuracy(rms["prm"], tok, held))
+                          pairs=len(pick(rows, "pair")["kind"]),
+                          **{f"{name}_pair_accuracy": pair_accuracy(rms[name], tok, held["prompt"], held["text"],
+                                                                    held["other"]) for name in ("ppm", "prm")})
         with timed(phases, "evaluate"):
-            acc, tokens, by_steps = evaluate(policy, rms, tok, task, cfg, test,
+            acc, tokens, by_steps = evaluate(policy, rms, task, cfg, test,
                                              rngs(cfg.seed, "evaluate").torch, progress)
         record.update(accuracy=acc, tokens=tokens, greedy_by_steps=by_steps, wall_seconds=time.time() - t0,
                       phase_seconds=phases)
         records.append(record)
         store.record_round(r, record, {"eval/greedy": acc["greedy"]["1"]})
-        store.save_checkpoint(r, policy, policy.cfg.to_dict(), optimizer, {"round": r, "seed": cfg.seed},
+        store.save_checkpoint(r, model, model.cfg.to_dict(), optimizer, {"round": r, "seed": cfg.seed},
                               extra=rms)
         progress.log(f"[bold]round {r}[/] greedy {acc['greedy']['1']:.3f}  " + "  ".join(
             f"{s}@{max(cfg.eval_n)} {acc[s][str(max(cfg.eval_n))]:.3f}" for s in STRATEGIES[1:]
@@ -442,36 +300,17 @@ def headline(summary: dict) -> str:
 
 
 def table(summary: dict):
-    from rich.table import Table
+    from selfevolve.report import strategy_table
 
-    rounds = summary["rounds"]
-    ns = sorted({n for r in rounds for s in r["accuracy"].values() for n in s}, key=int)
-    out = Table(title="Held-out accuracy by strategy and number of solutions N, after each round")
-    out.add_column("round")
-    out.add_column("strategy")
-    for n in ns:
-        out.add_column(f"N={n}", justify="right")
-    for r in rounds:
-        for s, by_n in r["accuracy"].items():
-            if by_n:
-                out.add_row(str(r["round"]), s, *[f"{by_n[n]:.3f}" if n in by_n else "" for n in ns])
-    return out
+    return strategy_table(summary["rounds"])
 
 
 def plots(summary: dict, plot_dir: Path) -> list[Path]:
-    from selfevolve.report import plot_lines
+    from selfevolve.report import plot_lines, plot_strategies
 
     rounds = summary["rounds"]
-    top = max((n for s in rounds[-1]["accuracy"].values() for n in s), key=int)
-    by_round = {s: [r["accuracy"][s].get(top if s != "greedy" else "1") for r in rounds] for s in STRATEGIES}
-    last = rounds[-1]["accuracy"]
-    ns = sorted(last["majority"], key=int)
-    by_n = {s: [last[s].get(n) for n in ns] for s in ("majority", "orm", "prm", "ppm", "mcts_ppm") if last[s]}
     steps = sorted({d for r in rounds for d in r["greedy_by_steps"]}, key=int)
-    return [plot_lines([r["round"] for r in rounds], by_round, f"Held-out accuracy per round (N = {top})", "round",
-                       "accuracy", plot_dir / "accuracy_by_round.png"),
-            plot_lines([int(n) for n in ns], by_n, "Held-out accuracy vs N, final round", "N (solutions / rollouts)",
-                       "accuracy", plot_dir / "accuracy_by_n.png"),
+    return [*plot_strategies(rounds, plot_dir),
             plot_lines([int(d) for d in steps], {f"round {r['round']}": [r["greedy_by_steps"].get(d) for d in steps]
                                                  for r in rounds},
                        "Held-out greedy accuracy by solution length", "steps", "accuracy",

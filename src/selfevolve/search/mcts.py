@@ -57,7 +57,7 @@ class StepFormat(Protocol):
 @dataclass
 class MCTSConfig:
     rollouts: int = 16
-    """Rollouts per problem (each ends at a terminal step or the depth limit)."""
+    """MCTS rollouts per problem (each ends at a terminal step or the depth limit)."""
     width: int = 4
     """Candidate next steps sampled when a node is expanded."""
     max_depth: int = 8
@@ -69,11 +69,12 @@ class MCTSConfig:
     that run is expanded again, once every child has been tried, up to this many times
     (progressive widening; 1: never again)."""
     temperature: float = 1.0
-    """Sampling temperature of the proposed steps."""
+    """Sampling temperature of the proposed steps (and of sampled solutions)."""
     max_step_tokens: int = 40
     """Tokens a step may take before it counts as unfinished (and is pruned)."""
 
     def __post_init__(self) -> None:
+        getattr(super(), "__post_init__", lambda: None)()  # a recipe's config may add these fields to its own
         for name in ("rollouts", "width", "max_depth", "max_step_tokens", "widen"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
