@@ -108,3 +108,27 @@ def save_word_level_llama(path, layers: int = 2, width: int = 64):
     model.save_pretrained(path)
     hf_tok.save_pretrained(path)
     return model.eval(), hf_tok
+
+
+def save_bpe_llama(path, texts: list[str], vocab_size: int = 400, layers: int = 2, width: int = 64):
+    """A random Llama with a byte-level BPE tokenizer trained on `texts` (GPT-2's pre-tokenizer, as
+    SmolLM2 has: words and numbers become subword tokens, whitespace runs such as "\\n" their own),
+    saved with save_pretrained."""
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    hf_tok = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", eos_token="</s>")
+    config = transformers.LlamaConfig(
+        vocab_size=len(hf_tok), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+        pad_token_id=hf_tok.pad_token_id, eos_token_id=hf_tok.eos_token_id, bos_token_id=None)
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(path)
+    hf_tok.save_pretrained(path)
+    return hf_tok

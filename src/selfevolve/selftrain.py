@@ -295,10 +295,9 @@ def evaluate_file(store: RunStore, cfg: SelfTrainConfig, problems: list[Problem]
 
 def export(store: RunStore, cfg: SelfTrainConfig, out: Path, overwrite: bool) -> Path:
     """The latest policy (LoRA merged into full weights) and its tokenizer as an HF model directory."""
-    from selfevolve.models.hf_export import export_model
+    from selfevolve.models.hf_export import export_run
 
-    policy = load_latest(store, cfg, get_task(cfg.task))
-    return export_model(policy.model, policy.tok, out, overwrite)
+    return export_run(store, cfg.policy(get_task(cfg.task)), out, overwrite)
 
 
 def headline(summary: dict) -> str:

@@ -17,14 +17,17 @@ from typing import Any
 
 from safetensors.torch import save_file
 
-from selfevolve.models.policy import Tokenizer
+from selfevolve.errors import CheckpointError
+from selfevolve.models.policy import Policy, Tokenizer
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer
 from selfevolve.store import (
+    RunStore,
     atomic_json,
     build_beside,
     check_replaceable,
     checkpoint_tensors,
+    load_checkpoint,
     model_from_checkpoint,
     write_marker,
 )
@@ -34,6 +37,10 @@ MODELING_FILE = Path(__file__).with_name("hf_modeling.py")
 
 def hf_config(model_config: dict[str, Any], tok: Tokenizer) -> dict[str, Any]:
     c = model_config
+    if c.get("coupling") == "lines" and c["pos_encoding"] != "rope":
+        raise CheckpointError(f"export writes Llama models and digit-coupled ones; this model couples positions by "
+                              f"sentences and lines ({c['pos_encoding']}), which modeling_selfevolve.py does not "
+                              "compute yet: train it with --set pos_encoding=rope to export it")
     config = {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
@@ -90,6 +97,13 @@ def export_hf(ckpt: dict[str, Any], out: Path, overwrite: bool = False) -> Path:
     check_replaceable(out, "export", overwrite, "--hf directory")
     model = model_from_checkpoint(ckpt)  # names, shapes and dtypes fit the config, or CheckpointError
     return export_model(model, CharTokenizer(), out, overwrite)
+
+
+def export_run(store: RunStore, policy: Policy, out: Path, overwrite: bool = False) -> Path:
+    """A run's latest checkpoint, loaded into `policy` (the run's model as its config builds it), with
+    the policy's tokenizer."""
+    model_from_checkpoint(load_checkpoint(store.last_checkpoint()), into=policy.model)
+    return export_model(policy.model, policy.tok, out, overwrite)
 
 
 def export_model(model: Transformer, tok: Tokenizer, out: Path, overwrite: bool = False) -> Path:

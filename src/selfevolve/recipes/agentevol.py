@@ -27,12 +27,12 @@ import numpy as np
 from selfevolve.agents.env import ENVS, HELD_OUT
 from selfevolve.agents.rollout import Episode, expert_episodes, prompt_of, run_episodes, trajectory_table
 from selfevolve.config import check_min
+from selfevolve.models.hf_export import export_run
 from selfevolve.models.lm import TransformerLM
-from selfevolve.models.tokenizer import CharTokenizer
-from selfevolve.models.transformer import Transformer, TransformerConfig
+from selfevolve.models.policy import ModelChoice, Policy
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
-from selfevolve.rng import rngs, seeded
+from selfevolve.rng import rngs
 from selfevolve.store import RunStore
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
@@ -40,7 +40,7 @@ MAX_SEQ_LEN = 320  # the longest observation (a penalty on a crafting task) plus
 
 
 @dataclass
-class Config(TrainingConfig):
+class Config(ModelChoice, TrainingConfig):
     seed: int = 0
     """Seeds the policy's initialisation, training batches and exploration."""
     envs: tuple[str, ...] = tuple(ENVS)
@@ -92,34 +92,31 @@ def demonstrations(cfg: Config) -> list[Episode]:
     return expert_episodes([(name, i) for name in cfg.envs for i in range(cfg.demo_tasks)])
 
 
-def base_model(cfg: Config) -> Transformer:
-    """The untrained policy every retraining starts from (same seed, same weights)."""
-    mcfg = TransformerConfig(vocab_size=CharTokenizer().vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                             n_embd=cfg.n_embd, max_seq_len=MAX_SEQ_LEN, pos_encoding="rope")
-    return seeded(lambda: Transformer(mcfg), cfg.seed, "init")
+def base_model(cfg: Config) -> Policy:
+    """The policy every retraining starts from (same seed, same weights): a tiny one, or the HF model."""
+    return cfg.load_policy(MAX_SEQ_LEN)
 
 
-def examples(tok: CharTokenizer, episodes: list[Episode]) -> Examples:
+def examples(tok, episodes: list[Episode]) -> Examples:
     """Every step of every episode: the observation as the prompt, the reply as the answer."""
     steps = [(prompt_of(o), a) for ep in episodes for o, a in zip(ep.observations, ep.actions, strict=True)]
     return Examples.encode(tok, [p for p, _ in steps], [a for _, a in steps])
 
 
-def train(model: Transformer, cfg: Config, data: list[Episode], steps: int, gen, progress, title) -> float:
+def train(policy: Policy, cfg: Config, data: list[Episode], steps: int, gen, progress, title) -> float:
     """`steps` AdamW steps on every step of `data`, each batch split evenly between the environments
     (so the easy ones, which yield the most kept trajectories, do not crowd out the hard ones)."""
-    tok = CharTokenizer()
     envs = sorted({ep.env for ep in data})
-    pools = [examples(tok, [ep for ep in data if ep.env == name]) for name in envs]
-    optimizer = make_optimizer(model, cfg.sft())
-    loss, _ = train_on_pools(model, optimizer, cfg.sft(), pools, [1 / len(envs)] * len(envs), steps, gen, progress,
-                             title)
+    pools = [examples(policy.tok, [ep for ep in data if ep.env == name]) for name in envs]
+    optimizer = make_optimizer(policy.model, cfg.sft())
+    loss, _ = train_on_pools(policy.model, optimizer, cfg.sft(), pools, [1 / len(envs)] * len(envs), steps, gen,
+                             progress, title)
     return loss
 
 
-def evaluate(model: Transformer, cfg: Config, envs: tuple[str, ...], progress, title: str) -> dict:
+def evaluate(policy: Policy, cfg: Config, envs: tuple[str, ...], progress, title: str) -> dict:
     """Greedy success rate and mean episode length per environment on its held-out task ids."""
-    lm = TransformerLM(model, CharTokenizer())
+    lm = TransformerLM(policy.model, policy.tok)
     tasks = [(name, HELD_OUT + i) for name in envs for i in range(cfg.eval_tasks)]
     episodes = run_episodes(lm, tasks, 0.0, cfg.max_tokens, progress, title)
     return {name: {"success": float(np.mean([ep.success for ep in episodes if ep.env == name])),
@@ -129,11 +126,10 @@ def evaluate(model: Transformer, cfg: Config, envs: tuple[str, ...], progress, t
 
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
-    tok = CharTokenizer()
     demos = demonstrations(cfg)
-    model = base_model(cfg)
+    policy = base_model(cfg)
     kept: dict[tuple, Episode] = {}
-    first, records = store.resume_rounds(model, make_optimizer(model, cfg.sft()))
+    first, records = store.resume_rounds(policy.model, make_optimizer(policy.model, cfg.sft()))
     for r in range(1, first):
         for ep in episodes_of(store.read_samples(r).to_pydict(), kept_only=True):
             kept[ep.key] = ep
@@ -144,13 +140,13 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         record: dict = {"round": r}
         if r == 0:
             store.write_samples(0, trajectory_table(demos, kept=True))
-            loss = train(model, cfg, demos, cfg.bc_steps, gen, progress, f"BC on {len(demos)} expert trajectories")
+            loss = train(policy, cfg, demos, cfg.bc_steps, gen, progress, f"BC on {len(demos)} expert trajectories")
             record.update(explored=0, successes=0, new_kept=0)
         else:
             # ---- EXPLORE: new task ids of every environment, sampled
             start = cfg.demo_tasks + (r - 1) * cfg.explore_tasks
             tasks = [(name, start + i) for name in cfg.envs for i in range(cfg.explore_tasks)]
-            lm = TransformerLM(model, tok, seed=int(rng.integers(2**31)))
+            lm = TransformerLM(policy.model, policy.tok, seed=int(rng.integers(2**31)))
             episodes = run_episodes(lm, tasks, cfg.temperature, cfg.max_tokens, progress,
                                     f"iteration {r}: explore {len(tasks)} tasks")
             # ---- SELECT: successful trajectories, each distinct one once
@@ -163,19 +159,19 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             store.write_samples(r, table)
             # ---- LEARN: demonstrations + everything kept so far
             if cfg.restart:
-                model = base_model(cfg)
-            loss = train(model, cfg, demos + list(kept.values()), cfg.iteration_steps, gen, progress,
+                policy = base_model(cfg)
+            loss = train(policy, cfg, demos + list(kept.values()), cfg.iteration_steps, gen, progress,
                          f"iteration {r}: train on {len(demos)} demonstrations + {len(kept)} own trajectories")
             record.update(explored=len(episodes), successes=sum(ep.success for ep in episodes), new_kept=len(new),
                           explore_success={n: float(np.mean([e.success for e in episodes if e.env == n]))
                                            for n in cfg.envs})
-        result = evaluate(model, cfg, cfg.envs, progress, f"round {r}: evaluate")
+        result = evaluate(policy, cfg, cfg.envs, progress, f"round {r}: evaluate")
         record.update(kept=len(demos) + len(kept), loss=loss, wall_seconds=time.time() - t0,
                       success={n: v["success"] for n, v in result.items()},
                       length={n: v["length"] for n, v in result.items()})
         records.append(record)
         store.record_round(r, record, {f"success/{n}": v["success"] for n, v in result.items()})
-        store.save_checkpoint(r, model, model.cfg.to_dict(), make_optimizer(model, cfg.sft()),
+        store.save_checkpoint(r, policy.model, policy.model.cfg.to_dict(), make_optimizer(policy.model, cfg.sft()),
                               {"round": r, "seed": cfg.seed})
         progress.log(f"[bold]round {r}[/] held-out success " +
                      "  ".join(f"{n} {v['success']:.2f}" for n, v in result.items()) +
@@ -248,4 +244,9 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
                        plot_dir / "length.png")]
 
 
-RECIPE = Recipe(Config, run, headline, plots, table=table)
+def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:
+    """The latest policy (LoRA merged) and its tokenizer as an HF model directory."""
+    return export_run(store, base_model(cfg), out, overwrite)
+
+
+RECIPE = Recipe(Config, run, headline, plots, table=table, export=export)

@@ -28,6 +28,7 @@ import torch
 from selfevolve.config import check_min
 from selfevolve.errors import SelfEvolveError
 from selfevolve.judge.reward import RewardModel, pair_accuracy, train_pairwise, train_pointwise, value_fn
+from selfevolve.models.hf_export import export_run
 from selfevolve.models.policy import TINY, ModelChoice, Policy
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
@@ -317,4 +318,10 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
                        plot_dir / "greedy_by_steps.png")]
 
 
-RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: "wordmath", table=table, evaluate_file=evaluate_file)
+def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:
+    """The latest policy (LoRA merged) and its tokenizer as an HF model directory."""
+    return export_run(store, build_policy(cfg), out, overwrite)
+
+
+RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: "wordmath", table=table, evaluate_file=evaluate_file,
+                export=export)

@@ -22,6 +22,7 @@ model also gives every new node its initial value (PPM-guided search).
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -172,13 +173,14 @@ def expand(trees: list[Tree], nodes: list[Node], policy, tok: Tokenizer, fmt: St
     One batched sampler call for all nodes (one call per node when `serial`, for comparison)."""
     prompts = [tok.encode(t.problem.prompt + "".join(n.step + "\n" for n in node.path()))
                for t, node in zip(trees, nodes, strict=True)]
-    newline = tok.encode("\n")[0]
+    newlines = line_end_ids(tok)
+    stops = (*newlines, tok.eos_id)
     if serial:
-        parts = [generate(policy, [p], cfg.max_step_tokens, stop_id=(newline, tok.eos_id), num_samples=cfg.width,
+        parts = [generate(policy, [p], cfg.max_step_tokens, stop_id=stops, num_samples=cfg.width,
                           temperature=cfg.temperature, generator=gen) for p in prompts]
         rows = [row for part in parts for row in part.tokens]
     else:
-        out = generate(policy, prompts, cfg.max_step_tokens, stop_id=(newline, tok.eos_id), num_samples=cfg.width,
+        out = generate(policy, prompts, cfg.max_step_tokens, stop_id=stops, num_samples=cfg.width,
                        temperature=cfg.temperature, generator=gen)
         rows = list(out.tokens)
     fresh: list[tuple[Tree, Node]] = []
@@ -188,12 +190,13 @@ def expand(trees: list[Tree], nodes: list[Node], policy, tok: Tokenizer, fmt: St
         seen = {c.step for c in node.children}
         for row in rows[i * cfg.width:(i + 1) * cfg.width]:
             ids = row.tolist()
-            ended = next((j for j, t in enumerate(ids) if t in (newline, tok.eos_id)), None)
+            ended = next((j for j, t in enumerate(ids) if t in stops), None)
             tree.tokens += len(ids) if ended is None else ended + 1
             if ended is None:
                 tree.pruned += 1  # never finished its line
                 continue
-            line = tok.decode(ids[:ended])
+            # a subword token may hold the newline with text before it ("s.\n"): the line ends there
+            line = tok.decode(ids[:ended + (ids[ended] != tok.eos_id)]).split("\n")[0]
             if line in seen:
                 continue
             seen.add(line)
@@ -214,6 +217,17 @@ def expand(trees: list[Tree], nodes: list[Node], policy, tok: Tokenizer, fmt: St
             child.prior = float(v)
             if child.terminal and not use_gold:
                 child.reward = float(v)
+
+
+_LINE_ENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> its line-end ids
+
+
+def line_end_ids(tok: Tokenizer) -> tuple[int, ...]:
+    """Every token id whose text holds a newline: one for a character tokenizer, many for a subword
+    one (where "\n" merges with what stands beside it)."""
+    if tok not in _LINE_ENDS:
+        _LINE_ENDS[tok] = tuple(i for i in range(tok.vocab_size) if "\n" in tok.decode([i], stop_at_eos=False))
+    return _LINE_ENDS[tok]
 
 
 def search(policy, tok: Tokenizer, fmt: StepFormat, problems: list[Problem], cfg: MCTSConfig,
