@@ -132,3 +132,21 @@ def save_bpe_llama(path, texts: list[str], vocab_size: int = 400, layers: int = 
     transformers.LlamaForCausalLM(config).save_pretrained(path)
     hf_tok.save_pretrained(path)
     return hf_tok
+
+
+def hf_greedy_texts(out, prompts: list[str], new_tokens: int) -> tuple[list[list[int]], list[str]]:
+    """What a user gets with transformers alone: AutoTokenizer ids and greedy answers, one prompt at a time."""
+    import torch
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    model = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    ids, texts = [], []
+    for prompt in prompts:
+        x = torch.tensor([tok.encode(prompt, add_special_tokens=False)])
+        with torch.no_grad():
+            y = model.generate(x, max_new_tokens=new_tokens, do_sample=False, eos_token_id=tok.eos_token_id,
+                               pad_token_id=tok.pad_token_id)[0, x.shape[1]:]
+        ids.append(x[0].tolist())
+        texts.append(tok.decode(y, skip_special_tokens=True))
+    return ids, texts

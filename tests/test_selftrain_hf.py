@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import run_cli, save_word_level_llama, sets, summary
+from helpers import hf_greedy_texts, run_cli, save_word_level_llama, sets, summary
 
 pytest.importorskip("transformers")
 
@@ -37,24 +37,6 @@ def test_self_training_runs_and_learns_on_a_word_level_llama(tmp_path, word_llam
     else:
         assert last["precision"] == 1.0, last
     assert json.loads((word_llama / "config.json").read_text())["vocab_size"] == 24
-
-
-def hf_greedy_texts(out, prompts: list[str], new_tokens: int) -> tuple[list[list[int]], list[str]]:
-    """What a user gets with transformers alone: AutoTokenizer ids and greedy answers, one prompt at a time."""
-    import torch
-    import transformers
-
-    tok = transformers.AutoTokenizer.from_pretrained(out)
-    model = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
-    ids, texts = [], []
-    for prompt in prompts:
-        x = torch.tensor([tok.encode(prompt, add_special_tokens=False)])
-        with torch.no_grad():
-            y = model.generate(x, max_new_tokens=new_tokens, do_sample=False, eos_token_id=tok.eos_token_id,
-                               pad_token_id=tok.pad_token_id)[0, x.shape[1]:]
-        ids.append(x[0].tolist())
-        texts.append(tok.decode(y, skip_special_tokens=True))
-    return ids, texts
 
 
 @pytest.mark.parametrize("model", ["tiny", "word-llama", "word-llama+lora"])
