@@ -16,6 +16,7 @@ def test_rstar_writes_every_strategy_per_round_and_resumes_a_finished_run(finish
     out = finished_run("rstar", TINY)
     s = json.loads((out / "summary.json").read_text())
     assert len(s["rounds"]) == 3 and s["wall_seconds"] > 0 and s["reward_model"] == "ppm"
+    assert s["held_out"]["problems"] == 6 and set(s["held_out"]) == {"problems", "labelled_left_out", "search_redrawn"}
     round0, *later = s["rounds"]
     assert set(round0["accuracy"]["majority"]) == {"1", "4"} and round0["accuracy"]["ppm"] == {}
     for r in later:

@@ -57,7 +57,7 @@ class Progress:
 
     def round_done(self, record: dict) -> None:
         acc = record["accuracy_by_digits"]
-        shown = " ".join(f"{d}:{a:.2f}" for d, a in acc.items())
+        shown = " ".join(f"{d}:{a:.2f}" for d, a in acc.items() if a is not None)
         err = record["pseudo_label_error"]
         err_text = "-" if err is None else f"{err:.3f}"
         self.log(f"[bold]round {record['round']}[/] digits {record['digits_labelled']}  kept {record['kept']}  "

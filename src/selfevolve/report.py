@@ -27,13 +27,16 @@ def _save(fig, path: Path) -> Path:
 
 def plot_accuracy_heatmap(rounds: list[dict], path: Path) -> Path:
     digits = sorted({int(d) for r in rounds for d in r["accuracy_by_digits"]})
-    grid = np.array([[r["accuracy_by_digits"].get(str(d), np.nan) for d in digits] for r in rounds])
+    grid = np.array([[np.nan if (a := r["accuracy_by_digits"].get(str(d))) is None else a for d in digits]
+                     for r in rounds], dtype=float)
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(digits) + 2), 0.45 * len(rounds) + 1.8))
     im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(digits)), [str(d) for d in digits])
     ax.set_yticks(range(len(rounds)), [f"round {r['round']} (<= {r['digits_labelled']})" for r in rounds])
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
+            if np.isnan(grid[i, j]):  # no unseen problem of this length
+                continue
             ax.text(j, i, f"{grid[i, j]:.2f}".lstrip("0") if grid[i, j] < 1 else "1", ha="center",
                     va="center", fontsize=7, color="white" if grid[i, j] < 0.6 else "black")
     labelled = rounds[0]["digits_labelled"]

@@ -38,6 +38,7 @@ from selfevolve.rng import rngs
 from selfevolve.search.answers import Answers, Judge, kept_rows, sample_and_judge, sample_table, verifier_judge
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint, restore_checkpoint
 from selfevolve.tasks import TASKS, Problem, Task, get_task, read_problems
+from selfevolve.tasks.base import sample_unseen, unseen
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 JUDGES = ("verifier", "orm")
@@ -184,10 +185,16 @@ def finetune_on_kept(step: Step, samples: dict[str, list]) -> Learned:
     return Learned(optimizer, loss, tokens)
 
 
-def held_out(cfg: SelfTrainConfig, task: Task) -> list[Problem]:
+def held_out(cfg: SelfTrainConfig, task: Task, labelled: set[str]) -> tuple[list[Problem], int]:
+    """The held-out problems (the user's file, or generated ones) that are not labelled problems of
+    this run, and how many were left out (a file's are dropped, generated ones drawn again)."""
     if cfg.eval_file:
-        return read_problems(cfg.eval_file, task)
-    return task.sample(cfg.eval_problems, cfg.difficulty, rngs(cfg.seed, 10_000).np)
+        problems, dropped = unseen(read_problems(cfg.eval_file, task), labelled)
+        if not problems:
+            raise SelfEvolveError(f"eval_file: every problem of {cfg.eval_file} is among the labelled seed problems; "
+                                  "held-out problems must be unseen")
+        return problems, dropped
+    return sample_unseen(task, cfg.eval_problems, cfg.difficulty, rngs(cfg.seed, 10_000).np, labelled)
 
 
 def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Problem],
@@ -213,7 +220,8 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
     optimizer = make_optimizer(policy.model, cfg.sft())
     seed_set = task.sample(cfg.num_labelled, cfg.difficulty, rngs(cfg.seed, 0).np, mixed=True)
     labelled = Examples.encode(policy.tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
-    test = held_out(cfg, task)
+    test, test_redrawn = held_out(cfg, task, {p.prompt for p in seed_set})
+    unseen_by = {p.prompt for p in test}  # no self-training (or probe) problem may be a held-out one
     base = None  # the round-0 weights, for restart (ReST-EM)
     first, records = store.resume_rounds(policy.model, optimizer)
     if first and cfg.restart:
@@ -241,7 +249,8 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
                                                         cfg.orm_steps, cfg.sft(), gen, progress, f"round {r}")
             step = Step(r, cfg, task, policy, optimizer, gen, progress, judge, labelled, kept, base)
             # ---- PROPOSE: sample answers to new problems (only their targets are known)
-            problems = task.sample(cfg.problems_per_iteration, cfg.difficulty, rng, mixed=True)
+            problems, redrawn = sample_unseen(task, cfg.problems_per_iteration, cfg.difficulty, rng, unseen_by,
+                                              mixed=True)
             proposal = propose(step, problems)
             # ---- SELECT: the first copy of each distinct accepted answer
             samples = sample_table(proposal.answers, proposal.threshold)
@@ -252,6 +261,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
             optimizer, loss, tokens = learned.optimizer, learned.loss, learned.tokens
             chosen = proposal.answers.drawn_at(proposal.temperature)
             record.update(kept=int(sum(samples["kept"])), samples=int(proposal.answers.correct.size),
+                          held_out_redrawn=redrawn,
                           temperature=proposal.temperature, threshold=proposal.threshold, probe=proposal.probe,
                           **judge_info, **exploration_metrics(chosen.correct, chosen.texts, cfg.balance_target,
                                                               chosen.reward, proposal.threshold))
@@ -268,6 +278,8 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
                "round0_pass1": records[0]["pass1"], "final_pass1": records[-1]["pass1"],
                "best_pass1": max(r["pass1"] for r in records), "samples_drawn": sum(r["samples"] for r in records),
                "tokens_trained": sum(r["tokens_trained"] for r in records),
+               "held_out": {"problems": len(test), "labelled_left_out": test_redrawn,
+                            "self_training_redrawn": sum(r.get("held_out_redrawn", 0) for r in records)},
                "rounds": records, "wall_seconds": round(sum(r["wall_seconds"] for r in records), 2)}
     store.write_summary(summary)
     store.event("finished")

@@ -54,6 +54,13 @@ class TextEnv:
         self.new_task(np.random.default_rng([zlib.crc32(self.name.encode()), self.difficulty, self.task_id]))
         return self.observe(), {"task_id": self.task_id, "split": split_of(self.task_id)}
 
+    def state_key(self) -> str:
+        """The whole task as it stands after reset, as text: two task ids with the same key are the
+        same task (small mazes repeat), so a held-out set can be kept apart from training."""
+        state = {k: v for k, v in vars(self).items() if k not in ("task_id", "steps", "done")}
+        return repr(sorted((k, v.tolist() if isinstance(v, np.ndarray) else sorted(v) if isinstance(v, set) else v)
+                           for k, v in state.items()))
+
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
         if self.done:
             raise RuntimeError("step() after the episode ended; call reset()")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfevolve.agents.env import ENVS, HELD_OUT
+from selfevolve.agents.env import ENVS, HELD_OUT, make_env
 from selfevolve.agents.rollout import Episode, expert_episodes, prompt_of, run_episodes, trajectory_table
 from selfevolve.config import check_min
 from selfevolve.models.hf_export import export_run
@@ -114,10 +114,37 @@ def train(policy: Policy, cfg: Config, data: list[Episode], steps: int, gen, pro
     return loss
 
 
+def training_tasks(cfg: Config) -> list[tuple[str, int]]:
+    """Every (environment, task id) the run may learn from: demonstrations and every iteration's."""
+    return [(name, i) for name in cfg.envs for i in range(cfg.demo_tasks + cfg.iterations * cfg.explore_tasks)]
+
+
+def held_out_tasks(cfg: Config, envs: tuple[str, ...]) -> tuple[list[tuple[str, int]], int]:
+    """`eval_tasks` held-out task ids per environment, skipping any whose task equals a training task
+    (held-out means unseen); returns them and how many were skipped."""
+    seen = set()
+    for name, task_id in training_tasks(cfg):
+        env = make_env(name)
+        env.reset(task_id)
+        seen.add((name, env.state_key()))
+    tasks, skipped = [], 0
+    for name in envs:
+        env, task_id, found = make_env(name), HELD_OUT, 0
+        while found < cfg.eval_tasks:
+            env.reset(task_id)
+            if (name, env.state_key()) in seen:
+                skipped += 1
+            else:
+                tasks.append((name, task_id))
+                found += 1
+            task_id += 1
+    return tasks, skipped
+
+
 def evaluate(policy: Policy, cfg: Config, envs: tuple[str, ...], progress, title: str) -> dict:
-    """Greedy success rate and mean episode length per environment on its held-out task ids."""
+    """Greedy success rate and mean episode length per environment on its held-out tasks."""
     lm = TransformerLM(policy.model, policy.tok)
-    tasks = [(name, HELD_OUT + i) for name in envs for i in range(cfg.eval_tasks)]
+    tasks, _ = held_out_tasks(cfg, envs)
     episodes = run_episodes(lm, tasks, 0.0, cfg.max_tokens, progress, title)
     return {name: {"success": float(np.mean([ep.success for ep in episodes if ep.env == name])),
                    "length": float(np.mean([len(ep.actions) for ep in episodes if ep.env == name]))}
@@ -178,6 +205,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                      f"  kept {record['kept']}  {record['wall_seconds']:.0f}s")
 
     summary = {"recipe": "agentevol", "seed": cfg.seed, "envs": list(cfg.envs),
+               "held_out": {"tasks": cfg.eval_tasks * len(cfg.envs),
+                            "same_as_a_training_task_skipped": held_out_tasks(cfg, cfg.envs)[1]},
                "success_by_iteration": {n: [r["success"][n] for r in records] for n in cfg.envs},
                "length_by_iteration": {n: [r["length"][n] for r in records] for n in cfg.envs},
                "kept_by_iteration": [r["kept"] for r in records], "specialist_success": None,

@@ -34,6 +34,7 @@ from selfevolve.search.sampling import answer, majority_vote
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Task, get_task
 from selfevolve.tasks.arithmetic import ArithmeticTask
+from selfevolve.tasks.base import sample_unseen
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 FILTERS = ("length", "commute", "split", "offsets", "vote", "confidence")
@@ -133,22 +134,38 @@ def build_model(cfg: Config, tok: CharTokenizer) -> Transformer:
     return seeded(lambda: Transformer(mcfg), cfg.seed, "init")
 
 
-def evaluate(model: Transformer, tok: CharTokenizer, task: Task, cfg: Config,
-             max_digits: int | None = None) -> dict[str, float]:
-    """Held-out exact match per length; the same problems every round (their own seed stream)."""
-    acc = {}
-    for d in range(1, (max_digits or cfg.target_digits + cfg.eval_extra_digits) + 1):
-        problems = task.sample(cfg.eval_problems, d, rngs(cfg.seed, 10_000, d).np)
+def labelled_set(cfg: Config, task: Task) -> list:
+    """The labelled problems of round 0: `num_labelled` spread over 1..labelled_max_digits digits."""
+    rng0, per_length = rngs(cfg.seed, 0).np, cfg.num_labelled // cfg.labelled_max_digits
+    return [p for d in range(1, cfg.labelled_max_digits + 1) for p in task.sample(per_length, d, rng0, mixed=True)]
+
+
+def held_out_sets(cfg: Config, task: Task, labelled: set[str], max_digits: int | None = None) -> dict[str, list]:
+    """Held-out problems per length, none of them a labelled one (their own seed stream, the same
+    every round). Short lengths can run out of unseen problems (all 100 one-digit sums are labelled):
+    those sets are smaller, or empty."""
+    return {str(d): sample_unseen(task, cfg.eval_problems, d, rngs(cfg.seed, 10_000, d).np, labelled)[0]
+            for d in range(1, (max_digits or cfg.target_digits + cfg.eval_extra_digits) + 1)}
+
+
+def evaluate(model: Transformer, tok: CharTokenizer, task: Task, sets: dict[str, list]) -> dict[str, float | None]:
+    """Held-out exact match per length (None where no unseen problem of that length exists)."""
+    acc: dict[str, float | None] = {}
+    for d, problems in sets.items():
+        if not problems:
+            acc[d] = None
+            continue
         texts, _ = answer(model, tok, problems)
-        acc[str(d)] = sum(task.verify(p, t) for p, t in zip(problems, texts, strict=True)) / len(problems)
+        acc[d] = sum(task.verify(p, t) for p, t in zip(problems, texts, strict=True)) / len(problems)
     return acc
 
 
 def self_label(model: Transformer, tok: CharTokenizer, task: ArithmeticTask, cfg: Config, digits: int,
-               rng: np.random.Generator, gen: torch.Generator) -> dict[str, list]:
-    """Answer unlabelled problems and decide, without labels, which answers to keep."""
+               rng: np.random.Generator, gen: torch.Generator, held_out: set[str]) -> dict[str, list]:
+    """Answer unlabelled problems (none of them held out) and decide, without labels, which answers to keep."""
     half = cfg.num_unlabelled // 2  # half with both operands this long (like the held-out set), half mixed
-    problems = task.sample(half, digits, rng) + task.sample(cfg.num_unlabelled - half, digits, rng, mixed=True)
+    problems = (sample_unseen(task, half, digits, rng, held_out)[0]
+                + sample_unseen(task, cfg.num_unlabelled - half, digits, rng, held_out, mixed=True)[0])
     labels, confidence = answer(model, tok, problems)
     keep = np.ones(len(problems), dtype=bool)
     cols: dict[str, list] = {}
@@ -226,11 +243,10 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     tok, task = CharTokenizer(), get_task(cfg.task)
     model = build_model(cfg, tok)
     optimizer = make_optimizer(model, cfg.sft())
-    rng0 = rngs(cfg.seed, 0).np
-    per_length = cfg.num_labelled // cfg.labelled_max_digits
-    labelled_problems = [p for d in range(1, cfg.labelled_max_digits + 1)
-                         for p in task.sample(per_length, d, rng0, mixed=True)]
+    labelled_problems = labelled_set(cfg, task)
     labelled = Examples.encode(tok, [p.prompt for p in labelled_problems], [p.answer for p in labelled_problems])
+    held_out = held_out_sets(cfg, task, {p.prompt for p in labelled_problems})
+    unseen_by = {p.prompt for problems in held_out.values() for p in problems}  # no self-labelled one is held out
     self_data: list[Examples] = []
 
     # ---- resume: the last finished round's checkpoint and the self-labels kept up to it
@@ -252,7 +268,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         else:
             # ---- PROPOSE and SELECT: the model labels longer problems, filters keep the reliable ones
             with progress.task(f"round {r}: self-label {digits}-digit problems", total=None):
-                samples = self_label(model, tok, task, cfg, digits, rng, gen)
+                samples = self_label(model, tok, task, cfg, digits, rng, gen, unseen_by)
             store.write_samples(r, samples)
             kept = sum(samples["kept"])
             wrong = sum(k and not c for k, c in zip(samples["kept"], samples["correct"], strict=True))
@@ -268,7 +284,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                 loss = float("nan")
                 progress.log(f"[yellow]round {r}: no self-label passed the filters; nothing to learn")
         with progress.task(f"round {r}: evaluate", total=None):
-            acc = evaluate(model, tok, task, cfg)
+            acc = evaluate(model, tok, task, held_out)
         record = round_record(r, digits, kept, kept / (cfg.num_labelled if r == 0 else cfg.num_unlabelled),
                               error, acc, loss, t0)
         records.append(record)
@@ -280,6 +296,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         digits = next_digits(cfg, records)
 
     summary = summarize(cfg, records)
+    summary["held_out_problems"] = {d: len(problems) for d, problems in held_out.items()}
     store.write_summary(summary)
     store.event("finished")
     return summary
@@ -287,7 +304,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
 
 def summarize(cfg: Config, records: list[dict]) -> dict:
     final = records[-1]["accuracy_by_digits"]
-    reached = max((int(d) for d, a in final.items() if a >= 0.9), default=0)
+    reached = max((int(d) for d, a in final.items() if a is not None and a >= 0.9), default=0)
     return {
         "recipe": "length-gen",
         "task": cfg.task,
@@ -329,7 +346,8 @@ def table(summary: dict):
         out.add_column(d, justify="right")
     for r in rounds:
         err = "-" if r["pseudo_label_error"] is None else f"{r['pseudo_label_error']:.3f}"
-        out.add_row(str(r["round"]), str(r["kept"]), err, *[f"{r['accuracy_by_digits'][d]:.2f}" for d in digits])
+        out.add_row(str(r["round"]), str(r["kept"]), err, *["-" if (a := r["accuracy_by_digits"][d]) is None
+                                                           else f"{a:.2f}" for d in digits])
     return out
 
 
@@ -340,9 +358,10 @@ def evaluate_run(store: RunStore, cfg: Config, max_digits: int | None = None,
         raise SelfEvolveError(f"--max-digits must be >= 1, got {max_digits}")
     if problems is not None:
         cfg = dataclasses.replace(cfg, eval_problems=problems)
-    last = store.last_checkpoint()
+    last, task = store.last_checkpoint(), get_task(cfg.task)
     model = model_from_checkpoint(load_checkpoint(last))
-    return f"{last.name}: held-out exact match", evaluate(model, CharTokenizer(), get_task(cfg.task), cfg, max_digits)
+    sets = held_out_sets(cfg, task, {p.prompt for p in labelled_set(cfg, task)}, max_digits)
+    return f"{last.name}: held-out exact match", evaluate(model, CharTokenizer(), task, sets)
 
 
 def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:

@@ -39,7 +39,7 @@ from selfevolve.search.best_of_n import answer_by, compare_strategies
 from selfevolve.search.mcts import MCTSConfig, search, solved
 from selfevolve.search.tree_data import pick, tree_data
 from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint
-from selfevolve.tasks.base import Problem
+from selfevolve.tasks.base import Problem, sample_unseen
 from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
@@ -224,7 +224,9 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     optimizer = make_optimizer(model, cfg.sft())
     seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
     labelled = Examples.encode(tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
-    test = task.sample(cfg.eval_problems, cfg.eval_difficulty, rngs(cfg.seed, 10_000).np, mixed=True)
+    test, test_redrawn = sample_unseen(task, cfg.eval_problems, cfg.eval_difficulty, rngs(cfg.seed, 10_000).np,
+                                       {p.prompt for p in seed_set}, mixed=True)
+    unseen_by = {p.prompt for p in test}  # held-out means unseen: no search problem is a held-out one
     rms = None
 
     first, records = store.resume_rounds(model, optimizer)
@@ -245,7 +247,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             record.update(solved_by_search=None, ppm_pair_accuracy=None, prm_pair_accuracy=None)
         else:
             # ---- SEARCH: problems with final answers only; terminal-guided in round 1, then reward-guided
-            problems = task.sample(cfg.train_problems, cfg.search_difficulty(r), rng, mixed=True)
+            problems, redrawn = sample_unseen(task, cfg.train_problems, cfg.search_difficulty(r), rng, unseen_by,
+                                              mixed=True)
             guide = value_fn(rms[cfg.reward_model], tok) if rms else None
             with timed(phases, "search"), progress.task(
                     f"round {r}: MCTS, {cfg.rollouts} rollouts x {len(problems)} problems of 1-"
@@ -267,7 +270,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             with timed(phases, "reward_models"):
                 rms = train_reward_models(policy, cfg, merged, gen, progress, r)
             held = pick(merged, "pair", True)
-            record.update(search_difficulty=cfg.search_difficulty(r),
+            record.update(search_difficulty=cfg.search_difficulty(r), held_out_redrawn=redrawn,
                           solved_by_search=float(np.mean([solved(t.root) for t in trees])),
                           search_tokens=int(sum(t.tokens for t in trees)),
                           pruned_steps=int(sum(t.pruned for t in trees)), trajectories=len(pick(rows, "sft")["kind"]),
@@ -288,6 +291,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             if str(max(cfg.eval_n)) in acc[s]) + f"  {record['wall_seconds']:.0f}s")
 
     summary = {"recipe": store.recipe, "seed": cfg.seed, "reward_model": cfg.reward_model, "rounds": records,
+               "held_out": {"problems": len(test), "labelled_left_out": test_redrawn,
+                            "search_redrawn": sum(r.get("held_out_redrawn", 0) for r in records)},
                "wall_seconds": round(sum(r["wall_seconds"] for r in records), 2)}
     store.write_summary(summary)
     store.event("finished")

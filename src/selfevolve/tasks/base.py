@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,6 +38,29 @@ class Task(Protocol):
 
     def from_record(self, record: dict) -> Problem:
         """A problem from a user's JSON object (the task's fields); ValueError names what is wrong."""
+
+
+def sample_unseen(task: Task, n: int, difficulty: int, rng: np.random.Generator, seen: Collection[str],
+                  mixed: bool = False) -> tuple[list[Problem], int]:
+    """n problems none of whose prompts is in `seen` (held-out means unseen): refused draws are drawn
+    again, for up to 20 rounds, so a small problem space that runs out gives fewer. Returns the
+    problems and how many draws were refused."""
+    out: list[Problem] = []
+    refused = 0
+    for _ in range(20):
+        batch = task.sample(n - len(out), difficulty, rng, mixed)
+        fresh = [p for p in batch if p.prompt not in seen]
+        refused += len(batch) - len(fresh)
+        out += fresh
+        if len(out) == n:
+            break
+    return out, refused
+
+
+def unseen(problems: list[Problem], seen: Collection[str]) -> tuple[list[Problem], int]:
+    """The problems whose prompts are not in `seen`, and how many were dropped."""
+    kept = [p for p in problems if p.prompt not in seen]
+    return kept, len(problems) - len(kept)
 
 
 def whole_number(record: dict, key: str, minimum: int = 0) -> int:

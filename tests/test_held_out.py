@@ -1,0 +1,79 @@
+"""Held-out means unseen: no held-out problem is a labelled, self-training, search or probe problem
+of the same run, for every recipe that learns from problems; the counts are in the summary."""
+
+import numpy as np
+import pyarrow.parquet as pq
+from helpers import run_cli, sets, summary
+
+from selfevolve.config import build_config
+from selfevolve.recipes import get_recipe
+from selfevolve.rng import rngs
+from selfevolve.store import RunStore
+from selfevolve.tasks import get_task
+from selfevolve.tasks.base import Problem, sample_unseen
+
+# two-number Countdown: a small problem space, where a held-out draw meets training problems often
+SMALL_SPACE = ["task=countdown", "difficulty=2", "num_labelled=300", "n_embd=32", "n_layer=1", "round0_steps=20",
+               "iterations=2", "problems_per_iteration=300", "samples_per_problem=2", "iteration_steps=5",
+               "eval_problems=200", "threads=2"]
+
+
+def test_sample_unseen_draws_again_and_runs_out_honestly():
+    task = get_task("addition")
+    seen = {p.prompt for p in task.sample(2000, 1, np.random.default_rng(0))}  # every one-digit sum, nearly
+    got, refused = sample_unseen(task, 50, 1, np.random.default_rng(1), seen)
+    assert refused > 0 and all(p.prompt not in seen for p in got) and len(got) < 50
+    got, refused = sample_unseen(task, 50, 4, np.random.default_rng(1), seen)
+    assert len(got) == 50 and refused == 0
+
+
+def test_self_training_never_sees_a_held_out_problem(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("run", "star", "--out", str(out), *sets(SMALL_SPACE))
+    assert proc.returncode == 0, proc.stderr
+    s = summary(out)
+    cfg = build_config(get_recipe("star").Config, RunStore.open(out).config_values())
+    task = get_task(cfg.task)
+    labelled = task.sample(cfg.num_labelled, cfg.difficulty, rngs(cfg.seed, 0).np, mixed=True)
+    from selfevolve.selftrain import held_out
+
+    test, _ = held_out(cfg, task, {p.prompt for p in labelled})
+    test_prompts = {p.prompt for p in test}
+    assert len(test) == 200 and not test_prompts & {p.prompt for p in labelled}
+    trained = {prompt for r in (1, 2) for prompt in pq.read_table(out / "samples" / f"round-{r:03d}.parquet")
+               .column("prompt").to_pylist()}
+    assert trained and not trained & test_prompts
+    # the space is small: without the rule, both directions would have met (the counts say how often)
+    assert s["held_out"]["labelled_left_out"] > 0 and s["held_out"]["self_training_redrawn"] > 0
+    assert s["held_out"]["problems"] == 200
+
+
+def test_length_gen_held_out_sets_hold_no_labelled_problem():
+    from selfevolve.recipes.length_gen import Config, held_out_sets, labelled_set
+
+    cfg = Config(labelled_max_digits=4, num_labelled=8000, target_digits=6, eval_extra_digits=1, eval_problems=100)
+    task = get_task(cfg.task)
+    labelled = {p.prompt for p in labelled_set(cfg, task)}
+    sets_ = held_out_sets(cfg, task, labelled)
+    assert list(sets_) == [str(d) for d in range(1, 8)]
+    assert all(p.prompt not in labelled for problems in sets_.values() for p in problems)
+    assert len(sets_["1"]) < 100 and all(len(sets_[str(d)]) == 100 for d in range(3, 8))
+    assert all(isinstance(p, Problem) for p in sets_["7"])
+
+
+def test_agentevol_held_out_tasks_are_never_a_training_task():
+    from selfevolve.agents.env import make_env
+    from selfevolve.recipes.agentevol import Config, held_out_tasks, training_tasks
+
+    cfg = Config()
+
+    def key(name, task_id):
+        env = make_env(name)
+        env.reset(task_id)
+        return name, env.state_key()
+
+    trained = {key(*t) for t in training_tasks(cfg)}
+    tasks, skipped = held_out_tasks(cfg, cfg.envs)
+    assert len(tasks) == cfg.eval_tasks * len(cfg.envs) and len(set(tasks)) == len(tasks)
+    assert not {key(*t) for t in tasks} & trained
+    assert skipped > 0  # small mazes repeat: the first held-out ids held training tasks (40 of 800)
