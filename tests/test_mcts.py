@@ -101,11 +101,15 @@ def test_a_failed_step_that_computes_what_a_correct_sibling_computes_is_not_a_wo
     assert ("a: x = 1", "b: x = 2") in pairs and mcts.solved(a) and not mcts.solved(twin)
 
 
+def random_policy(tok: CharTokenizer) -> Transformer:
+    torch.manual_seed(0)
+    return Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_embd=32, n_head=2, pos_encoding="rope",
+                                         max_seq_len=512))
+
+
 def test_search_prunes_steps_that_do_not_run_and_counts_its_tokens():
     tok = CharTokenizer()
-    torch.manual_seed(0)
-    policy = Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_embd=32, n_head=2, pos_encoding="rope",
-                                           max_seq_len=512))
+    policy = random_policy(tok)
     problems = WordMathTask().sample(3, 2, np.random.default_rng(0))
     cfg = MCTSConfig(rollouts=2, width=3, max_step_tokens=12)
     trees = search(policy, tok, WordMathSteps(), problems, cfg, torch.Generator().manual_seed(0))
@@ -136,9 +140,7 @@ class Lines:
 
 def test_search_runs_on_any_step_format():
     tok = CharTokenizer()
-    torch.manual_seed(0)
-    policy = Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_embd=32, n_head=2, pos_encoding="rope",
-                                           max_seq_len=512))
+    policy = random_policy(tok)
     problems = WordMathTask().sample(2, 2, np.random.default_rng(0))
     cfg = MCTSConfig(rollouts=3, width=4, max_depth=3, max_step_tokens=40)
     trees = search(policy, tok, Lines(), problems, cfg, torch.Generator().manual_seed(0))
