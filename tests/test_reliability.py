@@ -130,7 +130,8 @@ def test_export_checks_every_weight_against_the_config_and_replaces_only_an_expo
 
 
 def test_a_second_kill_during_resume_loses_nothing(tmp_path):
-    config = QUICK + ["iterations=2", "iteration_steps=300", "problems_per_iteration=200"]
+    # iteration_steps long enough (several seconds) that the second kill lands between samples and checkpoint
+    config = QUICK + ["iterations=2", "iteration_steps=1500", "problems_per_iteration=100"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run_cli("run", "star", "--out", str(straight), *sets(config)).returncode == 0
     kill_9_when(["run", "star", "--out", str(killed), *sets(config)],
