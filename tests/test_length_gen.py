@@ -38,7 +38,9 @@ def test_summary_and_run_directory_contract(finished_run):
         assert key in s
     assert s["recipe"] == "length-gen" and s["trained_max_digits"] == 4 and s["seed"] == 0
     assert list(s["accuracy_by_digits"]) == ["1", "2", "3", "4", "5", "6"]  # target + eval_extra_digits
-    assert s["reached_digits"] == max(int(d) for d, a in s["accuracy_by_digits"].items() if a >= 0.9)
+    # every one-digit sum is labelled, so no held-out one is left: no accuracy there (held-out means unseen)
+    assert s["accuracy_by_digits"]["1"] is None and s["held_out_problems"]["1"] == 0
+    assert s["reached_digits"] == max(int(d) for d, a in s["accuracy_by_digits"].items() if a is not None and a >= 0.9)
     for r in s["rounds"]:
         assert {"digits_labelled", "kept", "pseudo_label_error", "accuracy_by_digits", "wall_seconds"} <= set(r)
     assert len(s["pseudo_label_error_by_round"]) == len(s["rounds"]) == 2

@@ -7,9 +7,11 @@ from helpers import hf_greedy_texts, run_cli, save_word_level_llama, sets, summa
 
 pytest.importorskip("transformers")
 
-# one-digit reversed addition: a random 2 x 64 Llama learns it from 300 labels in 400 steps (about 3 s)
-ADD = ["task=addition", "difficulty=1", "num_labelled=300", "round0_steps=400", "learning_rate=3e-3", "iterations=1",
-       "problems_per_iteration=100", "samples_per_problem=4", "iteration_steps=20", "eval_problems=50", "threads=2"]
+# two-number Countdown: a random 2 x 64 Llama learns it from 1000 labels in 400 steps (held-out pass@1
+# 0.78 on 100 unseen problems, about 4 s)
+CD2 = ["task=countdown", "difficulty=2", "num_labelled=1000", "round0_steps=400", "learning_rate=3e-3",
+       "iterations=1", "problems_per_iteration=100", "samples_per_problem=4", "iteration_steps=20", "eval_problems=50",
+       "threads=2"]
 
 
 @pytest.fixture(scope="module")
@@ -23,17 +25,17 @@ def word_llama(tmp_path_factory):
                                            ("dpo", []), ("upo", []), ("star", ["judge=orm", "orm_steps=30"])])
 def test_self_training_runs_and_learns_on_a_word_level_llama(tmp_path, word_llama, recipe, extra):
     out = tmp_path / "run"
-    proc = run_cli("run", recipe, "--out", str(out), *sets(ADD + extra + [f"model={word_llama}"]))
+    proc = run_cli("run", recipe, "--out", str(out), *sets(CD2 + extra + [f"model={word_llama}"]))
     assert proc.returncode == 0, proc.stderr
     s = summary(out)
     # round 0 learned from nothing, through the model's own ids (a random model answers none)
-    assert s["round0_pass1"] >= 0.8, s["rounds"][0]
+    assert s["round0_pass1"] >= 0.5, s["rounds"][0]
     last = s["rounds"][1]
     assert last["kept"] > 0 and last["tokens_trained"] > 0, last  # the iteration trained on its own answers
-    # the answers decode into the task's text through the model's tokenizer: most are right
-    assert last["sample_accuracy"] >= 0.5, last
+    # the answers decode into the task's text through the model's tokenizer: many are right
+    assert last["sample_accuracy"] >= 0.3, last
     if "judge=orm" in extra:  # the reward model (the Llama with a scalar head) read the same ids
-        assert last["orm_samples"] == 4 * 300 and last["orm_loss"] < 0.7, last
+        assert last["orm_samples"] == 4 * 1000 and last["orm_loss"] < 0.7, last
     else:
         assert last["precision"] == 1.0, last
     assert json.loads((word_llama / "config.json").read_text())["vocab_size"] == 24
@@ -51,19 +53,18 @@ def test_export_round_trip_gives_the_same_tokens_and_greedy_answers(tmp_path, wo
     values = ["iterations=0", "eval_problems=10"] + ([] if model == "tiny" else [f"model={word_llama}"])
     values += ["lora_r=4", "learning_rate=1e-2"] if model.endswith("lora") else []
     run = tmp_path / "run"
-    assert run_cli("run", "star", "--out", str(run), *sets(ADD[:5] + values)).returncode == 0
+    assert run_cli("run", "star", "--out", str(run), *sets(CD2[:5] + values)).returncode == 0
     proc = run_cli("export", str(run), "--hf", str(tmp_path / "hf"))
     assert proc.returncode == 0, proc.stderr
     store = RunStore.open(run)
     cfg = build_config(get_recipe("star").Config, store.config_values())
     task = get_task(cfg.task)
     policy = load_latest(store, cfg, task)
-    problems = task.sample(12, 1, __import__("numpy").random.default_rng(5))
+    problems = task.sample(12, 2, __import__("numpy").random.default_rng(5))
     ours, _ = answer(policy.model, policy.tok, problems, max_new=task.max_answer_tokens)
     ids, theirs = hf_greedy_texts(tmp_path / "hf", [p.prompt for p in problems], task.max_answer_tokens)
     assert ids == [policy.tok.encode(p.prompt) for p in problems]
     assert theirs == ours
-    # a trained model, not noise (a random one is right about 1 time in 19); LoRA on a random base learns
-    # slowly (pass@1 0.20-0.26 on 50 problems after these 400 steps, measured)
+    # a trained model, not noise (a random one is right almost never); LoRA on a random base learns slowly
     right = sum(task.verify(p, t) for p, t in zip(problems, ours, strict=True))
     assert right >= (2 if model.endswith("lora") else 6), ours

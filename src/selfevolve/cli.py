@@ -118,7 +118,7 @@ def eval_(
     table = Table(title=title)
     for column in scores:
         table.add_column(column, justify="right")
-    table.add_row(*[f"{v:.2f}" for v in scores.values()])
+    table.add_row(*["-" if v is None else f"{v:.2f}" for v in scores.values()])  # "-": no unseen problem
     console.print(table)
 
 
