@@ -194,7 +194,11 @@ def held_out(cfg: SelfTrainConfig, task: Task, labelled: set[str]) -> tuple[list
             raise SelfEvolveError(f"eval_file: every problem of {cfg.eval_file} is among the labelled seed problems; "
                                   "held-out problems must be unseen")
         return problems, dropped
-    return sample_unseen(task, cfg.eval_problems, cfg.difficulty, rngs(cfg.seed, 10_000).np, labelled)
+    problems, redrawn = sample_unseen(task, cfg.eval_problems, cfg.difficulty, rngs(cfg.seed, 10_000).np, labelled)
+    if not problems:
+        raise SelfEvolveError(f"no held-out {cfg.task} problem of difficulty {cfg.difficulty} is left that is not a "
+                              "labelled one: raise difficulty or lower num_labelled")
+    return problems, redrawn
 
 
 def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Problem],
