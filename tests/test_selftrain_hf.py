@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import hf_greedy_texts, run_cli, save_word_level_llama, sets, summary
+from helpers import hf_greedy_texts, run_cli, save_word_level_llama, summary
 
 pytest.importorskip("transformers")
 
@@ -23,11 +23,8 @@ def word_llama(tmp_path_factory):
 
 @pytest.mark.parametrize("recipe, extra", [("star", []), ("bstar", ["probe_problems=20", "temperature_grid=0.8,1.2"]),
                                            ("dpo", []), ("upo", []), ("star", ["judge=orm", "orm_steps=30"])])
-def test_self_training_runs_and_learns_on_a_word_level_llama(tmp_path, word_llama, recipe, extra):
-    out = tmp_path / "run"
-    proc = run_cli("run", recipe, "--out", str(out), *sets(CD2 + extra + [f"model={word_llama}"]))
-    assert proc.returncode == 0, proc.stderr
-    s = summary(out)
+def test_self_training_runs_and_learns_on_a_word_level_llama(finished_run, word_llama, recipe, extra):
+    s = summary(finished_run(recipe, CD2 + extra + [f"model={word_llama}"]))
     # round 0 learned from nothing, through the model's own ids (a random model answers none)
     assert s["round0_pass1"] >= 0.5, s["rounds"][0]
     last = s["rounds"][1]
@@ -42,7 +39,7 @@ def test_self_training_runs_and_learns_on_a_word_level_llama(tmp_path, word_llam
 
 
 @pytest.mark.parametrize("model", ["tiny", "word-llama", "word-llama+lora"])
-def test_export_round_trip_gives_the_same_tokens_and_greedy_answers(tmp_path, word_llama, model):
+def test_export_round_trip_gives_the_same_tokens_and_greedy_answers(tmp_path, finished_run, word_llama, model):
     from selfevolve.config import build_config
     from selfevolve.recipes import get_recipe
     from selfevolve.search.sampling import answer
@@ -50,10 +47,12 @@ def test_export_round_trip_gives_the_same_tokens_and_greedy_answers(tmp_path, wo
     from selfevolve.store import RunStore
     from selfevolve.tasks import get_task
 
-    values = ["iterations=0", "eval_problems=10"] + ([] if model == "tiny" else [f"model={word_llama}"])
-    values += ["lora_r=4", "learning_rate=1e-2"] if model.endswith("lora") else []
-    run = tmp_path / "run"
-    assert run_cli("run", "star", "--out", str(run), *sets(CD2[:5] + values)).returncode == 0
+    # the word-level Llama's run is the learning test's star run (one run per session)
+    settings = {"tiny": CD2[:5] + ["iterations=0", "eval_problems=10", "n_layer=2", "n_embd=64"],
+                "word-llama": CD2 + [f"model={word_llama}"],
+                "word-llama+lora": CD2[:5] + ["iterations=0", "eval_problems=10", f"model={word_llama}", "lora_r=4",
+                                              "learning_rate=1e-2"]}[model]
+    run = finished_run("star", settings)
     proc = run_cli("export", str(run), "--hf", str(tmp_path / "hf"))
     assert proc.returncode == 0, proc.stderr
     store = RunStore.open(run)

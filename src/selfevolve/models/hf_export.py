@@ -81,6 +81,9 @@ def hf_config(model_config: dict[str, Any], tok: Tokenizer) -> dict[str, Any]:
 def char_tokenizer_files(tok: CharTokenizer, out: Path) -> None:
     """Our character tokenizer as a `tokenizers` WordLevel model (one word per character, same ids,
     no spaces added on decoding), saved with save_pretrained."""
+    from selfevolve.models.hf import require
+
+    require("transformers")
     import transformers
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
