@@ -293,7 +293,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
 def load_latest(store: RunStore, cfg: SelfTrainConfig, task: Task) -> Policy:
     """The policy of a run's last finished round."""
     policy = cfg.policy(task)
-    model_from_checkpoint(load_checkpoint(store.last_checkpoint()), into=policy.model)
+    store.load_last(policy.model)
     return policy
 
 

@@ -282,6 +282,11 @@ class RunStore:
         done = self.completed_rounds()
         return self.checkpoint_dir(done[-1]) if done else None
 
+    def load_last(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The weights of the last finished round, checked and loaded into `model` (as the run's
+        config builds it: LoRA adapters on their base, a policy's own shape)."""
+        return model_from_checkpoint(load_checkpoint(self.last_checkpoint()), into=model)
+
     # -- resuming -------------------------------------------------------------------------
     def resume_rounds(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, list[dict]]:
         """For a round-based run: load the last finished round's checkpoint into `model` and

@@ -27,7 +27,6 @@ from selfevolve.store import (
     build_beside,
     check_replaceable,
     checkpoint_tensors,
-    load_checkpoint,
     model_from_checkpoint,
     write_marker,
 )
@@ -105,7 +104,7 @@ def export_hf(ckpt: dict[str, Any], out: Path, overwrite: bool = False) -> Path:
 def export_run(store: RunStore, policy: Policy, out: Path, overwrite: bool = False) -> Path:
     """A run's latest checkpoint, loaded into `policy` (the run's model as its config builds it), with
     the policy's tokenizer."""
-    model_from_checkpoint(load_checkpoint(store.last_checkpoint()), into=policy.model)
+    store.load_last(policy.model)
     return export_model(policy.model, policy.tok, out, overwrite)
 
 

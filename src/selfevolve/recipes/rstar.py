@@ -38,7 +38,7 @@ from selfevolve.rng import rngs, seeded
 from selfevolve.search.best_of_n import answer_by, compare_strategies
 from selfevolve.search.mcts import MCTSConfig, search, solved
 from selfevolve.search.tree_data import pick, tree_data
-from selfevolve.store import RunStore, load_checkpoint, load_extra, model_from_checkpoint
+from selfevolve.store import RunStore, load_extra
 from selfevolve.tasks.base import Problem, sample_unseen
 from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
@@ -192,8 +192,8 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
     if n < 1 or strategy == "greedy" and n != 1:
         raise SelfEvolveError(f"--n must be >= 1 (and 1 for greedy), got {n}")
     task, policy = WordMathTask(), build_policy(cfg)
+    store.load_last(policy.model)
     last = store.last_checkpoint()
-    model_from_checkpoint(load_checkpoint(last), into=policy.model)
     needs = {"ppm": "ppm", "prm": "prm", "orm": "orm", "mcts_ppm": "ppm"}.get(strategy)
     if needs and not (last / f"{needs}.safetensors").exists():
         raise SelfEvolveError(f"{last.name} has no reward models (round 0 trains only the policy); use "
