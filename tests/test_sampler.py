@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from selfevolve.models.sampler import filter_logits, generate
+from selfevolve.models.sampler import filter_logits, generate, run_to_end, sample_steps
 from selfevolve.models.transformer import (
     POS_ENCODINGS,
     Transformer,
@@ -64,7 +64,8 @@ CASES = [(e, None) for e in POS_ENCODINGS] + [(e, "lines") for e in ("abacus", "
 
 @pytest.mark.parametrize(("pos_encoding", "coupling"), CASES)
 def test_batched_cached_greedy_equals_one_prompt_at_a_time(tok, pos_encoding, coupling):
-    """Left padding, the KV cache and incremental digit (or line) indices must not change any token."""
+    """Left padding, the KV cache, incremental digit (or line) indices and a prefill read in chunks of three
+    positions must not change any token."""
     model = tiny_model(tok, pos_encoding, **(lines_coupling(tok) if coupling else {}))
     texts = ["12+345=", "9+1=", "123456+7=", "5*5=", "00=9"]
     if coupling:
@@ -72,6 +73,9 @@ def test_batched_cached_greedy_equals_one_prompt_at_a_time(tok, pos_encoding, co
     prompts = [tok.encode(t) for t in texts]
     n = 30 if coupling else 10  # long enough for sampled line and sentence ends
     out = generate(model, prompts, n, stop_id=tok.eos_id)
+    chunked = run_to_end(sample_steps(model, prompts, n, stop_id=tok.eos_id, prefill_chunk=3))
+    gap = (chunked.logprobs - out.logprobs).abs().max()
+    assert torch.equal(chunked.tokens, out.tokens) and gap < 1e-3, gap
     for i, p in enumerate(prompts):
         ref = naive_greedy(model, p, n, tok.eos_id)
         assert out.tokens[i, : len(ref)].tolist() == ref

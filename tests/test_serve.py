@@ -24,36 +24,41 @@ NAME = "tiny"
 PROMPTS = [f"{a}+{b}=" for a in range(8) for b in range(8)]  # 64 different prompts
 
 
-def tiny_run(path):
+def tiny_run(path, **shape):
     """A run directory holding one checkpoint of a small random transformer."""
     store = RunStore.create(path, "star", "")
     torch.manual_seed(0)
-    model = Transformer(TransformerConfig(vocab_size=CharTokenizer().vocab_size, n_layer=2, n_embd=64,
-                                          max_seq_len=96, pos_encoding="rope"))
+    model = Transformer(TransformerConfig(vocab_size=CharTokenizer().vocab_size, **{
+        "n_layer": 2, "n_embd": 64, "max_seq_len": 96, "pos_encoding": "rope", **shape}))
     with torch.no_grad():
         model.lm_head.weight.mul_(30)  # peaked next-token distributions: greedy ties are impossible
     store.save_checkpoint(0, model, model.cfg.to_dict(), torch.optim.AdamW(model.parameters()), {})
     return path
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    run_dir = tiny_run(tmp_path_factory.mktemp("serve") / NAME)
+def start_server(run_dir, *options):
+    """`selfevolve serve` as a real process on a free port; (process, base url) once it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(selfevolve_cmd("serve", str(run_dir), "--port", str(port)),
+    proc = subprocess.Popen(selfevolve_cmd("serve", str(run_dir), "--port", str(port), *options),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 60
     while True:
         try:
             urllib.request.urlopen(f"{base}/models", timeout=1)
-            break
+            return proc, base
         except OSError:
             assert proc.poll() is None, proc.stdout.read()
             assert time.time() < deadline, "the server did not start"
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    run_dir = tiny_run(tmp_path_factory.mktemp("serve") / NAME)
+    proc, base = start_server(run_dir)
     yield base, TransformerLM.from_run(run_dir)
     proc.terminate()
     proc.wait(timeout=10)
@@ -124,6 +129,7 @@ def post(base, path, body: bytes):
     ("/completions", json.dumps({"model": NAME, "prompt": "1", "n": 0}).encode(), 400, "n"),
     ("/completions", json.dumps({"model": "gpt-9", "prompt": "1"}).encode(), 404, "does not exist"),
     ("/completions", json.dumps({"model": NAME, "prompt": "1" * 90, "max_tokens": 20}).encode(), 400, "context"),
+    ("/completions", json.dumps({"model": NAME, "prompt": "1", "max_tokens": 10**9}).encode(), 400, "context"),
     ("/completions", json.dumps({"model": NAME, "prompt": "caf\u00e9"}).encode(), 400, "alphabet"),
     ("/completions", json.dumps({"model": NAME, "prompt": ""}).encode(), 400, "empty"),
     ("/chat/completions", json.dumps({"model": NAME, "messages": []}).encode(), 400, "messages"),
@@ -146,3 +152,34 @@ def test_the_openai_backend_of_our_lm_interface_matches_the_local_one(server):
     assert remote.logprob("3+4=", "72") == pytest.approx(lm.logprob("3+4=", "72"), abs=1e-4)
     assert remote.chat([{"role": "user", "content": "hey"}], max_tokens=6) == lm.chat(
         [{"role": "user", "content": "hey"}], max_tokens=6)
+
+
+def test_a_long_prompt_neither_stalls_short_requests_nor_escapes_the_context(tmp_path):
+    """A model without a fixed context (no RoPE) is held to --max-context; a 3,000-character prompt, read
+    16 positions a step, is still in its prefill when a short request sent after it has finished."""
+    run_dir = tiny_run(tmp_path / NAME, pos_encoding="nope", max_seq_len=64)
+    proc, base = start_server(run_dir, "--max-context", "3100", "--prefill-chunk", "16")
+    try:
+        code, answer = post(base, "/completions", json.dumps({"model": NAME, "prompt": "1" * 3101}).encode())
+        assert code == 400 and "context of 3100 tokens" in answer["error"]["message"]
+        c, events = client(base), []
+
+        def long():
+            stream = c.completions.create(model=NAME, prompt="12+34=" * 500, max_tokens=4, temperature=0,
+                                          stream=True)
+            for chunk in stream:
+                events.append(("long", chunk.choices[0].text))
+
+        def short():
+            time.sleep(0.05)  # after the long request is in
+            text = c.completions.create(model=NAME, prompt="3+4=", max_tokens=8, temperature=0).choices[0].text
+            events.append(("short done", text))
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda f: f(), [long, short]))
+        lm = TransformerLM.from_run(run_dir)
+        assert events[0] == ("short done", offline(lm, "3+4=", max_tokens=8))
+        assert "".join(text for who, text in events if who == "long") == offline(lm, "12+34=" * 500, max_tokens=4)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

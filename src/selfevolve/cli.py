@@ -220,12 +220,18 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     name: Annotated[str | None, typer.Option(help="Model id clients ask for (default: the directory name).")] = None,
     max_batch: Annotated[int, typer.Option(help="Most sequences generated together.")] = 64,
+    max_context: Annotated[int, typer.Option(help="Prompt + max_tokens limit for models without a fixed context "
+                                                  "(a RoPE model keeps its own).")] = 4096,
+    prefill_chunk: Annotated[int, typer.Option(help="Prompt positions read per step, so a long prompt never "
+                                                    "holds other requests up (0: the whole prompt at once).")] = 64,
 ) -> None:
     """Serve a model with an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)."""
     if not 1 <= port <= 65535:
         raise SelfEvolveError(f"--port must be in 1..65535, got {port}")
-    if max_batch < 1:
-        raise SelfEvolveError(f"--max-batch must be >= 1, got {max_batch}")
+    for option, value, least in (("--max-batch", max_batch, 1), ("--max-context", max_context, 1),
+                                 ("--prefill-chunk", prefill_chunk, 0)):
+        if value < least:
+            raise SelfEvolveError(f"{option} must be >= {least}, got {value}")
     from selfevolve.models.hf import SERVE_EXTRAS, require
     from selfevolve.models.lm import TransformerLM
 
@@ -234,9 +240,10 @@ def serve(
     from selfevolve.serve import serve as start
 
     path = Path(model)
-    lm = TransformerLM.from_run(path) if (path / "run.sqlite").exists() else TransformerLM.from_pretrained(model)
-    console.print(f"serving {name or path.name} on http://{host}:{port}/v1")
-    start(lm, name or path.name, host, port, max_batch)
+    load = TransformerLM.from_run if (path / "run.sqlite").exists() else TransformerLM.from_pretrained
+    lm = load(model, max_context=max_context)
+    console.print(f"serving {name or path.name} on http://{host}:{port}/v1 (context {lm.max_len} tokens)")
+    start(lm, name or path.name, host, port, max_batch, prefill_chunk)
 
 
 @app.command("list")

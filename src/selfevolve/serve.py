@@ -4,10 +4,14 @@
     client = openai.OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none")
 
 Concurrent requests are batched: a single worker thread takes every request waiting (up to
-`max_batch` sequences), groups them by sampling settings and runs each group as one batched
-generate call, so 64 clients cost a few forward passes per token rather than 64. Streaming
-(`stream: true`) sends each request's new text as server-sent events while its batch runs.
-Bad requests get a 4xx answer with an OpenAI-style JSON error body.
+`max_batch` sequences), groups them by sampling settings into batches, and steps every running
+batch in turn, one token (or one prefill chunk of `prefill_chunk` positions) each. So 64 clients
+cost a few forward passes per token rather than 64, a request that arrives while others run starts
+at the next step instead of after them, and a long prompt's prefill never holds the others up for
+more than one chunk. Every model has a context (prompt + max_tokens): a RoPE model's trained
+length, `max_context` tokens for the others. Streaming (`stream: true`) sends each request's new
+text as server-sent events while its batch runs. Bad requests get a 4xx answer with an
+OpenAI-style JSON error body.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,44 +60,87 @@ class Job:
         self.loop.call_soon_threadsafe(self.out.put_nowait, item)
 
 
-class Batcher:
-    """The worker thread that turns waiting jobs into batched generate calls."""
+@dataclass
+class Batch:
+    """Jobs generated together, their sampler steps, and the time they have had (scaled by their weight)."""
 
-    def __init__(self, lm, max_batch: int = 64) -> None:
-        self.lm, self.max_batch = lm, max_batch
+    jobs: list[Job]
+    steps: Generator
+    weight: float
+    used: float = 0.0
+
+
+class Batcher:
+    """The worker thread: turns waiting jobs into batches and shares the model's time between them.
+
+    Jobs are batched by kind (sampling settings, and whether the prompt is longer than one prefill
+    chunk); one batch of each kind runs at a time, so jobs of a kind that arrive meanwhile wait and
+    form the next, large batch. The next step goes to the running batch that has had the least time,
+    a batch of short prompts counting its time at 1/SHORT_WEIGHT: while a long prompt is read, short
+    requests get most of the time and finish nearly as fast as alone, and the long one still moves.
+    """
+
+    SHORT_WEIGHT = 4.0
+
+    def __init__(self, lm, max_batch: int = 64, prefill_chunk: int = 64) -> None:
+        self.lm, self.max_batch, self.prefill_chunk = lm, max_batch, prefill_chunk
         self.jobs: queue.Queue[Job] = queue.Queue()
         threading.Thread(target=self._work, daemon=True).start()
 
     def submit(self, job: Job) -> None:
         self.jobs.put(job)
 
+    def kind(self, job: Job) -> tuple:
+        return job.temperature, job.top_p, 0 < self.prefill_chunk < len(job.prompt_ids)
+
     def _work(self) -> None:
+        running: dict[tuple, Batch] = {}
+        waiting: list[Job] = []
         while True:
-            jobs = [self.jobs.get()]
-            while sum(j.n for j in jobs) < self.max_batch:
+            if not running and not waiting:
+                waiting.append(self.jobs.get())
+            while True:
                 try:
-                    jobs.append(self.jobs.get_nowait())
+                    waiting.append(self.jobs.get_nowait())
                 except queue.Empty:
                     break
-            groups: dict[tuple, list[Job]] = {}
-            for job in jobs:
-                groups.setdefault((job.temperature, job.top_p), []).append(job)
-            for group in groups.values():
-                try:
-                    self._run(group)
-                except Exception as err:  # a failed batch answers its jobs, never kills the server
-                    for job in group:
-                        job.send(err)
+            for kind in dict.fromkeys(self.kind(job) for job in waiting):
+                if kind not in running:
+                    jobs = self._take(waiting, kind)
+                    floor = min((b.used for b in running.values()), default=0.0)  # newcomers neither wait nor
+                    running[kind] = Batch(jobs, self._steps(jobs), 1.0 if kind[2] else self.SHORT_WEIGHT, floor)
+            kind, batch = min(running.items(), key=lambda item: item[1].used)  # ... take over
+            start = time.perf_counter()
+            try:
+                next(batch.steps)
+            except StopIteration:
+                self._end(batch.jobs)
+                del running[kind]
+            except Exception as err:  # a failed batch answers its jobs, never kills the server
+                for job in batch.jobs:
+                    job.send(err)
+                del running[kind]
+            batch.used += (time.perf_counter() - start) / batch.weight
 
-    @torch.no_grad()
-    def _run(self, group: list[Job]) -> None:
-        from selfevolve.models.sampler import generate
+    def _take(self, waiting: list[Job], kind: tuple) -> list[Job]:
+        """Remove from `waiting` and return its jobs of this kind, oldest first, up to max_batch rows (one at least)."""
+        taken, rows = [], 0
+        for job in [j for j in waiting if self.kind(j) == kind]:
+            if taken and rows + job.n > self.max_batch:
+                break
+            taken.append(job)
+            rows += job.n
+            waiting.remove(job)
+        return taken
+
+    def _steps(self, group: list[Job]) -> Generator:
+        from selfevolve.models.sampler import sample_steps
 
         tok = self.lm.tok
         rows = [(job, k) for job in group for k in range(job.n)]
 
-        def on_step(first: int, ids: torch.Tensor) -> None:
-            for (job, k), token in zip(rows[first:], ids.tolist(), strict=False):
+        def on_step(ids: torch.Tensor) -> None:
+            for (job, k), token in zip(rows, ids.tolist(), strict=False):
                 if job.finished[k] is not None:
                     continue
                 if token == tok.eos_id:
@@ -111,12 +159,16 @@ class Batcher:
                     job.send((k, safe[len(job.texts[k]):]))
                     job.texts[k] = safe
 
-        generate(self.lm.model, [job.prompt_ids for job, _ in rows], max(j.max_tokens for j in group),
-                 stop_id=tok.eos_id, pad_id=tok.pad_id, temperature=group[0].temperature, top_p=group[0].top_p,
-                 batch_size=self.max_batch, generator=self.lm.gen, on_step=on_step)
-        for job, k in rows:
-            if job.finished[k] is None:
-                self._finish(job, k, "length")
+        return sample_steps(self.lm.model, [job.prompt_ids for job, _ in rows], max(j.max_tokens for j in group),
+                            stop_id=tok.eos_id, pad_id=tok.pad_id, temperature=group[0].temperature,
+                            top_p=group[0].top_p, generator=self.lm.gen, on_step=on_step,
+                            prefill_chunk=self.prefill_chunk)
+
+    def _end(self, group: list[Job]) -> None:
+        for job in group:
+            for k in range(job.n):
+                if job.finished[k] is None:
+                    self._finish(job, k, "length")
 
     def _finish(self, job: Job, k: int, reason: str) -> None:
         """End row k: send any text still held back, and end the job when it was the last row."""
@@ -165,10 +217,10 @@ class BadRequest(Exception):
         self.status, self.param, self.code = status, param, code
 
 
-def make_app(lm, model_name: str, max_batch: int = 64) -> FastAPI:
+def make_app(lm, model_name: str, max_batch: int = 64, prefill_chunk: int = 64) -> FastAPI:
     """The FastAPI application serving `lm` (a TransformerLM) as `model_name`."""
     app = FastAPI(title="selfevolve")
-    batcher = Batcher(lm, max_batch)
+    batcher = Batcher(lm, max_batch, prefill_chunk)
 
     def error(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
         kind = "invalid_request_error" if status < 500 else "server_error"
@@ -315,7 +367,8 @@ def token_logprobs(lm, echoed: list[int], prompt: list[int], generated: list[int
     return {"tokens": tokens, "token_logprobs": values[first:], "top_logprobs": None, "text_offset": offsets}
 
 
-def serve(lm, model_name: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 64) -> None:
+def serve(lm, model_name: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int = 64,
+          prefill_chunk: int = 64) -> None:
     import uvicorn
 
-    uvicorn.run(make_app(lm, model_name, max_batch), host=host, port=port, log_level="warning")
+    uvicorn.run(make_app(lm, model_name, max_batch, prefill_chunk), host=host, port=port, log_level="warning")

@@ -39,9 +39,10 @@ def transcript(messages: list[dict]) -> str:
 class TransformerLM:
     """Our transformer and its tokenizer (CharTokenizer or an HF tokenizer) behind the interface."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 256, seed: int = 0) -> None:
+    def __init__(self, model, tokenizer, batch_size: int = 256, seed: int = 0, max_context: int = 4096) -> None:
         self.model, self.tok, self.batch_size = model.eval(), tokenizer, batch_size
         self.gen = torch.Generator().manual_seed(seed)
+        self.max_context = max_context
 
     @classmethod
     def from_pretrained(cls, name: str | Path, **kw) -> TransformerLM:
@@ -64,11 +65,13 @@ class TransformerLM:
 
     @property
     def max_len(self) -> int:
-        return self.model.cfg.max_seq_len
+        """Prompt + generated tokens: a RoPE model's trained context; others (whose positions extrapolate) are
+        held to `max_context`, since the cache and the prefill's attention grow with it."""
+        return self.model.cfg.max_seq_len if self.model.cfg.pos_encoding == "rope" else self.max_context
 
     def context_error(self, prompt_tokens: int, max_tokens: int) -> str | None:
-        """Why a prompt of this length cannot get max_tokens more (RoPE models have a fixed context)."""
-        if prompt_tokens + max_tokens > self.max_len and self.model.cfg.pos_encoding == "rope":
+        """Why a prompt of this length cannot get max_tokens more."""
+        if prompt_tokens + max_tokens > self.max_len:
             return (f"prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceeds the model's context of "
                     f"{self.max_len} tokens")
         return None

@@ -6,11 +6,15 @@ the same tokens alone or in a batch. Each prompt is read once (one prefill) and 
 `num_samples` rows start from copies of its cache: MCTS proposes several steps per node and
 best-of-N draws many solutions per problem, so that is most of the prompt work saved. Every
 step is one forward over the whole batch.
+
+`sample_steps` is the same work as a Python generator that yields after each prefill chunk and each
+new token: the server interleaves several batches with it, so a long prompt's prefill (read
+`prefill_chunk` tokens at a time) never holds up the short requests beside it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import torch
@@ -72,9 +76,11 @@ def generate(
     per = max(1, batch_size // num_samples)  # prompts per batch
     parts = []
     for i in range(0, len(prompts), per):
-        parts.append(_generate_batch(model, prompts[i : i + per], num_samples, max_new_tokens, stop_id, pad_id,
-                                     temperature, top_k, top_p, digit_offset, generator,
-                                     on_step and (lambda ids, first=i * num_samples: on_step(first, ids))))
+        steps = sample_steps(model, prompts[i : i + per], max_new_tokens, stop_id=stop_id, pad_id=pad_id,
+                             num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p,
+                             digit_offset=digit_offset, generator=generator,
+                             on_step=on_step and (lambda ids, first=i * num_samples: on_step(first, ids)))
+        parts.append(run_to_end(steps))
         if on_batch is not None:
             on_batch(len(prompts[i : i + per]))
     width = max(p.tokens.shape[1] for p in parts)
@@ -86,8 +92,26 @@ def generate(
     return Samples(cat("tokens", pad_id), cat("logprobs", 0.0), torch.cat([p.lengths for p in parts]))
 
 
-def _generate_batch(model, prompts, num_samples, max_new_tokens, stop_id, pad_id, temperature, top_k, top_p,
-                    digit_offset, generator, on_step) -> Samples:
+def run_to_end(steps: Generator[None, None, Samples]) -> Samples:
+    """Drive a `sample_steps` generator to its end and return its samples."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+@torch.no_grad()
+def sample_steps(model: Transformer, prompts: list[list[int]], max_new_tokens: int, *, stop_id: int | tuple[int, ...],
+                 pad_id: int = 0, num_samples: int = 1, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+                 digit_offset: int = 0, generator: torch.Generator | None = None,
+                 on_step: Callable[[torch.Tensor], None] | None = None,
+                 prefill_chunk: int = 0) -> Generator[None, None, Samples]:
+    """One batch of `generate`, yielding after every prefill chunk and every token; returns its Samples.
+
+    prefill_chunk: read the prompts this many positions per forward (0: all at once); the chunks'
+    keys go to the same cache, so the tokens are the same either way.
+    """
     model.eval()
     device = next(model.parameters()).device
     cfg = model.cfg
@@ -110,7 +134,14 @@ def _generate_batch(model, prompts, num_samples, max_new_tokens, stop_id, pad_id
     prefill = KVCache(cfg, U, P, dtype, device)
     tracker = DecodePositions(model, idx, prompt_valid, torch.full((U,), digit_offset, device=device))
     positions, digit_pos = tracker.prompt
-    logits = model(idx, positions=positions, digit_pos=digit_pos, mask=mask, cache=prefill, last_only=True)[:, -1]
+    chunk = prefill_chunk or P
+    for a in range(0, P, chunk):
+        b = min(P, a + chunk)
+        logits = model(idx[:, a:b], positions=None if positions is None else positions[:, a:b],
+                       digit_pos=None if digit_pos is None else digit_pos[:, a:b], mask=mask[:, :, a:b, :b],
+                       cache=prefill, last_only=True)[:, -1]
+        if b < P:
+            yield
 
     # then its num_samples rows share what the prefill made
     B = U * num_samples
@@ -130,6 +161,7 @@ def _generate_batch(model, prompts, num_samples, max_new_tokens, stop_id, pad_id
     live = torch.arange(B, device=device)  # the rows still in the batch
     done = torch.zeros(B, dtype=torch.bool, device=device)  # of the live rows
     for t in range(max_new_tokens):
+        yield
         logits = logits.float()
         if temperature == 0:
             nxt = logits.argmax(-1)
