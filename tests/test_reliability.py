@@ -88,6 +88,7 @@ def test_a_crash_while_building_the_new_run_leaves_the_old_one_intact(tmp_path):
     (["run", "gp", "--bogus"], "No such option: --bogus"),
     (["frobnicate"], "No such command 'frobnicate'"),
     (["serve", "nowhere", "--max-batch", "0"], "--max-batch must be >= 1, got 0"),
+    (["serve", "nowhere", "--max-context", "0"], "--max-context must be >= 1, got 0"),
     (["serve", "nowhere", "--port", "70000"], "--port must be in 1..65535, got 70000"),
 ])
 def test_usage_errors_are_one_line_and_exit_2_from_the_real_command(tmp_path, args, fragment):
