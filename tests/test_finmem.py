@@ -46,6 +46,15 @@ def test_the_layered_agent_beats_buy_and_hold_on_held_out_days():
     assert np.mean(sharpe["layered"]) > np.mean(sharpe["buy_and_hold"]) + 2
 
 
+def test_no_ablation_is_buy_and_hold_in_disguise():
+    """Every variant but buy-and-hold changes its position during the held-out days (the old no-decay
+    ablation read the same stale items every day and stayed long throughout: buy-and-hold exactly)."""
+    market = make_market(1)
+    for variant in VARIANTS:
+        held = trade(market, variant, AgentConfig(), 1).positions[market.test_start:]
+        assert (len(set(held)) == 1) == (variant == "buy_and_hold"), variant
+
+
 def test_finmem_run_writes_every_variant_and_a_loadable_memory(tmp_path):
     out = tmp_path / "run"
     proc = run_cli("run", "finmem", "--out", str(out), *sets(["days=200", "seed=3"]))

@@ -15,9 +15,13 @@ Yu et al. (2023), "FinMem", arXiv:2311.13743, with a rule in place of the LLM:
     seen `horizon` closes (`mid_horizon` for mid-layer sources) is reflected on: "<news>. Over
     the next N days the price moved +x%" joins the reflection layer, found by the news's text
 
-Variants, the ablations of the recipe: `layered` (the above), `no_decay` (recency and importance
-never decay), `no_feedback`, `flat_window` (the news of the last `window` days, equally weighted,
-directions from the same reflections) and `buy_and_hold`.
+Variants, the ablations of the recipe: `layered` (the above), `one_layer` (every news item in the
+short layer, which never promotes: the layers removed, everything else the same), `no_feedback`,
+`flat_window` (the news of the last `window` days, equally weighted, directions from the same
+reflections) and `buy_and_hold`. (An earlier `no_decay` ablation, recency and importance never
+decaying, was degenerate: with recency constant the fixed query retrieves the same few
+feedback-inflated items every day, so it held one position for the whole test, exactly
+buy-and-hold; it said nothing about the layers.)
 """
 
 from __future__ import annotations
@@ -31,9 +35,8 @@ import numpy as np
 from selfevolve.agents.market import COMPANY, Market
 from selfevolve.agents.memory import FINMEM_LAYERS, LAYERS, LayeredMemory
 
-VARIANTS = ("layered", "buy_and_hold", "flat_window", "no_decay", "no_feedback")
-NO_DECAY_LAYERS = {name: replace(layer, recency_days=math.inf, importance_decay=1.0)
-                   for name, layer in FINMEM_LAYERS.items()}
+VARIANTS = ("layered", "buy_and_hold", "flat_window", "one_layer", "no_feedback")
+ONE_LAYER = {**FINMEM_LAYERS, "short": replace(FINMEM_LAYERS["short"], promote_at=math.inf)}
 REFLECTION = re.compile(r"Over the next (\d+) days the price moved ([+-]\d+\.\d+)%$")
 
 
@@ -76,7 +79,7 @@ class Agent:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; variants: {', '.join(VARIANTS)}")
         self.variant, self.cfg = variant, cfg
-        self.memory = LayeredMemory(layers=NO_DECAY_LAYERS if variant == "no_decay" else FINMEM_LAYERS, seed=seed)
+        self.memory = LayeredMemory(layers=ONE_LAYER if variant == "one_layer" else FINMEM_LAYERS, seed=seed)
         self.query = f"{COMPANY} news that moves the share price"
         self.position = 0
         self.daily_moves: list[float] = []  # one per reflection ever written
@@ -100,7 +103,7 @@ class Agent:
             texts = [text for day in window for text, _ in day]
             return self._act(sum(self.direction(t) for t in texts) / max(len(texts), 1)), []
         for layer in ("short", "mid", "long"):
-            self.memory.add([text for text, source in news if self.cfg.layer_of(source) == layer], layer)
+            self.memory.add([text for text, source in news if self.layer_of(source) == layer], layer)
         cited, signal, known = [], 0.0, {}  # known: the direction of each text read today
         for hits in self.memory.query(self.query, self.cfg.k, layers=("short", "mid", "long")).values():
             for hit in hits:
@@ -111,6 +114,9 @@ class Agent:
                 cited.append((hit.id, d))
         return self._act(signal), cited
 
+    def layer_of(self, source: str) -> str:
+        return "short" if self.variant == "one_layer" else self.cfg.layer_of(source)
+
     def _act(self, signal: float) -> int:
         if abs(signal) > self.cfg.threshold:
             self.position = 1 if signal > 0 else -1
@@ -118,7 +124,7 @@ class Agent:
 
     def settle(self, cited: list[tuple[int, float]], market_return: float) -> None:
         """At the close: feedback on each cited item, then a day of decay and layer moves."""
-        if self.variant in ("layered", "no_decay"):
+        if self.variant in ("layered", "one_layer"):
             self.memory.feedback([i for i, d in cited if d * market_return > 0], 1.0)
             self.memory.feedback([i for i, d in cited if d * market_return < 0], -1.0)
         self.memory.step(1.0)

@@ -8,7 +8,7 @@ Character Design", arXiv:2311.13743, with a rule in place of the LLM (agents/fin
     each variant trades every day, deciding at the open from what it has in memory and
     learning online (feedback, reflections) from the past only; the held-out days are scored:
     cumulative return, annualised Sharpe ratio, maximum drawdown
-    variants: layered (FinMem), buy_and_hold, flat_window, no_decay, no_feedback
+    variants: layered (FinMem), buy_and_hold, flat_window, one_layer, no_feedback
 
     selfevolve run finmem --set seed=1
 
@@ -44,7 +44,7 @@ class Config(AgentConfig):
     test_fraction: float = 0.4
     """The last this share of the days is the held-out period that is scored."""
     variants: tuple[str, ...] = VARIANTS
-    """Which agents trade: layered, buy_and_hold, flat_window, no_decay, no_feedback."""
+    """Which agents trade: layered, buy_and_hold, flat_window, one_layer, no_feedback."""
 
     def __post_init__(self) -> None:
         check_min(self, 1, "k", "reflection_k", "horizon", "mid_horizon", "window")
