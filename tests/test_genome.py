@@ -3,12 +3,13 @@ trained in the run) compares every candidate on a test split it reads exactly on
 
 import importlib.util
 
+import numpy as np
 import pytest
 import torch
-from helpers import GENOME_SHORT, run_cli, sets, summary
+from helpers import GENOME_SHORT, hf_greedy_texts, run_cli, sets, summary
 
 from selfevolve.evolve.genome import Genome, GenomeConfig, GenomeState
-from selfevolve.recipes.genome import HeldOutSplit
+from selfevolve.tasks.base import HeldOutSplit
 from selfevolve.tasks.skills import skill_problems
 
 
@@ -53,7 +54,7 @@ def test_genome_state_round_trips_and_continues_identically():
 
 
 def test_the_test_split_allows_one_read():
-    split = HeldOutSplit(skill_problems(("reverse",), 5, __import__("numpy").random.default_rng(0)))
+    split = HeldOutSplit(skill_problems(("reverse",), 5, np.random.default_rng(0)))
     assert len(split.read()) == 5
     with pytest.raises(RuntimeError, match="already read"):
         split.read()
@@ -76,6 +77,26 @@ def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_
     assert all((a / "adapter_config.json").is_file() and (a / "adapter_model.safetensors").is_file() for a in adapters)
     assert (run / "report.html").is_file() and (run / "plots" / "test_accuracy.png").is_file()
 
+    # export: the best merge folded into the base model, read back by transformers alone
+    from selfevolve.config import build_config
+    from selfevolve.models.lora import load_adapter
+    from selfevolve.models.sampler import generate
+    from selfevolve.progress import Progress
+    from selfevolve.recipes.genome import Config, base_model
+    from selfevolve.store import RunStore
+    from selfevolve.tasks.skills import skill_problems
+
+    proc = run_cli("export", str(run), "--hf", str(tmp_path / "hf"))
+    assert proc.returncode == 0, proc.stderr
+    model, tok = base_model(build_config(Config, RunStore.open(run).config_values()), RunStore.open(run),
+                            Progress(enabled=False))
+    problems = skill_problems(("reverse", "upper"), 6, np.random.default_rng(3))
+    out = generate(load_adapter(model, run / "genome_best").eval(), [tok.encode(p.prompt) for p in problems], 12,
+                   stop_id=tok.eos_id, pad_id=tok.pad_id)
+    ours = [tok.decode(out.tokens[i, : out.lengths[i]].tolist()) for i in range(len(problems))]
+    ids, theirs = hf_greedy_texts(tmp_path / "hf", [p.prompt for p in problems], 12)
+    assert ids == [tok.encode(p.prompt) for p in problems] and theirs == ours
+
     # the user's own peft adapters as the experts (here: two of this run's, on the same base model)
     mine = [str(run / "experts" / n) for n in ("reverse", "upper")]
     proc = run_cli("run", "genome", "--out", str(tmp_path / "mine"), *sets([*GENOME_SHORT, "generations=1",
@@ -95,14 +116,15 @@ def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_
 
 
 def test_experts_of_a_pretrained_base_replay_what_it_writes_after_the_other_skills(smollm2):
+    from selfevolve.evolve.experts import own_writing
     from selfevolve.models.hf import load
     from selfevolve.models.lora import LoraSpec, add_lora
-    from selfevolve.recipes.genome import Config, replay_pool
+    from selfevolve.tasks.skills import skill_problems
 
     base, tok = load(str(smollm2))
     model = add_lora(base.eval(), LoraSpec(r=4, alpha=8), seed=0).eval()
-    cfg = Config(model=str(smollm2), skills=("copy", "upper", "swap"), target=("copy", "upper"))
-    pool = replay_pool(cfg, model, tok)("copy")
+    problems = skill_problems(("copy", "upper", "swap"), 300, np.random.default_rng(0))
+    pool = own_writing(model, tok, problems, 8)("copy")
     tags = {tok.decode(row[:n].tolist()).split(":")[0] for row, n in zip(pool.ids, pool.prompt_lens, strict=True)}
     assert len(pool) == 200 and tags == {"upper", "swap"}  # never the expert's own skill
     for i in range(3):  # the base's own greedy writing (adapter B = 0), one full forward per token

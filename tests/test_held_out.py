@@ -48,6 +48,21 @@ def test_self_training_never_sees_a_held_out_problem(tmp_path):
     assert s["held_out"]["problems"] == 200
 
 
+def test_the_dev_split_is_apart_from_test_and_labelled_problems():
+    """Settings are chosen on eval_split=dev: none of its problems is a test or labelled one."""
+    from selfevolve.selftrain import held_out
+
+    Config = get_recipe("star").Config
+    cfg = build_config(Config, {"task": "countdown", "difficulty": 3, "num_labelled": 300, "eval_problems": 200})
+    dev_cfg = build_config(Config, {**cfg.__dict__, "eval_split": "dev"})
+    task = get_task(cfg.task)
+    labelled = {p.prompt for p in task.sample(cfg.num_labelled, cfg.difficulty, rngs(cfg.seed, 0).np, mixed=True)}
+    test, dev = (held_out(c, task, labelled)[0] for c in (cfg, dev_cfg))
+    assert len(dev) == len(test) == 200
+    test, dev = {p.prompt for p in test}, {p.prompt for p in dev}
+    assert not dev & test and not dev & labelled and not test & labelled
+
+
 def test_length_gen_held_out_sets_hold_no_labelled_problem():
     from selfevolve.recipes.length_gen import Config, held_out_sets, labelled_set
 
@@ -77,3 +92,5 @@ def test_agentevol_held_out_tasks_are_never_a_training_task():
     assert len(tasks) == cfg.eval_tasks * len(cfg.envs) and len(set(tasks)) == len(tasks)
     assert not {key(*t) for t in tasks} & trained
     assert skipped > 0  # small mazes repeat: the first held-out ids held training tasks (40 of 800)
+    dev, _ = held_out_tasks(Config(eval_split="dev"), cfg.envs)
+    assert len(dev) == len(tasks) and not {key(*t) for t in dev} & (trained | {key(*t) for t in tasks})

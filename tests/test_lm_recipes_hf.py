@@ -53,6 +53,23 @@ def test_rstar_searches_and_learns_on_a_bpe_llama_and_exports_it(tmp_path, bpe_l
     ours, _ = answer(policy.model, policy.tok, problems, max_new=60)
     assert_export_round_trip(run, tmp_path / "hf", [p.prompt for p in problems], ours, 60, policy.tok)
 
+    # the reward models beside it: transformers' sequence classifiers give our scores
+    import torch
+    import transformers
+
+    from selfevolve.judge.reward import load_process_models
+    from selfevolve.train.sft import Examples
+
+    rms = load_process_models(RunStore.open(run).last_checkpoint(), policy.model)
+    assert set(rms) == {"ppm", "prm", "orm"}
+    examples = Examples.encode(policy.tok, [p.prompt for p in problems], ours)
+    for name, rm in rms.items():
+        hf = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf" / name).eval()
+        with torch.no_grad():
+            theirs = [float(hf(examples.ids[i : i + 1, : examples.lens[i]]).logits[0, 0]) for i in range(len(ours))]
+            mine = rm.eval()(examples.ids, examples.lens).tolist()
+        assert np.allclose(theirs, mine, atol=1e-4) and np.std(mine) > 0, (name, theirs, mine)
+
 
 def test_agentevol_clones_and_explores_on_a_bpe_llama_and_exports_it(tmp_path, bpe_llama):
     from selfevolve.agents.env import HELD_OUT, make_env

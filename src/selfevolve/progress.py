@@ -38,9 +38,10 @@ class Progress:
         self._bars.__exit__(*exc)
 
     @contextmanager
-    def task(self, description: str, total: int | None) -> Iterator[Callable[..., None]]:
-        """A bar for one stage, with the time left; yields `advance(units=1, **info)` to call as work is done."""
-        task_id = self._bars.add_task(description, total=total, info="")
+    def task(self, description: str, total: int | None, done: int = 0) -> Iterator[Callable[..., None]]:
+        """A bar for one stage, with the time left, `done` units already done (a resumed run); yields
+        `advance(units=1, **info)` to call as work is done."""
+        task_id = self._bars.add_task(description, total=total, completed=done, info="")
 
         def advance(units: int = 1, **info: float) -> None:
             text = "  ".join(f"{k} {v:.4f}" for k, v in info.items())
@@ -54,14 +55,6 @@ class Progress:
     def log(self, message: str) -> None:
         if self.enabled:
             self.console.print(message)
-
-    def round_done(self, record: dict) -> None:
-        acc = record["accuracy_by_digits"]
-        shown = " ".join(f"{d}:{a:.2f}" for d, a in acc.items() if a is not None)
-        err = record["pseudo_label_error"]
-        err_text = "-" if err is None else f"{err:.3f}"
-        self.log(f"[bold]round {record['round']}[/] digits {record['digits_labelled']}  kept {record['kept']}  "
-                 f"label error {err_text}  {record['wall_seconds']:.0f}s  acc {shown}")
 
 
 @contextmanager

@@ -25,6 +25,35 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def dev_test_table(title: str, dev: dict[str, float], test: dict[str, float], rows: list[str]):
+    """Rich table: each candidate's accuracy on dev (where every choice is made) and on test (read once)."""
+    from rich.table import Table
+
+    out = Table(title=title)
+    for col in ("candidate", "dev", "test"):
+        out.add_column(col, justify="left" if col == "candidate" else "right")
+    for k in rows:
+        out.add_row(k, f"{dev[k]:.3f}", f"{test[k]:.3f}")
+    return out
+
+
+def accuracy_by_length_table(rounds: list[dict]):
+    """Rich table: held-out exact match per length after each self-improvement round, with what each kept."""
+    from rich.table import Table
+
+    digits = list(rounds[-1]["accuracy_by_digits"])
+    out = Table(title="Held-out exact match by digits, after each round")
+    for name in ("round", "kept", "label err"):
+        out.add_column(name)
+    for d in digits:
+        out.add_column(d, justify="right")
+    for r in rounds:
+        err = "-" if r["pseudo_label_error"] is None else f"{r['pseudo_label_error']:.3f}"
+        out.add_row(str(r["round"]), str(r["kept"]), err, *["-" if (a := r["accuracy_by_digits"][d]) is None
+                                                           else f"{a:.2f}" for d in digits])
+    return out
+
+
 def plot_accuracy_heatmap(rounds: list[dict], path: Path) -> Path:
     digits = sorted({int(d) for r in rounds for d in r["accuracy_by_digits"]})
     grid = np.array([[np.nan if (a := r["accuracy_by_digits"].get(str(d))) is None else a for d in digits]
@@ -110,7 +139,8 @@ def strategy_table(rounds: list[dict]):
 
 
 def plot_strategies(rounds: list[dict], plot_dir: Path) -> list[Path]:
-    """Each strategy's accuracy per round at the largest N, and against N in the last round."""
+    """Each strategy's accuracy per round at the largest N, against N in the last round, and (where the
+    rounds record it) greedy accuracy by solution length."""
     last = rounds[-1]["accuracy"]
     top = max((n for s in last.values() for n in s), key=int)
     by_round = {s: [r["accuracy"][s].get(top if s != "greedy" else "1") for r in rounds] for s in last}
@@ -119,7 +149,32 @@ def plot_strategies(rounds: list[dict], plot_dir: Path) -> list[Path]:
     return [plot_lines([r["round"] for r in rounds], by_round, f"Held-out accuracy per round (N = {top})", "round",
                        "accuracy", plot_dir / "accuracy_by_round.png"),
             plot_lines([int(n) for n in ns], by_n, "Held-out accuracy vs N, final round", "N (solutions / rollouts)",
-                       "accuracy", plot_dir / "accuracy_by_n.png")]
+                       "accuracy", plot_dir / "accuracy_by_n.png")] + _by_steps(rounds, plot_dir)
+
+
+def _by_steps(rounds: list[dict], plot_dir: Path) -> list[Path]:
+    steps = sorted({d for r in rounds for d in r.get("greedy_by_steps", {})}, key=int)
+    if not steps:
+        return []
+    return [plot_lines([int(d) for d in steps], {f"round {r['round']}": [r["greedy_by_steps"].get(d) for d in steps]
+                                                 for r in rounds}, "Held-out greedy accuracy by solution length",
+                       "steps", "accuracy", plot_dir / "greedy_by_steps.png")]
+
+
+def plot_rl_steps(rounds: list[dict], plot_dir: Path) -> list[Path]:
+    """The policy-gradient statistics of every step: reward, its spread, KL, entropy, length, clipping."""
+    steps = [s for r in rounds for s in r.get("rl_steps", [])]
+    if not steps:
+        return []
+    xs = list(range(1, len(steps) + 1))
+    return [plot_lines(xs, {"reward mean": [s["reward_mean"] for s in steps],
+                            "reward std": [s["reward_std"] for s in steps],
+                            "groups with zero variance": [s["zero_variance_groups"] for s in steps]},
+                       "Rewards of each step's samples", "step", "value", plot_dir / "rl_reward.png"),
+            plot_lines(xs, {name: [s[name] for s in steps] for name in ("kl", "entropy", "clip_fraction")},
+                       "KL to the reference, entropy, clipped share", "step", "value", plot_dir / "rl_stats.png"),
+            plot_lines(xs, {"completion length (tokens)": [s["completion_length"] for s in steps]},
+                       "Completion length", "step", "tokens", plot_dir / "rl_length.png")]
 
 
 def _cell(value) -> str:

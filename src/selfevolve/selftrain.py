@@ -11,16 +11,17 @@
                       kept answers, DPO on pairs, ...)
              then held-out pass@1 (greedy) and pass@k, B-STaR's monitors, a checkpoint
 
-Recipes (STaR, ReST-EM, B-STaR, iterative DPO, UPO) are the two hooks and a config. Each hook gets
-a `Step`: the policy (model *and its tokenizer*), the optimizer, the round's random streams and
-what the loop has learned so far.
+Recipes (STaR, ReST-EM, B-STaR, iterative DPO, UPO) are the two hooks and a config; an on-policy
+recipe (GRPO) gives one `Act` hook instead, which samples and learns in turn, step after step. Each
+hook gets a `Step`: the policy (model *and its tokenizer*), the optimizer, the round's random
+streams and what the loop has learned so far.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -81,6 +82,9 @@ class SelfTrainConfig(ModelChoice, TrainingConfig):
     """judge=orm: reward-model optimizer steps per iteration."""
     eval_file: str = ""
     """JSONL file of held-out problems in the task's fields (default: generated ones)."""
+    eval_split: str = "test"
+    """Generated held-out split: test (what results report) or dev (none of them test, labelled or
+    self-training problems: for choosing settings without touching test)."""
     init_from: str = ""
     """A finished run of this family whose round-0 model this run starts from instead of training one."""
 
@@ -106,6 +110,10 @@ class SelfTrainConfig(ModelChoice, TrainingConfig):
             raise ValueError(f"labelled_fraction must be in [0, 1], got {self.labelled_fraction}")
         if not 0 < self.reward_threshold <= 1:
             raise ValueError(f"reward_threshold must be in (0, 1], got {self.reward_threshold}")
+        if self.eval_split not in ("test", "dev"):
+            raise ValueError(f"eval_split must be test or dev, got {self.eval_split!r}")
+        if self.eval_file and self.eval_split == "dev":
+            raise ValueError("eval_split=dev draws its own problems; it cannot be combined with eval_file")
         if self.eval_file:
             read_problems(self.eval_file, get_task(self.task))  # a bad file fails before the run starts
         if self.init_from and not (Path(self.init_from) / "checkpoints" / "round-000").is_dir():
@@ -114,11 +122,16 @@ class SelfTrainConfig(ModelChoice, TrainingConfig):
     def policy(self, task: Task) -> Policy:
         return self.load_policy(task.max_seq_len)
 
+    def keeps_base(self) -> bool:
+        """Whether the hooks need the round-0 model (`Step.base`): ReST-EM restarts from it."""
+        return self.restart
+
 
 @dataclass
 class Step:
     """What a hook sees in round r: the policy and its optimizer, the round's random streams, the
-    judge, the labelled examples, every round's kept examples, and the round-0 model (ReST-EM)."""
+    judge, the labelled examples, every round's kept examples, the round-0 model (when the config
+    keeps it) and the records of the rounds before."""
 
     r: int
     cfg: SelfTrainConfig
@@ -131,6 +144,7 @@ class Step:
     labelled: Examples
     kept: list[Examples]
     base: torch.nn.Module | None
+    history: list[dict]
 
 
 @dataclass
@@ -148,6 +162,7 @@ class Learned:
     optimizer: torch.optim.Optimizer  # a learning step may start a new one (ReST-EM's restart)
     loss: float
     tokens: int
+    info: dict = field(default_factory=dict)  # more for the round's record
 
 
 class Propose(Protocol):
@@ -156,6 +171,12 @@ class Propose(Protocol):
 
 class Learn(Protocol):
     def __call__(self, step: Step, samples: dict[str, list]) -> Learned: ...
+
+
+class Act(Protocol):
+    """On-policy: sample and learn in turn over the round's problems; returns every sample drawn."""
+
+    def __call__(self, step: Step, problems: list[Problem]) -> tuple[Proposal, Learned]: ...
 
 
 def sample_at_temperature(step: Step, problems: list[Problem]) -> Proposal:
@@ -186,8 +207,9 @@ def finetune_on_kept(step: Step, samples: dict[str, list]) -> Learned:
 
 
 def held_out(cfg: SelfTrainConfig, task: Task, labelled: set[str]) -> tuple[list[Problem], int]:
-    """The held-out problems (the user's file, or generated ones) that are not labelled problems of
-    this run, and how many were left out (a file's are dropped, generated ones drawn again)."""
+    """The held-out problems (the user's file, or generated ones of the test or dev split) that are not
+    labelled problems of this run, and how many were left out (a file's are dropped, generated ones
+    drawn again)."""
     if cfg.eval_file:
         problems, dropped = unseen(read_problems(cfg.eval_file, task), labelled)
         if not problems:
@@ -195,6 +217,9 @@ def held_out(cfg: SelfTrainConfig, task: Task, labelled: set[str]) -> tuple[list
                                   "held-out problems must be unseen")
         return problems, dropped
     problems, redrawn = sample_unseen(task, cfg.eval_problems, cfg.difficulty, rngs(cfg.seed, 10_000).np, labelled)
+    if cfg.eval_split == "dev" and problems:  # drawn apart from the test problems, which stay unseen
+        problems, redrawn = sample_unseen(task, cfg.eval_problems, cfg.difficulty, rngs(cfg.seed, "dev").np,
+                                          labelled | {p.prompt for p in problems})
     if not problems:
         raise SelfEvolveError(f"no held-out {cfg.task} problem of difficulty {cfg.difficulty} is left that is not a "
                               "labelled one: raise difficulty or lower num_labelled")
@@ -216,19 +241,20 @@ def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Pr
                          "correct_of_k": sampled.correct.sum(axis=1).tolist()}}
 
 
-def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propose: Propose, learn: Learn) -> dict:
-    """Run (or resume from its last finished round) the loop with a recipe's two hooks."""
+def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propose: Propose | None = None,
+               learn: Learn | None = None, act: Act | None = None) -> dict:
+    """Run (or resume from its last finished round) the loop with a recipe's two hooks, or its one `act`."""
     cfg.use_threads()
     task = get_task(cfg.task)
     policy = cfg.policy(task)
     optimizer = make_optimizer(policy.model, cfg.sft())
     seed_set = task.sample(cfg.num_labelled, cfg.difficulty, rngs(cfg.seed, 0).np, mixed=True)
-    labelled = Examples.encode(policy.tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
+    labelled = Examples.of_problems(policy.tok, seed_set)
     test, test_redrawn = held_out(cfg, task, {p.prompt for p in seed_set})
     unseen_by = {p.prompt for p in test}  # no self-training (or probe) problem may be a held-out one
     base = None  # the round-0 weights, for restart (ReST-EM)
     first, records = store.resume_rounds(policy.model, optimizer)
-    if first and cfg.restart:
+    if first and cfg.keeps_base():
         base = model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0)), into=cfg.policy(task).model)
     kept = [Examples.encode(policy.tok, *kept_rows(store.read_samples(r).to_pydict())) for r in range(1, first)]
 
@@ -243,7 +269,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
             else:
                 loss, tokens = train_on_pools(policy.model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps,
                                               gen, progress, f"round 0: train on {len(labelled)} labelled problems")
-            base = copy.deepcopy(policy.model) if cfg.restart else None
+            base = copy.deepcopy(policy.model) if cfg.keeps_base() else None
             record.update(kept=len(labelled), samples=0, temperature=None, threshold=None)
         else:
             # ---- JUDGE: the exact verifier, or a reward model trained on verified answers to seed problems
@@ -251,24 +277,29 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
             if cfg.judge == "orm":
                 judge, judge_info = train_outcome_judge(policy, task, seed_set, cfg.orm_samples, cfg.temperature,
                                                         cfg.orm_steps, cfg.sft(), gen, progress, f"round {r}")
-            step = Step(r, cfg, task, policy, optimizer, gen, progress, judge, labelled, kept, base)
+            step = Step(r, cfg, task, policy, optimizer, gen, progress, judge, labelled, kept, base, records)
             # ---- PROPOSE: sample answers to new problems (only their targets are known)
             problems, redrawn = sample_unseen(task, cfg.problems_per_iteration, cfg.difficulty, rng, unseen_by,
                                               mixed=True)
-            proposal = propose(step, problems)
+            if act is not None:  # on-policy: sampling and learning interleaved, step after step
+                proposal, learned = act(step, problems)
+            else:
+                proposal = propose(step, problems)
             # ---- SELECT: the first copy of each distinct accepted answer
             samples = sample_table(proposal.answers, proposal.threshold)
             store.write_samples(r, samples)
             kept.append(Examples.encode(policy.tok, *kept_rows(samples)))
             # ---- LEARN
-            learned = learn(step, samples)
+            if act is None:
+                learned = learn(step, samples)
             optimizer, loss, tokens = learned.optimizer, learned.loss, learned.tokens
             chosen = proposal.answers.drawn_at(proposal.temperature)
             record.update(kept=int(sum(samples["kept"])), samples=int(proposal.answers.correct.size),
                           held_out_redrawn=redrawn,
                           temperature=proposal.temperature, threshold=proposal.threshold, probe=proposal.probe,
-                          **judge_info, **exploration_metrics(chosen.correct, chosen.texts, cfg.balance_target,
-                                                              chosen.reward, proposal.threshold))
+                          **judge_info, **learned.info,
+                          **exploration_metrics(chosen.correct, chosen.texts, cfg.balance_target, chosen.reward,
+                                                proposal.threshold))
         result = evaluate(policy, task, cfg, test, progress, f"round {r}: evaluate")
         record.update(pass1=result["pass1"], passk=result["passk"], loss=loss, tokens_trained=tokens,
                       wall_seconds=time.time() - t0)
@@ -350,7 +381,11 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
     return out
 
 
-def family(config: type, run) -> Recipe:
-    """A self-training recipe's interface: its own config and run, the family's report, eval and compare."""
-    return Recipe(config, run, headline, plots, run_name=lambda cfg: cfg.task, evaluate_file=evaluate_file,
+def family(config: type, run, more_plots=None) -> Recipe:
+    """A self-training recipe's interface: its own config and run, the family's report (and the recipe's
+    `more_plots(summary, plot_dir)`), eval and compare."""
+    def all_plots(summary: dict, plot_dir: Path) -> list[Path]:
+        return plots(summary, plot_dir) + (more_plots(summary, plot_dir) if more_plots else [])
+
+    return Recipe(config, run, headline, all_plots, run_name=lambda cfg: cfg.task, evaluate_file=evaluate_file,
                   export=export, compare=compare_row)

@@ -300,15 +300,36 @@ class RunStore:
         return done[-1] + 1, [r for r in self.rounds() if r["round"] <= done[-1]]
 
     def read_state(self, what: str) -> dict | None:
-        """For a generation-based run: its state.json (None for a new run)."""
+        """For a generation-based run: its state.json (None for a new run), with the tensors its
+        `tensors` entry names, if any, under "tensors" as a dict."""
         path = self.path / "state.json"
         if not path.exists():
             return None
         self.event("resumed", f"from its {what}")
-        return read_json(path, what)
+        state = read_json(path, what)
+        if "tensors" in state:
+            from safetensors.torch import load_file
 
-    def write_state(self, state: dict) -> None:
-        atomic_json(self.path / "state.json", state)
+            state["tensors"] = load_file(self.path / state["tensors"])
+        return state
+
+    def write_state(self, state: dict, tensors: dict[str, torch.Tensor] | None = None) -> None:
+        """state.json, and with `tensors` a new tensor file first (state-a or state-b, whichever the
+        current JSON does not name), then the JSON that names it, then the old one goes: a kill at any
+        moment leaves a JSON and the tensors it names."""
+        if tensors is None:
+            atomic_json(self.path / "state.json", state)
+            return
+        from safetensors.torch import save
+
+        path = self.path / "state.json"
+        current = json.loads(path.read_text()).get("tensors") if path.exists() else None
+        name = "state-b.safetensors" if current == "state-a.safetensors" else "state-a.safetensors"
+        atomic_write(self.path / name, save({k: v.contiguous() for k, v in tensors.items()}))
+        atomic_json(self.path / "state.json", {**state, "tensors": name})
+        for old in self.path.glob("state-*.safetensors"):
+            if old.name != name:
+                old.unlink()
 
 
 def checkpoint_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:

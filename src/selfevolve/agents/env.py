@@ -21,11 +21,12 @@ from collections import deque
 
 import numpy as np
 
-HELD_OUT = 1_000_000  # task ids from here on are held out from training
+HELD_OUT = 1_000_000  # task ids from here on are held out from training: the test split
+DEV = 2_000_000  # and from here on, the dev split (for choosing settings without touching test)
 
 
 def split_of(task_id: int) -> str:
-    return "test" if task_id >= HELD_OUT else "train"
+    return "dev" if task_id >= DEV else "test" if task_id >= HELD_OUT else "train"
 
 
 def parse_react(text: str) -> tuple[str, str]:

@@ -51,7 +51,7 @@ def run_episodes(lm, tasks: list[tuple[str, int]], temperature: float = 0.0, max
     observations = [env.reset(task_id)[0] for env, (_, task_id) in zip(envs, tasks, strict=True)]
     live = list(range(len(tasks)))
     progress = progress or Progress(enabled=False)
-    with progress.task(title, total=None) as advance:
+    with progress.task(title, len(tasks)) as advance:  # in episodes finished
         while live:
             replies = lm.generate([prompt_of(observations[i]) for i in live], temperature=temperature,
                                   max_tokens=max_tokens)
@@ -62,8 +62,8 @@ def run_episodes(lm, tasks: list[tuple[str, int]], temperature: float = 0.0, max
                 observations[i] = obs
                 if not (terminated or truncated):
                     still.append(i)
+            advance(len(live) - len(still), playing=len(still))
             live = still
-            advance(live=len(live))
     return episodes
 
 

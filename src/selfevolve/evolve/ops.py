@@ -59,6 +59,19 @@ def linear_merge(vectors: torch.Tensor, weights=None) -> torch.Tensor:
     return (w[:, None] * vectors).sum(0) / w.sum()
 
 
+def random_merge_search(vectors: torch.Tensor, score, budget: int, generator: torch.Generator,
+                        advance=lambda **_: None) -> tuple[torch.Tensor, float]:
+    """The best of `budget` linear merges with weights uniform in [0, 1), by `score(merge) -> float`: the
+    baseline an evolved merge must beat with the same number of evaluations."""
+    best, best_score = vectors[0], float("-inf")
+    for _ in range(budget):
+        candidate = linear_merge(vectors, torch.rand(len(vectors), generator=generator))
+        if (value := score(candidate)) > best_score:
+            best, best_score = candidate, value
+        advance(best=best_score)
+    return best, best_score
+
+
 def trim(deltas: torch.Tensor, density: float) -> torch.Tensor:
     """Keep the `density` fraction of largest-magnitude entries of each row, zero the rest."""
     if not 0 < density <= 1:

@@ -9,6 +9,7 @@ seed. Ray starts a local cluster unless `address` names a running one ("auto" or
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +24,30 @@ def _call(fn: ChunkFn, rows: np.ndarray, seed: int) -> np.ndarray:
 
 def chunk_seed(seed: int, chunk: int) -> int:
     return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
+
+
+@dataclass
+class ParallelConfig:
+    """Where a population's fitness is evaluated: the config fields of every recipe that evolves one."""
+
+    backend: str = "serial"
+    """serial (this process) or ray (local cluster, or ray_address)."""
+    ray_address: str = ""
+    """Address of a running Ray cluster; empty = start a local one."""
+    workers: int = 0
+    """CPUs for a local Ray cluster; 0 = all."""
+    chunk_size: int = 4
+    """Individuals per fitness task (the unit of parallel work)."""
+
+    def __post_init__(self) -> None:
+        getattr(super(), "__post_init__", lambda: None)()  # a mixin: the recipe's other bases check theirs
+        if self.backend not in ("serial", "ray"):
+            raise ValueError(f"backend must be serial or ray, got {self.backend!r}")
+        if self.chunk_size < 1 or self.workers < 0:
+            raise ValueError(f"chunk_size must be >= 1 and workers >= 0, got {self.chunk_size}, {self.workers}")
+
+    def evaluator(self, fn: ChunkFn) -> Evaluator:
+        return Evaluator(fn, self.chunk_size, self.backend, self.ray_address, self.workers)
 
 
 class Evaluator:

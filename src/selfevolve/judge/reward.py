@@ -21,14 +21,15 @@ from selfevolve.train.sft import Examples, SFTConfig, apply_loss, lr_at, make_op
 
 
 class RewardModel(nn.Module):
-    """Scalar score (a logit) per sequence, read from the hidden state of its last token."""
+    """Scalar score (a logit) per sequence, read from the hidden state of its last token by a head
+    without bias: exactly transformers' LlamaForSequenceClassification with one label, which is what
+    export writes."""
 
     def __init__(self, body: Transformer) -> None:
         super().__init__()
         self.body = body
-        self.head = nn.Linear(body.cfg.n_embd, 1)
+        self.head = nn.Linear(body.cfg.n_embd, 1, bias=False)
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
 
     @classmethod
     def from_policy(cls, policy: Transformer) -> RewardModel:
@@ -108,3 +109,37 @@ def pair_accuracy(rm: RewardModel, tok, prompts: list[str], better: list[str], w
         return None
     return float((rm.score(Examples.encode(tok, prompts, better)) > rm.score(Examples.encode(tok, prompts, worse)))
                  .mean())
+
+
+PROCESS_MODELS = ("ppm", "prm", "orm")
+
+
+def load_process_models(checkpoint, policy_model: Transformer) -> dict[str, RewardModel]:
+    """The PPM, PRM and ORM a checkpoint holds (none before a search round trained them)."""
+    from pathlib import Path
+
+    from selfevolve.store import load_extra
+
+    return {name: load_extra(checkpoint, name, RewardModel.from_policy(policy_model)) for name in PROCESS_MODELS
+            if (Path(checkpoint) / f"{name}.safetensors").exists()}
+
+
+def train_from_trees(policy, data: dict[str, list], steps: int, sft: SFTConfig, gen: torch.Generator,
+                     progress: Progress, prefix: str) -> dict[str, RewardModel]:
+    """A PPM (pairwise, on sibling steps), a PRM (regressed on Q) and an ORM (on outcomes) from search
+    trees' rows (search/tree_data.py), each initialised from the policy."""
+    from selfevolve.search.tree_data import pick
+
+    tok = policy.tok
+    models = {name: RewardModel.from_policy(policy.model) for name in PROCESS_MODELS}
+    pairs, prm, orm = pick(data, "pair", False), pick(data, "prm", False), pick(data, "orm", False)
+    if pairs["prompt"]:
+        train_pairwise(models["ppm"], Examples.encode(tok, pairs["prompt"], pairs["text"]),
+                       Examples.encode(tok, pairs["prompt"], pairs["other"]), steps, sft, gen, progress,
+                       f"{prefix}PPM on {len(pairs['prompt'])} step pairs")
+    for name, rows, balance in (("prm", prm, False), ("orm", orm, True)):
+        if rows["prompt"]:
+            train_pointwise(models[name], Examples.encode(tok, rows["prompt"], rows["text"]), np.array(rows["target"]),
+                            steps, sft, gen, progress, f"{prefix}{name.upper()} on {len(rows['prompt'])} examples",
+                            balance=balance)
+    return models

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import save_file
 
 from selfevolve.errors import CheckpointError
@@ -108,23 +109,41 @@ def export_run(store: RunStore, policy: Policy, out: Path, overwrite: bool = Fal
     return export_model(policy.model, policy.tok, out, overwrite)
 
 
-def export_model(model: Transformer, tok: Tokenizer, out: Path, overwrite: bool = False) -> Path:
-    """Write config.json, model.safetensors, the tokenizer files (and the modeling file where needed)."""
+def export_model(model: Transformer, tok: Tokenizer, out: Path, overwrite: bool = False,
+                 scorers: dict | None = None) -> Path:
+    """Write config.json, model.safetensors, the tokenizer files (and the modeling file where needed);
+    `scorers` ({name: RewardModel}) go beside it in out/<name> as LlamaForSequenceClassification."""
     out = Path(out)
     check_replaceable(out, "export", overwrite, "--hf directory")
-    if any(p.requires_grad is False for p in model.parameters()):  # LoRA: fold the adapters in
-        from selfevolve.models.lora import merge_lora
-
-        model = merge_lora(copy.deepcopy(model))
     with build_beside(out) as tmp:
-        _write(model, tok, tmp)
+        _write(_merged(model), tok, tmp)
+        for name, rm in (scorers or {}).items():
+            (tmp / name).mkdir()
+            _write(_merged(rm.body), tok, tmp / name, score=rm.head.weight)
     return out
 
 
-def _write(model: Transformer, tok: Tokenizer, tmp: Path) -> None:
+def _merged(model: Transformer) -> Transformer:
+    """The model with any LoRA adapters folded into its weights (a copy; the model is left as it is)."""
+    if all(p.requires_grad for p in model.parameters()):
+        return model
+    from selfevolve.models.lora import merge_lora
+
+    return merge_lora(copy.deepcopy(model))
+
+
+def _write(model: Transformer, tok: Tokenizer, tmp: Path, score: torch.Tensor | None = None) -> None:
     config = hf_config(model.cfg.to_dict(), tok)
     tensors = {(k if k.startswith("lm_head") else f"model.{k}"): v.detach().contiguous()
                for k, v in checkpoint_tensors(model).items()}
+    if score is not None:  # a reward model: the body and a one-label head instead of lm_head
+        if config["model_type"] != "llama":
+            raise CheckpointError("reward models export as LlamaForSequenceClassification, which has RoPE positions "
+                                  f"only; this one has {model.cfg.pos_encoding}")
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("lm_head")}
+        tensors["score.weight"] = score.detach().contiguous()
+        config.update(architectures=["LlamaForSequenceClassification"], num_labels=1, id2label={"0": "LABEL_0"},
+                      label2id={"LABEL_0": 0}, tie_word_embeddings=False)
     save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
     atomic_json(tmp / "config.json", config)
     atomic_json(tmp / "generation_config.json", {"eos_token_id": config["eos_token_id"],

@@ -38,13 +38,14 @@ class Policy:
 
 
 def load_policy(model: str, seed: int, max_seq_len: int, n_layer: int, n_head: int, n_embd: int,
-                lora_r: int = 0, lora_alpha: int = 16) -> Policy:
-    """A fresh tiny transformer (seeded, of the given shape) or a pretrained HF model, with LoRA
-    adapters (the only trained weights) when lora_r > 0."""
+                lora_r: int = 0, lora_alpha: int = 16, **tiny) -> Policy:
+    """A fresh tiny transformer (seeded, of the given shape; `tiny` overrides more of its
+    TransformerConfig, RoPE positions by default) or a pretrained HF model, with LoRA adapters (the
+    only trained weights) when lora_r > 0."""
     if model == TINY:
         tok = CharTokenizer()
         cfg = TransformerConfig(vocab_size=tok.vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-                                max_seq_len=max_seq_len, pos_encoding="rope")
+                                max_seq_len=max_seq_len, **{"pos_encoding": "rope", **tiny})
         net = seeded(lambda: Transformer(cfg), seed, "init")
     else:
         from selfevolve.models.hf import load
@@ -79,7 +80,8 @@ class ModelChoice:
 
             resolve(self.model)  # a missing or foreign model directory fails before the run starts
 
-    def load_policy(self, max_seq_len: int) -> Policy:
-        """The configured model (a tiny one of the config's n_layer / n_head / n_embd) and its tokenizer."""
+    def load_policy(self, max_seq_len: int, **tiny) -> Policy:
+        """The configured model (a tiny one of the config's n_layer / n_head / n_embd, and `tiny`'s
+        TransformerConfig fields) and its tokenizer."""
         return load_policy(self.model, self.seed, max_seq_len, self.n_layer, self.n_head,  # type: ignore[attr-defined]
-                           self.n_embd, self.lora_r, self.lora_alpha)  # type: ignore[attr-defined]
+                           self.n_embd, self.lora_r, self.lora_alpha, **tiny)  # type: ignore[attr-defined]

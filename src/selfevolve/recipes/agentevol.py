@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfevolve.agents.env import ENVS, HELD_OUT, make_env
+from selfevolve.agents.env import DEV, ENVS, HELD_OUT, make_env
 from selfevolve.agents.rollout import Episode, expert_episodes, prompt_of, run_episodes, trajectory_table
 from selfevolve.config import check_min
 from selfevolve.models.hf_export import export_run
@@ -53,6 +53,9 @@ class Config(ModelChoice, TrainingConfig):
     """Explore-and-learn iterations after behavioural cloning."""
     eval_tasks: int = 200
     """Held-out task ids per environment scored after every iteration."""
+    eval_split: str = "test"
+    """Which held-out tasks are scored: test (what results report) or dev (ids from 2,000,000, none the
+    same task as a test or training one: for choosing settings without touching test)."""
     bc_steps: int = 1000
     """Optimizer steps of behavioural cloning."""
     iteration_steps: int = 1000
@@ -80,6 +83,8 @@ class Config(ModelChoice, TrainingConfig):
             raise ValueError(f"envs must be some of {', '.join(ENVS)}, got {', '.join(self.envs)}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.eval_split not in ("test", "dev"):
+            raise ValueError(f"eval_split must be test or dev, got {self.eval_split!r}")
         if self.demo_tasks + self.iterations * self.explore_tasks >= HELD_OUT:
             raise ValueError("training task ids would reach the held-out ids")
         longest = max(len(a) for ep in demonstrations(self) for a in ep.actions)
@@ -119,17 +124,19 @@ def training_tasks(cfg: Config) -> list[tuple[str, int]]:
     return [(name, i) for name in cfg.envs for i in range(cfg.demo_tasks + cfg.iterations * cfg.explore_tasks)]
 
 
-def held_out_tasks(cfg: Config, envs: tuple[str, ...]) -> tuple[list[tuple[str, int]], int]:
-    """`eval_tasks` held-out task ids per environment, skipping any whose task equals a training task
-    (held-out means unseen); returns them and how many were skipped."""
+def held_out_tasks(cfg: Config, envs: tuple[str, ...], split: str = "") -> tuple[list[tuple[str, int]], int]:
+    """`eval_tasks` task ids per environment of the split (default: cfg.eval_split), skipping any whose task
+    equals a training task, or for dev a test task (held-out means unseen); returns them and how many were
+    skipped."""
+    split = split or cfg.eval_split
     seen = set()
-    for name, task_id in training_tasks(cfg):
+    for name, task_id in training_tasks(cfg) + (held_out_tasks(cfg, envs, "test")[0] if split == "dev" else []):
         env = make_env(name)
         env.reset(task_id)
         seen.add((name, env.state_key()))
     tasks, skipped = [], 0
     for name in envs:
-        env, task_id, found = make_env(name), HELD_OUT, 0
+        env, task_id, found = make_env(name), DEV if split == "dev" else HELD_OUT, 0
         while found < cfg.eval_tasks:
             env.reset(task_id)
             if (name, env.state_key()) in seen:

@@ -24,7 +24,7 @@ from selfevolve.config import check_min
 from selfevolve.errors import ConfigError
 from selfevolve.evolve.ga import DeepGA, GAConfig, GAState
 from selfevolve.evolve.rollout import episode_returns, mean_return, policy_spec
-from selfevolve.evolve.runner import Evaluator, chunk_seed
+from selfevolve.evolve.runner import ParallelConfig, chunk_seed
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.store import RunStore
@@ -33,7 +33,7 @@ CHECK, FINAL = 1 << 30, (1 << 30) + 1  # seed streams of the solve check and fin
 
 
 @dataclass
-class Config:
+class Config(ParallelConfig):
     seed: int = 0
     """Seeds the population, mutations and episodes; same seed = same run."""
     env: str = "CartPole-v1"
@@ -60,23 +60,16 @@ class Config:
     """Episodes of the final evaluation (seeds never used in training or checks)."""
     noise_size: int = 1 << 22
     """Floats in the shared noise table that mutations index into."""
-    backend: str = "serial"
-    """serial (this process) or ray (local cluster, or ray_address)."""
-    ray_address: str = ""
-    """Address of a running Ray cluster; empty = start a local one."""
-    workers: int = 0
-    """CPUs for a local Ray cluster; 0 = all."""
     chunk_size: int = 50
     """Policies per evaluation task (the unit of parallel work)."""
     threads: int = 2
     """Torch CPU threads for the batched policy forward."""
 
     def __post_init__(self) -> None:
-        check_min(self, 1, "pop_size", "episodes", "max_generations", "check_episodes", "eval_episodes", "chunk_size")
+        super().__post_init__()
+        check_min(self, 1, "pop_size", "episodes", "max_generations", "check_episodes", "eval_episodes")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden must be positive widths, got {self.hidden}")
-        if self.backend not in ("serial", "ray"):
-            raise ValueError(f"backend must be serial or ray, got {self.backend!r}")
         self.ga()  # validates pop_size / truncation / elites / sigma
         policy_spec(self.env, self.hidden)  # the env exists and its spaces fit an MLP
         solve_threshold(self)
@@ -103,17 +96,14 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     spec = policy_spec(cfg.env, cfg.hidden)
     ga = DeepGA(cfg.ga(), spec.dim, spec.init)
     threshold = solve_threshold(cfg)
-    evaluate = Evaluator(partial(mean_return, spec=spec, env_id=cfg.env, episodes=cfg.episodes), cfg.chunk_size,
-                         cfg.backend, cfg.ray_address, cfg.workers)
+    evaluate = cfg.evaluator(partial(mean_return, spec=spec, env_id=cfg.env, episodes=cfg.episodes))
     saved = store.read_state("GA state")
     if saved:
         state, spent, solved = GAState.from_json(saved["ga"]), saved["wall_seconds"], saved["solved"]
     else:
         state, spent, solved = ga.init(cfg.seed), 0.0, False
     start = time.perf_counter() - spent
-    with progress.task(f"{cfg.env}: evolve", total=cfg.max_generations) as advance:
-        for _ in range(state.generation):
-            advance()
+    with progress.task(f"{cfg.env}: evolve", cfg.max_generations, state.generation) as advance:
         while not solved and state.generation < cfg.max_generations:
             gen = state.generation
             params, state = ga.ask(state)

@@ -68,9 +68,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     start = time.perf_counter() - (done[-1]["wall_seconds"] if done else 0.0)
     if done:
         progress.log(f"resuming at variant {len(done) + 1} of {len(cfg.variants)}")
-    with progress.task(f"FinMem market {cfg.seed}: {market.days} days, trade", total=len(cfg.variants)) as advance:
-        for _ in done:
-            advance()
+    with progress.task(f"FinMem market {cfg.seed}: {market.days} days, trade", len(cfg.variants), len(done)) as advance:
         for i, variant in enumerate(cfg.variants[len(done):], start=len(done)):
             backtest = trade(market, variant, cfg, cfg.seed)
             daily = backtest.positions * market.returns

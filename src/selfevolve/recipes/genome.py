@@ -5,7 +5,7 @@ arXiv:2503.01155
 
     experts    one LoRA adapter per source skill, trained here from one shared frozen A (so a merge
                of their B matrices is exactly that merge of their weight updates) with a replay of
-               the rest (`replay_pool`), or the user's peft adapter directories (`adapters=dir1,...`)
+               the rest (`evolve/experts.py`), or the user's peft adapter directories (`adapters=dir1,...`)
     target     an even mixture of skills (`target`): each expert specialises in one skill and
                forgets some of the others, so no single expert covers it
     evolve     generation 0 = the experts; then GENOME's crossover, mutation, selection and
@@ -26,20 +26,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from selfevolve.config import check_min
+from selfevolve.errors import SelfEvolveError
+from selfevolve.evolve.adapters import AdapterEval
+from selfevolve.evolve.experts import own_writing, train_experts
 from selfevolve.evolve.genome import Genome, GenomeConfig, GenomeState
-from selfevolve.evolve.ops import Flat, linear_merge, majority_vote, ties_merge
-from selfevolve.evolve.runner import Evaluator
-from selfevolve.models.lora import LoraSpec, adapter_state, add_lora, read_adapter, save_adapter, set_adapter_state
+from selfevolve.evolve.ops import Flat, linear_merge, random_merge_search, ties_merge
+from selfevolve.evolve.runner import ParallelConfig
+from selfevolve.models.hf_export import export_model
+from selfevolve.models.lora import LoraSpec, add_lora, load_adapter, read_adapter, save_adapter
+from selfevolve.models.policy import load_policy
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
-from selfevolve.rng import rngs, seeded
-from selfevolve.search.sampling import answer
-from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
-from selfevolve.tasks.base import Problem
+from selfevolve.rng import rngs
+from selfevolve.store import RunStore
+from selfevolve.tasks.base import HeldOutSplit, Problem
 from selfevolve.tasks.skills import check_skills, skill_problems
 from selfevolve.train.sft import Examples, SFTConfig, TrainingConfig, make_optimizer, train_on_pools
 
@@ -48,7 +51,7 @@ REPLAY_TOKENS = 8  # of a pretrained base's writing an expert replays: longer th
 
 
 @dataclass
-class Config(TrainingConfig):
+class Config(ParallelConfig, TrainingConfig):
     seed: int = 0
     """Seeds the base model, experts, splits and evolution; same seed = same run."""
     model: str = "tiny"
@@ -80,7 +83,7 @@ class Config(TrainingConfig):
     expert_replay: float = 0.5
     """Share of each expert's batches that replay the rest, so an expert learns its own skill
     without overwriting what the model does on the other skills' prompts: the tiny base model's
-    mixture of all skills, or a pretrained base model's own writing (see `replay_pool`)."""
+    mixture of all skills, or a pretrained base model's own writing (see `evolve/experts.py`)."""
     pop_size: int = 10
     """Individuals per generation (the experts are generation 0)."""
     generations: int = 12
@@ -107,25 +110,15 @@ class Config(TrainingConfig):
     """Dev problems: the only data that selection and every other choice see (at most 200)."""
     test_size: int = 500
     """Test problems, read once at the end."""
-    backend: str = "serial"
-    """serial (this process) or ray (local cluster, or ray_address)."""
-    ray_address: str = ""
-    """Address of a running Ray cluster; empty = start a local one."""
-    workers: int = 0
-    """CPUs for a local Ray cluster; 0 = all."""
-    chunk_size: int = 4
-    """Individuals per fitness task (the unit of parallel work)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_min(self, 1, "base_steps", "expert_steps", "lora_r", "lora_alpha", "generations", "ensemble_k",
-                  "dev_size", "test_size", "chunk_size")
+                  "dev_size", "test_size")
         check_skills(self.skills, "skills")
         check_skills(self.target, "target")
         if self.dev_size > 200:
             raise ValueError(f"dev_size must be at most 200 (GENOME adapts from ~200 examples), got {self.dev_size}")
-        if self.backend not in ("serial", "ray"):
-            raise ValueError(f"backend must be serial or ray, got {self.backend!r}")
         if not 0 <= self.expert_replay < 1:
             raise ValueError(f"expert_replay must be in [0, 1), got {self.expert_replay}")
         if not 0 < self.ties_density <= 1:
@@ -143,41 +136,19 @@ class Config(TrainingConfig):
         return LoraSpec(r=self.lora_r, alpha=self.lora_alpha)
 
 
-class HeldOutSplit:
-    """The test problems behind an accessor that allows one read: nothing can be selected on them."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self._problems, self.reads = problems, 0
-
-    def read(self) -> list[Problem]:
-        if self.reads:
-            raise RuntimeError("the test split was already read; every choice must be made on dev")
-        self.reads += 1
-        return self._problems
-
-
-# -- the base model and the experts ------------------------------------------------------------
 def base_model(cfg: Config, store: RunStore, progress: Progress):
-    """(model, tokenizer): the tiny model trained here (once; a resumed run loads it), or an HF model."""
-    if cfg.model != "tiny":
-        from selfevolve.models.hf import load
-
-        return load(cfg.model)
-    from selfevolve.models.tokenizer import CharTokenizer
-    from selfevolve.models.transformer import Transformer, TransformerConfig
-
-    tok = CharTokenizer()
-    if 0 in store.completed_rounds():
-        return model_from_checkpoint(load_checkpoint(store.checkpoint_dir(0))), tok
-    mcfg = TransformerConfig(tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                             pos_encoding="rope", max_seq_len=32)
-    model = seeded(lambda: Transformer(mcfg), cfg.seed, "init")
-    sft = cfg.sft()
-    optimizer = make_optimizer(model, sft)
-    train_on_pools(model, optimizer, sft, [examples(tok, base_mixture(cfg))], [1.0], cfg.base_steps,
-                   rngs(cfg.seed, "base").torch, progress, "base model: all skills")
-    store.save_checkpoint(0, model, model.cfg.to_dict(), optimizer, {"round": 0})
-    return model, tok
+    """(model, tokenizer): an HF model, or the tiny model trained here on every skill (once; a resumed
+    run loads it)."""
+    base = load_policy(cfg.model, cfg.seed, 32, cfg.n_layer, cfg.n_head, cfg.n_embd)
+    if cfg.model == "tiny" and 0 in store.completed_rounds():
+        store.load_last(base.model)
+    elif cfg.model == "tiny":
+        sft = cfg.sft()
+        optimizer = make_optimizer(base.model, sft)
+        train_on_pools(base.model, optimizer, sft, [Examples.of_problems(base.tok, base_mixture(cfg))], [1.0],
+                       cfg.base_steps, rngs(cfg.seed, "base").torch, progress, "base model: all skills")
+        store.save_checkpoint(0, base.model, base.model.cfg.to_dict(), optimizer, {"round": 0})
+    return base.model, base.tok
 
 
 def base_mixture(cfg: Config) -> list[Problem]:
@@ -186,86 +157,27 @@ def base_mixture(cfg: Config) -> list[Problem]:
     return skill_problems(skills, 20_000, rngs(cfg.seed, BASE).np)
 
 
-def examples(tok, problems: list[Problem]) -> Examples:
-    return Examples.encode(tok, [p.prompt for p in problems], [p.answer for p in problems])
-
-
 def experts(cfg: Config, model, tok, store: RunStore, progress: Progress) -> dict[str, dict[str, torch.Tensor]]:
-    """Adapter weights per expert. Trained ones share the frozen A that `add_lora` drew and are
-    saved as peft adapters under experts/ (a resumed run reads them back)."""
+    """Adapter weights per expert: the user's adapters, or one trained per source skill with a replay
+    of the rest (the tiny base model's mixture of every skill, or a pretrained base's own writing)."""
     if cfg.adapters:
         return {Path(a).name: read_adapter(Path(a))[1] for a in cfg.adapters}
-    fresh = adapter_state(model)  # A random, B zero
-    for name, p in model.named_parameters():
-        p.requires_grad_("lora_B" in name)
-    out, replay = {}, None
-    for i, skill in enumerate(cfg.skills):
-        path = store.path / "experts" / skill
-        if path.exists():
-            out[skill] = read_adapter(path)[1]
-            continue
-        set_adapter_state(model, fresh)
-        if cfg.expert_replay > 0 and replay is None:
-            replay = replay_pool(cfg, model, tok)
-        sft = SFTConfig(learning_rate=cfg.expert_learning_rate, batch_size=cfg.batch_size, weight_decay=0.0,
-                        warmup_steps=min(50, cfg.expert_steps // 4))
-        data = [examples(tok, skill_problems((skill,), 5_000, rngs(cfg.seed, 10 + i).np))]
-        shares = [1.0]
-        if cfg.expert_replay > 0:
-            data.append(replay(skill))
-            shares = [1 - cfg.expert_replay, cfg.expert_replay]
-        train_on_pools(model, make_optimizer(model, sft), sft, data, shares, cfg.expert_steps,
-                       rngs(cfg.seed, "expert", i).torch, progress, f"expert {skill}")
-        save_adapter(model, cfg.lora(), path, base=cfg.model)
-        out[skill] = adapter_state(model)
-    return out
+
+    def make_replay():
+        if cfg.model == "tiny":
+            mixture = Examples.of_problems(tok, base_mixture(cfg))
+            return lambda skill: mixture
+        return own_writing(model, tok, skill_problems(cfg.skills, 100 * len(cfg.skills), rngs(cfg.seed, REPLAY).np),
+                           REPLAY_TOKENS)
+
+    data = {skill: Examples.of_problems(tok, skill_problems((skill,), 5_000, rngs(cfg.seed, 10 + i).np))
+            for i, skill in enumerate(cfg.skills)}
+    sft = SFTConfig(learning_rate=cfg.expert_learning_rate, batch_size=cfg.batch_size, weight_decay=0.0,
+                    warmup_steps=min(50, cfg.expert_steps // 4))
+    return train_experts(model, data, sft, cfg.expert_steps, cfg.lora(), store.path / "experts", cfg.seed, progress,
+                         cfg.expert_replay, make_replay, base=cfg.model)
 
 
-def replay_pool(cfg: Config, model, tok):
-    """skill -> what its expert replays. The tiny base model was trained on every skill: its experts
-    replay that mixture. A pretrained base knows none of them, so replaying their answers would teach
-    every expert every skill; its expert replays instead what the base itself writes (greedy, no
-    adapter) after the other skills' prompts. An expert that only ever saw its own skill applies it
-    to every prompt, whatever the tag, and a merge of such experts does one skill or the other;
-    with this replay the tag keeps deciding, and a merge can hold several skills."""
-    if cfg.model == "tiny":
-        mixture = examples(tok, base_mixture(cfg))
-        return lambda skill: mixture
-    from selfevolve.models.sampler import generate
-
-    problems = skill_problems(cfg.skills, 100 * len(cfg.skills), rngs(cfg.seed, REPLAY).np)
-    prompts = [tok.encode(p.prompt) for p in problems]
-    with torch.no_grad():
-        written = generate(model, prompts, REPLAY_TOKENS, stop_id=tok.eos_id, pad_id=tok.pad_id)
-
-    def pool(skill: str) -> Examples:
-        rows = [i for i, p in enumerate(problems) if p.fields["skill"] != skill]
-        return Examples.of_tokens([prompts[i] for i in rows],
-                                  [written.tokens[i, : written.lengths[i]].tolist() for i in rows], tok.pad_id)
-    return pool
-
-
-# -- fitness -----------------------------------------------------------------------------------
-def accuracy(predicted: list[str], problems: list[Problem]) -> float:
-    return float(np.mean([a == p.answer for a, p in zip(predicted, problems, strict=True)]))
-
-
-class AdapterEval:
-    """Answers of an adapted model for flat adapter vectors; picklable (the model travels with it), so
-    each Ray worker evaluates on its own copy."""
-
-    def __init__(self, model, tok, flat: Flat, problems: list[Problem]) -> None:
-        self.model, self.tok, self.flat, self.problems = model, tok, flat, problems
-
-    def answers(self, vector: torch.Tensor, problems: list[Problem] | None = None) -> list[str]:
-        set_adapter_state(self.model, self.flat.unflatten(vector))
-        return [a.strip() for a in answer(self.model, self.tok, problems or self.problems)[0]]
-
-    def __call__(self, rows: np.ndarray, seed: int) -> np.ndarray:  # the runner's (rows, seed) -> fitness
-        return np.array([accuracy(self.answers(torch.from_numpy(r)), self.problems) for r in rows])
-
-
-# -- the run -----------------------------------------------------------------------------------
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     saved = store.read_state("GENOME state")
@@ -281,62 +193,45 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     dev = skill_problems(cfg.target, cfg.dev_size, rngs(cfg.seed, DEV).np)
     test = HeldOutSplit(skill_problems(cfg.target, cfg.test_size, rngs(cfg.seed, TEST).np))
     fitness = AdapterEval(model, tok, flat, dev)
-    evaluate = Evaluator(fitness, cfg.chunk_size, cfg.backend, cfg.ray_address, cfg.workers)
+    evaluate = cfg.evaluator(fitness)
 
     def dev_fitness(rows: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(evaluate(rows.numpy(), cfg.seed)).float()
 
     if saved:
-        from safetensors.torch import load_file
-
         expert_dev = torch.tensor(saved["expert_dev"])
         evo = Genome(cfg.genome(), X, expert_dev)
-        state = GenomeState.restore(load_file(store.path / saved["tensors"]), saved["genome"])
+        state = GenomeState.restore(saved["tensors"], saved["genome"])
         progress.log(f"resuming at generation {state.generation}")
     else:
         expert_dev = dev_fitness(X)
         evo = Genome(cfg.genome(), X, expert_dev)
         state = evo.init(cfg.seed)
-        record_generation(store, state, expert_dev, len(X))
-        save_state(store, state, expert_dev, time.perf_counter() - start)
-    with progress.task("GENOME: evolve", total=cfg.generations) as advance:
-        for _ in range(state.generation):
-            advance()
+        checkpoint(store, state, expert_dev, len(X), expert_dev, time.perf_counter() - start)
+    with progress.task("GENOME: evolve", cfg.generations, state.generation) as advance:
         while state.generation < cfg.generations:
             children, state = evo.ask(state)
             f = dev_fitness(children)
             state = evo.tell(state, children, f)
-            record_generation(store, state, f, len(X) + state.generation * len(children))
-            save_state(store, state, expert_dev, time.perf_counter() - start)
+            checkpoint(store, state, f, len(X) + state.generation * len(children), expert_dev,
+                       time.perf_counter() - start)
             advance(best=state.best_fitness, mean=float(f.mean()))
     log = store.rounds()
     budget = log[-1]["evaluations"]
 
     # every candidate is fixed on dev before the test split is read
-    rng = rngs(cfg.seed, "random-search").torch
     with progress.task("random search over merge weights", total=budget) as advance:
-        best_random, best_random_dev = None, -1.0
-        for _ in range(budget):
-            w = torch.rand(len(X), generator=rng)
-            candidate = linear_merge(X, w)
-            score = float(dev_fitness(candidate[None])[0])
-            if score > best_random_dev:
-                best_random, best_random_dev = candidate, score
-            advance(best=best_random_dev)
-    order = state.fitness.argsort(descending=True)
-    members = [state.population[i] for i in order[: cfg.ensemble_k]]
-    best_expert = int(expert_dev.argmax())
-    candidates = {**{f"expert:{n}": X[i] for i, n in enumerate(names)}, "best_expert": X[best_expert],
+        best_random, _ = random_merge_search(X, lambda m: float(dev_fitness(m[None])[0]), budget,
+                                             rngs(cfg.seed, "random-search").torch, advance)
+    ensemble = {"genome_ensemble": [state.population[i] for i in state.fitness.argsort(descending=True)[
+        : cfg.ensemble_k]]}
+    candidates = {**{f"expert:{n}": X[i] for i, n in enumerate(names)}, "best_expert": X[int(expert_dev.argmax())],
                   "uniform_merge": linear_merge(X), "ties_merge": ties_merge(X, cfg.ties_density),
                   "random_search": best_random, "genome_best": state.best}
-    dev_accuracy = {k: accuracy(fitness.answers(v), dev) for k, v in candidates.items()}
-    dev_accuracy["genome_ensemble"] = accuracy(majority_vote([fitness.answers(m) for m in members]), dev)
-
+    dev_accuracy = fitness.scores(candidates, ensemble)
     problems = test.read()
-    test_answers = {k: fitness.answers(v, problems) for k, v in candidates.items()}
-    test_answers["genome_ensemble"] = majority_vote([fitness.answers(m, problems) for m in members])
-    test_accuracy = {k: accuracy(a, problems) for k, a in test_answers.items()}
-    save_adapter(load_into(model, flat, state.best), spec, store.path / "genome_best", base=cfg.model)
+    test_accuracy = fitness.scores(candidates, ensemble, problems)
+    save_adapter(fitness.load(state.best), spec, store.path / "genome_best", base=cfg.model)
     summary = {"recipe": "genome", "model": cfg.model, "seed": cfg.seed, "experts": names,
                "target": list(cfg.target), "test_accuracy": test_accuracy, "dev_accuracy": dev_accuracy,
                "dev_accuracy_by_generation": [r["best_dev"] for r in log], "generations_log": log,
@@ -347,35 +242,17 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     return summary
 
 
-def load_into(model, flat: Flat, vector: torch.Tensor):
-    set_adapter_state(model, flat.unflatten(vector))
-    return model
-
-
-def record_generation(store: RunStore, state: GenomeState, evaluated: torch.Tensor, evaluations: int) -> None:
-    """One row of the generations log: the best on dev so far, and the mean of those just evaluated."""
+def checkpoint(store: RunStore, state: GenomeState, evaluated: torch.Tensor, evaluations: int,
+               expert_dev: torch.Tensor, wall: float) -> None:
+    """A generation done: its row of the log (the best on dev so far, the mean of those just evaluated),
+    then the population, so a resumed run goes on from it."""
     row = {"generation": state.generation, "best_dev": state.best_fitness, "mean_dev": float(evaluated.mean()),
            "evaluations": evaluations}
     store.record_round(state.generation, row, {"dev/best": row["best_dev"], "dev/mean": row["mean_dev"]})
+    store.write_state({"genome": state.scalars(), "expert_dev": expert_dev.tolist(), "wall_seconds": wall},
+                      state.tensors())
 
 
-def save_state(store: RunStore, state: GenomeState, expert_dev: torch.Tensor, wall: float) -> None:
-    """The population after a generation: a new tensor file, then the JSON that points at it, then
-    the old tensor file goes; a kill at any moment leaves a JSON and the tensors it names."""
-    from safetensors.torch import save
-
-    from selfevolve.store import atomic_write
-
-    name = f"state-{state.generation:04d}.safetensors"
-    atomic_write(store.path / name, save({k: v.contiguous() for k, v in state.tensors().items()}))
-    store.write_state({"genome": state.scalars(), "tensors": name, "expert_dev": expert_dev.tolist(),
-                       "wall_seconds": wall})
-    for old in store.path.glob("state-*.safetensors"):
-        if old.name != name:
-            old.unlink()
-
-
-# -- reporting ---------------------------------------------------------------------------------
 ROWS = ("best_expert", "uniform_merge", "ties_merge", "random_search", "genome_best", "genome_ensemble")
 
 
@@ -388,15 +265,11 @@ def headline(summary: dict) -> str:
 
 
 def table(summary: dict):
-    from rich.table import Table
+    from selfevolve.report import dev_test_table
 
-    out = Table(title=f"Accuracy on {'+'.join(summary['target'])}: dev (chooses) and test (read once)")
-    for col in ("candidate", "dev", "test"):
-        out.add_column(col, justify="left" if col == "candidate" else "right")
-    experts_first = [k for k in summary["test_accuracy"] if k.startswith("expert:")] + list(ROWS)
-    for k in experts_first:
-        out.add_row(k, f"{summary['dev_accuracy'][k]:.3f}", f"{summary['test_accuracy'][k]:.3f}")
-    return out
+    experts = [k for k in summary["test_accuracy"] if k.startswith("expert:")]
+    return dev_test_table(f"Accuracy on {'+'.join(summary['target'])}: dev (chooses) and test (read once)",
+                          summary["dev_accuracy"], summary["test_accuracy"], experts + list(ROWS))
 
 
 def plots(summary: dict, plot_dir: Path) -> list[Path]:
@@ -413,4 +286,13 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
                       "exact match", plot_dir / "test_accuracy.png")]
 
 
-RECIPE = Recipe(Config, run, headline, plots, table=table)
+def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:
+    """The best merge on dev (genome_best, folded into the base model's weights) and the tokenizer as an HF
+    model directory."""
+    if not (store.path / "genome_best").is_dir():
+        raise SelfEvolveError(f"{store.path} has no genome_best adapter yet: export needs a finished run")
+    model, tok = base_model(cfg, store, Progress(enabled=False))
+    return export_model(load_adapter(model, store.path / "genome_best"), tok, out, overwrite)
+
+
+RECIPE = Recipe(Config, run, headline, plots, table=table, export=export)

@@ -99,9 +99,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         state, spent = gp.init(cfg.seed), 0.0
     start = time.perf_counter() - spent
     solved = False
-    with progress.task(f"{data.description}: evolve", total=cfg.generations) as advance:
-        for _ in range(state.generation):
-            advance()
+    with progress.task(f"{data.description}: evolve", cfg.generations, state.generation) as advance:
         while state.generation < cfg.generations and not solved:
             gen = state.generation
             trees, state = gp.ask(state)

@@ -24,24 +24,23 @@ import torch
 
 from selfevolve.config import check_min
 from selfevolve.errors import SelfEvolveError
+from selfevolve.judge.consistency import ConsistencyConfig, self_labels
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import POS_ENCODINGS, Transformer, TransformerConfig
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs, seeded
 from selfevolve.search.answers import kept_rows
-from selfevolve.search.sampling import answer, majority_vote
+from selfevolve.search.sampling import answer
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Task, get_task
 from selfevolve.tasks.arithmetic import ArithmeticTask
 from selfevolve.tasks.base import sample_unseen
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
-FILTERS = ("length", "commute", "split", "offsets", "vote", "confidence")
-
 
 @dataclass
-class Config(TrainingConfig):
+class Config(ConsistencyConfig, TrainingConfig):
     seed: int = 0
     """Seeds model init, data and sampling; same seed + same machine = same result."""
     task: str = "addition"
@@ -78,21 +77,6 @@ class Config(TrainingConfig):
 
     num_unlabelled: int = 5000
     """Unlabelled problems the model answers each round."""
-    filters: tuple[str, ...] = ("length", "commute", "split")
-    """Unsupervised filters a self-label must pass: length, commute, split, offsets, vote, confidence."""
-    split_checks: int = 9
-    """split filter: the answer must agree with the model's answers to the problem split into its
-    k lowest digits and the rest, for k = d-1, d-2, ... (this many values): easier problems."""
-    num_offsets: int = 3
-    """offsets filter: greedy answers under this many digit-index offsets must agree."""
-    num_votes: int = 8
-    """vote filter: samples per problem at vote_temperature."""
-    vote_temperature: float = 0.7
-    """vote filter: sampling temperature."""
-    agreement_threshold: float = 0.8
-    """vote filter: the greedy answer must have at least this share of the votes."""
-    min_confidence: float = 0.9
-    """confidence filter: every answer token must have at least this probability."""
 
     eval_problems: int = 200
     """Held-out problems per length (both operands of that many digits)."""
@@ -105,23 +89,16 @@ class Config(TrainingConfig):
             raise ValueError(f"task: unknown task {self.task!r}; valid: {', '.join(sorted(TASKS))}")
         if self.pos_encoding not in POS_ENCODINGS:
             raise ValueError(f"pos_encoding must be one of {', '.join(POS_ENCODINGS)}, got {self.pos_encoding!r}")
-        bad = [f for f in self.filters if f not in FILTERS]
-        if bad:
-            raise ValueError(f"filters: unknown filter {bad[0]!r}; valid: {', '.join(FILTERS)}")
         check_min(self, 1, "labelled_max_digits", "digits_per_round", "num_labelled", "num_unlabelled", "max_rounds",
-                  "split_checks", "num_offsets", "num_votes", "eval_problems")
+                  "eval_problems")
         if self.target_digits < self.labelled_max_digits:
             raise ValueError(f"target_digits ({self.target_digits}) must be >= labelled_max_digits "
                              f"({self.labelled_max_digits})")
         check_min(self, 0, "round0_steps", "round_steps", "max_digit_offset", "eval_extra_digits")
-        for name in ("self_data_fraction", "agreement_threshold", "min_confidence", "advance_at"):
+        for name in ("self_data_fraction", "advance_at"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.vote_temperature <= 0:
-            raise ValueError(f"vote_temperature must be > 0, got {self.vote_temperature}")
 
-
-# ---------------------------------------------------------------------------- helpers
 
 def build_model(cfg: Config, tok: CharTokenizer) -> Transformer:
     max_digits = cfg.target_digits + cfg.eval_extra_digits + 2
@@ -148,69 +125,30 @@ def held_out_sets(cfg: Config, task: Task, labelled: set[str], max_digits: int |
             for d in range(1, (max_digits or cfg.target_digits + cfg.eval_extra_digits) + 1)}
 
 
-def evaluate(model: Transformer, tok: CharTokenizer, task: Task, sets: dict[str, list]) -> dict[str, float | None]:
+def evaluate(model: Transformer, tok: CharTokenizer, task: Task, sets: dict[str, list],
+             progress: Progress | None = None, title: str = "evaluate") -> dict[str, float | None]:
     """Held-out exact match per length (None where no unseen problem of that length exists)."""
     acc: dict[str, float | None] = {}
-    for d, problems in sets.items():
-        if not problems:
-            acc[d] = None
-            continue
-        texts, _ = answer(model, tok, problems)
-        acc[d] = sum(task.verify(p, t) for p, t in zip(problems, texts, strict=True)) / len(problems)
+    with (progress or Progress(enabled=False)).task(title, sum(map(len, sets.values()))) as advance:
+        for d, problems in sets.items():
+            if not problems:
+                acc[d] = None
+                continue
+            texts, _ = answer(model, tok, problems, advance=advance)
+            acc[d] = sum(task.verify(p, t) for p, t in zip(problems, texts, strict=True)) / len(problems)
     return acc
 
 
 def self_label(model: Transformer, tok: CharTokenizer, task: ArithmeticTask, cfg: Config, digits: int,
-               rng: np.random.Generator, gen: torch.Generator, held_out: set[str]) -> dict[str, list]:
+               rng: np.random.Generator, gen: torch.Generator, held_out: set[str], progress: Progress,
+               title: str) -> dict[str, list]:
     """Answer unlabelled problems (none of them held out) and decide, without labels, which answers to keep."""
     half = cfg.num_unlabelled // 2  # half with both operands this long (like the held-out set), half mixed
     problems = (sample_unseen(task, half, digits, rng, held_out)[0]
                 + sample_unseen(task, cfg.num_unlabelled - half, digits, rng, held_out, mixed=True)[0])
-    labels, confidence = answer(model, tok, problems)
-    keep = np.ones(len(problems), dtype=bool)
-    cols: dict[str, list] = {}
-    if "length" in cfg.filters:
-        cols["well_formed"] = [task.well_formed(p, a) for p, a in zip(problems, labels, strict=True)]
-        keep &= cols["well_formed"]
-    if "commute" in cfg.filters:
-        swapped, _ = answer(model, tok, [task.variants(p)[0] for p in problems])
-        cols["commute_agrees"] = [a == b for a, b in zip(labels, swapped, strict=True)]
-        keep &= cols["commute_agrees"]
-    if "split" in cfg.filters:
-        agree = np.ones(len(problems), dtype=bool)
-        for k in range(max(1, digits - cfg.split_checks), digits):
-            low, high = zip(*(task.split(p, k) for p in problems), strict=True)
-            low_answers, _ = answer(model, tok, list(low))
-            high_answers, _ = answer(model, tok, list(high))
-            agree &= [task.agrees_with_split(*v, k) for v in zip(labels, low_answers, high_answers, strict=True)]
-        cols["split_agrees"] = agree.tolist()
-        keep &= agree
-    if "offsets" in cfg.filters:
-        agree = np.ones(len(problems), dtype=bool)
-        for k in range(1, cfg.num_offsets):
-            offset = round(k * cfg.max_digit_offset / cfg.num_offsets)
-            shifted, _ = answer(model, tok, problems, digit_offset=offset)
-            agree &= [a == b for a, b in zip(labels, shifted, strict=True)]
-        cols["offsets_agree"] = agree.tolist()
-        keep &= agree
-    if "vote" in cfg.filters:
-        votes, _ = answer(model, tok, problems, num_samples=cfg.num_votes, temperature=cfg.vote_temperature,
-                          generator=gen)
-        groups = [[labels[i], *votes[i * cfg.num_votes:(i + 1) * cfg.num_votes]] for i in range(len(problems))]
-        shares = [share if best == labels[i] else 0.0 for i, (best, share) in enumerate(majority_vote(groups))]
-        cols["vote_share"] = shares
-        keep &= np.array(shares) >= cfg.agreement_threshold
-    if "confidence" in cfg.filters:
-        keep &= (confidence >= cfg.min_confidence).numpy()
-    return {
-        "prompt": [p.prompt for p in problems],
-        "answer": labels,
-        "digits": [p.difficulty for p in problems],
-        "min_token_prob": confidence.tolist(),
-        **cols,
-        "kept": keep.tolist(),
-        "correct": [task.verify(p, a) for p, a in zip(problems, labels, strict=True)],  # reporting only
-    }
+    labels = self_labels(model, tok, task, problems, cfg, digits, cfg.max_digit_offset, gen, progress, title)
+    return {"prompt": [p.prompt for p in problems], "digits": [p.difficulty for p in problems], **labels,
+            "correct": [task.verify(p, a) for p, a in zip(problems, labels["answer"], strict=True)]}  # reporting
 
 
 def next_digits(cfg: Config, records: list[dict]) -> int | None:
@@ -232,11 +170,17 @@ def next_digits(cfg: Config, records: list[dict]) -> int | None:
 def round_record(r: int, digits: int, kept: int, kept_share: float, error: float | None, acc: dict, loss: float,
                  t0: float) -> dict:
     return {"round": r, "digits_labelled": digits, "kept": kept, "kept_share": round(kept_share, 4),
-            "pseudo_label_error": error,
-            "accuracy_by_digits": acc, "train_loss": loss, "wall_seconds": round(time.time() - t0, 2)}
+            "pseudo_label_error": error, "accuracy_by_digits": acc, "train_loss": loss,
+            "wall_seconds": round(time.time() - t0, 2)}
 
 
-# ---------------------------------------------------------------------------- the loop
+def round_line(record: dict) -> str:
+    shown = " ".join(f"{d}:{a:.2f}" for d, a in record["accuracy_by_digits"].items() if a is not None)
+    error = "-" if record["pseudo_label_error"] is None else f"{record['pseudo_label_error']:.3f}"
+    return (f"[bold]round {record['round']}[/] digits {record['digits_labelled']}  kept {record['kept']}  "
+            f"label error {error}  {record['wall_seconds']:.0f}s  acc {shown}")
+
+
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     """Run (or resume) the recipe in `store`; returns the summary it writes to summary.json."""
     cfg.use_threads()
@@ -244,7 +188,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     model = build_model(cfg, tok)
     optimizer = make_optimizer(model, cfg.sft())
     labelled_problems = labelled_set(cfg, task)
-    labelled = Examples.encode(tok, [p.prompt for p in labelled_problems], [p.answer for p in labelled_problems])
+    labelled = Examples.of_problems(tok, labelled_problems)
     held_out = held_out_sets(cfg, task, {p.prompt for p in labelled_problems})
     unseen_by = {p.prompt for problems in held_out.values() for p in problems}  # no self-labelled one is held out
     self_data: list[Examples] = []
@@ -267,8 +211,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             digits, kept, error = cfg.labelled_max_digits, len(labelled), 0.0
         else:
             # ---- PROPOSE and SELECT: the model labels longer problems, filters keep the reliable ones
-            with progress.task(f"round {r}: self-label {digits}-digit problems", total=None):
-                samples = self_label(model, tok, task, cfg, digits, rng, gen, unseen_by)
+            samples = self_label(model, tok, task, cfg, digits, rng, gen, unseen_by, progress,
+                                 f"round {r}: self-label {digits}-digit problems")
             store.write_samples(r, samples)
             kept = sum(samples["kept"])
             wrong = sum(k and not c for k, c in zip(samples["kept"], samples["correct"], strict=True))
@@ -283,8 +227,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             else:
                 loss = float("nan")
                 progress.log(f"[yellow]round {r}: no self-label passed the filters; nothing to learn")
-        with progress.task(f"round {r}: evaluate", total=None):
-            acc = evaluate(model, tok, task, held_out)
+        acc = evaluate(model, tok, task, held_out, progress, f"round {r}: evaluate")
         record = round_record(r, digits, kept, kept / (cfg.num_labelled if r == 0 else cfg.num_unlabelled),
                               error, acc, loss, t0)
         records.append(record)
@@ -292,7 +235,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                                         "select/kept": kept, "train/loss": loss})
         store.save_checkpoint(r, model, model.cfg.to_dict(), optimizer,
                               {"round": r, "digits_labelled": digits, "seed": cfg.seed})
-        progress.round_done(record)
+        progress.log(round_line(record))
         digits = next_digits(cfg, records)
 
     summary = summarize(cfg, records)
@@ -305,18 +248,10 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
 def summarize(cfg: Config, records: list[dict]) -> dict:
     final = records[-1]["accuracy_by_digits"]
     reached = max((int(d) for d, a in final.items() if a is not None and a >= 0.9), default=0)
-    return {
-        "recipe": "length-gen",
-        "task": cfg.task,
-        "seed": cfg.seed,
-        "trained_max_digits": cfg.labelled_max_digits,
-        "target_digits": cfg.target_digits,
-        "reached_digits": reached,
-        "accuracy_by_digits": final,
-        "pseudo_label_error_by_round": [r["pseudo_label_error"] for r in records],
-        "rounds": records,
-        "wall_seconds": round(sum(r["wall_seconds"] for r in records), 2),
-    }
+    return {"recipe": "length-gen", "task": cfg.task, "seed": cfg.seed, "trained_max_digits": cfg.labelled_max_digits,
+            "target_digits": cfg.target_digits, "reached_digits": reached, "accuracy_by_digits": final,
+            "pseudo_label_error_by_round": [r["pseudo_label_error"] for r in records], "rounds": records,
+            "wall_seconds": round(sum(r["wall_seconds"] for r in records), 2)}
 
 
 def headline(summary: dict) -> str:
@@ -335,20 +270,9 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
 
 
 def table(summary: dict):
-    from rich.table import Table
+    from selfevolve.report import accuracy_by_length_table
 
-    rounds = summary["rounds"]
-    digits = list(rounds[-1]["accuracy_by_digits"])
-    out = Table(title="Held-out exact match by digits, after each round")
-    for name in ("round", "kept", "label err"):
-        out.add_column(name)
-    for d in digits:
-        out.add_column(d, justify="right")
-    for r in rounds:
-        err = "-" if r["pseudo_label_error"] is None else f"{r['pseudo_label_error']:.3f}"
-        out.add_row(str(r["round"]), str(r["kept"]), err, *["-" if (a := r["accuracy_by_digits"][d]) is None
-                                                           else f"{a:.2f}" for d in digits])
-    return out
+    return accuracy_by_length_table(summary["rounds"])
 
 
 def evaluate_run(store: RunStore, cfg: Config, max_digits: int | None = None,

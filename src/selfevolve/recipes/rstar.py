@@ -27,23 +27,21 @@ import torch
 
 from selfevolve.config import check_min
 from selfevolve.errors import SelfEvolveError
-from selfevolve.judge.reward import RewardModel, pair_accuracy, train_pairwise, train_pointwise, value_fn
-from selfevolve.models.hf_export import export_run
-from selfevolve.models.policy import TINY, ModelChoice, Policy
+from selfevolve.judge.reward import load_process_models, pair_accuracy, train_from_trees, value_fn
+from selfevolve.models.hf_export import export_model
+from selfevolve.models.policy import ModelChoice, Policy
 from selfevolve.models.tokenizer import CharTokenizer
-from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.progress import Progress, timed
 from selfevolve.recipe import Recipe
-from selfevolve.rng import rngs, seeded
+from selfevolve.rng import rngs
 from selfevolve.search.best_of_n import answer_by, compare_strategies
 from selfevolve.search.mcts import MCTSConfig, search, solved
 from selfevolve.search.tree_data import pick, tree_data
-from selfevolve.store import RunStore, load_extra
+from selfevolve.store import RunStore
 from selfevolve.tasks.base import Problem, sample_unseen
 from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
-REWARD_MODELS = ("ppm", "prm", "orm")
 STRATEGIES = ("greedy", "majority", "orm", "prm", "ppm", "mcts_ppm")
 POLICY_ENCODINGS = ("abacus-all", "abacus-alibi", "abacus-both", "abacus", "rope")
 
@@ -124,37 +122,14 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
 
 
 def build_policy(cfg: Config) -> Policy:
-    """The tiny character-level policy, its sentences and solution lines coupled by position, or an HF model."""
-    if cfg.model != TINY:  # its own tokenizer and RoPE positions; the reward models are it with a scalar head
-        return cfg.load_policy(WordMathTask.max_seq_len)
+    """The tiny character-level policy, its sentences and solution lines coupled by position (a sentence per
+    step and the question, a line per step and the count), or an HF model with its own tokenizer and RoPE
+    positions. The reward models are the policy with a scalar head."""
     tok = CharTokenizer()
-    lines = WordMathTask.max_steps + 2  # a sentence per step and the question, a line per step and the count
-    mcfg = TransformerConfig(vocab_size=tok.vocab_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                             max_seq_len=WordMathTask.max_seq_len, pos_encoding=cfg.pos_encoding,
-                             coupling="lines", sentence_end_ids=tuple(tok.encode(".?")),
-                             line_end_ids=tuple(tok.encode("\n")), digit_pos_size=lines + cfg.max_line_offset + 1)
-    return Policy(seeded(lambda: Transformer(mcfg), cfg.seed, "init"), tok)
+    return cfg.load_policy(WordMathTask.max_seq_len, pos_encoding=cfg.pos_encoding, coupling="lines",
+                           sentence_end_ids=tuple(tok.encode(".?")), line_end_ids=tuple(tok.encode("\n")),
+                           digit_pos_size=WordMathTask.max_steps + 3 + cfg.max_line_offset)
 
-
-def train_reward_models(policy: Policy, cfg: Config, data: dict[str, list], gen, progress, r: int) -> dict:
-    """PPM (pairwise), PRM (Q regression) and ORM (outcomes), each initialised from the policy."""
-    tok = policy.tok
-    models = {name: RewardModel.from_policy(policy.model) for name in REWARD_MODELS}
-    pairs, prm, orm = pick(data, "pair", False), pick(data, "prm", False), pick(data, "orm", False)
-    sft = replace(cfg.sft(), batch_size=cfg.reward_batch_size)
-    if pairs["prompt"]:
-        train_pairwise(models["ppm"], Examples.encode(tok, pairs["prompt"], pairs["text"]),
-                       Examples.encode(tok, pairs["prompt"], pairs["other"]), cfg.reward_steps, sft, gen,
-                       progress, f"round {r}: PPM on {len(pairs['prompt'])} step pairs")
-    for name, rows, balance in (("prm", prm, False), ("orm", orm, True)):
-        if rows["prompt"]:
-            train_pointwise(models[name], Examples.encode(tok, rows["prompt"], rows["text"]),
-                            np.array(rows["target"]), cfg.reward_steps, sft, gen, progress,
-                            f"round {r}: {name.upper()} on {len(rows['prompt'])} examples", balance=balance)
-    return models
-
-
-# ---- inference strategies at equal numbers of solutions ---------------------------------------
 
 def guided_search(policy: Policy, rm, cfg: Config, problems: list[Problem], rollouts: int, gen, progress):
     """PPM-guided MCTS without gold answers: the reward model values every step and every terminal."""
@@ -185,8 +160,7 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
                   n: int | None = None) -> dict:
     """The run's latest policy and reward models on a user's problems, by one strategy at N solutions
     (default: best-of-16 by the PPM; greedy is one solution): accuracy, tokens and a verdict per problem."""
-    strategy = strategy or "ppm"
-    n = n or (1 if strategy == "greedy" else 16)
+    strategy, n = strategy or "ppm", n or (1 if strategy == "greedy" else 16)
     if strategy not in STRATEGIES:
         raise SelfEvolveError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if n < 1 or strategy == "greedy" and n != 1:
@@ -195,10 +169,10 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
     store.load_last(policy.model)
     last = store.last_checkpoint()
     needs = {"ppm": "ppm", "prm": "prm", "orm": "orm", "mcts_ppm": "ppm"}.get(strategy)
-    if needs and not (last / f"{needs}.safetensors").exists():
+    rm = load_process_models(last, policy.model).get(needs) if needs else None
+    if needs and rm is None:
         raise SelfEvolveError(f"{last.name} has no reward models (round 0 trains only the policy); use "
                               "--strategy greedy or majority, or finish a search round first")
-    rm = load_extra(last, needs, RewardModel.from_policy(policy.model)) if needs else None
     gen = rngs(cfg.seed, "evaluate").torch
     with Progress() as progress:
         if strategy == "mcts_ppm":
@@ -215,24 +189,18 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
                          "correct": correct, "tokens": [int(u) for u in used]}}
 
 
-# ---- the loop --------------------------------------------------------------------------------
-
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     task, policy = WordMathTask(), build_policy(cfg)
     tok, model = policy.tok, policy.model
     optimizer = make_optimizer(model, cfg.sft())
     seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
-    labelled = Examples.encode(tok, [p.prompt for p in seed_set], [p.answer for p in seed_set])
+    labelled = Examples.of_problems(tok, seed_set)
     test, test_redrawn = sample_unseen(task, cfg.eval_problems, cfg.eval_difficulty, rngs(cfg.seed, 10_000).np,
                                        {p.prompt for p in seed_set}, mixed=True)
     unseen_by = {p.prompt for p in test}  # held-out means unseen: no search problem is a held-out one
-    rms = None
-
     first, records = store.resume_rounds(model, optimizer)
-    if first > 1:
-        rms = {name: load_extra(store.checkpoint_dir(first - 1), name, RewardModel.from_policy(model))
-               for name in REWARD_MODELS}
+    rms = load_process_models(store.checkpoint_dir(first - 1), model) if first > 1 else None
     data = [store.read_samples(r).to_pydict() for r in range(1, first)]
 
     for r in range(first, cfg.rounds + 1):
@@ -268,7 +236,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                                    [0.5, 0.5], cfg.policy_steps, gen, progress,
                                    f"round {r}: fine-tune on {len(sft['prompt'])} trajectories", cfg.max_line_offset)
             with timed(phases, "reward_models"):
-                rms = train_reward_models(policy, cfg, merged, gen, progress, r)
+                rms = train_from_trees(policy, merged, cfg.reward_steps, replace(cfg.sft(),
+                                       batch_size=cfg.reward_batch_size), gen, progress, f"round {r}: ")
             held = pick(merged, "pair", True)
             record.update(search_difficulty=cfg.search_difficulty(r), held_out_redrawn=redrawn,
                           solved_by_search=float(np.mean([solved(t.root) for t in trees])),
@@ -312,20 +281,18 @@ def table(summary: dict):
 
 
 def plots(summary: dict, plot_dir: Path) -> list[Path]:
-    from selfevolve.report import plot_lines, plot_strategies
+    from selfevolve.report import plot_strategies
 
-    rounds = summary["rounds"]
-    steps = sorted({d for r in rounds for d in r["greedy_by_steps"]}, key=int)
-    return [*plot_strategies(rounds, plot_dir),
-            plot_lines([int(d) for d in steps], {f"round {r['round']}": [r["greedy_by_steps"].get(d) for d in steps]
-                                                 for r in rounds},
-                       "Held-out greedy accuracy by solution length", "steps", "accuracy",
-                       plot_dir / "greedy_by_steps.png")]
+    return plot_strategies(summary["rounds"], plot_dir)
 
 
 def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:
-    """The latest policy (LoRA merged) and its tokenizer as an HF model directory."""
-    return export_run(store, build_policy(cfg), out, overwrite)
+    """The latest policy (LoRA merged) and its tokenizer as an HF model directory, and the reward models
+    it has beside it (out/ppm, out/prm, out/orm, each a LlamaForSequenceClassification)."""
+    policy = build_policy(cfg)
+    store.load_last(policy.model)
+    return export_model(policy.model, policy.tok, out, overwrite, load_process_models(store.last_checkpoint(),
+                                                                                      policy.model))
 
 
 RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: "wordmath", table=table, evaluate_file=evaluate_file,

@@ -40,6 +40,19 @@ class Task(Protocol):
         """A problem from a user's JSON object (the task's fields); ValueError names what is wrong."""
 
 
+class HeldOutSplit:
+    """Test problems behind an accessor that allows one read: nothing can be selected on them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self._problems, self.reads = problems, 0
+
+    def read(self) -> list[Problem]:
+        if self.reads:
+            raise RuntimeError("the test split was already read; every choice must be made on dev")
+        self.reads += 1
+        return self._problems
+
+
 def sample_unseen(task: Task, n: int, difficulty: int, rng: np.random.Generator, seen: Collection[str],
                   mixed: bool = False) -> tuple[list[Problem], int]:
     """n problems none of whose prompts is in `seen` (held-out means unseen): refused draws are drawn

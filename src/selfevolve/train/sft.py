@@ -97,6 +97,11 @@ class Examples:
                              tok.pad_id)
 
     @classmethod
+    def of_problems(cls, tok, problems) -> Examples:
+        """Each problem's prompt and gold answer."""
+        return cls.encode(tok, [p.prompt for p in problems], [p.answer for p in problems])
+
+    @classmethod
     def of_tokens(cls, prompts: list[list[int]], answers: list[list[int]], pad_id: int) -> Examples:
         """Prompt and answer ids as given (no stop token added: e.g. a model's own unfinished writing)."""
         seqs = [p + a for p, a in zip(prompts, answers, strict=True)]

@@ -1,0 +1,59 @@
+"""Choose the preference recipes' defaults on a dev split: dpo's beta and learning rate, then upo's keep_fraction.
+
+    python bench/star_dev_sweep.py [--seed 0] [--out runs/star-dev-sweep]
+
+The setting is bench/star_family.py's (Countdown, one shared round-0 model, four iterations); every
+run evaluates on `eval_split=dev`, problems that are neither test, labelled nor self-training ones,
+so the test split stays untouched by the choice. dpo's grid is beta x dpo_learning_rate; upo's is
+keep_fraction at dpo's chosen pair. Prints one JSON line per run (dev final and best pass@1) and one
+per choice (the best final dev pass@1; the earlier value on a tie). Then re-measure the chosen
+defaults on the test split with bench/star_family.py --recipes dpo,upo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from pathlib import Path
+
+from common import emit
+from star_family import SETTING, run
+
+DPO_GRID = {"beta": [0.3, 1.0, 3.0], "dpo_learning_rate": [3e-5, 1e-4, 3e-4]}
+UPO_GRID = {"keep_fraction": [0.5, 0.7, 0.9, 1.0]}
+
+
+def sweep(recipe: str, grid: dict, fixed: dict, common: dict, out: Path) -> dict:
+    """Run every point of the grid on dev; returns the point with the best final dev pass@1."""
+    best, best_score = None, -1.0
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(grid, values, strict=True))
+        name = "-".join(f"{k}={v}" for k, v in point.items())
+        s = run(recipe, out / f"{recipe}-{name}", {**common, **fixed, **point})
+        emit(bench="star_dev_sweep", recipe=recipe, **fixed, **point, dev_round0_pass1=s["round0_pass1"],
+             dev_final_pass1=s["final_pass1"], dev_best_pass1=s["best_pass1"], wall_seconds=s["wall_seconds"])
+        if s["final_pass1"] > best_score:
+            best, best_score = point, s["final_pass1"]
+    emit(bench="star_dev_sweep", recipe=recipe, chosen=best, dev_final_pass1=best_score)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("runs/star-dev-sweep"))
+    args = parser.parse_args()
+    t0 = time.time()
+    base = {**SETTING, "seed": args.seed, "threads": args.threads}
+    run("star", args.out / "round0", {**base, "iterations": 0})
+    common = {**base, "iterations": args.iterations, "init_from": str(args.out / "round0"), "eval_split": "dev"}
+    dpo = sweep("dpo", DPO_GRID, {}, common, args.out)
+    sweep("upo", UPO_GRID, dpo, common, args.out)
+    emit(bench="star_dev_sweep", stage="total", wall_seconds=round(time.time() - t0, 1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Fitness of LoRA adapters given as flat vectors: what evolving merges of adapters needs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from selfevolve.evolve.ops import Flat, majority_vote
+from selfevolve.models.lora import set_adapter_state
+from selfevolve.search.sampling import answer
+from selfevolve.tasks.base import Problem
+
+
+def accuracy(predicted: list[str], problems: list[Problem]) -> float:
+    """Exact match of stripped answers."""
+    return float(np.mean([a == p.answer for a, p in zip(predicted, problems, strict=True)]))
+
+
+class AdapterEval:
+    """Answers of an adapted model for flat adapter vectors; picklable (the model travels with it), so
+    each Ray worker evaluates on its own copy."""
+
+    def __init__(self, model, tok, flat: Flat, problems: list[Problem]) -> None:
+        self.model, self.tok, self.flat, self.problems = model, tok, flat, problems
+
+    def load(self, vector: torch.Tensor):
+        """The model with this adapter in place."""
+        set_adapter_state(self.model, self.flat.unflatten(vector))
+        return self.model
+
+    def answers(self, vector: torch.Tensor, problems: list[Problem] | None = None) -> list[str]:
+        return [a.strip() for a in answer(self.load(vector), self.tok, problems or self.problems)[0]]
+
+    def scores(self, candidates: dict[str, torch.Tensor], ensemble: dict[str, list[torch.Tensor]],
+               problems: list[Problem] | None = None) -> dict[str, float]:
+        """Exact match of each candidate, and of each ensemble's majority vote, on the problems."""
+        problems = problems or self.problems
+        out = {k: accuracy(self.answers(v, problems), problems) for k, v in candidates.items()}
+        for k, members in ensemble.items():
+            out[k] = accuracy(majority_vote([self.answers(m, problems) for m in members]), problems)
+        return out
+
+    def __call__(self, rows: np.ndarray, seed: int) -> np.ndarray:  # the runner's (rows, seed) -> fitness
+        return np.array([accuracy(self.answers(torch.from_numpy(r)), self.problems) for r in rows])

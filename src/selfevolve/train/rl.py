@@ -1,0 +1,229 @@
+"""On-policy reinforcement learning on the model's own samples: GRPO, RLOO and REINFORCE with a KL term.
+
+Each step samples `group_size` completions to each of `prompts_per_step` prompts from the current
+policy (one prefill per prompt, shared by its group), scores them with reward functions, turns the
+rewards into advantages and takes `updates_per_batch` clipped policy-gradient steps:
+
+    GRPO       A_i = (r_i - mean(group)) / std(group)      (Shao et al. 2024, DeepSeekMath)
+               with scale_rewards=false, A_i = r_i - mean(group)   (Dr. GRPO, Liu et al. 2025)
+    RLOO       A_i = r_i - mean of the other completions of the group   (Ahmadian et al. 2024)
+    REINFORCE  A_i = r_i - b, b a running mean of rewards (decay `baseline_decay`)
+
+    loss per token = -min(rho A, clip(rho, 1 - eps, 1 + eps) A) + kl_coef * k3(ref || policy)
+    rho = pi(token) / pi_old(token), k3 = exp(ref - logp) - (ref - logp) - 1   (Schulman's estimator)
+
+and the tokens' losses are aggregated as the papers do (`aggregation`): `sequence-mean` (GRPO: mean
+over tokens of a completion, then over completions), `token-mean` (DAPO: over all tokens of the
+batch) or `constant` (Dr. GRPO: the batch's token sum over completions x max_new_tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from selfevolve.models.policy import Policy
+from selfevolve.progress import Progress
+from selfevolve.train.sft import IGNORE, Examples, SFTConfig, apply_loss, lr_at
+
+ALGORITHMS = ("grpo", "rloo", "reinforce")
+AGGREGATIONS = ("sequence-mean", "token-mean", "constant")
+# TRL's reward signature: (prompts, completions, **columns) -> one float per completion
+RewardFn = Callable[..., list[float]]
+
+
+@dataclass
+class RLConfig:
+    """The on-policy trainer's settings, for any recipe that learns by policy gradient."""
+
+    algorithm: str = "grpo"
+    """grpo, rloo or reinforce (advantages: group-normalised, leave-one-out, or a running baseline)."""
+    group_size: int = 8
+    """Completions sampled per prompt."""
+    prompts_per_step: int = 16
+    """Prompts per step (a step trains on prompts_per_step x group_size completions)."""
+    rl_temperature: float = 1.0
+    """Sampling temperature of the completions (their log-probabilities are taken at it too)."""
+    scale_rewards: bool = True
+    """GRPO: divide by the group's reward std (false: Dr. GRPO's unscaled advantages)."""
+    clip_eps: float = 0.2
+    """PPO ratio clipping, which matters from the second update on the same batch."""
+    updates_per_batch: int = 1
+    """Optimizer steps on each sampled batch (mu; 1 = strictly on-policy)."""
+    kl_coef: float = 0.04
+    """Weight of the per-token KL (k3) to the reference model; 0 skips the reference entirely."""
+    refresh_reference: bool = True
+    """true: the reference is the policy at the start of each iteration; false: the round-0 model."""
+    aggregation: str = "sequence-mean"
+    """How token losses combine: sequence-mean (GRPO), token-mean (DAPO) or constant (Dr. GRPO)."""
+    baseline_decay: float = 0.9
+    """REINFORCE: the running baseline's decay per step."""
+    rl_learning_rate: float = 1e-4
+    """Peak AdamW learning rate of the policy-gradient steps."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # type: ignore[misc]  (a mixin before the recipe's config base)
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {self.aggregation!r}")
+        if self.group_size < 2 and self.algorithm != "reinforce":
+            raise ValueError(f"{self.algorithm} needs group_size >= 2 (its baseline is the group), "
+                             f"got {self.group_size}")
+        for name in ("prompts_per_step", "updates_per_batch", "group_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rl_temperature <= 0 or self.rl_learning_rate <= 0 or self.clip_eps <= 0 or self.kl_coef < 0:
+            raise ValueError("rl_temperature, rl_learning_rate and clip_eps must be > 0 and kl_coef >= 0")
+        if not 0 <= self.baseline_decay < 1:
+            raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
+
+
+def advantages(rewards: torch.Tensor, algorithm: str, scale: bool = True, baseline: float = 0.0) -> torch.Tensor:
+    """(prompts, group) rewards -> advantages of the same shape."""
+    if algorithm == "reinforce":
+        return rewards - baseline
+    g = rewards.shape[1]
+    if algorithm == "rloo":
+        return g / (g - 1) * (rewards - rewards.mean(1, keepdim=True))  # = r_i - mean of the others
+    centred = rewards - rewards.mean(1, keepdim=True)
+    return centred / (rewards.std(1, keepdim=True) + 1e-4) if scale else centred
+
+
+def k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token KL(policy || reference) estimate, exp(d) - d - 1 with d = ref - logp: >= 0, 0 at equality."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, clip_eps: float,
+                aggregation: str, ref_logp: torch.Tensor | None = None, kl_coef: float = 0.0,
+                max_len: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The clipped surrogate (+ KL) over completion tokens. logp, old_logp, ref_logp, mask: (B, T);
+    adv: (B,). Returns the loss and {clip_fraction, kl}."""
+    mask = mask.float()
+    ratio = torch.exp(logp - old_logp)
+    a = adv[:, None]
+    per_token = -torch.minimum(ratio * a, ratio.clamp(1 - clip_eps, 1 + clip_eps) * a)
+    kl = k3(logp, ref_logp) if ref_logp is not None else torch.zeros_like(logp)
+    if kl_coef:
+        per_token = per_token + kl_coef * kl
+    tokens = mask.sum().clamp(min=1)
+    if aggregation == "sequence-mean":
+        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    elif aggregation == "token-mean":
+        loss = (per_token * mask).sum() / tokens
+    else:
+        loss = (per_token * mask).sum() / (len(mask) * (max_len or mask.shape[1]))
+    clipped = ((ratio - 1).abs() > clip_eps).float()
+    return loss, {"clip_fraction": float((clipped * mask).sum() / tokens), "kl": float((kl * mask).sum() / tokens)}
+
+
+def token_logprobs(model, inputs: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token log-probability of each label under model / temperature, the label mask and each
+    position's entropy (no gradient). (B, T) -> (B, T) x 3."""
+    logits = model(inputs).float() / temperature
+    logp_all = logits.log_softmax(-1)
+    mask = labels != IGNORE
+    logp = logp_all.gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
+    with torch.no_grad():
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp * mask, mask, entropy
+
+
+@dataclass
+class Batch:
+    """One step's sampled completions: token ids, rewards and who they belong to."""
+
+    prompts: list[str]
+    completions: list[str]
+    examples: Examples  # prompt + completion ids, completion tokens as labels
+    rewards: torch.Tensor  # (prompts, group)
+    lengths: torch.Tensor  # (prompts * group,) completion tokens
+
+
+def sample_batch(policy: Policy, prompts: list[str], columns: dict[str, list], rewards: RewardFn, group: int,
+                 max_new: int, temperature: float, gen: torch.Generator) -> Batch:
+    """`group` completions per prompt from the policy, scored by `rewards` (columns repeated per completion)."""
+    from selfevolve.models.sampler import generate
+
+    tok = policy.tok
+    ids = [tok.encode(p) for p in prompts]
+    out = generate(policy.model, ids, max_new, stop_id=tok.eos_id, pad_id=tok.pad_id, num_samples=group,
+                   temperature=temperature, generator=gen)
+    tokens = [out.tokens[i, : out.lengths[i]].tolist() for i in range(len(out.lengths))]
+    texts = [tok.decode([t for t in row if t != tok.eos_id]) for row in tokens]
+    rep = [p for p in prompts for _ in range(group)]
+    scores = rewards(rep, texts, **{k: [v for v in col for _ in range(group)] for k, col in columns.items()})
+    examples = Examples.of_tokens([i for i in ids for _ in range(group)], tokens, tok.pad_id)
+    return Batch(rep, texts, examples, torch.tensor(scores, dtype=torch.float32).view(len(prompts), group),
+                 out.lengths.clone())
+
+
+class Trainer:
+    """The policy-gradient steps of a run: the policy, its optimizer (carried across iterations and
+    checkpointed by the caller), the reference, the step count of the learning-rate schedule and the
+    REINFORCE baseline (both restored on resume from what the caller recorded)."""
+
+    def __init__(self, policy: Policy, cfg: RLConfig, optimizer: torch.optim.Optimizer, sft: SFTConfig,
+                 total_steps: int, reference: torch.nn.Module | None, done_steps: int = 0,
+                 baseline: float = 0.0) -> None:
+        self.policy, self.cfg, self.optimizer, self.total = policy, cfg, optimizer, total_steps
+        self.sft = SFTConfig(learning_rate=cfg.rl_learning_rate, min_lr_ratio=sft.min_lr_ratio, warmup_steps=0,
+                             weight_decay=sft.weight_decay, batch_size=sft.batch_size, grad_clip=sft.grad_clip)
+        self.reference = reference.eval() if reference is not None and cfg.kl_coef else None
+        self.steps, self.baseline = done_steps, baseline
+
+    def step(self, batch: Batch, max_new: int) -> dict[str, float]:
+        """`updates_per_batch` clipped policy-gradient steps on one sampled batch; returns its statistics."""
+        cfg, model = self.cfg, self.policy.model
+        mean = float(batch.rewards.mean())
+        if self.steps == 0:
+            self.baseline = mean  # REINFORCE's running baseline starts at the first batch's mean
+        adv = advantages(batch.rewards, cfg.algorithm, cfg.scale_rewards, self.baseline).flatten()
+        inputs, labels = batch.examples.batch(torch.arange(len(batch.examples)))
+        ref = old = None
+        with torch.no_grad():
+            if self.reference is not None:
+                ref, _, _ = token_logprobs(self.reference, inputs, labels, cfg.rl_temperature)
+            if cfg.updates_per_batch > 1:
+                model.eval()
+                old, _, _ = token_logprobs(model, inputs, labels, cfg.rl_temperature)
+        stats: dict[str, list[float]] = {"loss": [], "clip_fraction": [], "kl": [], "entropy": []}
+        model.train()
+        for _ in range(cfg.updates_per_batch):
+            logp, mask, entropy = token_logprobs(model, inputs, labels, cfg.rl_temperature)
+            loss, info = policy_loss(logp, logp.detach() if old is None else old, adv, mask, cfg.clip_eps,
+                                     cfg.aggregation, ref, cfg.kl_coef, max_new)
+            stats["loss"].append(apply_loss(model, self.optimizer, loss, lr_at(self.steps, self.total, self.sft),
+                                            self.sft))
+            stats["clip_fraction"].append(info["clip_fraction"])
+            stats["kl"].append(info["kl"])
+            stats["entropy"].append(float((entropy * mask).sum() / mask.sum().clamp(min=1)))
+        self.steps += 1
+        self.baseline = cfg.baseline_decay * self.baseline + (1 - cfg.baseline_decay) * mean
+        groups = batch.rewards.std(1) == 0 if batch.rewards.shape[1] > 1 else torch.ones(1, dtype=torch.bool)
+        return {"reward_mean": mean, "reward_std": float(batch.rewards.std()),
+                "zero_variance_groups": float(groups.float().mean()),
+                "completion_length": float(batch.lengths.float().mean()),
+                **{k: float(np.mean(v)) for k, v in stats.items()}}
+
+
+def train_steps(trainer: Trainer, problems: list, steps: int, prompt_of, columns_of, rewards: RewardFn, max_new: int,
+                gen: torch.Generator, progress: Progress, title: str) -> list[tuple[list, Batch, dict[str, float]]]:
+    """`steps` RL steps over `problems` in order (prompts_per_step at a time, wrapping around); returns
+    each step's problems, sampled batch and statistics."""
+    cfg, log = trainer.cfg, []
+    with progress.task(title, steps) as advance:
+        for s in range(steps):
+            lo = (s * cfg.prompts_per_step) % max(1, len(problems))
+            chunk = (problems[lo:] + problems)[: cfg.prompts_per_step]
+            batch = sample_batch(trainer.policy, [prompt_of(p) for p in chunk], columns_of(chunk), rewards,
+                                 cfg.group_size, max_new, cfg.rl_temperature, gen)
+            log.append((chunk, batch, trainer.step(batch, max_new)))
+            advance(reward=log[-1][2]["reward_mean"], kl=log[-1][2]["kl"])
+    return log

