@@ -81,3 +81,44 @@ def test_reward_functions_with_trls_signature_plug_in(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match="reward"):
             resolve(bad, task)
     sys.modules.pop("my_rewards", None)
+
+
+# the tiny setting of tests/test_star.py: its round-0 model answers 27% of held-out problems
+TINY = ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400", "samples_per_problem=4",
+        "eval_problems=400", "threads=2"]
+RL = ["iterations=2", "iteration_steps=40", "problems_per_iteration=640", "rl_learning_rate=3e-4"]
+
+
+@pytest.fixture(scope="module")
+def grpo_run(finished_run):
+    # the same settings as test_star.py's round0 fixture, so one session trains that model once
+    round0 = finished_run("star", ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400",
+                                   "iterations=1", "problems_per_iteration=1200", "samples_per_problem=4",
+                                   "iteration_steps=300", "eval_problems=400", "threads=2", "iterations=0"])
+    return round0, finished_run("grpo", [*TINY, *RL, f"init_from={round0}"])
+
+
+def test_a_tiny_grpo_run_raises_its_reward_and_records_every_step(grpo_run):
+    from helpers import summary
+
+    _, run = grpo_run
+    s = summary(run)
+    steps = [x for r in s["rounds"][1:] for x in r["rl_steps"]]
+    assert len(steps) == 80 and s["samples_drawn"] == 80 * 16 * 8
+    first, last = (sum(x["reward_mean"] for x in part) / 20 for part in (steps[:20], steps[-20:]))
+    assert 0.1 <= s["rounds"][0]["pass1"] <= 0.4 and last >= first + 0.05, (first, last)
+    assert all(x["kl"] >= 0 and 0 <= x["zero_variance_groups"] <= 1 and x["entropy"] > 0 for x in steps)
+    assert (run / "plots" / "rl_reward.png").exists() and (run / "plots" / "rl_stats.png").exists()
+
+
+def test_kill_9_mid_iteration_then_resume_equals_an_uninterrupted_grpo_run(tmp_path, grpo_run):
+    from helpers import kill_9_when, run_cli, sets, summary, without_times
+
+    round0, straight = grpo_run
+    killed = tmp_path / "killed"
+    kill_9_when(["run", "grpo", "--out", str(killed), *sets([*TINY, *RL, f"init_from={round0}"])],
+                lambda: (killed / "checkpoints" / "round-001").is_dir())  # killed during iteration 2
+    assert not (killed / "summary.json").exists()
+    proc = run_cli("resume", str(killed))
+    assert proc.returncode == 0, proc.stderr
+    assert without_times(summary(killed)) == without_times(summary(straight))

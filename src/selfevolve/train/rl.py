@@ -118,7 +118,7 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, m
         loss = (per_token * mask).sum() / tokens
     else:
         loss = (per_token * mask).sum() / (len(mask) * (max_len or mask.shape[1]))
-    clipped = ((ratio - 1).abs() > clip_eps).float()
+    clipped, kl = ((ratio - 1).abs() > clip_eps).float().detach(), kl.detach()
     return loss, {"clip_fraction": float((clipped * mask).sum() / tokens), "kl": float((kl * mask).sum() / tokens)}
 
 
