@@ -1,13 +1,15 @@
-"""Choose the preference recipes' defaults on a dev split: dpo's beta and learning rate, then upo's keep_fraction.
+"""Choose defaults on a dev split: dpo's beta and learning rate, upo's keep_fraction, grpo's learning rate
+and reward scaling.
 
-    python bench/star_dev_sweep.py [--seed 0] [--out runs/star-dev-sweep]
+    python bench/star_dev_sweep.py [--seed 0] [--out runs/star-dev-sweep] [--recipes dpo,upo,grpo]
 
 The setting is bench/star_family.py's (Countdown, one shared round-0 model, four iterations); every
 run evaluates on `eval_split=dev`, problems that are neither test, labelled nor self-training ones,
 so the test split stays untouched by the choice. dpo's grid is beta x dpo_learning_rate; upo's is
-keep_fraction at dpo's chosen pair. Prints one JSON line per run (dev final and best pass@1) and one
-per choice (the best final dev pass@1; the earlier value on a tie). Then re-measure the chosen
-defaults on the test split with bench/star_family.py --recipes dpo,upo.
+keep_fraction at dpo's chosen pair; grpo's is rl_learning_rate x scale_rewards (GRPO or Dr. GRPO).
+Prints one JSON line per run (dev final and best pass@1) and one per choice (the best final dev
+pass@1; the earlier value on a tie). Then measure the chosen defaults on the test split with
+bench/star_family.py and bench/rl_vs_star.py.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from star_family import SETTING, run
 
 DPO_GRID = {"beta": [0.3, 1.0, 3.0], "dpo_learning_rate": [3e-5, 1e-4, 3e-4]}
 UPO_GRID = {"keep_fraction": [0.5, 0.7, 0.9, 1.0]}
+GRPO_GRID = {"rl_learning_rate": [1e-4, 3e-4], "scale_rewards": [True, False]}
 
 
 def sweep(recipe: str, grid: dict, fixed: dict, common: dict, out: Path) -> dict:
@@ -45,13 +48,19 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/star-dev-sweep"))
+    parser.add_argument("--recipes", default="dpo,upo,grpo")
     args = parser.parse_args()
+    recipes = args.recipes.split(",")
     t0 = time.time()
     base = {**SETTING, "seed": args.seed, "threads": args.threads}
     run("star", args.out / "round0", {**base, "iterations": 0})
     common = {**base, "iterations": args.iterations, "init_from": str(args.out / "round0"), "eval_split": "dev"}
-    dpo = sweep("dpo", DPO_GRID, {}, common, args.out)
-    sweep("upo", UPO_GRID, dpo, common, args.out)
+    if "dpo" in recipes or "upo" in recipes:
+        dpo = sweep("dpo", DPO_GRID, {}, common, args.out)
+        if "upo" in recipes:
+            sweep("upo", UPO_GRID, dpo, common, args.out)
+    if "grpo" in recipes:
+        sweep("grpo", GRPO_GRID, {"iteration_steps": 100, "problems_per_iteration": 1600}, common, args.out)
     emit(bench="star_dev_sweep", stage="total", wall_seconds=round(time.time() - t0, 1))
 
 

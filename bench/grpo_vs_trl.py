@@ -1,0 +1,132 @@
+"""Our GRPO trainer against TRL's GRPOTrainer: the same model, prompts and settings, in one process run.
+
+    python bench/grpo_vs_trl.py [--seeds 0,1,2] [--steps 30] [--prompts 8] [--group 8] [--new 12]
+
+A 4 x 128 transformer with our character tokenizer is fine-tuned on Countdown (round 0, about a
+third of held-out problems right) and exported as a Llama with its tokenizer; both trainers then
+load that directory and run the same number of GRPO steps on the same prompts: group-normalised
+advantages, sequence-mean loss, clip 0.2, one update per batch, the same beta (KL), learning
+rate, temperature 1 and completion length, reward 1 for a correct answer. Each prints completions
+per second of the RL steps (loading excluded) and the mean reward of every step. TRL is a
+bench-only dependency (`pip install 'trl==1.16.*'`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import SHAPE, emit
+
+from selfevolve.config import build_config
+from selfevolve.models.hf import load
+from selfevolve.models.policy import Policy
+from selfevolve.progress import Progress
+from selfevolve.recipes import get_recipe
+from selfevolve.rng import rngs
+from selfevolve.store import RunStore
+from selfevolve.tasks import get_task
+from selfevolve.train.rl import RLConfig, Trainer, train_steps
+from selfevolve.train.sft import SFTConfig, make_optimizer
+
+
+def round0(out: Path, seed: int) -> Path:
+    """Round 0 of bench/star_family.py's Countdown setting at the benches' model shape, exported as a Llama."""
+    from selfevolve.models.hf_export import export_run
+
+    cfg = build_config(get_recipe("star").Config, {"difficulty": 3, "num_labelled": 1500, "round0_steps": 400,
+                                                   "iterations": 0, "eval_problems": 200, "seed": seed, **SHAPE})
+    store = RunStore.create(out / "round0", "star", "")
+    with Progress(enabled=False) as progress:
+        get_recipe("star").run(cfg, store, progress)
+    return export_run(store, cfg.policy(get_task("countdown")), out / "hf")
+
+
+def correct(task):
+    def reward(prompts, completions, problem, **_):
+        return [float(task.verify(p, c)) for p, c in zip(problem, completions, strict=True)]
+    return reward
+
+
+def ours(model_dir: Path, problems, args, seed: int) -> tuple[float, list[float]]:
+    model, tok = load(str(model_dir))
+    policy, task = Policy(model, tok), get_task("countdown")
+    cfg = RLConfig(group_size=args.group, prompts_per_step=args.prompts, kl_coef=args.beta,
+                   rl_learning_rate=args.lr, aggregation="sequence-mean")
+    sft = SFTConfig(learning_rate=args.lr, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0)
+    trainer = Trainer(policy, cfg, make_optimizer(model, sft), sft, args.steps,
+                      copy.deepcopy(model) if args.beta else None)
+    t0 = time.perf_counter()
+    log = train_steps(trainer, problems, args.steps, lambda p: p.prompt, lambda ps: {"problem": ps},
+                      correct(task), args.new, rngs(seed, "bench").torch, Progress(enabled=False), "ours")
+    return time.perf_counter() - t0, [s["reward_mean"] for _, _, s in log]
+
+
+def trl(model_dir: Path, problems, args, seed: int, work: Path) -> tuple[float, list[float]]:
+    import datasets
+    import transformers
+    from trl import GRPOConfig, GRPOTrainer
+
+    task = get_task("countdown")
+    by_prompt = {p.prompt: p for p in problems}
+
+    def reward(prompts, completions, **_):
+        return [float(task.verify(by_prompt[p], c)) for p, c in zip(prompts, completions, strict=True)]
+
+    rows = [p.prompt for p in (problems * args.steps)[: args.steps * args.prompts]]
+    config = GRPOConfig(output_dir=str(work / "trl"), use_cpu=True, report_to=[], bf16=False, seed=seed,
+                        per_device_train_batch_size=args.prompts * args.group, num_generations=args.group,
+                        max_completion_length=args.new, learning_rate=args.lr, beta=args.beta, max_steps=args.steps,
+                        logging_steps=1, temperature=1.0, loss_type="grpo", scale_rewards="group", epsilon=0.2,
+                        num_iterations=1, lr_scheduler_type="constant", weight_decay=0.0, warmup_steps=0,
+                        save_strategy="no", shuffle_dataset=False, dataloader_num_workers=0,
+                        disable_tqdm=True)
+    trainer = GRPOTrainer(model=transformers.AutoModelForCausalLM.from_pretrained(model_dir), reward_funcs=reward,
+                          args=config, train_dataset=datasets.Dataset.from_dict({"prompt": rows}),
+                          processing_class=transformers.AutoTokenizer.from_pretrained(model_dir))
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    return seconds, [h["reward"] for h in trainer.state.log_history if "reward" in h]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--new", type=int, default=12)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--beta", type=float, default=0.04)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = round0(Path(tmp), seed)
+            problems = get_task("countdown").sample(args.steps * args.prompts, 3, rngs(seed, "rl-bench").np,
+                                                    mixed=True)
+            completions = args.steps * args.prompts * args.group
+            t_ours, r_ours = ours(model_dir, problems, args, seed)
+            t_trl, r_trl = trl(model_dir, problems, args, seed, Path(tmp))
+            emit(bench="grpo_vs_trl", seed=seed, peer=f"trl {__import__('trl').__version__} GRPOTrainer (CPU)",
+                 steps=args.steps, prompts=args.prompts, group=args.group, new_tokens=args.new, unit="completions/s",
+                 ours_completions_per_s=round(completions / t_ours, 1),
+                 trl_completions_per_s=round(completions / t_trl, 1), speedup=round(t_trl / t_ours, 2),
+                 ours_reward_first5=round(float(np.mean(r_ours[:5])), 3),
+                 ours_reward_last5=round(float(np.mean(r_ours[-5:])), 3),
+                 trl_reward_first5=round(float(np.mean(r_trl[:5])), 3),
+                 trl_reward_last5=round(float(np.mean(r_trl[-5:])), 3),
+                 ours_rewards=json.dumps([round(r, 3) for r in r_ours]),
+                 trl_rewards=json.dumps([round(r, 3) for r in r_trl]))
+
+
+if __name__ == "__main__":
+    main()
