@@ -2,6 +2,7 @@
 and reward scaling.
 
     python bench/star_dev_sweep.py [--seed 0] [--out runs/star-dev-sweep] [--recipes dpo,upo,grpo]
+                                   [--set dpo.beta=0.3,1,3 ...]  (narrow a grid)
 
 The setting is bench/star_family.py's (Countdown, one shared round-0 model, four iterations); every
 run evaluates on `eval_split=dev`, problems that are neither test, labelled nor self-training ones,
@@ -22,9 +23,9 @@ from pathlib import Path
 from common import emit
 from star_family import SETTING, run
 
-DPO_GRID = {"beta": [0.3, 1.0, 3.0], "dpo_learning_rate": [3e-5, 1e-4, 3e-4]}
-UPO_GRID = {"keep_fraction": [0.5, 0.7, 0.9, 1.0]}
-GRPO_GRID = {"rl_learning_rate": [1e-4, 3e-4], "scale_rewards": [True, False]}
+GRIDS = {"dpo": {"beta": [0.3, 1.0, 3.0], "dpo_learning_rate": [3e-5, 1e-4, 3e-4]},
+         "upo": {"keep_fraction": [0.5, 0.7, 0.9, 1.0]},
+         "grpo": {"rl_learning_rate": [1e-4, 3e-4], "scale_rewards": [True, False]}}
 
 
 def sweep(recipe: str, grid: dict, fixed: dict, common: dict, out: Path) -> dict:
@@ -49,18 +50,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/star-dev-sweep"))
     parser.add_argument("--recipes", default="dpo,upo,grpo")
+    parser.add_argument("--set", action="append", default=[], help="narrow a grid: recipe.key=v1,v2 (repeatable)")
     args = parser.parse_args()
     recipes = args.recipes.split(",")
+    grids = {r: dict(g) for r, g in GRIDS.items()}
+    for item in args.set:
+        key, _, values = item.partition("=")
+        recipe, _, name = key.partition(".")
+        grids[recipe][name] = [type(grids[recipe][name][0])(v) if not isinstance(grids[recipe][name][0], bool)
+                               else v == "true" for v in values.split(",")]
     t0 = time.time()
     base = {**SETTING, "seed": args.seed, "threads": args.threads}
     run("star", args.out / "round0", {**base, "iterations": 0})
     common = {**base, "iterations": args.iterations, "init_from": str(args.out / "round0"), "eval_split": "dev"}
     if "dpo" in recipes or "upo" in recipes:
-        dpo = sweep("dpo", DPO_GRID, {}, common, args.out)
+        dpo = sweep("dpo", grids["dpo"], {}, common, args.out)
         if "upo" in recipes:
-            sweep("upo", UPO_GRID, dpo, common, args.out)
+            sweep("upo", grids["upo"], dpo, common, args.out)
     if "grpo" in recipes:
-        sweep("grpo", GRPO_GRID, {"iteration_steps": 100, "problems_per_iteration": 1600}, common, args.out)
+        sweep("grpo", grids["grpo"], {"iteration_steps": 100, "problems_per_iteration": 1600}, common, args.out)
     emit(bench="star_dev_sweep", stage="total", wall_seconds=round(time.time() - t0, 1))
 
 

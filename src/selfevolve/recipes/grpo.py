@@ -44,11 +44,13 @@ class Config(RLConfig, SelfTrainConfig):
     n_embd: int = 64
     round0_steps: int = 400
     iterations: int = 4
-    iteration_steps: int = 50
+    iteration_steps: int = 100
     """Policy-gradient steps per iteration."""
-    problems_per_iteration: int = 800
+    problems_per_iteration: int = 1600
     """New problems each iteration (iteration_steps x prompts_per_step uses each once)."""
     eval_problems: int = 500
+    # RLConfig defaults this recipe changes (chosen on the dev split: bench/star_dev_sweep.py)
+    rl_learning_rate: float = 3e-4
 
     def __post_init__(self) -> None:
         super().__post_init__()
