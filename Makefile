@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/selfevolve run length-gen
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
