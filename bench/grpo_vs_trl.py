@@ -24,6 +24,7 @@ import numpy as np
 from common import SHAPE, emit
 
 from selfevolve.config import build_config
+from selfevolve.judge.rewards import correct_reward
 from selfevolve.models.hf import load
 from selfevolve.models.policy import Policy
 from selfevolve.progress import Progress
@@ -47,12 +48,6 @@ def round0(out: Path, seed: int) -> Path:
     return export_run(store, cfg.policy(get_task("countdown")), out / "hf")
 
 
-def correct(task):
-    def reward(prompts, completions, problem, **_):
-        return [float(task.verify(p, c)) for p, c in zip(problem, completions, strict=True)]
-    return reward
-
-
 def ours(model_dir: Path, problems, args, seed: int) -> tuple[float, list[float]]:
     model, tok = load(str(model_dir))
     policy, task = Policy(model, tok), get_task("countdown")
@@ -63,7 +58,7 @@ def ours(model_dir: Path, problems, args, seed: int) -> tuple[float, list[float]
                       copy.deepcopy(model) if args.beta else None)
     t0 = time.perf_counter()
     log = train_steps(trainer, problems, args.steps, lambda p: p.prompt, lambda ps: {"problem": ps},
-                      correct(task), args.new, rngs(seed, "bench").torch, Progress(enabled=False), "ours")
+                      correct_reward(task), args.new, rngs(seed, "bench").torch, Progress(enabled=False), "ours")
     return time.perf_counter() - t0, [s["reward_mean"] for _, _, s in log]
 
 

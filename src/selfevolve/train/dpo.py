@@ -19,16 +19,14 @@ import torch.nn.functional as F
 
 from selfevolve.progress import Progress
 from selfevolve.search.answers import preference_pairs
-from selfevolve.train.sft import IGNORE, Examples, SFTConfig, apply_loss, lr_at
+from selfevolve.train.sft import Examples, SFTConfig, apply_loss, lr_at, token_logprobs
 
 
 def answer_logprobs(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
                                                                                                   torch.Tensor]:
     """Summed log-probability of each row's answer tokens, and how many there are. (B, T) -> (B,), (B,)."""
-    logp = model(inputs).float().log_softmax(-1)
-    mask = labels != IGNORE
-    token = logp.gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
-    return (token * mask).sum(-1), mask.sum(-1)
+    logp, mask, _ = token_logprobs(model, inputs, labels)
+    return logp.sum(-1), mask.sum(-1)
 
 
 def dpo_loss(pi_chosen: torch.Tensor, pi_rejected: torch.Tensor, ref_chosen: torch.Tensor,

@@ -27,7 +27,7 @@ import torch
 
 from selfevolve.models.policy import Policy
 from selfevolve.progress import Progress
-from selfevolve.train.sft import IGNORE, Examples, SFTConfig, apply_loss, lr_at
+from selfevolve.train.sft import Examples, SFTConfig, apply_loss, lr_at, token_logprobs
 
 ALGORITHMS = ("grpo", "rloo", "reinforce")
 AGGREGATIONS = ("sequence-mean", "token-mean", "constant")
@@ -122,17 +122,14 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, m
     return loss, {"clip_fraction": float((clipped * mask).sum() / tokens), "kl": float((kl * mask).sum() / tokens)}
 
 
-def token_logprobs(model, inputs: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-token log-probability of each label under model / temperature, the label mask and each
+def logprobs_and_entropy(model, inputs: torch.Tensor, labels: torch.Tensor, temperature: float
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token log-probabilities of the labels at the sampling temperature, their mask, and each
     position's entropy (no gradient). (B, T) -> (B, T) x 3."""
-    logits = model(inputs).float() / temperature
-    logp_all = logits.log_softmax(-1)
-    mask = labels != IGNORE
-    logp = logp_all.gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
+    logp, mask, logp_all = token_logprobs(model, inputs, labels, temperature)
     with torch.no_grad():
         entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp * mask, mask, entropy
+    return logp, mask, entropy
 
 
 @dataclass
@@ -189,14 +186,14 @@ class Trainer:
         ref = old = None
         with torch.no_grad():
             if self.reference is not None:
-                ref, _, _ = token_logprobs(self.reference, inputs, labels, cfg.rl_temperature)
+                ref, _, _ = logprobs_and_entropy(self.reference, inputs, labels, cfg.rl_temperature)
             if cfg.updates_per_batch > 1:
                 model.eval()
-                old, _, _ = token_logprobs(model, inputs, labels, cfg.rl_temperature)
+                old, _, _ = logprobs_and_entropy(model, inputs, labels, cfg.rl_temperature)
         stats: dict[str, list[float]] = {"loss": [], "clip_fraction": [], "kl": [], "entropy": []}
         model.train()
         for _ in range(cfg.updates_per_batch):
-            logp, mask, entropy = token_logprobs(model, inputs, labels, cfg.rl_temperature)
+            logp, mask, entropy = logprobs_and_entropy(model, inputs, labels, cfg.rl_temperature)
             loss, info = policy_loss(logp, logp.detach() if old is None else old, adv, mask, cfg.clip_eps,
                                      cfg.aggregation, ref, cfg.kl_coef, max_new)
             stats["loss"].append(apply_loss(model, self.optimizer, loss, lr_at(self.steps, self.total, self.sft),

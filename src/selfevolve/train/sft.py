@@ -130,6 +130,17 @@ class Examples:
         return ids[:, :-1], torch.where(answer, ids[:, 1:], IGNORE)
 
 
+def token_logprobs(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token log-probability of each label under model / temperature (0 where the label is IGNORE),
+    the label mask, and the full log-distribution at every position. (B, T) -> (B, T), (B, T), (B, T, V)."""
+    logits = model(inputs).float()
+    logp_all = (logits if temperature == 1.0 else logits / temperature).log_softmax(-1)
+    mask = labels != IGNORE
+    logp = logp_all.gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
+    return logp * mask, mask, logp_all
+
+
 def lr_at(step: int, total: int, cfg: SFTConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
