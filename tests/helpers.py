@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 # A short length-gen run: labels up to 4 digits, one round of self-labelled 5-digit problems
@@ -55,15 +54,12 @@ def without_times(obj):
     return obj
 
 
-def kill_9_when(args: list[str], ready, timeout: float = 300) -> None:
-    """Start `selfevolve *args`, wait until ready() is true, then SIGKILL it mid-run."""
-    proc = subprocess.Popen(selfevolve_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + timeout
-    while not ready():
-        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+def kill_9_after(args: list[str], written: str) -> None:
+    """Run `selfevolve *args` until it has written a path ending with `written` (SUFFIX[@N]: the N-th
+    time), where it kills itself with SIGKILL: a kill -9 at an exact place, with no timer to race."""
+    proc = subprocess.run(selfevolve_cmd(*args), capture_output=True, text=True,
+                          env={**os.environ, "SELFEVOLVE_KILL_AFTER": written})
+    assert proc.returncode == -signal.SIGKILL, f"not killed after writing {written}: {proc.stderr[-2000:]}"
 
 
 def save_tiny_llama(path, tie: bool = True, kv_heads: int = 2):

@@ -5,7 +5,7 @@ to the same result."""
 
 import duckdb
 import pandas as pd
-from helpers import kill_9_when, run_cli, sets, summary, without_times
+from helpers import kill_9_after, run_cli, sets, summary, without_times
 
 from selfevolve.recipes.agentevol import Config, base_model, evaluate
 
@@ -43,8 +43,7 @@ TINY = ["envs=maze,calc", "n_layer=1", "n_embd=32", "demo_tasks=20", "explore_ta
 def test_kill_9_mid_iteration_then_resume_equals_an_uninterrupted_run(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run_cli("run", "agentevol", "--out", str(straight), *sets(TINY)).returncode == 0
-    kill_9_when(["run", "agentevol", "--out", str(killed), *sets(TINY)],
-                lambda: (killed / "checkpoints" / "round-001").is_dir())  # killed during iteration 2
+    kill_9_after(["run", "agentevol", "--out", str(killed), *sets(TINY)], "samples/round-002.parquet")
     assert not (killed / "summary.json").exists()
     proc = run_cli("resume", str(killed))
     assert proc.returncode == 0, proc.stderr

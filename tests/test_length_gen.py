@@ -1,9 +1,8 @@
 """End to end: the default recipe at a small size, through the real command line."""
 
-import time
 
 import pytest
-from helpers import FAST, kill_9_when, run_cli, sets, summary, without_times
+from helpers import FAST, kill_9_after, run_cli, sets, summary, without_times
 
 from selfevolve.store import RunStore
 
@@ -65,8 +64,9 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):
     out, _ = finished_run
     killed = tmp_path / "killed"
     round0 = killed / "checkpoints" / "round-000"
-    kill_9_when(["run", "length-gen", "--out", str(killed), *sets(FAST)],
-                lambda: round0.exists() and time.time() - round0.stat().st_mtime > 2)  # inside round 1
+    # inside round 1: its self-labelled samples written, its model not
+    kill_9_after(["run", "length-gen", "--out", str(killed), *sets(FAST)], "samples/round-001.parquet")
+    assert round0.is_dir() and not (killed / "checkpoints" / "round-001").exists()
     assert not (killed / "summary.json").exists()
 
     resumed = run_cli("resume", str(killed))

@@ -4,7 +4,7 @@ and resume, bad settings."""
 import json
 
 import pytest
-from helpers import assert_clean_error, kill_9_when, run_cli, sets, summary, without_times
+from helpers import assert_clean_error, kill_9_after, run_cli, sets, summary, without_times
 
 from selfevolve.recipes.rstar import STRATEGIES, Config
 
@@ -74,8 +74,8 @@ def test_rstar_refuses_bad_settings_before_a_run_exists(tmp_path):
 
 def test_kill_9_mid_round_then_resume_equals_an_uninterrupted_run(tmp_path, finished_run):
     straight, killed = finished_run("rstar", TINY), tmp_path / "killed"
-    kill_9_when(["run", "rstar", "--out", str(killed), *sets(TINY)],
-                lambda: (killed / "checkpoints" / "round-001").is_dir())  # killed during round 2's search
+    # killed during round 2, its trees written, its models not
+    kill_9_after(["run", "rstar", "--out", str(killed), *sets(TINY)], "samples/round-002.parquet")
     assert not (killed / "summary.json").exists()
     proc = run_cli("resume", str(killed))
     assert proc.returncode == 0, proc.stderr

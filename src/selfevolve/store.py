@@ -18,6 +18,7 @@ import ctypes
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import tempfile
 import time
@@ -48,6 +49,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_writes: dict[str, int] = {}
+
+
+def kill_point(path: Path) -> None:
+    """A kill -9 at a chosen place, to test recovery without racing a timer: with
+    SELFEVOLVE_KILL_AFTER=SUFFIX[@N] the process SIGKILLs itself right after its N-th (default
+    first) completed write of a file or checkpoint whose path ends with SUFFIX."""
+    spec = os.environ.get("SELFEVOLVE_KILL_AFTER")
+    if not spec:
+        return
+    suffix, _, nth = spec.partition("@")
+    if Path(path).as_posix().endswith(suffix):
+        _writes[suffix] = _writes.get(suffix, 0) + 1
+        if _writes[suffix] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one."""
     path = Path(path)
@@ -64,6 +82,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    kill_point(path)
 
 
 def atomic_json(path: Path, obj: Any) -> None:
@@ -269,6 +288,7 @@ class RunStore:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
+        kill_point(final)
         return final
 
     def completed_rounds(self) -> list[int]:
