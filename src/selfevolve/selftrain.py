@@ -115,9 +115,13 @@ class SelfTrainConfig(ModelChoice, TrainingConfig):
         if self.eval_file and self.eval_split == "dev":
             raise ValueError("eval_split=dev draws its own problems; it cannot be combined with eval_file")
         if self.eval_file:
-            read_problems(self.eval_file, get_task(self.task))  # a bad file fails before the run starts
+            read_problems(self.eval_file, self.make_task())  # a bad file fails before the run starts
         if self.init_from and not (Path(self.init_from) / "checkpoints" / "round-000").is_dir():
             raise ValueError(f"init_from: {self.init_from} holds no round-0 checkpoint (checkpoints/round-000)")
+
+    def make_task(self) -> Task:
+        """The task the run learns (a recipe may give it another answer format: priming traces)."""
+        return get_task(self.task)
 
     def policy(self, task: Task) -> Policy:
         return self.load_policy(task.max_seq_len)
@@ -245,7 +249,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
                learn: Learn | None = None, act: Act | None = None) -> dict:
     """Run (or resume from its last finished round) the loop with a recipe's two hooks, or its one `act`."""
     cfg.use_threads()
-    task = get_task(cfg.task)
+    task = cfg.make_task()
     policy = cfg.policy(task)
     optimizer = make_optimizer(policy.model, cfg.sft())
     seed_set = task.sample(cfg.num_labelled, cfg.difficulty, rngs(cfg.seed, 0).np, mixed=True)
@@ -334,7 +338,7 @@ def evaluate_file(store: RunStore, cfg: SelfTrainConfig, problems: list[Problem]
     if strategy is not None or n is not None:
         raise SelfEvolveError(f"--strategy and --n are for rstar runs; a {store.recipe} run is scored by greedy "
                               f"pass@1 and pass@{cfg.samples_per_problem} (samples_per_problem)")
-    task = get_task(cfg.task)
+    task = cfg.make_task()
     result = evaluate(load_latest(store, cfg, task), task, cfg, problems)
     return {"metrics": {"pass@1 (greedy)": result["pass1"], f"pass@{cfg.samples_per_problem}": result["passk"]},
             "verdicts": result["verdicts"]}
@@ -344,7 +348,7 @@ def export(store: RunStore, cfg: SelfTrainConfig, out: Path, overwrite: bool) ->
     """The latest policy (LoRA merged into full weights) and its tokenizer as an HF model directory."""
     from selfevolve.models.hf_export import export_run
 
-    return export_run(store, cfg.policy(get_task(cfg.task)), out, overwrite)
+    return export_run(store, cfg.policy(cfg.make_task()), out, overwrite)
 
 
 def headline(summary: dict) -> str:

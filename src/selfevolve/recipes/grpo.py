@@ -25,7 +25,6 @@ import numpy as np
 from selfevolve.judge.rewards import combine, resolve
 from selfevolve.search.answers import Answers
 from selfevolve.selftrain import Learned, Proposal, SelfTrainConfig, Step, family, self_train
-from selfevolve.tasks import get_task
 from selfevolve.tasks.base import Problem, Task
 from selfevolve.train.rl import RLConfig, Trainer, train_steps
 
@@ -57,7 +56,7 @@ class Config(RLConfig, SelfTrainConfig):
         if len(self.reward_weights) != len(self.rewards):
             raise ValueError(f"reward_weights needs one weight per reward ({len(self.rewards)}), "
                              f"got {len(self.reward_weights)}")
-        self.reward_fn(get_task(self.task))  # an unknown reward or module fails before the run starts
+        self.reward_fn(self.make_task())  # an unknown reward or module fails before the run starts
 
     def keeps_base(self) -> bool:
         return super().keeps_base() or not self.refresh_reference
