@@ -240,9 +240,17 @@ def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Pr
         sampled = sample_and_judge(policy, task, problems, cfg.samples_per_problem, cfg.temperature,
                                    rngs(cfg.seed, "evaluate").torch, advance=advance)
     correct = [task.verify(p, t) for p, t in zip(problems, greedy, strict=True)]
-    return {"pass1": float(np.mean(correct)), "passk": float(sampled.correct.any(axis=1).mean()),
-            "verdicts": {"prompt": [p.prompt for p in problems], "greedy": greedy, "correct": correct,
-                         "correct_of_k": sampled.correct.sum(axis=1).tolist()}}
+    out = {"pass1": float(np.mean(correct)), "passk": float(sampled.correct.any(axis=1).mean()),
+           "verdicts": {"prompt": [p.prompt for p in problems], "greedy": greedy, "correct": correct,
+                        "correct_of_k": sampled.correct.sum(axis=1).tolist()}}
+    if hasattr(task, "score"):  # a graded task (translation: chrF), by group (seen / unseen languages)
+        scores = [task.score(p, t) for p, t in zip(problems, greedy, strict=True)]
+        groups = [task.group(p) for p in problems]
+        out["score"] = float(np.mean(scores))
+        out["score_by_group"] = {g: float(np.mean([s for s, h in zip(scores, groups, strict=True) if h == g]))
+                                 for g in sorted(set(groups))}
+        out["verdicts"]["score"] = scores
+    return out
 
 
 def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propose: Propose | None = None,
@@ -306,6 +314,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
                                                 proposal.threshold))
         result = evaluate(policy, task, cfg, test, progress, f"round {r}: evaluate")
         record.update(pass1=result["pass1"], passk=result["passk"], loss=loss, tokens_trained=tokens,
+                      **{k: result[k] for k in ("score", "score_by_group") if k in result},
                       wall_seconds=time.time() - t0)
         records.append(record)
         store.record_round(r, record, {"eval/pass1": record["pass1"], "eval/passk": record["passk"]})

@@ -32,6 +32,16 @@ def format_reward(task: Task) -> RewardFn:
     return well_formed
 
 
+def score_reward(task: Task) -> RewardFn:
+    """The task's graded score of a completion (translation: chrF of the final answer, in [0, 1])."""
+    if not hasattr(task, "score"):
+        raise ValueError(f"reward score: task {task.name} has no graded score (only translation has one)")
+
+    def score(prompts: list[str], completions: list[str], problem: list, **_) -> list[float]:
+        return [task.score(p, c) for p, c in zip(problem, completions, strict=True)]
+    return score
+
+
 def length_penalty(max_chars: int) -> RewardFn:
     """-(characters beyond max_chars) / max_chars: 0 for completions that are short enough."""
     def penalty(prompts: list[str], completions: list[str], **_) -> list[float]:
@@ -54,9 +64,9 @@ def combine(parts: list[tuple[RewardFn, float]]) -> RewardFn:
 
 
 def resolve(name: str, task: Task, max_chars: int = 64) -> RewardFn:
-    """A built-in reward by name (correct, format, length) or a user's `module:function`."""
+    """A built-in reward by name (correct, format, score, length) or a user's `module:function`."""
     builtins = {"correct": lambda: correct_reward(task), "format": lambda: format_reward(task),
-                "length": lambda: length_penalty(max_chars)}
+                "score": lambda: score_reward(task), "length": lambda: length_penalty(max_chars)}
     if name in builtins:
         return builtins[name]()
     module, sep, attr = name.partition(":")

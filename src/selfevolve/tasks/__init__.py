@@ -5,12 +5,14 @@ from __future__ import annotations
 from selfevolve.tasks.arithmetic import ArithmeticTask
 from selfevolve.tasks.base import Problem, Task, read_problems
 from selfevolve.tasks.countdown import CountdownTask
+from selfevolve.tasks.toy_translation import ToyTranslationTask
 from selfevolve.tasks.wordmath import WordMathTask
 
 TASKS = {
     "addition": lambda: ArithmeticTask("addition", "+"),
     "multiplication": lambda: ArithmeticTask("multiplication", "*"),
     "countdown": CountdownTask,
+    "translation": ToyTranslationTask,
     "wordmath": WordMathTask,
 }
 
