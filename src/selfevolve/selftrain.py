@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -134,7 +135,7 @@ class SelfTrainConfig(ModelChoice, TrainingConfig):
 @dataclass
 class Step:
     """What a hook sees in round r: the policy and its optimizer, the round's random streams, the
-    judge, the labelled examples, every round's kept examples, the round-0 model (when the config
+    judge, the labelled problems and their examples, every round's kept examples, the round-0 model (when the config
     keeps it) and the records of the rounds before."""
 
     r: int
@@ -145,6 +146,7 @@ class Step:
     gen: torch.Generator
     progress: Progress
     judge: Judge
+    seed_set: list[Problem]
     labelled: Examples
     kept: list[Examples]
     base: torch.nn.Module | None
@@ -159,6 +161,7 @@ class Proposal:
     temperature: float
     threshold: float
     probe: dict
+    keep_top: int = 0  # keep only each problem's keep_top best-scored accepted answers (0: all)
 
 
 @dataclass
@@ -190,6 +193,30 @@ def sample_at_temperature(step: Step, problems: list[Problem]) -> Proposal:
         answers = sample_and_judge(step.policy, step.task, problems, cfg.samples_per_problem, cfg.temperature,
                                    step.gen, step.judge, advance)
     return Proposal(answers, cfg.temperature, cfg.reward_threshold, {})
+
+
+def probe_temperatures(step: Step, problems: list[Problem], grid: tuple[float, ...], probe: int,
+                       score: Callable[[Answers], dict[str, float]]) -> tuple[Answers, float, str, dict]:
+    """Sample the first `probe` problems at every temperature of `grid` (the same problems for all, so
+    the temperatures compare on equal problems), score each temperature's answers by `score` (one value
+    per key: B-STaR's thresholds), then sample the problems after the probe's share of the budget at
+    the best (temperature, key). Returns every answer drawn, the best temperature and key, the scores."""
+    cfg = step.cfg
+    probes, scores = [], {}
+    with step.progress.task(f"probe {len(grid)} temperatures on the same {probe} problems",
+                            probe * len(grid)) as advance:
+        for t in grid:
+            probes.append(sample_and_judge(step.policy, step.task, problems[:probe], cfg.samples_per_problem, t,
+                                           step.gen, step.judge, advance))
+            scores[str(t)] = score(probes[-1])
+    best_t, best_key = max(((t, key) for t in grid for key in scores[str(t)]),
+                           key=lambda pair: scores[str(pair[0])][pair[1]])
+    rest = problems[len(probes) * probe:]
+    with step.progress.task(f"sample {cfg.samples_per_problem} answers x {len(rest)} at T={best_t}",
+                            len(rest)) as advance:
+        probes.append(sample_and_judge(step.policy, step.task, rest, cfg.samples_per_problem, best_t, step.gen,
+                                       step.judge, advance))
+    return Answers.concat(probes), best_t, best_key, scores
 
 
 def finetune_on_kept(step: Step, samples: dict[str, list]) -> Learned:
@@ -289,7 +316,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
             if cfg.judge == "orm":
                 judge, judge_info = train_outcome_judge(policy, task, seed_set, cfg.orm_samples, cfg.temperature,
                                                         cfg.orm_steps, cfg.sft(), gen, progress, f"round {r}")
-            step = Step(r, cfg, task, policy, optimizer, gen, progress, judge, labelled, kept, base, records)
+            step = Step(r, cfg, task, policy, optimizer, gen, progress, judge, seed_set, labelled, kept, base, records)
             # ---- PROPOSE: sample answers to new problems (only their targets are known)
             problems, redrawn = sample_unseen(task, cfg.problems_per_iteration, cfg.difficulty, rng, unseen_by,
                                               mixed=True)
@@ -298,7 +325,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
             else:
                 proposal = propose(step, problems)
             # ---- SELECT: the first copy of each distinct accepted answer
-            samples = sample_table(proposal.answers, proposal.threshold)
+            samples = sample_table(proposal.answers, proposal.threshold, proposal.keep_top)
             store.write_samples(r, samples)
             kept.append(Examples.encode(policy.tok, *kept_rows(samples)))
             # ---- LEARN

@@ -26,8 +26,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from selfevolve.metrics import exploration_metrics, judged_balance
-from selfevolve.search.answers import Answers, sample_and_judge
-from selfevolve.selftrain import Proposal, SelfTrainConfig, Step, family, finetune_on_kept, self_train
+from selfevolve.search.answers import Answers
+from selfevolve.selftrain import (
+    Proposal,
+    SelfTrainConfig,
+    Step,
+    family,
+    finetune_on_kept,
+    probe_temperatures,
+    self_train,
+)
 
 BALANCE_FROM = ("judge", "oracle")
 
@@ -68,23 +76,12 @@ def balanced_sampling(step: Step, problems) -> Proposal:
     """Probe every grid temperature on the first `probe_problems` of `problems`, pick the (temperature,
     threshold) with the highest balance score, sample the problems after the probe's share of the
     budget at that temperature."""
-    cfg, n = step.cfg, step.cfg.probe_problems
+    cfg = step.cfg
     thresholds = cfg.threshold_grid if cfg.judge == "orm" else (cfg.reward_threshold,)
-    probes, scores = [], {}
-    with step.progress.task(f"probe {len(cfg.temperature_grid)} temperatures on the same {n} problems",
-                            n * len(cfg.temperature_grid)) as advance:
-        for t in cfg.temperature_grid:
-            probes.append(sample_and_judge(step.policy, step.task, problems[:n], cfg.samples_per_problem, t, step.gen,
-                                           step.judge, advance))
-            scores[str(t)] = {str(th): balance(cfg, probes[-1], th) for th in thresholds}
-    best_t, best_th = max(((t, th) for t in cfg.temperature_grid for th in thresholds),
-                          key=lambda pair: scores[str(pair[0])][str(pair[1])])
-    rest = problems[len(probes) * n:]
-    with step.progress.task(f"sample {cfg.samples_per_problem} answers x {len(rest)} at T={best_t}",
-                            len(rest)) as advance:
-        probes.append(sample_and_judge(step.policy, step.task, rest, cfg.samples_per_problem, best_t, step.gen,
-                                       step.judge, advance))
-    return Proposal(Answers.concat(probes), best_t, best_th, scores)
+    answers, best_t, best_th, scores = probe_temperatures(
+        step, problems, cfg.temperature_grid, cfg.probe_problems,
+        lambda probe: {str(th): balance(cfg, probe, th) for th in thresholds})
+    return Proposal(answers, best_t, float(best_th), scores)
 
 
 def run(cfg: Config, store, progress) -> dict:

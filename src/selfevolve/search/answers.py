@@ -63,14 +63,16 @@ def sample_and_judge(policy: Policy, task: Task, problems: list[Problem], k: int
     return Answers(problems, rows, correct, judge(problems, rows, correct), np.full(correct.shape, temperature))
 
 
-def sample_table(answers: Answers, threshold: float) -> dict[str, list]:
+def sample_table(answers: Answers, threshold: float, keep_top: int = 0) -> dict[str, list]:
     """Every sample with its verdict and score; `selected` is the judge's acceptance, `kept` marks the
-    first copy of each distinct selected answer of a problem (what is trained on)."""
+    first copy of each distinct selected answer of a problem (what is trained on); with keep_top, only
+    a problem's keep_top distinct selected answers that score highest are kept (M-STaR's re-ranking)."""
     cols: dict[str, list] = {"prompt": [], "answer": [], "temperature": [], "reward": [], "correct": [],
                              "selected": [], "kept": []}
     for p, row, ok, score, temp in zip(answers.problems, answers.texts, answers.correct, answers.reward,
                                        answers.temperature, strict=True):
         seen: set[str] = set()
+        kept = []
         for t, c, s, tt in zip(row, ok, score, temp, strict=True):
             chosen = bool(s >= threshold) and t != NO_STOP
             cols["prompt"].append(p.prompt)
@@ -79,8 +81,12 @@ def sample_table(answers: Answers, threshold: float) -> dict[str, list]:
             cols["reward"].append(float(s))
             cols["correct"].append(bool(c))
             cols["selected"].append(chosen)
-            cols["kept"].append(chosen and t not in seen)
+            kept.append(chosen and t not in seen)
             seen.add(t)
+        if keep_top:
+            best = sorted((i for i, k in enumerate(kept) if k), key=lambda i: -score[i])[:keep_top]
+            kept = [i in best for i in range(len(kept))]
+        cols["kept"] += kept
     return cols
 
 
