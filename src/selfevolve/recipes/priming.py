@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from selfevolve.recipes import grpo
+from selfevolve.on_policy import OnPolicyConfig, learn_on_policy, rl_plots
 from selfevolve.selftrain import Learned, Proposal, Step, family, self_train
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.countdown_traces import BEHAVIOURS, STYLES, TracedCountdown, count_behaviours
 
 
 @dataclass
-class Config(grpo.Config):
+class Config(OnPolicyConfig):
     priming: str = "search"
     """Round-0 answer style: answer, optimal, search, search-wrong or filler."""
 
@@ -44,7 +44,7 @@ class Config(grpo.Config):
 
 def learn_primed(step: Step, problems: list[Problem]) -> tuple[Proposal, Learned]:
     """GRPO's iteration, with each step's mean count of every behaviour per completion."""
-    proposal, learned = grpo.learn_on_policy(step, problems)
+    proposal, learned = learn_on_policy(step, problems)
     per, texts = step.cfg.prompts_per_step, proposal.answers.texts
     for s, stats in enumerate(learned.info["rl_steps"]):
         counts = [count_behaviours(t) for row in texts[s * per:(s + 1) * per] for t in row]
@@ -67,5 +67,5 @@ def run(cfg: Config, store, progress) -> dict:
     return self_train(cfg, store, progress, act=learn_primed)
 
 
-RECIPE = family(Config, run, lambda summary, plot_dir: grpo.rl_plots(summary, plot_dir)
+RECIPE = family(Config, run, lambda summary, plot_dir: rl_plots(summary, plot_dir)
                 + behaviour_plot(summary, plot_dir))

@@ -20,13 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfevolve.recipes import grpo
+from selfevolve.on_policy import OnPolicyConfig, learn_on_policy, rl_plots
 from selfevolve.selftrain import family, self_train
 from selfevolve.tasks.toy_translation import ToyTranslationTask
 
 
 @dataclass
-class Config(grpo.Config):
+class Config(OnPolicyConfig):
     task: str = "translation"
     templates: bool = True
     """Round-0 answers (and so the policy's) reason by a template before "=> translation"."""
@@ -62,7 +62,7 @@ def chrf_plot(summary: dict, plot_dir: Path) -> list[Path]:
 
 
 def run(cfg: Config, store, progress) -> dict:
-    return self_train(cfg, store, progress, act=grpo.learn_on_policy)
+    return self_train(cfg, store, progress, act=learn_on_policy)
 
 
-RECIPE = family(Config, run, lambda summary, plot_dir: grpo.rl_plots(summary, plot_dir) + chrf_plot(summary, plot_dir))
+RECIPE = family(Config, run, lambda summary, plot_dir: rl_plots(summary, plot_dir) + chrf_plot(summary, plot_dir))
