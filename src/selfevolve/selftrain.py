@@ -133,6 +133,28 @@ class SelfTrainConfig(ModelChoice, TrainingConfig):
 
 
 @dataclass
+class ProbeConfig:
+    """A temperature probe before each iteration (B-STaR, M-STaR), mixed into a SelfTrainConfig."""
+
+    temperature_grid: tuple[float, ...] = (0.6, 0.8, 1.0, 1.2)
+    """Temperatures tried on the probe before each iteration."""
+    probe_problems: int = 200
+    """Problems of the iteration sampled at each grid temperature to choose one."""
+
+    def probes(self) -> bool:
+        return True
+
+    def __post_init__(self) -> None:
+        getattr(super(), "__post_init__", lambda: None)()
+        if not self.temperature_grid or min(self.temperature_grid) <= 0:
+            raise ValueError(f"temperature_grid must be positive temperatures, got {self.temperature_grid}")
+        probed = self.probe_problems * len(self.temperature_grid)
+        if self.probes() and not 1 <= probed < self.problems_per_iteration:  # type: ignore[attr-defined]
+            raise ValueError(f"probe_problems x temperatures ({probed}) must be >= 1 and below "
+                             f"problems_per_iteration ({self.problems_per_iteration})")  # type: ignore[attr-defined]
+
+
+@dataclass
 class Step:
     """What a hook sees in round r: the policy and its optimizer, the round's random streams, the
     judge, the labelled problems and their examples, every round's kept examples, the round-0 model (when the config

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from selfevolve.metrics import exploration_metrics, judged_balance
 from selfevolve.search.answers import Answers
 from selfevolve.selftrain import (
+    ProbeConfig,
     Proposal,
     SelfTrainConfig,
     Step,
@@ -41,27 +42,17 @@ BALANCE_FROM = ("judge", "oracle")
 
 
 @dataclass
-class Config(SelfTrainConfig):
-    temperature_grid: tuple[float, ...] = (0.6, 0.8, 1.0, 1.2)
-    """Temperatures tried on the probe before each iteration."""
+class Config(ProbeConfig, SelfTrainConfig):
     threshold_grid: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
     """Reward thresholds tried on the probe (judge=orm only; the verifier uses reward_threshold)."""
-    probe_problems: int = 200
-    """Problems of the iteration sampled at each grid temperature to choose one."""
     balance_from: str = "judge"
     """What counts as correct in the balance score: `judge` (the verifier, or with judge=orm the reward
     model's P(correct)) or `oracle` (gold verdicts even with judge=orm: an upper bound, not a method)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.temperature_grid or min(self.temperature_grid) <= 0:
-            raise ValueError(f"temperature_grid must be positive temperatures, got {self.temperature_grid}")
         if not self.threshold_grid or not all(0 < t <= 1 for t in self.threshold_grid):
             raise ValueError(f"threshold_grid must be thresholds in (0, 1], got {self.threshold_grid}")
-        probed = self.probe_problems * len(self.temperature_grid)
-        if self.probe_problems < 1 or probed >= self.problems_per_iteration:
-            raise ValueError(f"probe_problems x temperatures ({probed}) must be >= 1 and below "
-                             f"problems_per_iteration ({self.problems_per_iteration})")
         if self.balance_from not in BALANCE_FROM:
             raise ValueError(f"balance_from must be one of {', '.join(BALANCE_FROM)}, got {self.balance_from!r}")
 

@@ -29,6 +29,7 @@ import numpy as np
 from selfevolve.judge.outcome import train_outcome_judge
 from selfevolve.search.answers import Answers, sample_and_judge
 from selfevolve.selftrain import (
+    ProbeConfig,
     Proposal,
     SelfTrainConfig,
     Step,
@@ -40,15 +41,15 @@ from selfevolve.selftrain import (
 
 
 @dataclass
-class Config(SelfTrainConfig):
+class Config(ProbeConfig, SelfTrainConfig):
     rerank_top: int = 2
     """Correct answers kept per problem: the ones the reward model scores highest (0: every correct one)."""
     auto_temperature: bool = True
     """Choose each iteration's temperature from temperature_grid by Reward-Pass@2 on a probe."""
-    temperature_grid: tuple[float, ...] = (0.6, 0.8, 1.0, 1.2)
-    probe_problems: int = 200
-    """Problems of the iteration sampled at each grid temperature to choose one."""
     orm_samples: int = 2
+
+    def probes(self) -> bool:
+        return self.auto_temperature
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,12 +57,6 @@ class Config(SelfTrainConfig):
             raise ValueError("mstar keeps verified answers and ranks them by its own reward model: judge=verifier")
         if self.rerank_top < 0:
             raise ValueError(f"rerank_top must be >= 0, got {self.rerank_top}")
-        if not self.temperature_grid or min(self.temperature_grid) <= 0:
-            raise ValueError(f"temperature_grid must be positive temperatures, got {self.temperature_grid}")
-        probed = self.probe_problems * len(self.temperature_grid)
-        if self.auto_temperature and not 1 <= probed < self.problems_per_iteration:
-            raise ValueError(f"probe_problems x temperatures ({probed}) must be >= 1 and below "
-                             f"problems_per_iteration ({self.problems_per_iteration})")
 
 
 def reward_pass_at_2(answers: Answers, ranker: np.ndarray) -> float:
