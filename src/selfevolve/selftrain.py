@@ -131,6 +131,14 @@ class SelfTrainConfig(ModelChoice, TrainingConfig):
         """Whether the hooks need the round-0 model (`Step.base`): ReST-EM restarts from it."""
         return self.restart
 
+    def round0_examples(self, tok, seed_set: list[Problem], rng: np.random.Generator) -> Examples:
+        """What round 0 and the labelled share of later batches train on: each seed problem's answer."""
+        return Examples.of_problems(tok, seed_set)
+
+    def evaluate_more(self, policy: Policy, task: Task, problems: list[Problem], greedy: list[str]) -> dict:
+        """More held-out measures for the round's record, given the greedy answers (SCoRe: a second attempt)."""
+        return {}
+
 
 @dataclass
 class ProbeConfig:
@@ -292,6 +300,7 @@ def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Pr
     out = {"pass1": float(np.mean(correct)), "passk": float(sampled.correct.any(axis=1).mean()),
            "verdicts": {"prompt": [p.prompt for p in problems], "greedy": greedy, "correct": correct,
                         "correct_of_k": sampled.correct.sum(axis=1).tolist()}}
+    out.update(cfg.evaluate_more(policy, task, problems, greedy))
     if hasattr(task, "score"):  # a graded task (translation: chrF), by group (seen / unseen languages)
         scores = [task.score(p, t) for p, t in zip(problems, greedy, strict=True)]
         groups = [task.group(p) for p in problems]
@@ -310,7 +319,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
     policy = cfg.policy(task)
     optimizer = make_optimizer(policy.model, cfg.sft())
     seed_set = task.sample(cfg.num_labelled, cfg.difficulty, rngs(cfg.seed, 0).np, mixed=True)
-    labelled = Examples.of_problems(policy.tok, seed_set)
+    labelled = cfg.round0_examples(policy.tok, seed_set, rngs(cfg.seed, "round0-examples").np)
     test, test_redrawn = held_out(cfg, task, {p.prompt for p in seed_set})
     unseen_by = {p.prompt for p in test}  # no self-training (or probe) problem may be a held-out one
     base = None  # the round-0 weights, for restart (ReST-EM)
@@ -363,7 +372,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
                                                 proposal.threshold))
         result = evaluate(policy, task, cfg, test, progress, f"round {r}: evaluate")
         record.update(pass1=result["pass1"], passk=result["passk"], loss=loss, tokens_trained=tokens,
-                      **{k: result[k] for k in ("score", "score_by_group") if k in result},
+                      **{k: v for k, v in result.items() if k not in ("pass1", "passk", "verdicts")},
                       wall_seconds=time.time() - t0)
         records.append(record)
         store.record_round(r, record, {"eval/pass1": record["pass1"], "eval/passk": record["passk"]})

@@ -161,6 +161,14 @@ def sample_batch(policy: Policy, prompts: list[str], columns: dict[str, list], r
                  out.lengths.clone())
 
 
+@dataclass
+class Prepared:
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    ref: torch.Tensor | None  # the reference's per-token log-probabilities (with a KL term)
+    old: torch.Tensor | None  # the policy's before the first update (with several updates per batch)
+
+
 class Trainer:
     """The policy-gradient steps of a run: the policy, its optimizer (carried across iterations and
     checkpointed by the caller), the reference, the step count of the learning-rate schedule and the
@@ -175,13 +183,10 @@ class Trainer:
         self.reference = reference.eval() if reference is not None and cfg.kl_coef else None
         self.steps, self.baseline = done_steps, baseline
 
-    def step(self, batch: Batch, max_new: int) -> dict[str, float]:
-        """`updates_per_batch` clipped policy-gradient steps on one sampled batch; returns its statistics."""
+    def prepare(self, batch: Batch) -> Prepared:
+        """A batch's model inputs and, before any update, the reference's log-probabilities (with a KL
+        term) and the policy's own (with several updates per batch)."""
         cfg, model = self.cfg, self.policy.model
-        mean = float(batch.rewards.mean())
-        if self.steps == 0:
-            self.baseline = mean  # REINFORCE's running baseline starts at the first batch's mean
-        adv = advantages(batch.rewards, cfg.algorithm, cfg.scale_rewards, self.baseline).flatten()
         inputs, labels = batch.examples.batch(torch.arange(len(batch.examples)))
         ref = old = None
         with torch.no_grad():
@@ -190,24 +195,49 @@ class Trainer:
             if cfg.updates_per_batch > 1:
                 model.eval()
                 old, _, _ = logprobs_and_entropy(model, inputs, labels, cfg.rl_temperature)
-        stats: dict[str, list[float]] = {"loss": [], "clip_fraction": [], "kl": [], "entropy": []}
-        model.train()
-        for _ in range(cfg.updates_per_batch):
-            logp, mask, entropy = logprobs_and_entropy(model, inputs, labels, cfg.rl_temperature)
-            loss, info = policy_loss(logp, logp.detach() if old is None else old, adv, mask, cfg.clip_eps,
-                                     cfg.aggregation, ref, cfg.kl_coef, max_new)
-            stats["loss"].append(apply_loss(model, self.optimizer, loss, lr_at(self.steps, self.total, self.sft),
-                                            self.sft))
-            stats["clip_fraction"].append(info["clip_fraction"])
-            stats["kl"].append(info["kl"])
-            stats["entropy"].append(float((entropy * mask).sum() / mask.sum().clamp(min=1)))
+        return Prepared(inputs, labels, ref, old)
+
+    def loss(self, prepared: Prepared, adv: torch.Tensor, kl_coef: float, max_new: int
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The clipped surrogate (+ kl_coef x KL) of one prepared batch with advantages `adv` (one per row)."""
+        p = prepared
+        logp, mask, entropy = logprobs_and_entropy(self.policy.model, p.inputs, p.labels, self.cfg.rl_temperature)
+        loss, info = policy_loss(logp, logp.detach() if p.old is None else p.old, adv, mask, self.cfg.clip_eps,
+                                 self.cfg.aggregation, p.ref, kl_coef, max_new)
+        return loss, {**info, "entropy": float((entropy * mask).sum() / mask.sum().clamp(min=1))}
+
+    def update(self, losses) -> list[dict[str, float]]:
+        """`updates_per_batch` optimizer steps, each on the summed losses `losses()` returns (a list of
+        (loss, info) per batch: one turn, or two); returns each step's statistics."""
+        self.policy.model.train()
+        out = []
+        for _ in range(self.cfg.updates_per_batch):
+            parts = losses()
+            loss = apply_loss(self.policy.model, self.optimizer, sum(x for x, _ in parts),
+                              lr_at(self.steps, self.total, self.sft), self.sft)
+            out.append({"loss": loss, **{k: float(np.mean([i[k] for _, i in parts])) for k in parts[0][1]}})
         self.steps += 1
+        return out
+
+    def step(self, batch: Batch, max_new: int) -> dict[str, float]:
+        """`updates_per_batch` clipped policy-gradient steps on one sampled batch; returns its statistics."""
+        cfg = self.cfg
+        mean = float(batch.rewards.mean())
+        if self.steps == 0:
+            self.baseline = mean  # REINFORCE's running baseline starts at the first batch's mean
+        adv = advantages(batch.rewards, cfg.algorithm, cfg.scale_rewards, self.baseline).flatten()
+        prepared = self.prepare(batch)
+        stats = self.update(lambda: [self.loss(prepared, adv, cfg.kl_coef, max_new)])
         self.baseline = cfg.baseline_decay * self.baseline + (1 - cfg.baseline_decay) * mean
-        groups = batch.rewards.std(1) == 0 if batch.rewards.shape[1] > 1 else torch.ones(1, dtype=torch.bool)
-        return {"reward_mean": mean, "reward_std": float(batch.rewards.std()),
-                "zero_variance_groups": float(groups.float().mean()),
-                "completion_length": float(batch.lengths.float().mean()),
-                **{k: float(np.mean(v)) for k, v in stats.items()}}
+        return {**batch_stats(batch), **{k: float(np.mean([s[k] for s in stats])) for k in stats[0]}}
+
+
+def batch_stats(batch: Batch) -> dict[str, float]:
+    """Reward mean and std, the share of groups whose rewards are all equal, mean completion length."""
+    groups = batch.rewards.std(1) == 0 if batch.rewards.shape[1] > 1 else torch.ones(1, dtype=torch.bool)
+    return {"reward_mean": float(batch.rewards.mean()), "reward_std": float(batch.rewards.std()),
+            "zero_variance_groups": float(groups.float().mean()),
+            "completion_length": float(batch.lengths.float().mean())}
 
 
 def train_steps(trainer: Trainer, problems: list, steps: int, prompt_of, columns_of, rewards: RewardFn, max_new: int,

@@ -1,0 +1,114 @@
+"""SCoRe: the shaped returns and the two-attempt batching by hand, the loss of both turns, and a tiny run."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_clean_error, run_cli, sets, summary
+
+from selfevolve.models.policy import Policy
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import Transformer, TransformerConfig
+from selfevolve.recipes.score import one_digit_off
+from selfevolve.train.correction import (
+    REVISE,
+    CorrectionTrainer,
+    returns,
+    sample_two_attempts,
+    second_prompt,
+    transitions,
+)
+from selfevolve.train.rl import RLConfig, advantages, logprobs_and_entropy, policy_loss
+from selfevolve.train.sft import SFTConfig, make_optimizer
+
+
+def test_returns_of_each_objective_by_hand():
+    r1, r2 = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    g1, g2 = returns(r1, r2, "stage2", alpha=10)
+    # the bonus pays 10 for the fix (0 -> 1) and charges 10 for the break (1 -> 0)
+    assert g2.tolist() == [[1.0, 11.0], [0.0, -10.0]] and g1.tolist() == [[2.0, 11.0], [0.0, -9.0]]
+    g1, g2 = returns(r1, r2, "stage1", alpha=10)
+    assert g1.tolist() == [[0.0, 0.0], [0.0, 0.0]] and g2.tolist() == r2.tolist()
+    g1, g2 = returns(r1, r2, "turn2", alpha=10)
+    assert g1.tolist() == g2.tolist() == r2.tolist()
+
+
+def test_transitions_by_hand():
+    m = transitions([1, 1, 0, 0], [1, 0, 1, 0], ["a", "b", "c", "d"], ["a", "x", "y", "d"])
+    assert m == {"accuracy_t1": 0.5, "accuracy_t2": 0.5, "delta": 0.0, "delta_i_to_c": 0.25, "delta_c_to_i": 0.25,
+                 "unchanged": 0.5}
+
+
+def test_one_digit_off_changes_exactly_one_digit():
+    rng = np.random.default_rng(0)
+    for text in ["3*25+3", "1024", "(7+1)*9"]:
+        for _ in range(50):
+            wrong = one_digit_off(text, rng)
+            assert len(wrong) == len(text) and sum(a != b for a, b in zip(wrong, text, strict=True)) == 1
+            assert all(a == b or (a.isdigit() and b.isdigit()) for a, b in zip(wrong, text, strict=True))
+
+
+def tiny_policy(seed: int = 0) -> Policy:
+    tok = CharTokenizer()
+    torch.manual_seed(seed)
+    return Policy(Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_head=2, n_embd=32, max_seq_len=64,
+                                                     pos_encoding="rope")), tok)
+
+
+def test_second_attempts_see_their_own_first_attempt_and_are_scored_against_the_problem():
+    policy, seen = tiny_policy(), []
+
+    def reward(prompts, completions, target, **_):
+        seen.append((list(prompts), list(target)))
+        return [float(len(c) % 2) for c in completions]
+
+    prompts = ["12+3=", "4*5="]
+    pair = sample_two_attempts(policy, prompts, {"target": ["15", "20"]}, reward, 3, 6, 1.0,
+                               torch.Generator().manual_seed(0))
+    assert pair.first.rewards.shape == pair.second.rewards.shape == (2, 3)
+    for i in range(6):
+        expected = second_prompt(pair.first.prompts[i], pair.first.completions[i])
+        assert pair.second.prompts[i] == expected and expected.endswith(REVISE)
+        examples = pair.second.examples  # what turn 2 trains on: that prompt, then its own completion
+        assert examples.ids[i, : examples.prompt_lens[i]].tolist() == policy.tok.encode(expected)
+        assert pair.second.rewards.flatten()[i] == len(pair.second.completions[i]) % 2
+    # turn 2 is judged against the same problem: its columns are the first turn's, row for row
+    assert seen[0][1] == ["15"] * 3 + ["20"] * 3 and seen[1][1] == seen[0][1]
+
+
+def test_stage_one_loss_is_turn_two_policy_gradient_plus_a_strong_kl_on_turn_one():
+    policy = tiny_policy()
+    reference = tiny_policy(seed=1).model  # another model: the KL is not 0
+    cfg = RLConfig(group_size=3, kl_coef=0.04, rl_learning_rate=1e-9)
+    sft = SFTConfig(learning_rate=1e-9, warmup_steps=0)
+    pair = sample_two_attempts(policy, ["12+3=", "4*5="], {"target": ["15", "20"]},
+                               lambda prompts, completions, **_: [float(len(c) % 2) for c in completions], 3, 6, 1.0,
+                               torch.Generator().manual_seed(1))
+    trainer = CorrectionTrainer(policy, cfg, make_optimizer(policy.model, sft), sft, 10, reference)
+
+    def turn(batch, adv, kl):
+        inputs, labels = batch.examples.batch(torch.arange(len(batch.examples)))
+        with torch.no_grad():
+            ref, _, _ = logprobs_and_entropy(reference, inputs, labels, 1.0)
+            logp, mask, _ = logprobs_and_entropy(policy.model, inputs, labels, 1.0)
+        return policy_loss(logp, logp, adv, mask, 0.2, "sequence-mean", ref, kl, 6)[0]
+
+    a2 = advantages(pair.second.rewards, "grpo").flatten()
+    expected = turn(pair.first, torch.zeros(6), 0.5) + turn(pair.second, a2, 0.04)
+    stats = trainer.step_two(pair, "stage1", alpha=10, first_turn_kl=0.5, max_new=6)
+    assert stats["loss"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_a_tiny_score_run_records_both_stages_and_every_attempt_measure(tmp_path):
+    assert_clean_error(run_cli("run", "score", "--out", str(tmp_path / "x"), "--set", "objective=both"),
+                       "objective must be one of score, turn2")
+    run = tmp_path / "run"
+    tiny = ["difficulty=3", "n_layer=1", "n_embd=32", "num_labelled=200", "round0_steps=30", "iterations=2",
+            "iteration_steps=2", "prompts_per_step=4", "eval_problems=20", "threads=2"]
+    proc = run_cli("run", "score", "--out", str(run), *sets(tiny))
+    assert proc.returncode == 0, proc.stderr
+    rounds = summary(run)["rounds"]
+    for r in rounds:  # Delta is t2 - t1, and the flips account for it
+        assert r["delta"] == pytest.approx(r["accuracy_t2"] - r["accuracy_t1"])
+        assert r["delta"] == pytest.approx(r["delta_i_to_c"] - r["delta_c_to_i"]) and 0 <= r["unchanged"] <= 1
+    assert [r["probe"]["objective"] for r in rounds[1:]] == ["stage1", "stage2"]
+    assert all(len(r["rl_steps"]) == 2 for r in rounds[1:]) and (run / "plots" / "correction.png").exists()
