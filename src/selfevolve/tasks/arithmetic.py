@@ -51,6 +51,18 @@ class ArithmeticTask:
     def verify(self, problem: Problem, answer: str) -> bool:
         return answer == problem.answer
 
+    def feedback(self, problem: Problem, answer: str) -> str:
+        """What a teacher would say about an answer, without giving it away (SELF's critiques): the first
+        wrong digit, in the order the answer is written."""
+        if not answer.isdigit():
+            return "not a number"
+        for i, (a, b) in enumerate(zip(answer, problem.answer, strict=False)):
+            if a != b:
+                return f"digit {i + 1} is wrong"
+        if len(answer) != len(problem.answer):
+            return "too short" if len(answer) < len(problem.answer) else "too long"
+        return "correct"
+
     def well_formed(self, problem: Problem, answer: str) -> bool:
         la, lb = len(str(problem.fields["a"])), len(str(problem.fields["b"]))
         if not answer.isdigit() or (len(answer) > 1 and answer[-1] == "0"):

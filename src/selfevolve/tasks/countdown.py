@@ -99,6 +99,21 @@ class CountdownTask:
         return (parsed is not None and parsed[0] == problem.fields["target"]
                 and not Counter(parsed[1]) - Counter(problem.fields["numbers"]))
 
+    def feedback(self, problem: Problem, answer: str) -> str:
+        """What a teacher would say about an answer, without giving the solution away (SELF's critiques)."""
+        parsed = parse(answer)
+        if parsed is None:
+            return "not an expression"
+        value, used = parsed
+        numbers = problem.fields["numbers"]
+        extra = Counter(used) - Counter(numbers)
+        if extra:
+            n = min(extra)
+            return f"uses {n} too often" if n in numbers else f"uses {n}, not given"
+        if value != problem.fields["target"]:
+            return f"gives {value}, not {problem.fields['target']}"
+        return "correct"
+
     def variants(self, problem: Problem) -> list[Problem]:
         return []
 

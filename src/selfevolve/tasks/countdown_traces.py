@@ -1,15 +1,16 @@
 """Countdown answers written after reasoning, in the five priming styles of Gandhi et al. (2025),
 "Cognitive Behaviors that Enable Self-Improving Reasoners", arXiv:2503.01307.
 
-    "3,7,25>78:" answer        #25*3+3
-                 optimal       25*3=75 75+3=78 #25*3+3
-                 search        25*7=175 need 97 175-3=172!=78 back 25*3=75 need 3 75+3=78==78 #25*3+3
-                 search-wrong  the same search, whose last step slips (75-3=78==78) to a wrong answer
-                 filler        ............................................................. #25*3+3
+    "3,7,25>82:" answer        #3*25+7
+                 optimal       3*25=75 75+7=82 #3*25+7
+                 search        7-3=4 need 78 4*25=100!=82 back 7+25=32 need 50 32*3=96!=82 back
+                               3*25=75 75+7=82==82 #3*25+7
+                 search-wrong  the same search, whose last step slips (75-7=82==82) to a wrong answer
+                 filler        the search's length in dots, then #3*25+7
 
 A program searches the way a person would: it tries a first combination (closest to the target
-first, with some randomness), sets the subgoal of what is still missing ("need 3"), completes it
-if one number does, verifies every result against the target ("!=78", "==78") and backtracks
+first, with some randomness), sets the subgoal of what is still missing ("need 50"), completes it
+if one number does, verifies every result against the target ("!=82", "==82") and backtracks
 ("back") after a miss; after two misses it writes the path it finds by exhaustive search. The
 answer is the text after the last "#". Each problem's trace is drawn from a generator seeded by
 its prompt, so the problems a run draws are the same whatever the style.
@@ -159,7 +160,10 @@ class TracedCountdown(CountdownTask):
 
     def make(self, numbers: list[int], target: int, solution: str = "") -> Problem:
         problem = super().make(numbers, target, solution)
-        return dataclasses.replace(problem, answer=trace(problem, self.style))
+        try:
+            return dataclasses.replace(problem, answer=trace(problem, self.style))
+        except ValueError:  # a user's problem that only a nested expression solves: judged, never trained on
+            return problem
 
     def well_formed(self, problem: Problem, answer: str) -> bool:
         return super().well_formed(problem, final_answer(answer))
