@@ -8,7 +8,7 @@ from helpers import assert_clean_error, run_cli, sets, summary
 from selfevolve.models.policy import Policy
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
-from selfevolve.recipes.score import one_digit_off
+from selfevolve.tasks.base import one_digit_off
 from selfevolve.train.correction import (
     REVISE,
     CorrectionTrainer,

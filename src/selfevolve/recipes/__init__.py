@@ -13,7 +13,8 @@ from selfevolve.recipe import Recipe
 RECIPES: dict[str, str] = {"agentevol": "agentevol", "bstar": "bstar", "deep-ga": "deep_ga", "dpo": "dpo",
                            "finmem": "finmem", "genome": "genome", "gp": "gp", "grpo": "grpo",
                            "length-gen": "length_gen", "mstar": "mstar", "priming": "priming", "r1t1": "r1t1",
-                           "rstar": "rstar", "score": "score", "star": "star", "upo": "upo"}
+                           "rstar": "rstar", "score": "score", "self": "self_refine",
+                           "star": "star", "upo": "upo"}
 
 
 def get_recipe(name: str) -> Recipe:

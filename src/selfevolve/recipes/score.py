@@ -29,7 +29,7 @@ from selfevolve.on_policy import OnPolicyConfig, columns
 from selfevolve.search.answers import Answers
 from selfevolve.search.sampling import answer
 from selfevolve.selftrain import Learned, Proposal, Step, family, self_train
-from selfevolve.tasks.base import Problem
+from selfevolve.tasks.base import Problem, one_digit_off
 from selfevolve.train.correction import CorrectionTrainer, sample_two_attempts, second_prompt, transitions
 from selfevolve.train.sft import Examples
 
@@ -72,15 +72,6 @@ class Config(OnPolicyConfig):
         again, _ = answer(policy.model, policy.tok, seconds, max_new=task.max_answer_tokens)
         return transitions([task.verify(p, g) for p, g in zip(problems, greedy, strict=True)],
                            [task.verify(p, a) for p, a in zip(problems, again, strict=True)], greedy, again)
-
-
-def one_digit_off(text: str, rng: np.random.Generator) -> str:
-    """The answer with one of its digits changed (a wrong first attempt to correct)."""
-    digits = [i for i, c in enumerate(text) if c.isdigit()]
-    if not digits:
-        return text + "0"
-    i = digits[rng.integers(len(digits))]
-    return text[:i] + str((int(text[i]) + int(rng.integers(1, 10))) % 10) + text[i + 1:]
 
 
 def learn_to_correct(step: Step, problems: list[Problem]) -> tuple[Proposal, Learned]:

@@ -76,6 +76,15 @@ def unseen(problems: list[Problem], seen: Collection[str]) -> tuple[list[Problem
     return kept, len(problems) - len(kept)
 
 
+def one_digit_off(text: str, rng: np.random.Generator) -> str:
+    """The text with one of its digits changed (a wrong first answer for a model to learn to fix)."""
+    digits = [i for i, c in enumerate(text) if c.isdigit()]
+    if not digits:
+        return text + "0"
+    i = digits[rng.integers(len(digits))]
+    return text[:i] + str((int(text[i]) + int(rng.integers(1, 10))) % 10) + text[i + 1:]
+
+
 def whole_number(record: dict, key: str, minimum: int = 0) -> int:
     """record[key] as an int >= minimum, or a ValueError that names the field."""
     value = record.get(key)
