@@ -5,6 +5,7 @@ from __future__ import annotations
 from selfevolve.tasks.arithmetic import ArithmeticTask
 from selfevolve.tasks.base import Problem, Task, read_problems
 from selfevolve.tasks.countdown import CountdownTask
+from selfevolve.tasks.long_lookup import LongLookupTask
 from selfevolve.tasks.toy_translation import ToyTranslationTask
 from selfevolve.tasks.wordmath import WordMathTask
 
@@ -12,6 +13,7 @@ TASKS = {
     "addition": lambda: ArithmeticTask("addition", "+"),
     "multiplication": lambda: ArithmeticTask("multiplication", "*"),
     "countdown": CountdownTask,
+    "lookup": LongLookupTask,
     "translation": ToyTranslationTask,
     "wordmath": WordMathTask,
 }

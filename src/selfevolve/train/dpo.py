@@ -88,11 +88,13 @@ def pair_examples(tok, samples: dict[str, list]) -> tuple[Examples, Examples]:
 
 def train_pairs(model, optimizer, sft: SFTConfig, good: Examples, bad: Examples, steps: int, beta: float,
                 nll_weight: float, gen: torch.Generator, progress: Progress, title: str,
-                weights: torch.Tensor | None = None) -> tuple[float, int]:
+                weights: torch.Tensor | None = None,
+                reference: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[float, int]:
     """`steps` DPO + NLL steps on the pairs (good[i], bad[i]), weighted by `weights` if given, against
-    the model as it was before them (the reference). Returns the last loss and the tokens trained on
-    (both answers of every pair drawn)."""
-    ref_good, ref_bad = reference_logprobs(model, good), reference_logprobs(model, bad)
+    the reference's summed answer log-probabilities (default: the model as it was before them, on the
+    same examples; LongPO's come from the short-context prompts). Returns the last loss and the tokens
+    trained on (both answers of every pair drawn)."""
+    ref_good, ref_bad = reference or (reference_logprobs(model, good), reference_logprobs(model, bad))
     loss, tokens = float("nan"), 0
     with progress.task(title, total=steps) as advance:
         for step in range(steps):

@@ -1,0 +1,68 @@
+"""LongPO: every answer sits in exactly one chunk, the short-to-long DPO loss by hand, and a tiny run."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_clean_error, run_cli, sets, summary
+
+from selfevolve.models.tokenizer import CharTokenizer
+from selfevolve.models.transformer import Transformer, TransformerConfig
+from selfevolve.tasks.long_lookup import LongLookupTask, short_prompt
+from selfevolve.train.dpo import answer_logprobs, dpo_loss, dpo_step, reference_logprobs
+from selfevolve.train.sft import Examples, SFTConfig, make_optimizer
+
+
+def test_every_answer_sits_in_exactly_one_chunk_and_the_short_prompt_is_that_chunk():
+    task = LongLookupTask()
+    problems = task.sample(300, 14, np.random.default_rng(0)) + task.sample(300, 6, np.random.default_rng(1), True)
+    for p in problems:
+        document, _, question = p.prompt.partition("|")
+        key = question.removesuffix("?>")
+        chunks = document.split("/")
+        holding = [i for i, c in enumerate(chunks) if f"{key}={p.answer}" in c.split(";")]
+        assert holding == [p.fields["chunk"]] and document.count(f"{key}=") == 1
+        assert short_prompt(p.prompt) == f"{chunks[holding[0]]}|{question}"
+        assert len(p.prompt) + len(p.answer) + 1 <= task.max_seq_len and len(chunks) == p.difficulty
+    assert max(len(p.prompt) for p in problems) > 440  # the longest documents reach about 450 characters
+    with pytest.raises(ValueError, match="chunks per document"):
+        task.sample(1, 15, np.random.default_rng(0))
+
+
+def test_the_short_to_long_loss_reads_the_reference_on_the_short_prompt():
+    tok, task = CharTokenizer(), LongLookupTask(max_chunks=3)
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_head=2, n_embd=32, max_seq_len=task.max_seq_len,
+                                          pos_encoding="rope"))
+    torch.manual_seed(1)
+    reference = Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_head=2, n_embd=32,
+                                              max_seq_len=task.max_seq_len, pos_encoding="rope")).eval()
+    problems = task.sample(4, 3, np.random.default_rng(2))
+    long, short = [p.prompt for p in problems], [short_prompt(p.prompt) for p in problems]
+    chosen, rejected = [p.answer for p in problems], ["123"] * 4
+    good, bad = Examples.encode(tok, long, chosen), Examples.encode(tok, long, rejected)
+    ref = (reference_logprobs(reference, Examples.encode(tok, short, chosen)),
+           reference_logprobs(reference, Examples.encode(tok, short, rejected)))
+    with torch.no_grad():  # by hand: the policy on the long prompt, the reference on the short one
+        model.eval()
+        pi_c, n_c = answer_logprobs(model, *good.batch(torch.arange(4)))
+        pi_r, _ = answer_logprobs(model, *bad.batch(torch.arange(4)))
+        r_c = torch.stack([answer_logprobs(reference, *Examples.encode(tok, [s], [c]).batch(torch.arange(1)))[0][0]
+                           for s, c in zip(short, chosen, strict=True)])
+    expected = (dpo_loss(pi_c, pi_r, r_c, ref[1], 0.5) - 1.0 * pi_c / n_c).mean()
+    assert torch.allclose(ref[0], r_c, atol=1e-5)
+    sft = SFTConfig(learning_rate=1e-9, warmup_steps=0)
+    loss = dpo_step(model, make_optimizer(model, sft), good, bad, *ref, torch.arange(4), 1e-9, sft, 0.5, 1.0)
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_a_tiny_longpo_run_reports_long_and_short_context_accuracy(tmp_path):
+    assert_clean_error(run_cli("run", "longpo", "--out", str(tmp_path / "x"), "--set", "objective=ppo"),
+                       "objective must be one of longpo, dpo, sft")
+    run = tmp_path / "run"
+    tiny = ["n_layer=1", "n_embd=32", "num_labelled=100", "round0_steps=20", "iterations=1", "difficulty=4",
+            "problems_per_iteration=40", "iteration_steps=5", "eval_problems=20", "threads=2"]
+    proc = run_cli("run", "longpo", "--out", str(run), *sets(tiny))
+    assert proc.returncode == 0, proc.stderr
+    rounds = summary(run)["rounds"]
+    assert all(0 <= r["short_pass1"] <= 1 for r in rounds) and "pairs" in rounds[1]
+    assert set(rounds[1]["probe"]) == {"short_correct", "long_correct"}
