@@ -1,4 +1,4 @@
-"""The `selfevolve` command: run, resume, eval, report, export, list."""
+"""The `selfevolve` command: run, resume, eval, report, export, compare, serve, audit, list."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from selfevolve.config import build_config, config_to_toml, field_docs, load_config
-from selfevolve.errors import RunCrashed, SelfEvolveError
+from selfevolve.errors import ConfigError, RunCrashed, SelfEvolveError
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.recipes import RECIPES, get_recipe, with_capability
@@ -244,6 +244,51 @@ def serve(
     lm = load(model, max_context=max_context)
     console.print(f"serving {name or path.name} on http://{host}:{port}/v1 (context {lm.max_len} tokens)")
     start(lm, name or path.name, host, port, max_batch, prefill_chunk)
+
+
+@app.command()
+def audit(
+    model: Annotated[str, typer.Argument(help="smollm2, or a local Hugging Face Llama directory.")],
+    inventory: Annotated[Path | None, typer.Option(help="Your own inventory: a TSV of item, trait, key (+/-).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the full report here as JSON.")] = None,
+    rounds: Annotated[int, typer.Option(help="Permutations per test.")] = 10_000,
+) -> None:
+    """Ask a model a Big Five inventory under three wordings and both option orders; report each trait's
+    score per condition and the permutation-test p-value against the first."""
+    import json
+
+    from selfevolve.audit import audit as run_audit
+    from selfevolve.audit import load_inventory
+    from selfevolve.models.hf import load
+    from selfevolve.store import atomic_write
+
+    try:
+        items = load_inventory(inventory)
+    except (OSError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    if rounds < 1:
+        raise ConfigError(f"--rounds must be >= 1, got {rounds}")
+    net, tok = load(model)
+    report = run_audit(net, tok, items, rounds)
+    table = Table(title=f"{model}: trait score (1-5) per wording and option order; p against {report['base']}")
+    conditions = list(next(iter(report["traits"].values())))
+    table.add_column("trait")
+    for c in conditions:
+        table.add_column(c, justify="right")
+    for trait, row in report["traits"].items():
+        table.add_row(trait, *(f"{row[c]['score']:.2f}" + ("" if row[c]["p_vs_base"] is None
+                                                            else f" (p {row[c]['p_vs_base']:.3f})")
+                               for c in conditions))
+    console.print(table)
+    items_table = Table(title="over all items: correlation of item scores with the first condition's, and the mean "
+                              "option number answered (3 = no position bias)")
+    for column in ("condition", "r", "mean option"):
+        items_table.add_column(column, justify="right")
+    for c, row in report["conditions"].items():
+        items_table.add_row(c, f"{row['r_vs_base']:.2f}", f"{row['mean_option_number']:.2f}")
+    console.print(items_table)
+    if out is not None:
+        atomic_write(out, json.dumps({"model": model, **report}, indent=2) + "\n")
 
 
 @app.command("list")

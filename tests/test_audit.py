@@ -1,0 +1,62 @@
+"""The self-assessment audit: the inventory, the permutation test on scores with a known effect, and the
+command end to end on a local Llama."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import assert_clean_error, run_cli, save_bpe_llama
+
+from selfevolve.audit import OPTIONS, WORDINGS, Item, load_inventory, paired_permutation_p, question
+
+
+def test_our_inventory_has_ten_balanced_items_per_trait_and_bad_files_name_their_line(tmp_path):
+    items = load_inventory()
+    traits = sorted({i.trait for i in items})
+    assert traits == ["agreeableness", "conscientiousness", "extraversion", "neuroticism", "openness"]
+    for trait in traits:
+        keys = [i.key for i in items if i.trait == trait]
+        assert len(keys) == 10 and sum(keys) == 0  # five keyed +, five keyed -
+    bad = tmp_path / "mine.tsv"
+    bad.write_text("item\ttrait\tkey\nI like tea.\topenness\t+\nI like rain.\topenness\tyes\n")
+    with pytest.raises(ValueError, match="line 3"):
+        load_inventory(bad)
+
+
+def test_reversed_options_list_the_same_levels_the_other_way_round():
+    item = Item("I like tea.", "openness", 1)
+    text, levels = question(item, "rate", reverse=False)
+    back, reversed_levels = question(item, "rate", reverse=True)
+    assert levels == [1, 2, 3, 4, 5] and reversed_levels == [5, 4, 3, 2, 1]
+    assert f"1. {OPTIONS[0]}" in text and f"1. {OPTIONS[4]}" in back and f"5. {OPTIONS[0]}" in back
+    assert len(WORDINGS) == 3 and all("{item}" in w and "{options}" in w for w in WORDINGS.values())
+
+
+def test_the_permutation_test_finds_a_known_effect_and_not_a_missing_one():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(1, 5, 10)
+    shifted = a + 0.5 + rng.normal(0, 0.1, 10)
+    same = a + rng.normal(0, 0.1, 10)
+    assert paired_permutation_p(shifted, a, 5000, np.random.default_rng(1)) < 0.01
+    assert paired_permutation_p(same, a, 5000, np.random.default_rng(1)) > 0.05
+    assert paired_permutation_p(a, a, 100, np.random.default_rng(1)) == 1.0
+
+
+def test_audit_asks_a_local_llama_every_item_in_every_condition(tmp_path):
+    model = tmp_path / "llama"
+    save_bpe_llama(model, ["Here is a statement about you. How well does it describe you? Answer with a number: "
+                           "1 2 3 4 5 very inaccurate moderately accurate neither"] * 20)
+    out = tmp_path / "audit.json"
+    proc = run_cli("audit", str(model), "--out", str(out), "--rounds", "200")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["items"] == 50 and len(report["traits"]) == 5 and len(report["conditions"]) == 6
+    for row in report["traits"].values():
+        assert all(1 <= c["score"] <= 5 for c in row.values())
+        assert [c["p_vs_base"] is None for c in row.values()].count(True) == 1
+        assert all(0 < c["p_vs_base"] <= 1 for c in row.values() if c["p_vs_base"] is not None)
+    assert all(1 <= c["mean_option_number"] <= 5 for c in report["conditions"].values())
+    assert report["conditions"]["describe"]["r_vs_base"] == pytest.approx(1.0)
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("question\tscale\n")
+    assert_clean_error(run_cli("audit", str(model), "--inventory", str(bad)), "columns item, trait, key")
