@@ -1,5 +1,7 @@
-"""M-STaR: continuous self-evolving training, correct answers re-ranked by a reward model, and the
-sampling temperature re-chosen every iteration by Reward-Pass@2.
+"""M-STaR: continuous self-training, reward-model re-ranking, the temperature chosen by Reward-Pass@2.
+
+Continuous training keeps one optimizer across iterations; a reward model re-ranks the correct
+answers; the sampling temperature is re-chosen every iteration by Reward-Pass@2.
 
 Liu et al. (2024), "Diving into Self-Evolving Training for Multimodal Reasoning" (M-STaR),
 arXiv:2412.17451
