@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from selfevolve.evolve.cascade import Stage, cascade
 from selfevolve.evolve.diffs import DiffError, apply, regions
 from selfevolve.evolve.program_db import Program, ProgramDB
 
@@ -106,3 +107,41 @@ def test_migration_copies_each_islands_best_to_the_next_on_schedule_and_resume_r
     assert again.state() == d.state() and again.best().code == "b"
     with pytest.raises(ValueError, match="3 islands"):
         ProgramDB.restore(state, islands=2, features=("length",), ranges={"length": (0.0, 100.0)})
+
+
+EVALUATOR = """
+def quick(program):
+    return {"score": float(program.heuristic(3) > 0)}
+
+def evaluate(program):
+    return {"score": float(sum(program.heuristic(x) for x in range(10))), "length": 3.0}
+"""
+STAGES = [Stage("quick", threshold=1.0), Stage("evaluate", timeout=5.0)]
+
+
+def test_the_cascade_runs_the_full_evaluation_only_for_candidates_that_pass_the_cheap_one():
+    good = cascade(PROGRAM, EVALUATOR, STAGES)
+    assert good.complete(2) and good.metrics == {"score": 90.0, "length": 3.0}
+    negative = PROGRAM.replace("y = x * 2", "y = -x")
+    stopped = cascade(negative, EVALUATOR, STAGES)  # heuristic(3) < 0: never fully evaluated
+    assert stopped.stages == 1 and not stopped.complete(2) and stopped.metrics == {"score": 0.0}
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ("    return (", "SyntaxError"),
+    ("    raise RuntimeError('boom')", "boom"),
+    ("    while True:\n        pass", "timed out"),
+    ("    return len(open('/etc/hostname').read())", "PermissionError"),
+])
+def test_broken_or_prying_candidates_are_an_error_text_and_the_loop_goes_on(body, fragment):
+    program = PROGRAM.replace("    y = x * 2\n    return y", body)
+    result = cascade(program, EVALUATOR, [Stage("quick", timeout=2.0), Stage("evaluate", timeout=2.0)])
+    assert fragment in result.error and not result.complete(2), result
+
+
+def test_a_candidate_that_shells_out_changes_nothing(tmp_path):
+    target = tmp_path / "evolved"
+    program = PROGRAM.replace("    y = x * 2\n    return y",
+                              f"    import os\n    os.system('touch {target}')\n    return 1")
+    cascade(program, EVALUATOR, STAGES)  # fork and exec are refused inside the sandbox
+    assert not target.exists()
