@@ -205,7 +205,8 @@ def test_compare_puts_runs_side_by_side_and_refuses_other_recipes(tmp_path):
     assert plot.stat().st_size > 1000
     proc = run_cli("run", "gp", "--out", str(tmp_path / "gp"), *sets(["generations=2", "pop_size=20"]))
     assert proc.returncode == 0, proc.stderr
-    assert_clean_error(run_cli("compare", str(tmp_path / "gp")), "compare reads runs of bstar, dpo, grpo, star, upo")
+    assert_clean_error(run_cli("compare", str(tmp_path / "gp")),
+                       "compare reads runs of bstar, dpo, grpo, longpo, mstar, priming, r1t1, score, self, star, upo")
 
 
 def test_eval_file_scores_a_users_problems_and_bad_files_fail_cleanly(tmp_path):
