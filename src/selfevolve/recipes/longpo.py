@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from selfevolve.search.answers import Answers
-from selfevolve.search.refine import ask
-from selfevolve.search.sampling import NO_STOP, answer
+from selfevolve.search.sampling import NO_STOP, answer, ask
 from selfevolve.selftrain import Learned, Proposal, SelfTrainConfig, Step, family, finetune_on_kept, self_train
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.long_lookup import LongLookupTask, short_prompt

@@ -27,10 +27,11 @@ import numpy as np
 
 from selfevolve.on_policy import OnPolicyConfig, columns
 from selfevolve.search.answers import Answers
-from selfevolve.search.sampling import answer
+from selfevolve.search.sampling import ask
 from selfevolve.selftrain import Learned, Proposal, Step, family, self_train
-from selfevolve.tasks.base import Problem, one_digit_off
+from selfevolve.tasks.base import Problem, first_attempts
 from selfevolve.train.correction import CorrectionTrainer, sample_two_attempts, second_prompt, transitions
+from selfevolve.train.rl import step_problems
 from selfevolve.train.sft import Examples
 
 OBJECTIVES = ("score", "turn2")
@@ -61,15 +62,14 @@ class Config(OnPolicyConfig):
             raise ValueError("score takes one update per batch of two attempts (updates_per_batch=1)")
 
     def round0_examples(self, tok, seed_set: list[Problem], rng: np.random.Generator) -> Examples:
-        firsts = [p.answer if i % 2 == 0 else one_digit_off(p.answer, rng) for i, p in enumerate(seed_set)]
+        firsts = first_attempts(seed_set, rng)
         return Examples.encode(tok, [p.prompt for p in seed_set] + [second_prompt(p.prompt, f)
                                                                    for p, f in zip(seed_set, firsts, strict=True)],
                                [p.answer for p in seed_set] * 2)
 
     def evaluate_more(self, policy, task, problems: list[Problem], greedy: list[str]) -> dict:
-        seconds = [Problem(second_prompt(p.prompt, g), p.answer, p.difficulty, p.fields)
-                   for p, g in zip(problems, greedy, strict=True)]
-        again, _ = answer(policy.model, policy.tok, seconds, max_new=task.max_answer_tokens)
+        again = ask(policy, problems, [second_prompt(p.prompt, g) for p, g in zip(problems, greedy, strict=True)],
+                    task.max_answer_tokens)
         return transitions([task.verify(p, g) for p, g in zip(problems, greedy, strict=True)],
                            [task.verify(p, a) for p, a in zip(problems, again, strict=True)], greedy, again)
 
@@ -86,8 +86,7 @@ def learn_to_correct(step: Step, problems: list[Problem]) -> tuple[Proposal, Lea
     with step.progress.task(f"round {step.r}: {objective}, {cfg.prompts_per_step} prompts x {cfg.group_size} x 2",
                             cfg.iteration_steps) as advance:
         for s in range(cfg.iteration_steps):
-            lo = (s * cfg.prompts_per_step) % len(problems)
-            chunk = (problems[lo:] + problems)[: cfg.prompts_per_step]
+            chunk = step_problems(problems, s, cfg.prompts_per_step)
             pair = sample_two_attempts(step.policy, [p.prompt for p in chunk], columns(chunk), rewards, cfg.group_size,
                                        task.max_answer_tokens, cfg.rl_temperature, step.gen)
             log.append((chunk, pair, trainer.step_two(pair, objective, cfg.alpha, cfg.first_turn_kl,

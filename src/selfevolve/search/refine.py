@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from selfevolve.models.policy import Policy
-from selfevolve.search.sampling import answer
-from selfevolve.tasks.base import Problem, Task, one_digit_off
+from selfevolve.search.sampling import ask
+from selfevolve.tasks.base import Problem, Task, first_attempts
 from selfevolve.train.sft import Examples
 
 CHECK, FIX, CORRECT = "|check:", "|fix:", "correct"
@@ -32,20 +32,12 @@ def refine_prompt(prompt: str, text: str, feedback: str) -> str:
 def meta_skill_examples(tok, task: Task, problems: list[Problem], rng: np.random.Generator) -> Examples:
     """Each problem's answer; a critique, by the task's feedback, of a first answer that is the right one
     (every other problem) or one digit off; and the refinement of that first answer to the right one."""
-    firsts = [p.answer if i % 2 == 0 else one_digit_off(p.answer, rng) for i, p in enumerate(problems)]
+    firsts = first_attempts(problems, rng)
     feedback = [task.feedback(p, f) for p, f in zip(problems, firsts, strict=True)]
     prompts = ([p.prompt for p in problems] + [critique_prompt(p.prompt, f) for p, f in zip(problems, firsts,
                                                                                                strict=True)]
                + [refine_prompt(p.prompt, f, b) for p, f, b in zip(problems, firsts, feedback, strict=True)])
     return Examples.encode(tok, prompts, [p.answer for p in problems] + feedback + [p.answer for p in problems])
-
-
-def ask(policy: Policy, problems: list[Problem], prompts: list[str], max_new: int) -> list[str]:
-    """Greedy continuations of `prompts` (one per problem, judged later against that problem)."""
-    if not prompts:
-        return []
-    asked = [Problem(q, p.answer, p.difficulty, p.fields) for p, q in zip(problems, prompts, strict=True)]
-    return answer(policy.model, policy.tok, asked, max_new=max_new)[0]
 
 
 def self_refine(policy: Policy, task: Task, problems: list[Problem], texts: list[str]

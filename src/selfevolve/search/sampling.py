@@ -45,3 +45,12 @@ def answer(model: Transformer, tok: CharTokenizer, problems: list[Problem], *, d
     stopped = out.tokens.eq(tok.eos_id).any(1)
     texts = [tok.decode(row) if ok else NO_STOP for row, ok in zip(out.tokens, stopped.tolist(), strict=True)]
     return texts, out.logprobs.min(dim=1).values.exp()
+
+
+def ask(policy, problems: list[Problem], prompts: list[str], max_new: int) -> list[str]:
+    """Greedy answers to other prompts about the same problems (a second attempt, a critique, a short
+    context), one per problem."""
+    if not prompts:
+        return []
+    asked = [Problem(q, p.answer, p.difficulty, p.fields) for p, q in zip(problems, prompts, strict=True)]
+    return answer(policy.model, policy.tok, asked, max_new=max_new)[0]

@@ -85,6 +85,12 @@ def one_digit_off(text: str, rng: np.random.Generator) -> str:
     return text[:i] + str((int(text[i]) + int(rng.integers(1, 10))) % 10) + text[i + 1:]
 
 
+def first_attempts(problems: list[Problem], rng: np.random.Generator) -> list[str]:
+    """First answers for a model to learn to judge or fix: the right one for every other problem, one
+    digit off for the rest."""
+    return [p.answer if i % 2 == 0 else one_digit_off(p.answer, rng) for i, p in enumerate(problems)]
+
+
 def whole_number(record: dict, key: str, minimum: int = 0) -> int:
     """record[key] as an int >= minimum, or a ValueError that names the field."""
     value = record.get(key)

@@ -240,6 +240,12 @@ def batch_stats(batch: Batch) -> dict[str, float]:
             "completion_length": float(batch.lengths.float().mean())}
 
 
+def step_problems(problems: list, step: int, size: int) -> list:
+    """Step `step`'s `size` problems: the next ones in order, wrapping around."""
+    lo = (step * size) % max(1, len(problems))
+    return (problems[lo:] + problems)[:size]
+
+
 def train_steps(trainer: Trainer, problems: list, steps: int, prompt_of, columns_of, rewards: RewardFn, max_new: int,
                 gen: torch.Generator, progress: Progress, title: str) -> list[tuple[list, Batch, dict[str, float]]]:
     """`steps` RL steps over `problems` in order (prompts_per_step at a time, wrapping around); returns
@@ -247,8 +253,7 @@ def train_steps(trainer: Trainer, problems: list, steps: int, prompt_of, columns
     cfg, log = trainer.cfg, []
     with progress.task(title, steps) as advance:
         for s in range(steps):
-            lo = (s * cfg.prompts_per_step) % max(1, len(problems))
-            chunk = (problems[lo:] + problems)[: cfg.prompts_per_step]
+            chunk = step_problems(problems, s, cfg.prompts_per_step)
             batch = sample_batch(trainer.policy, [prompt_of(p) for p in chunk], columns_of(chunk), rewards,
                                  cfg.group_size, max_new, cfg.rl_temperature, gen)
             log.append((chunk, batch, trainer.step(batch, max_new)))
