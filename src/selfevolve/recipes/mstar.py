@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from selfevolve.judge.outcome import train_outcome_judge
-from selfevolve.search.answers import Answers, sample_and_judge
+from selfevolve.search.answers import Answers
 from selfevolve.selftrain import (
     ProbeConfig,
     Proposal,
@@ -38,6 +38,7 @@ from selfevolve.selftrain import (
     family,
     finetune_on_kept,
     probe_temperatures,
+    sample_at_temperature,
     self_train,
 )
 
@@ -83,10 +84,7 @@ def ranked_sampling(step: Step, problems) -> Proposal:
             step, problems, cfg.temperature_grid, cfg.probe_problems,
             lambda probe: {"reward_pass@2": reward_pass_at_2(probe, probe.reward - probe.correct)})
     else:
-        with step.progress.task(f"sample {cfg.samples_per_problem} answers x {len(problems)}", len(problems)) as adv:
-            answers = sample_and_judge(step.policy, step.task, problems, cfg.samples_per_problem, cfg.temperature,
-                                       step.gen, judge, adv)
-        temperature, scores = cfg.temperature, {}
+        answers, temperature, scores = sample_at_temperature(step, problems).answers, cfg.temperature, {}
     return Proposal(answers, temperature, 1.0, {**scores, **info}, cfg.rerank_top)
 
 
