@@ -76,6 +76,29 @@ def test_length_gen_held_out_sets_hold_no_labelled_problem():
     assert all(isinstance(p, Problem) for p in sets_["7"])
 
 
+def test_length_gen_and_rstar_dev_splits_are_apart_from_test_and_labelled_problems():
+    """length-gen and rstar choose settings on eval_split=dev too."""
+    from selfevolve.recipes import length_gen, rstar
+
+    cfg = length_gen.Config(labelled_max_digits=3, num_labelled=3000, target_digits=4, eval_extra_digits=0,
+                            eval_problems=100)
+    task = get_task(cfg.task)
+    labelled = {p.prompt for p in length_gen.labelled_set(cfg, task)}
+    test, dev = (length_gen.held_out_sets(c, task, labelled) for c in (cfg, build_config(
+        length_gen.Config, {**cfg.__dict__, "eval_split": "dev"})))
+    for d in ("3", "4"):
+        t, v = {p.prompt for p in test[d]}, {p.prompt for p in dev[d]}
+        assert len(t) == len(v) == 100 and not t & v and not v & labelled
+
+    cfg = rstar.Config(eval_problems=100)
+    task = get_task(cfg.task)
+    seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
+    test, dev = (rstar.held_out(c, task, seed_set)[0] for c in (cfg, build_config(rstar.Config, {"eval_problems": 100,
+                                                                                         "eval_split": "dev"})))
+    t, v, seeds = ({p.prompt for p in x} for x in (test, dev, seed_set))
+    assert len(t) == len(v) == 100 and not t & v and not v & seeds and not t & seeds
+
+
 def test_agentevol_held_out_tasks_are_never_a_training_task():
     from selfevolve.agents.env import make_env
     from selfevolve.recipes.agentevol import Config, held_out_tasks, training_tasks

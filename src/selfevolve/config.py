@@ -79,6 +79,12 @@ def check_min(cfg: Any, minimum: int, *names: str) -> None:
             raise ValueError(f"{name} must be >= {minimum}, got {getattr(cfg, name)}")
 
 
+def check_one_of(cfg: Any, name: str, choices: tuple[str, ...]) -> None:
+    """Raise ValueError unless the value of `name` is one of `choices` (for __post_init__)."""
+    if getattr(cfg, name) not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(cfg, name)!r}")
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:

@@ -29,7 +29,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from selfevolve.config import check_min
+from selfevolve.config import check_min, check_one_of
 from selfevolve.errors import SelfEvolveError
 from selfevolve.judge.outcome import train_outcome_judge
 from selfevolve.metrics import exploration_metrics
@@ -40,7 +40,7 @@ from selfevolve.rng import rngs
 from selfevolve.search.answers import Answers, Judge, kept_rows, sample_and_judge, sample_table, verifier_judge
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint, restore_checkpoint
 from selfevolve.tasks import TASKS, Problem, Task, get_task, read_problems
-from selfevolve.tasks.base import sample_unseen, unseen
+from selfevolve.tasks.base import SPLITS, held_out_split, sample_unseen, unseen
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 JUDGES = ("verifier", "orm")
@@ -111,8 +111,7 @@ class SelfTrainConfig(ModelChoice, TrainingConfig):
             raise ValueError(f"labelled_fraction must be in [0, 1], got {self.labelled_fraction}")
         if not 0 < self.reward_threshold <= 1:
             raise ValueError(f"reward_threshold must be in (0, 1], got {self.reward_threshold}")
-        if self.eval_split not in ("test", "dev"):
-            raise ValueError(f"eval_split must be test or dev, got {self.eval_split!r}")
+        check_one_of(self, "eval_split", SPLITS)
         if self.eval_file and self.eval_split == "dev":
             raise ValueError("eval_split=dev draws its own problems; it cannot be combined with eval_file")
         if self.eval_file:
@@ -277,10 +276,7 @@ def held_out(cfg: SelfTrainConfig, task: Task, labelled: set[str]) -> tuple[list
             raise SelfEvolveError(f"eval_file: every problem of {cfg.eval_file} is among the labelled seed problems; "
                                   "held-out problems must be unseen")
         return problems, dropped
-    problems, redrawn = sample_unseen(task, cfg.eval_problems, cfg.difficulty, rngs(cfg.seed, 10_000).np, labelled)
-    if cfg.eval_split == "dev" and problems:  # drawn apart from the test problems, which stay unseen
-        problems, redrawn = sample_unseen(task, cfg.eval_problems, cfg.difficulty, rngs(cfg.seed, "dev").np,
-                                          labelled | {p.prompt for p in problems})
+    problems, redrawn = held_out_split(task, cfg.eval_problems, cfg.difficulty, cfg.seed, cfg.eval_split, labelled)
     if not problems:
         raise SelfEvolveError(f"no held-out {cfg.task} problem of difficulty {cfg.difficulty} is left that is not a "
                               "labelled one: raise difficulty or lower num_labelled")

@@ -26,7 +26,7 @@ import numpy as np
 
 from selfevolve.agents.env import DEV, ENVS, HELD_OUT, make_env
 from selfevolve.agents.rollout import Episode, expert_episodes, prompt_of, run_episodes, trajectory_table
-from selfevolve.config import check_min
+from selfevolve.config import check_min, check_one_of
 from selfevolve.models.hf_export import export_run
 from selfevolve.models.lm import TransformerLM
 from selfevolve.models.policy import ModelChoice, Policy
@@ -34,6 +34,7 @@ from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
 from selfevolve.store import RunStore
+from selfevolve.tasks.base import SPLITS
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 MAX_SEQ_LEN = 320  # the longest observation (a penalty on a crafting task) plus a reply
@@ -83,8 +84,7 @@ class Config(ModelChoice, TrainingConfig):
             raise ValueError(f"envs must be some of {', '.join(ENVS)}, got {', '.join(self.envs)}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.eval_split not in ("test", "dev"):
-            raise ValueError(f"eval_split must be test or dev, got {self.eval_split!r}")
+        check_one_of(self, "eval_split", SPLITS)
         if self.demo_tasks + self.iterations * self.explore_tasks >= HELD_OUT:
             raise ValueError("training task ids would reach the held-out ids")
         longest = max(len(a) for ep in demonstrations(self) for a in ep.actions)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from selfevolve.config import check_min
+from selfevolve.config import check_min, check_one_of
 from selfevolve.errors import SelfEvolveError
 from selfevolve.judge.consistency import ConsistencyConfig, self_labels
 from selfevolve.models.tokenizer import CharTokenizer
@@ -35,7 +35,7 @@ from selfevolve.search.sampling import answer
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Task, get_task
 from selfevolve.tasks.arithmetic import ArithmeticTask
-from selfevolve.tasks.base import sample_unseen
+from selfevolve.tasks.base import SPLITS, held_out_split, sample_unseen
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 
@@ -82,6 +82,9 @@ class Config(ConsistencyConfig, TrainingConfig):
     """Held-out problems per length (both operands of that many digits)."""
     eval_extra_digits: int = 2
     """Evaluate up to target_digits + this many digits."""
+    eval_split: str = "test"
+    """Held-out split: test (what results report) or dev (none of them test, labelled or
+    self-labelled problems: for choosing settings without touching test)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -95,6 +98,7 @@ class Config(ConsistencyConfig, TrainingConfig):
             raise ValueError(f"target_digits ({self.target_digits}) must be >= labelled_max_digits "
                              f"({self.labelled_max_digits})")
         check_min(self, 0, "round0_steps", "round_steps", "max_digit_offset", "eval_extra_digits")
+        check_one_of(self, "eval_split", SPLITS)
         for name in ("self_data_fraction", "advance_at"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -118,10 +122,10 @@ def labelled_set(cfg: Config, task: Task) -> list:
 
 
 def held_out_sets(cfg: Config, task: Task, labelled: set[str], max_digits: int | None = None) -> dict[str, list]:
-    """Held-out problems per length, none of them a labelled one (their own seed stream, the same
-    every round). Short lengths can run out of unseen problems (all 100 one-digit sums are labelled):
+    """Held-out problems of the eval split per length, none of them a labelled one (the same every
+    round). Short lengths can run out of unseen problems (all 100 one-digit sums are labelled):
     those sets are smaller, or empty."""
-    return {str(d): sample_unseen(task, cfg.eval_problems, d, rngs(cfg.seed, 10_000, d).np, labelled)[0]
+    return {str(d): held_out_split(task, cfg.eval_problems, d, cfg.seed, cfg.eval_split, labelled, d)[0]
             for d in range(1, (max_digits or cfg.target_digits + cfg.eval_extra_digits) + 1)}
 
 

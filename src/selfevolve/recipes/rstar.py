@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from selfevolve.config import check_min
+from selfevolve.config import check_min, check_one_of
 from selfevolve.errors import SelfEvolveError
 from selfevolve.judge.reward import load_process_models, pair_accuracy, train_from_trees, value_fn
 from selfevolve.models.hf_export import export_model
@@ -38,7 +38,7 @@ from selfevolve.search.best_of_n import answer_by, compare_strategies
 from selfevolve.search.mcts import MCTSConfig, search, solved
 from selfevolve.search.tree_data import pick, tree_data
 from selfevolve.store import RunStore
-from selfevolve.tasks.base import Problem, sample_unseen
+from selfevolve.tasks.base import SPLITS, Problem, held_out_split, sample_unseen
 from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
@@ -70,6 +70,9 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
     """Held-out problems (the same every round)."""
     eval_difficulty: int = 5
     """The held-out problems have 1..eval_difficulty steps: harder ones than the seed set too."""
+    eval_split: str = "test"
+    """Held-out split: test (what results report) or dev (none of them test, seed or search
+    problems: for choosing settings without touching test)."""
     eval_n: tuple[int, ...] = (1, 4, 16, 64)
     """Numbers of sampled solutions (and of MCTS rollouts) each strategy is scored at."""
     max_depth: int = WordMathTask.max_steps + 1  # a step per sentence, then the count
@@ -100,6 +103,7 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
         super().__post_init__()
         if self.reward_model not in ("ppm", "prm"):
             raise ValueError(f"reward_model: {self.reward_model!r} is not one of ppm, prm")
+        check_one_of(self, "eval_split", SPLITS)
         check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
                   "eval_difficulty", "trajectories_per_problem", "reward_batch_size")
         check_min(self, 0, "difficulty_step", "rounds", "round0_steps", "policy_steps", "reward_steps",
@@ -189,6 +193,12 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
                          "correct": correct, "tokens": [int(u) for u in used]}}
 
 
+def held_out(cfg: Config, task: WordMathTask, seed_set: list[Problem]) -> tuple[list[Problem], int]:
+    """The held-out problems of the eval split (1..eval_difficulty steps), none a seed problem."""
+    return held_out_split(task, cfg.eval_problems, cfg.eval_difficulty, cfg.seed, cfg.eval_split,
+                          {p.prompt for p in seed_set}, mixed=True)
+
+
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     task, policy = WordMathTask(), build_policy(cfg)
@@ -196,8 +206,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     optimizer = make_optimizer(model, cfg.sft())
     seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
     labelled = Examples.of_problems(tok, seed_set)
-    test, test_redrawn = sample_unseen(task, cfg.eval_problems, cfg.eval_difficulty, rngs(cfg.seed, 10_000).np,
-                                       {p.prompt for p in seed_set}, mixed=True)
+    test, test_redrawn = held_out(cfg, task, seed_set)
     unseen_by = {p.prompt for p in test}  # held-out means unseen: no search problem is a held-out one
     first, records = store.resume_rounds(model, optimizer)
     rms = load_process_models(store.checkpoint_dir(first - 1), model) if first > 1 else None

@@ -10,6 +10,8 @@ from typing import Protocol
 
 import numpy as np
 
+from selfevolve.rng import rngs
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -68,6 +70,21 @@ def sample_unseen(task: Task, n: int, difficulty: int, rng: np.random.Generator,
         if len(out) == n:
             break
     return out, refused
+
+
+SPLITS = ("test", "dev")
+
+
+def held_out_split(task: Task, n: int, difficulty: int, seed: int, split: str, seen: Collection[str],
+                   *stream: int | str, mixed: bool = False) -> tuple[list[Problem], int]:
+    """n held-out problems of the `split`, none of them in `seen`: test problems from their own
+    stream (seed, 10_000, *stream), the same every round; dev problems drawn apart from those test
+    problems too, so settings chosen on dev never touch test. Returns them and the refused draws."""
+    problems, refused = sample_unseen(task, n, difficulty, rngs(seed, 10_000, *stream).np, seen, mixed)
+    if split == "dev" and problems:
+        problems, refused = sample_unseen(task, n, difficulty, rngs(seed, "dev", *stream).np,
+                                          {*seen, *(p.prompt for p in problems)}, mixed)
+    return problems, refused
 
 
 def unseen(problems: list[Problem], seen: Collection[str]) -> tuple[list[Problem], int]:
