@@ -14,6 +14,10 @@ CD2 = ["task=countdown", "difficulty=2", "num_labelled=1000", "round0_steps=400"
        "threads=2"]
 
 
+def lora_settings(word_llama):
+    return CD2[:5] + ["iterations=0", "eval_problems=10", f"model={word_llama}", "lora_r=4", "learning_rate=1e-2"]
+
+
 @pytest.fixture(scope="module")
 def word_llama(tmp_path_factory):
     path = tmp_path_factory.mktemp("word-llama")
@@ -61,8 +65,7 @@ def test_export_round_trip_gives_the_same_tokens_and_greedy_answers(tmp_path, fi
     # the word-level Llama's run is the learning test's star run (one run per session)
     settings = {"tiny": CD2[:5] + ["iterations=0", "eval_problems=10", "n_layer=2", "n_embd=64"],
                 "word-llama": CD2 + [f"model={word_llama}"],
-                "word-llama+lora": CD2[:5] + ["iterations=0", "eval_problems=10", f"model={word_llama}", "lora_r=4",
-                                              "learning_rate=1e-2"]}[model]
+                "word-llama+lora": lora_settings(word_llama)}[model]
     run = finished_run("star", settings)
     proc = run_cli("export", str(run), "--hf", str(tmp_path / "hf"))
     assert proc.returncode == 0, proc.stderr
@@ -78,3 +81,37 @@ def test_export_round_trip_gives_the_same_tokens_and_greedy_answers(tmp_path, fi
     # a trained model, not noise (a random one is right almost never); LoRA on a random base learns slowly
     right = sum(task.verify(p, t) for p, t in zip(problems, ours, strict=True))
     assert right >= (2 if model.endswith("lora") else 6), ours
+
+
+def test_serve_answers_with_the_run_s_own_tokenizer_and_lora_weights(finished_run, word_llama):
+    """`selfevolve serve RUN` of a LoRA run on a pretrained model: its completions are the run's greedy
+    answers, read and written through the model's own tokenizer (not our character ids)."""
+    import numpy as np
+    import openai
+    from test_serve import start_server
+
+    from selfevolve.config import build_config
+    from selfevolve.recipes import get_recipe
+    from selfevolve.search.sampling import answer
+    from selfevolve.selftrain import load_latest
+    from selfevolve.store import RunStore
+    from selfevolve.tasks import get_task
+
+    run = finished_run("star", lora_settings(word_llama))
+    store = RunStore.open(run)
+    cfg = build_config(get_recipe("star").Config, store.config_values())
+    task = get_task(cfg.task)
+    policy = load_latest(store, cfg, task)
+    problems = task.sample(6, 2, np.random.default_rng(7))
+    ours, _ = answer(policy.model, policy.tok, problems, max_new=task.max_answer_tokens)
+    proc, base = start_server(run)
+    try:
+        client = openai.OpenAI(base_url=base, api_key="none", max_retries=0)
+        for p, expected in zip(problems, ours, strict=True):
+            out = client.completions.create(model="run", prompt=p.prompt, max_tokens=task.max_answer_tokens,
+                                            temperature=0)
+            assert out.choices[0].text.strip() == expected.strip(), (p.prompt, expected)
+            assert out.usage.prompt_tokens == len(policy.tok.encode(p.prompt))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

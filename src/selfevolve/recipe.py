@@ -39,5 +39,8 @@ class Recipe:
     """`export DIR --hf OUT`: export(store, cfg, out, overwrite) -> OUT, a Hugging Face model directory."""
     compare: Callable[[dict], tuple[dict[str, str], list[float]]] | None = None
     """`compare`: compare(summary) -> (one table row, a learning curve)."""
+    policy: Callable[[Any], Any] | None = None
+    """policy(cfg) -> the run's language model as its config builds it (a pretrained base, LoRA
+    adapters) with its tokenizer: `serve` and the LM interface load the last round into it."""
     name: str = ""
     doc: str = ""

@@ -455,4 +455,4 @@ def family(config: type, run, more_plots=None) -> Recipe:
         return plots(summary, plot_dir) + (more_plots(summary, plot_dir) if more_plots else [])
 
     return Recipe(config, run, headline, all_plots, run_name=lambda cfg: cfg.task, evaluate_file=evaluate_file,
-                  export=export, compare=compare_row)
+                  export=export, compare=compare_row, policy=lambda cfg: cfg.policy(cfg.make_task()))

@@ -285,4 +285,4 @@ def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:
     return export_run(store, base_model(cfg), out, overwrite)
 
 
-RECIPE = Recipe(Config, run, headline, plots, table=table, export=export)
+RECIPE = Recipe(Config, run, headline, plots, table=table, export=export, policy=base_model)

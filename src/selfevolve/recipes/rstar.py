@@ -305,4 +305,4 @@ def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:
 
 
 RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: "wordmath", table=table, evaluate_file=evaluate_file,
-                export=export)
+                export=export, policy=build_policy)
