@@ -3,6 +3,7 @@
     lm.generate(prompts, n=1, temperature=0.0, max_tokens=64, stop=None) -> [[Completion] * n] per prompt
     lm.logprob(prompt, continuation) -> log p(continuation | prompt)
     lm.chat([{"role": "user", "content": ...}]) -> the assistant's reply
+    lm.chats([messages, ...], temperature=..., max_tokens=...) -> [Completion] (one per conversation, batched)
 
 Backends: `TransformerLM` (our transformer: a tiny model from a run, or a local Hugging Face model
 such as SmolLM2 loaded into it; batched through our sampler), `OpenAILM` (any OpenAI-compatible
@@ -117,6 +118,9 @@ class TransformerLM:
     def chat(self, messages: list[dict], **kw) -> str:
         return self.generate([self.chat_prompt(messages)], **kw)[0][0].text
 
+    def chats(self, conversations: list[list[dict]], **kw) -> list[Completion]:
+        return [row[0] for row in self.generate([self.chat_prompt(m) for m in conversations], **kw)]
+
 
 class ScriptedLM:
     """A function from prompt to reply: deterministic, for tests and scripted experts."""
@@ -133,6 +137,31 @@ class ScriptedLM:
 
     def chat(self, messages: list[dict], **kw) -> str:
         return self.generate([transcript(messages)], **kw)[0][0].text
+
+    def chats(self, conversations: list[list[dict]], **kw) -> list[Completion]:
+        return [row[0] for row in self.generate([transcript(m) for m in conversations], **kw)]
+
+
+class ReplayLM:
+    """The replies a logged run got: each conversation (as JSON) gets the replies it got then, in the
+    order it got them, so replaying the calls reproduces the run without the model; a call the run
+    never made is an error, not a guess."""
+
+    def __init__(self, calls: list[tuple[str, str]]) -> None:
+        self.replies: dict[str, list[str]] = {}
+        for conversation, reply in calls:
+            self.replies.setdefault(conversation, []).append(reply)
+
+    def chats(self, conversations: list[list[dict]], **kw) -> list[Completion]:
+        import json
+
+        out = []
+        for messages in conversations:
+            queue = self.replies.get(json.dumps(messages))
+            if not queue:
+                raise KeyError("a conversation the logged run never had (or had fewer times)")
+            out.append(Completion(queue.pop(0), 0.0, 0))
+        return out
 
 
 class OpenAILM:
@@ -167,3 +196,17 @@ class OpenAILM:
         out = self.client.chat.completions.create(model=self.model, messages=messages, temperature=temperature,
                                                   max_tokens=max_tokens, **kw)
         return out.choices[0].message.content
+
+    def chats(self, conversations: list[list[dict]], temperature: float = 0.0, max_tokens: int = 64,
+              **kw) -> list[Completion]:
+        """Every conversation as its own request, all at once (a batching server answers them together)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(messages: list[dict]) -> Completion:
+            out = self.client.chat.completions.create(model=self.model, messages=messages, temperature=temperature,
+                                                      max_tokens=max_tokens, **kw)
+            tokens = out.usage.completion_tokens if out.usage else 0
+            return Completion(out.choices[0].message.content or "", 0.0, tokens)
+
+        with ThreadPoolExecutor(min(16, max(1, len(conversations)))) as pool:
+            return list(pool.map(one, conversations))
