@@ -169,3 +169,23 @@ def test_bad_programs_and_evaluators_are_one_line_before_anything_is_written(tmp
     proc = run_cli("run", "evolve-program", "--out", str(out), *sets([f"program={program}", f"evaluator={evaluator}",
                                                                       "operator=random"]))
     assert_clean_error(proc, "the starting program fails its own evaluator", "ZeroDivisionError")
+
+
+def test_a_users_openai_compatible_server_writes_the_children(tmp_path):
+    """base_url + model: the loop asks `selfevolve serve` (a tiny random model on 127.0.0.1) for each child
+    and logs what it got; its replies hold no code, so every child is an edit error, and the run finishes."""
+    from test_serve import start_server, tiny_run
+
+    proc, base = start_server(tiny_run(tmp_path / "tiny", pos_encoding="nope"), "--name", "tiny")
+    try:
+        out = tmp_path / "run"
+        run = run_cli("run", "evolve-program", "--out", str(out), *sets([
+            f"base_url={base}", "model=tiny", "generations=1", "children=3", "max_tokens=8", "problem=packing"]))
+        assert run.returncode == 0, run.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    row = pq.read_table(out / "samples" / "round-001.parquet").to_pydict()
+    assert len(row["response"]) == 3 and all(0 < t <= 8 for t in row["tokens"]) and min(row["latency_seconds"]) > 0
+    assert all(e.startswith("edit: no ```python code block") for e in row["error"]), row["error"]
+    assert summary(out)["valid_share"] == 0.0
