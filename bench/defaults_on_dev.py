@@ -7,7 +7,8 @@ default filters (length, commute, split) against the length check alone; full ru
 `--max-rounds`. rstar: round0_steps 400 (the default) against 900, and widen 2 (the default) against
 1 and 4; round 0 and one round of search, scored by greedy decoding and majority / PPM at 16.
 Every run evaluates on `eval_split=dev`. Runs go `--jobs` at a time, one thread each. Prints one
-JSON line per run, then one per choice (the best dev value and whether it is the default).
+JSON line per run, then one per choice (length-gen: the best dev accuracy at 10 digits, then the fewest
+rounds; rstar: the best dev greedy accuracy) and whether it is the default.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def rstar(name: str, values: dict, out: Path) -> dict:
             "pairs": r1["pairs"], "wall_seconds": s["wall_seconds"]}
 
 
-def choose(results: list[dict], key: str) -> None:
-    best = max(results, key=lambda r: (r[key] or 0.0, "default" in r["variant"]))  # a tie keeps the default
+def choose(results: list[dict], key: str, then: str | None = None) -> None:
+    """The best by `key`, then by fewer `then` (rounds to get there); a full tie keeps the default."""
+    best = max(results, key=lambda r: (r[key] or 0.0, -(r[then] if then else 0), "default" in r["variant"]))
     emit(bench="defaults_on_dev", recipe=best["recipe"], chosen=best["variant"], by=key, value=best[key],
          default_kept="default" in best["variant"])
 
@@ -74,7 +76,7 @@ def main() -> None:
             emit(bench="defaults_on_dev", seed=args.seed, **results[-1])
     by_recipe = {r["recipe"]: [x for x in results if x["recipe"] == r["recipe"]] for r in results}
     if "length-gen" in by_recipe:
-        choose(by_recipe["length-gen"], "dev_accuracy_10")
+        choose(by_recipe["length-gen"], "dev_accuracy_10", then="rounds")
     if "rstar" in by_recipe:
         choose(by_recipe["rstar"], "dev_greedy")
     emit(bench="defaults_on_dev", stage="total", wall_seconds=round(time.time() - t0, 1))

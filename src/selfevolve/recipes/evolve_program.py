@@ -89,6 +89,8 @@ class Config:
     """Seconds each evaluation stage may run (and its CPU-time limit)."""
     workers: int = 2
     """Candidates evaluated at once (each in its own sandboxed interpreter)."""
+    threads: int = 0
+    """CPU threads of a model loaded here (0: torch's default)."""
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -96,7 +98,7 @@ class Config:
         check_one_of(self, "operator", OPERATORS)
         check_one_of(self, "edit_format", FORMATS)
         check_min(self, 1, "children", "islands", "migration_interval", "bins", "max_tokens", "workers", "max_length")
-        check_min(self, 0, "generations", "inspirations", "failures_shown")
+        check_min(self, 0, "generations", "inspirations", "failures_shown", "threads")
         if self.temperature < 0 or self.stage_timeout <= 0:
             raise ValueError(f"temperature must be >= 0 and stage_timeout > 0, got {self.temperature}, "
                              f"{self.stage_timeout}")
@@ -153,8 +155,12 @@ def make_lm(cfg: Config):
         from selfevolve.models.lm import OpenAILM
 
         return OpenAILM(cfg.base_url, cfg.model)
+    import torch
+
     from selfevolve.models.lm import TransformerLM
 
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     return TransformerLM.from_pretrained(cfg.model, batch_size=cfg.children, seed=cfg.seed)
 
 
