@@ -1,9 +1,15 @@
 """Program evolution at an equal number of evaluations: a language model as the operator against random
-edits to the same code, and (regression) against our GP on the same points.
+edits to the same code, against OpenEvolve with the same model behind the same endpoint, and
+(regression) against our GP on the same points.
 
     python bench/evolve_program.py [--seeds 0,1,2] [--problems regression,packing,minimize]
-                                   [--operators lm,random] [--generations 8] [--children 16]
-                                   [--model smollm2 | --base-url URL --model NAME] [--out runs/evolve-program]
+                                   [--operators lm,random,openevolve] [--generations 8] [--children 16]
+                                   [--model smollm2] [--base-url URL] [--out runs/evolve-program]
+
+With `openevolve` among the operators and no --base-url, the bench serves --model itself with
+`selfevolve serve` on 127.0.0.1, and our loop asks the same server. OpenEvolve (0.4, full rewrites,
+2 islands, `generations x children` iterations) scores its candidates with the same evaluator,
+through our sandbox.
 
 Every side gets 1 + generations x children evaluations (GP, population 32: its best training RMSE
 at the first generation where it has evaluated as many expressions). Prints one JSON line per run: best score (higher is
@@ -14,10 +20,83 @@ per second, seconds in the model.
 from __future__ import annotations
 
 import argparse
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from common import emit
 from star_family import run
+
+from selfevolve.evolve.program_problems import get_problem
+
+ADAPTER = """import json
+from selfevolve.evolve.cascade import Stage, cascade
+
+EVALUATOR, LOG = {evaluator!r}, {log!r}
+STAGES = [Stage("quick", timeout=5.0), Stage("evaluate", timeout=5.0)]
+
+
+def evaluate(program_path):
+    result = cascade(open(program_path).read(), EVALUATOR, STAGES)
+    valid = result.complete(len(STAGES))
+    with open(LOG, "a") as log:
+        log.write(json.dumps({{"valid": valid, "error": result.error[:200]}}) + "\\n")
+    return {{"combined_score": result.metrics["score"] if valid else -1e9, **(result.metrics if valid else {{}})}}
+"""
+
+
+@contextmanager
+def served(model: str, threads: int):
+    """`selfevolve serve MODEL` on a free local port; yields its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "selfevolve", "serve", model, "--port", str(port), "--name", "lm"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**__import__("os").environ, "OMP_NUM_THREADS": str(threads)})
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{base}/models", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def openevolve(problem: str, seed: int, base_url: str, iterations: int, out: Path) -> dict:
+    """OpenEvolve on the same problem, model, endpoint and budget; its candidates run in our sandbox."""
+    from openevolve import run_evolution
+    from openevolve.config import load_config
+
+    spec = get_problem(problem, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "evaluations.jsonl"
+    log.write_text("")
+    (out / "evaluator.py").write_text(ADAPTER.format(evaluator=spec.evaluator, log=str(log)))
+    (out / "config.yaml").write_text(json.dumps({
+        "max_iterations": iterations, "random_seed": seed, "diff_based_evolution": False,
+        "llm": {"api_base": base_url, "api_key": "none", "models": [{"name": "lm", "weight": 1.0}],
+                "temperature": 0.8, "max_tokens": 256, "timeout": 600, "retries": 1},
+        "database": {"num_islands": 2, "population_size": 200},
+        "evaluator": {"timeout": 30, "parallel_evaluations": 2, "cascade_evaluation": False}}))
+    t0 = time.time()
+    result = run_evolution(spec.program, str(out / "evaluator.py"), load_config(str(out / "config.yaml")),
+                           iterations=iterations, output_dir=str(out / "output"), cleanup=False)
+    wall = time.time() - t0
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    return {"best_score": result.metrics.get("score", result.best_score), "evaluations": len(rows),
+            "valid_share": sum(r["valid"] for r in rows[1:]) / max(1, len(rows) - 1),
+            "evaluations_per_second": len(rows) / wall, "wall_seconds": wall}
 
 
 def main() -> None:
@@ -32,12 +111,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/evolve-program"))
     args = parser.parse_args()
+    operators = args.operators.split(",")
+    if "openevolve" in operators and not args.base_url:
+        with served(args.model, args.threads) as base:
+            bench(args, operators, base)
+    else:
+        bench(args, operators, args.base_url)
+
+
+def bench(args, operators: list[str], base_url: str) -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         for problem in args.problems.split(","):
-            for operator in args.operators.split(","):
+            for operator in operators:
+                if operator == "openevolve":
+                    o = openevolve(problem, seed, base_url, args.generations * args.children,
+                                   args.out / f"{problem}-openevolve-{seed}")
+                    emit(bench="evolve_program", problem=problem, seed=seed, operator="openevolve 0.4", **o)
+                    continue
                 s = run("evolve-program", args.out / f"{problem}-{operator}-{seed}", {
                     "seed": seed, "problem": problem, "operator": operator, "generations": args.generations,
-                    "children": args.children, "model": args.model, "base_url": args.base_url,
+                    "children": args.children, "model": "lm" if base_url else args.model, "base_url": base_url,
                     "threads": args.threads})
                 emit(bench="evolve_program", problem=problem, seed=seed, operator=operator,
                      model=s["model"], start_score=s["start_score"], best_score=s["best_score"],
