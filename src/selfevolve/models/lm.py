@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -210,3 +211,38 @@ class OpenAILM:
 
         with ThreadPoolExecutor(min(16, max(1, len(conversations)))) as pool:
             return list(pool.map(one, conversations))
+
+
+@dataclass
+class LMChoice:
+    """The config fields of a recipe whose operator is a language model it does not train."""
+
+    model: str = "smollm2"
+    """smollm2 or a local Hugging Face directory, loaded here; with base_url, the server's model name."""
+    base_url: str = ""
+    """An OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1 from `selfevolve serve`) instead of a
+    model loaded here."""
+    temperature: float = 0.8
+    """Sampling temperature of the model's replies."""
+    max_tokens: int = 256
+    """Most tokens per reply."""
+    threads: int = 0
+    """CPU threads of a model loaded here (0: torch's default)."""
+
+    def check_lm(self) -> None:
+        """Raise ValueError for a bad setting, a missing model directory or wheel (for __post_init__)."""
+        if self.temperature < 0 or self.max_tokens < 1 or self.threads < 0:
+            raise ValueError(f"temperature must be >= 0, max_tokens >= 1 and threads >= 0, got {self.temperature}, "
+                             f"{self.max_tokens}, {self.threads}")
+        if not self.base_url:
+            from selfevolve.models.hf import resolve
+
+            resolve(self.model)
+
+    def open_lm(self, batch_size: int, seed: int) -> Any:
+        """The model behind the interface: a server's (OpenAILM) or one loaded here (TransformerLM)."""
+        if self.base_url:
+            return OpenAILM(self.base_url, self.model)
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        return TransformerLM.from_pretrained(self.model, batch_size=batch_size, seed=seed)

@@ -32,6 +32,7 @@ from selfevolve.evolve.diffs import DiffError, regions
 from selfevolve.evolve.operators import FORMATS, child_program, evolvable, prompt, random_edit
 from selfevolve.evolve.program_db import Program, ProgramDB
 from selfevolve.evolve.program_problems import PROBLEMS, ProgramProblem, get_problem
+from selfevolve.models.lm import LMChoice
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
@@ -41,7 +42,7 @@ OPERATORS = ("lm", "random")
 
 
 @dataclass
-class Config:
+class Config(LMChoice):
     seed: int = 0
     """Seeds the data of built-in problems, parent and inspiration draws, random edits and sampling."""
     problem: str = "regression"
@@ -58,17 +59,8 @@ class Config:
     """A candidate whose quick score is below this is not evaluated further (and is not kept)."""
     operator: str = "lm"
     """lm (a language model writes each child) or random (random token edits: the no-model baseline)."""
-    model: str = "smollm2"
-    """operator=lm: smollm2 or a local Hugging Face directory; with base_url, the server's model name."""
-    base_url: str = ""
-    """An OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1 from `selfevolve serve`) instead of a
-    model loaded here."""
     edit_format: str = "rewrite"
     """rewrite (the model writes the whole evolvable code) or diff (search/replace blocks)."""
-    temperature: float = 0.8
-    """Sampling temperature of the model's replies."""
-    max_tokens: int = 256
-    """Most tokens per reply."""
     generations: int = 8
     """Generations after the starting program's evaluation."""
     children: int = 16
@@ -89,19 +81,16 @@ class Config:
     """Seconds each evaluation stage may run (and its CPU-time limit)."""
     workers: int = 2
     """Candidates evaluated at once (each in its own sandboxed interpreter)."""
-    threads: int = 0
-    """CPU threads of a model loaded here (0: torch's default)."""
 
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         check_one_of(self, "operator", OPERATORS)
         check_one_of(self, "edit_format", FORMATS)
-        check_min(self, 1, "children", "islands", "migration_interval", "bins", "max_tokens", "workers", "max_length")
-        check_min(self, 0, "generations", "inspirations", "failures_shown", "threads")
-        if self.temperature < 0 or self.stage_timeout <= 0:
-            raise ValueError(f"temperature must be >= 0 and stage_timeout > 0, got {self.temperature}, "
-                             f"{self.stage_timeout}")
+        check_min(self, 1, "children", "islands", "migration_interval", "bins", "workers", "max_length")
+        check_min(self, 0, "generations", "inspirations", "failures_shown")
+        if self.stage_timeout <= 0:
+            raise ValueError(f"stage_timeout must be > 0, got {self.stage_timeout}")
         if bool(self.program) != bool(self.evaluator):
             raise ValueError("program and evaluator go together: set both, or neither for a built-in problem")
         if not self.program:
@@ -109,10 +98,8 @@ class Config:
             get_problem(self.problem, self.seed, self.regression_benchmark)  # an unknown benchmark fails here
         else:
             user_problem(self.program, self.evaluator)
-        if self.operator == "lm" and not self.base_url:
-            from selfevolve.models.hf import resolve
-
-            resolve(self.model)
+        if self.operator == "lm":
+            self.check_lm()
 
     def task(self) -> ProgramProblem:
         if self.program:
@@ -145,23 +132,6 @@ def user_problem(program_file: str, evaluator_file: str) -> ProgramProblem:
     if "evaluate" not in defined:
         raise ValueError(f"evaluator: {evaluator_file} defines no evaluate(program) function")
     return ProgramProblem(f"improve {Path(program_file).name}", program, evaluator)
-
-
-def make_lm(cfg: Config):
-    """The model that writes children (None for random edits)."""
-    if cfg.operator == "random":
-        return None
-    if cfg.base_url:
-        from selfevolve.models.lm import OpenAILM
-
-        return OpenAILM(cfg.base_url, cfg.model)
-    import torch
-
-    from selfevolve.models.lm import TransformerLM
-
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    return TransformerLM.from_pretrained(cfg.model, batch_size=cfg.children, seed=cfg.seed)
 
 
 def scored(code: str, result: Evaluation, of: int, threshold: float) -> tuple[dict, str]:
@@ -299,7 +269,7 @@ def logged_calls(store: RunStore) -> list[tuple[str, str]]:
 
 
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
-    return evolve(cfg, store, progress, make_lm(cfg))
+    return evolve(cfg, store, progress, None if cfg.operator == "random" else cfg.open_lm(cfg.children, cfg.seed))
 
 
 def headline(summary: dict) -> str:
