@@ -1,0 +1,110 @@
+"""A knowledge graph grown by a language model, measured as a network (Buehler 2025, agentic deep
+graph reasoning).
+
+The model answers with relations, one per line, `concept -- relation -- concept`; `parse` keeps the
+lines of that shape and `merge` adds them with names normalised (case, articles, punctuation,
+spacing), so "The Sun" and "sun" are one node. `metrics` is what the paper follows per iteration:
+size, degree distribution and hubs, communities and modularity, path lengths, clustering. `focus`
+picks what the next prompt asks about: `bridge` pairs concepts of two communities with the fewest
+links between them (steering by the graph's structure), `latest` continues from the newest node,
+`random` takes any node (the unsteered baseline).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import networkx as nx
+import numpy as np
+
+LINE = re.compile(r"^\W*(?:\d+[.)]\s*)?(.+?)\s*(?:--|->|—|\|)\s*(.+?)\s*(?:--|->|—|\|)\s*(.+?)\W*$")
+ARTICLES = re.compile(r"^(?:the|a|an)\s+")
+MAX_NAME = 48
+STEERING = ("bridge", "latest", "random")
+
+
+def normalise(name: str) -> str:
+    """One spelling per concept: lower case, no leading article, letters, digits and single spaces."""
+    name = re.sub(r"[^a-z0-9 ]+", " ", name.lower())
+    return ARTICLES.sub("", " ".join(name.split()))
+
+
+def parse(reply: str) -> tuple[list[tuple[str, str, str]], int]:
+    """The (concept, relation, concept) triples in a reply and how many non-empty lines it had; a line
+    of another shape, an empty or over-long name, or a concept related to itself is skipped."""
+    lines = [line for line in reply.splitlines() if line.strip()]
+    triples = []
+    for line in lines:
+        m = LINE.match(line.strip())
+        if not m:
+            continue
+        a, relation, b = normalise(m.group(1)), " ".join(m.group(2).lower().split()), normalise(m.group(3))
+        if a and b and relation and a != b and len(a) <= MAX_NAME and len(b) <= MAX_NAME:
+            triples.append((a, relation[:MAX_NAME], b))
+    return triples, len(lines)
+
+
+def merge(graph: nx.Graph, triples: list[tuple[str, str, str]], iteration: int) -> tuple[int, int]:
+    """Add the triples (a relation already there is kept once); returns the new nodes and edges."""
+    nodes, edges = graph.number_of_nodes(), graph.number_of_edges()
+    for a, relation, b in triples:
+        for n in (a, b):
+            if n not in graph:
+                graph.add_node(n, iteration=iteration)
+        if not graph.has_edge(a, b):
+            graph.add_edge(a, b, relation=relation, iteration=iteration)
+    return graph.number_of_nodes() - nodes, graph.number_of_edges() - edges
+
+
+def communities(graph: nx.Graph) -> list[set[str]]:
+    """Greedy modularity communities, largest first (one per isolated node)."""
+    if graph.number_of_edges() == 0:
+        return [{n} for n in graph]
+    return [set(c) for c in nx.community.greedy_modularity_communities(graph)]
+
+
+def metrics(graph: nx.Graph, hubs: int = 5) -> dict:
+    """The network's shape: size, degrees and hubs, communities and modularity, the largest component's
+    share and average shortest path, clustering."""
+    n, m = graph.number_of_nodes(), graph.number_of_edges()
+    if n == 0:
+        return {"nodes": 0, "edges": 0}
+    degrees = dict(graph.degree())
+    groups = communities(graph)
+    largest = graph.subgraph(max(nx.connected_components(graph), key=len))
+    return {"nodes": n, "edges": m, "mean_degree": 2 * m / n, "max_degree": max(degrees.values()),
+            "degree_histogram": nx.degree_histogram(graph),
+            "hubs": [name for name, _ in sorted(degrees.items(), key=lambda kv: (-kv[1], kv[0]))[:hubs]],
+            "communities": len(groups), "modularity": nx.community.modularity(graph, groups) if m else 0.0,
+            "components": nx.number_connected_components(graph), "largest_component_share": len(largest) / n,
+            "average_path_length": nx.average_shortest_path_length(largest) if len(largest) > 1 else 0.0,
+            "clustering": nx.average_clustering(graph)}
+
+
+def focus(graph: nx.Graph, steering: str, rng: np.random.Generator) -> tuple[str, ...]:
+    """What the next prompt is about: one concept, or (bridge) two from weakly linked communities."""
+    nodes = sorted(graph)
+    if steering == "latest":
+        return (max(nodes, key=lambda v: (graph.nodes[v].get("iteration", 0), graph.degree(v), v)),)
+    groups = communities(graph)
+    if steering == "random" or len(groups) < 2:
+        return (nodes[int(rng.integers(len(nodes)))],)
+    where = {v: k for k, group in enumerate(groups) for v in group}
+    links = Counter(tuple(sorted((where[a], where[b]))) for a, b in graph.edges if where[a] != where[b])
+    pairs = [(i, j) for i in range(len(groups)) for j in range(i + 1, len(groups))]
+    fewest = min(links.get(p, 0) for p in pairs)
+    weakest = [p for p in pairs if links.get(p, 0) == fewest]
+    i, j = weakest[int(rng.integers(len(weakest)))]
+    hub = [max(sorted(groups[k]), key=graph.degree) for k in (i, j)]  # each community's best-linked concept
+    return hub[0], hub[1]
+
+
+def prompt(about: tuple[str, ...], known: list[str], lines: int) -> list[dict]:
+    """Chat messages that ask for relations about the focus, naming concepts the graph already has."""
+    topic = (f"how {about[0]} and {about[1]} are connected, through intermediate concepts"
+             if len(about) == 2 else f"{about[0]}")
+    return [{"role": "system", "content": "You build knowledge graphs. You answer only with relations, one per "
+                                          "line, in the form: concept -- relation -- concept"},
+            {"role": "user", "content": f"Write {lines} relations about {topic}. Concepts already in the graph "
+                                        f"include: {', '.join(known)}. Reuse them where they fit."}]
