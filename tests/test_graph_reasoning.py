@@ -20,12 +20,14 @@ from selfevolve.store import RunStore
 
 def test_replies_become_normalised_relations_and_merge_once():
     reply = ("Here are some relations:\n1. The Sun -- emits -- Light\n- light -> drives -> Photosynthesis.\n"
-             "sun | heats | the sun\nnot a relation\nA -- is -- " + "x" * 60 + "\n")
+             "sun | heats | the sun\nnot a relation\nA -- is -- " + "x" * 60 + "\nSolar energy -- wind energy\n"
+             "energy -- a force of nature that sustains all life\n")
     triples, lines = parse(reply)
-    assert triples == [("sun", "emits", "light"), ("light", "drives", "photosynthesis")] and lines == 6
+    assert triples == [("sun", "emits", "light"), ("light", "drives", "photosynthesis"),
+                       ("solar energy", "relates to", "wind energy")] and lines == 8
     assert normalise("  The  Calvin-Cycle! ") == "calvin cycle"
     g = nx.Graph()
-    assert merge(g, triples, 1) == (3, 2)
+    assert merge(g, triples, 1) == (5, 3)
     assert merge(g, [("sun", "warms", "light"), ("sun", "feeds", "plants")], 2) == (1, 1)  # sun-light kept once
     assert g.edges["sun", "light"]["relation"] == "emits" and g.nodes["plants"]["iteration"] == 2
 

@@ -18,9 +18,11 @@ from collections import Counter
 import networkx as nx
 import numpy as np
 
+PAIR = re.compile(r"^\W*(?:\d+[.)]\s*)?([^-|>—]+?)\s*(?:--|->|—|\|)\s*([^-|>—]+?)\W*$")
 LINE = re.compile(r"^\W*(?:\d+[.)]\s*)?(.+?)\s*(?:--|->|—|\|)\s*(.+?)\s*(?:--|->|—|\|)\s*(.+?)\W*$")
 ARTICLES = re.compile(r"^(?:the|a|an)\s+")
 MAX_NAME = 48
+PAIR_WORDS = 5  # a two-part line `concept -- concept` counts (as "relates to") when both are this short
 STEERING = ("bridge", "latest", "random")
 
 
@@ -31,15 +33,19 @@ def normalise(name: str) -> str:
 
 
 def parse(reply: str) -> tuple[list[tuple[str, str, str]], int]:
-    """The (concept, relation, concept) triples in a reply and how many non-empty lines it had; a line
-    of another shape, an empty or over-long name, or a concept related to itself is skipped."""
+    """The (concept, relation, concept) triples in a reply and how many non-empty lines it had. A line
+    `concept -- concept` of two short names (what a small model often writes) relates them as
+    "relates to"; a line of another shape, an empty or over-long name, or a concept related to
+    itself is skipped."""
     lines = [line for line in reply.splitlines() if line.strip()]
     triples = []
     for line in lines:
-        m = LINE.match(line.strip())
-        if not m:
+        if m := LINE.match(line.strip()):
+            a, relation, b = normalise(m.group(1)), " ".join(m.group(2).lower().split()), normalise(m.group(3))
+        elif (m := PAIR.match(line.strip())) and all(len(g.split()) <= PAIR_WORDS for g in m.groups()):
+            a, relation, b = normalise(m.group(1)), "relates to", normalise(m.group(2))
+        else:
             continue
-        a, relation, b = normalise(m.group(1)), " ".join(m.group(2).lower().split()), normalise(m.group(3))
         if a and b and relation and a != b and len(a) <= MAX_NAME and len(b) <= MAX_NAME:
             triples.append((a, relation[:MAX_NAME], b))
     return triples, len(lines)
@@ -96,8 +102,7 @@ def focus(graph: nx.Graph, steering: str, rng: np.random.Generator) -> tuple[str
     fewest = min(links.get(p, 0) for p in pairs)
     weakest = [p for p in pairs if links.get(p, 0) == fewest]
     i, j = weakest[int(rng.integers(len(weakest)))]
-    hub = [max(sorted(groups[k]), key=graph.degree) for k in (i, j)]  # each community's best-linked concept
-    return hub[0], hub[1]
+    return tuple(sorted(groups[k])[int(rng.integers(len(groups[k])))] for k in (i, j))  # a concept of each
 
 
 def prompt(about: tuple[str, ...], known: list[str], lines: int) -> list[dict]:
@@ -106,5 +111,8 @@ def prompt(about: tuple[str, ...], known: list[str], lines: int) -> list[dict]:
              if len(about) == 2 else f"{about[0]}")
     return [{"role": "system", "content": "You build knowledge graphs. You answer only with relations, one per "
                                           "line, in the form: concept -- relation -- concept"},
+            {"role": "user", "content": "Write 4 relations about water."},  # one worked example
+            {"role": "assistant", "content": "water -- is made of -- hydrogen\nwater -- is needed by -- plants\n"
+                                             "plants -- produce -- oxygen\nhydrogen -- is a -- chemical element"},
             {"role": "user", "content": f"Write {lines} relations about {topic}. Concepts already in the graph "
                                         f"include: {', '.join(known)}. Reuse them where they fit."}]

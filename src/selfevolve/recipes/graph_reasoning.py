@@ -2,8 +2,8 @@
 graph's own structure (Buehler 2025, "Agentic Deep Graph Reasoning Yields Self-Organizing Knowledge
 Networks").
 
-    each iteration: pick `prompts` focuses (steering=bridge: the best-linked concepts of two
-    communities with the fewest links between them; latest: the newest concept; random: any
+    each iteration: pick `prompts` focuses (steering=bridge: a concept of each of the two communities
+    with the fewest links between them; latest: the newest concept; random: any
     concept, the unsteered baseline), ask the model for relations about each (one batched call),
     parse `concept -- relation -- concept` lines, merge them with names normalised, and measure the
     network (agents/knowledge_graph.py)
