@@ -91,3 +91,32 @@ def test_agentevol_clones_and_explores_on_a_bpe_llama_and_exports_it(tmp_path, b
     prompts = [prompt_of(make_env("maze").reset(HELD_OUT + i)[0]) for i in range(3)]
     ours = [c[0].text for c in TransformerLM(policy.model, policy.tok).generate(prompts, max_tokens=48)]
     assert_export_round_trip(run, tmp_path / "hf", prompts, ours, 48, policy.tok)
+
+
+def test_genome_evolves_lora_experts_of_a_bpe_llama_and_exports_the_best_merge(tmp_path, bpe_llama):
+    """GENOME on a user's model: LoRA experts on the Llama's own ids, evolution, one test read, and the best
+    merge folded into the base, read back by transformers alone with the same tokens and answers."""
+    from helpers import GENOME_SHORT
+
+    from selfevolve.config import build_config
+    from selfevolve.models.lora import load_adapter
+    from selfevolve.models.sampler import generate
+    from selfevolve.progress import Progress
+    from selfevolve.recipes.genome import Config, base_model
+    from selfevolve.store import RunStore
+    from selfevolve.tasks.skills import skill_problems
+
+    run = tmp_path / "genome"
+    proc = run_cli("run", "genome", "--out", str(run), *sets([*GENOME_SHORT, f"model={bpe_llama}", "generations=2",
+                                                             "expert_steps=20", "threads=2"]))
+    assert proc.returncode == 0, proc.stderr
+    s = summary(run)
+    assert s["test_reads"] == 1 and s["dev_accuracy"]["genome_best"] >= s["dev_accuracy"]["best_expert"]
+    assert all((run / "experts" / n / "adapter_model.safetensors").is_file() for n in ("reverse", "upper", "shift"))
+    store = RunStore.open(run)
+    model, tok = base_model(build_config(Config, store.config_values()), store, Progress(enabled=False))
+    problems = skill_problems(("reverse", "upper"), 4, np.random.default_rng(3))
+    out = generate(load_adapter(model, run / "genome_best").eval(), [tok.encode(p.prompt) for p in problems], 8,
+                   stop_id=tok.eos_id, pad_id=tok.pad_id)
+    ours = [tok.decode(out.tokens[i, : out.lengths[i]].tolist()) for i in range(len(problems))]
+    assert_export_round_trip(run, tmp_path / "hf", [p.prompt for p in problems], ours, 8, tok)

@@ -302,10 +302,17 @@ class RunStore:
         done = self.completed_rounds()
         return self.checkpoint_dir(done[-1]) if done else None
 
+    def finished_checkpoint(self) -> Path:
+        """The last finished round's checkpoint, or one clear error when no round has finished yet."""
+        last = self.last_checkpoint()
+        if last is None:
+            raise CheckpointError(f"{self.path} has no finished round yet")
+        return last
+
     def load_last(self, model: torch.nn.Module) -> torch.nn.Module:
         """The weights of the last finished round, checked and loaded into `model` (as the run's
         config builds it: LoRA adapters on their base, a policy's own shape)."""
-        return model_from_checkpoint(load_checkpoint(self.last_checkpoint()), into=model)
+        return model_from_checkpoint(load_checkpoint(self.finished_checkpoint()), into=model)
 
     # -- resuming -------------------------------------------------------------------------
     def resume_rounds(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, list[dict]]:

@@ -58,16 +58,13 @@ class TransformerLM:
         """The latest checkpoint of a run of ours: a tiny model with our character tokenizer, or the
         pretrained model the run fine-tuned (LoRA adapters and all) with its own tokenizer."""
         from selfevolve.config import build_config
-        from selfevolve.errors import CheckpointError
         from selfevolve.models.policy import TINY
         from selfevolve.models.tokenizer import CharTokenizer
         from selfevolve.recipes import get_recipe
         from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 
         store = RunStore.open(Path(run_dir))
-        last = store.last_checkpoint()
-        if last is None:
-            raise CheckpointError(f"{run_dir} has no checkpoint yet")
+        last = store.finished_checkpoint()
         values, recipe = store.config_values(), get_recipe(store.recipe)
         if values.get("model", TINY) != TINY and recipe.policy is not None:
             policy = recipe.policy(build_config(recipe.Config, values))

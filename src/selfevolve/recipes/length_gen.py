@@ -296,7 +296,7 @@ def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:
     """`selfevolve export DIR --hf OUT`: the latest checkpoint as a Hugging Face model directory."""
     from selfevolve.models.hf_export import export_hf
 
-    return export_hf(load_checkpoint(store.last_checkpoint()), out, overwrite=overwrite)
+    return export_hf(load_checkpoint(store.finished_checkpoint()), out, overwrite=overwrite)
 
 
 RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: cfg.task, table=table, evaluate=evaluate_run,
