@@ -18,6 +18,7 @@ from common import emit
 
 from selfevolve.agents.finmem import VARIANTS, performance, trade
 from selfevolve.agents.market import make_market
+from selfevolve.metrics import mean_interval
 from selfevolve.recipes.finmem import Config
 
 
@@ -26,10 +27,8 @@ def seeds(text: str) -> list[int]:
     return list(range(int(first), int(last or first) + 1))
 
 
-def interval(values: np.ndarray, rng: np.random.Generator, resamples: int = 10_000) -> list[float]:
-    """Bootstrap 95% interval of the mean."""
-    means = rng.choice(values, (resamples, len(values))).mean(1)
-    return [round(float(q), 3) for q in np.quantile(means, [0.025, 0.975])]
+def interval(values: np.ndarray, rng: np.random.Generator) -> list[float]:
+    return [round(q, 3) for q in mean_interval(values, rng)]
 
 
 def sharpes(markets: list[int], cfg: Config) -> dict[str, np.ndarray]:

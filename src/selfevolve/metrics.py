@@ -47,3 +47,10 @@ def judged_balance(texts: list[list[str]], reward: np.ndarray, threshold: float,
         good, n = sum(first.values()), len(first)
         scores.append(min(good / balance_target, 1) * good / n if n else 0.0)
     return float(np.mean(scores)) if scores else 0.0
+
+
+def mean_interval(values, rng: np.random.Generator, resamples: int = 10_000) -> list[float]:
+    """A bootstrap 95% interval of the mean (resampling the values, e.g. seeds or markets, with replacement)."""
+    values = np.asarray(values, dtype=float)
+    means = rng.choice(values, (resamples, len(values))).mean(1)
+    return [float(q) for q in np.quantile(means, [0.025, 0.975])]

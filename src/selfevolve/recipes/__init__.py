@@ -12,9 +12,10 @@ from selfevolve.recipe import Recipe
 # imported on first use: a command pays only for the recipe it runs (gp needs no torch, say)
 RECIPES: dict[str, str] = {"agentevol": "agentevol", "bstar": "bstar", "deep-ga": "deep_ga", "dpo": "dpo",
                            "evolve-program": "evolve_program", "finmem": "finmem", "genome": "genome", "gp": "gp",
-                           "graph-reasoning": "graph_reasoning", "grpo": "grpo", "length-gen": "length_gen",
-                           "longpo": "longpo", "mstar": "mstar", "priming": "priming", "r1t1": "r1t1",
-                           "rstar": "rstar", "score": "score", "self": "self_refine", "star": "star", "upo": "upo"}
+                           "graph-reasoning": "graph_reasoning", "grpo": "grpo", "homeostatic": "homeostatic",
+                           "length-gen": "length_gen", "longpo": "longpo", "mstar": "mstar", "priming": "priming",
+                           "r1t1": "r1t1", "rstar": "rstar", "score": "score", "self": "self_refine", "star": "star",
+                           "upo": "upo"}
 
 
 def get_recipe(name: str) -> Recipe:
