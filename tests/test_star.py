@@ -183,6 +183,13 @@ def test_orm_judge_selects_far_better_than_chance(tmp_path, round0):
         # problems that are far more often right than a random sample of them
         assert last["precision"] >= last["sample_accuracy"] + 0.2, last
         assert last["kept"] > 0 and last["orm_samples"] == 1500 * 4
+    # the last round's ORM is saved with its checkpoint and audited as a judge: it separates the policy's
+    # right answers from its wrong ones on fresh problems, also when they are paraphrased
+    proc = run_cli("audit", str(out), "--problems", "40", "--samples", "4", "--out", str(tmp_path / "judges.json"))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "judges.json").read_text())
+    orm = report["judges"]["orm"]
+    assert report["paraphrased"] > 40 and orm["auc"] > 0.7 and orm["auc_paraphrased"] > 0.6, report
 
 
 QUICK = ["difficulty=3", "num_labelled=200", "n_embd=32", "n_layer=1", "round0_steps=20", "iterations=1",

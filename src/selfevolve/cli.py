@@ -246,15 +246,22 @@ def serve(
 
 @app.command()
 def audit(
-    model: Annotated[str, typer.Argument(help="smollm2, or a local Hugging Face Llama directory.")],
+    model: Annotated[str, typer.Argument(help="smollm2, a local Hugging Face Llama directory, or a run directory "
+                                              "(its reward models are audited as judges).")],
     inventory: Annotated[Path | None, typer.Option(help="Your own inventory: a TSV of item, trait, key (+/-).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the full report here as JSON.")] = None,
     rounds: Annotated[int, typer.Option(help="Permutations per test.")] = 10_000,
+    problems: Annotated[int, typer.Option(help="A run's judges: fresh problems its policy answers.")] = 50,
+    samples: Annotated[int, typer.Option(help="A run's judges: answers sampled per problem.")] = 8,
 ) -> None:
     """Ask a model a Big Five inventory under three wordings and both option orders; report each trait's
-    score per condition and the permutation-test p-value against the first."""
+    score per condition and the permutation-test p-value against the first. Given a run directory: audit
+    the reward models it holds as judges (agreement with the verifier, invariance under paraphrase)."""
     import json
 
+    if (Path(model) / "run.sqlite").exists():
+        _audit_judges(Path(model), out, problems, samples)
+        return
     from selfevolve.audit import audit as run_audit
     from selfevolve.audit import load_inventory
     from selfevolve.models.hf import load
@@ -287,6 +294,46 @@ def audit(
     console.print(items_table)
     if out is not None:
         atomic_write(out, json.dumps({"model": model, **report}, indent=2) + "\n")
+
+
+def _audit_judges(run_dir: Path, out: Path | None, problems: int, samples: int) -> None:
+    """The reward models of a run, judged: agreement with the verifier and invariance under paraphrase."""
+    import json
+
+    import numpy as np
+
+    from selfevolve.judge.invariance import judge_report
+    from selfevolve.judge.reward import load_process_models
+    from selfevolve.rng import rngs
+    from selfevolve.store import atomic_write
+    from selfevolve.tasks import get_task
+
+    if problems < 1 or samples < 2:
+        raise ConfigError(f"--problems must be >= 1 and --samples >= 2, got {problems}, {samples}")
+    store = RunStore.open(run_dir)
+    recipe = get_recipe(store.recipe)
+    cfg = build_config(recipe.Config, store.config_values())
+    policy = recipe.policy(cfg) if recipe.policy else None
+    judges = load_process_models(store.finished_checkpoint(), policy.model) if policy else {}
+    if not judges:
+        raise SelfEvolveError(f"{run_dir} holds no reward model to audit (rstar after a search round, or a "
+                              "STaR-family run with judge=orm)")
+    store.load_last(policy.model)
+    task = cfg.make_task() if hasattr(cfg, "make_task") else get_task(cfg.task)
+    difficulty = getattr(cfg, "eval_difficulty", None) or cfg.difficulty
+    streams = rngs(getattr(cfg, "seed", 0), "audit")
+    report = judge_report(policy, judges, task, task.sample(problems, difficulty, streams.np, mixed=True), samples,
+                          getattr(cfg, "temperature", 1.0), streams.torch, np.random.default_rng(0))
+    table = Table(title=f"{run_dir}: {report['paraphrased']} of {report['answers']} answers paraphrased "
+                        f"({report['right_share']:.0%} right); position bias: {report['position_bias']}")
+    for column in ("judge", "AUC", "AUC paraphrased", "mean |change|", "change / spread", "flipped pairs"):
+        table.add_column(column, justify="right")
+    for name, row in report["judges"].items():
+        table.add_row(name, *("-" if row[k] is None else f"{row[k]:.3f}" for k in (
+            "auc", "auc_paraphrased", "mean_abs_change", "change_over_spread", "flipped_pairs")))
+    console.print(table)
+    if out is not None:
+        atomic_write(out, json.dumps({"run": str(run_dir), **report}, indent=2) + "\n")
 
 
 @app.command("list")

@@ -328,6 +328,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
         t0 = time.time()
         rng, gen, _ = rngs(cfg.seed, r, 1)
         record: dict = {"round": r}
+        judges: dict = {}  # reward models this round trained, saved beside its checkpoint
         if r == 0:
             if cfg.init_from:  # the same round-0 model as another run: recipes compared from one start
                 restore_checkpoint(Path(cfg.init_from) / "checkpoints" / "round-000", policy.model, optimizer)
@@ -341,8 +342,9 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
             # ---- JUDGE: the exact verifier, or a reward model trained on verified answers to seed problems
             judge, judge_info = verifier_judge, {}
             if cfg.judge == "orm":
-                judge, judge_info = train_outcome_judge(policy, task, seed_set, cfg.orm_samples, cfg.temperature,
-                                                        cfg.orm_steps, cfg.sft(), gen, progress, f"round {r}")
+                judge, judge_info, judges["orm"] = train_outcome_judge(
+                    policy, task, seed_set, cfg.orm_samples, cfg.temperature, cfg.orm_steps, cfg.sft(), gen, progress,
+                    f"round {r}")
             step = Step(r, cfg, task, policy, optimizer, gen, progress, judge, seed_set, labelled, kept, base, records)
             # ---- PROPOSE: sample answers to new problems (only their targets are known)
             problems, redrawn = sample_unseen(task, cfg.problems_per_iteration, cfg.difficulty, rng, unseen_by,
@@ -372,7 +374,8 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
                       wall_seconds=time.time() - t0)
         records.append(record)
         store.record_round(r, record, {"eval/pass1": record["pass1"], "eval/passk": record["passk"]})
-        store.save_checkpoint(r, policy.model, policy.model.cfg.to_dict(), optimizer, {"round": r, "seed": cfg.seed})
+        store.save_checkpoint(r, policy.model, policy.model.cfg.to_dict(), optimizer, {"round": r, "seed": cfg.seed},
+                              extra=judges)
         progress.log(f"[bold]round {r}[/] pass@1 {record['pass1']:.3f}  pass@{cfg.samples_per_problem} "
                      f"{record['passk']:.3f}  kept {record['kept']}  {record['wall_seconds']:.0f}s")
 

@@ -17,9 +17,10 @@ from selfevolve.train.sft import Examples, SFTConfig
 
 def train_outcome_judge(policy: Policy, task: Task, labelled: list[Problem], samples: int, temperature: float,
                         steps: int, sft: SFTConfig, gen: torch.Generator, progress: Progress,
-                        title: str) -> tuple[Judge, dict]:
+                        title: str) -> tuple[Judge, dict, RewardModel]:
     """Sample `samples` answers to each labelled problem, verify them, train an ORM (initialised from
-    the policy) on those verdicts; returns the judge (P(correct) per answer) and what it trained on."""
+    the policy) on those verdicts; returns the judge (P(correct) per answer), what it trained on, and
+    the ORM itself (saved with the round's checkpoint, so `selfevolve audit RUN` can judge it)."""
     with progress.task(f"{title}: sample {samples} answers x {len(labelled)} labelled problems",
                        len(labelled)) as advance:
         seen = sample_and_judge(policy, task, labelled, samples, temperature, gen, advance=advance)
@@ -35,4 +36,4 @@ def train_outcome_judge(policy: Policy, task: Task, labelled: list[Problem], sam
         scores[[t == NO_STOP for t in flat]] = 0.0  # an unfinished answer is no answer
         return scores.reshape(correct.shape)
 
-    return judge, {"orm_loss": loss, "orm_samples": int(seen.correct.size)}
+    return judge, {"orm_loss": loss, "orm_samples": int(seen.correct.size)}, orm

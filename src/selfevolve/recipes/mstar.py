@@ -72,7 +72,7 @@ def ranked_sampling(step: Step, problems) -> Proposal:
     """Answers scored verdict + ORM/2 (correct ones in [1, 1.5], wrong ones in [0, 0.5]), so threshold 1
     accepts the correct answers and keep_top ranks them by the reward model."""
     cfg = step.cfg
-    orm, info = train_outcome_judge(step.policy, step.task, step.seed_set, cfg.orm_samples, cfg.temperature,
+    orm, info, _ = train_outcome_judge(step.policy, step.task, step.seed_set, cfg.orm_samples, cfg.temperature,
                                     cfg.orm_steps, cfg.sft(), step.gen, step.progress, f"round {step.r}")
 
     def judge(ps, texts, correct):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,3 +144,19 @@ def read_problems(path: str | Path, task: Task) -> list[Problem]:
     if not problems:
         raise ValueError(f"problem file {path} holds no problems")
     return problems
+
+
+def commuted(expression: str) -> str:
+    """The expression with the operands of every + and * swapped: the same value in other words (a
+    paraphrase of an answer, for judging judges). Text that does not parse comes back as it was."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(expression, mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return expression
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            node.left, node.right = node.right, node.left
+    out = ast.unparse(tree)
+    return out if " " in expression else out.replace(" ", "")

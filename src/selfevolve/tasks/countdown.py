@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from selfevolve.tasks.base import Problem, whole_number
+from selfevolve.tasks.base import Problem, commuted, whole_number
 
 OPS = {ast.Add: ("+", 1), ast.Sub: ("-", 1), ast.Mult: ("*", 2), ast.Div: ("/", 2)}
 
@@ -98,6 +98,10 @@ class CountdownTask:
         parsed = parse(answer)
         return (parsed is not None and parsed[0] == problem.fields["target"]
                 and not Counter(parsed[1]) - Counter(problem.fields["numbers"]))
+
+    def paraphrase(self, problem: Problem, answer: str, rng: np.random.Generator) -> str:
+        """The same expression with + and * operands swapped (a judge should score it the same)."""
+        return commuted(answer)
 
     def feedback(self, problem: Problem, answer: str) -> str:
         """What a teacher would say about an answer, without giving the solution away (SELF's critiques)."""

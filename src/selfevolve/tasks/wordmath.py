@@ -21,11 +21,13 @@ and an answer.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from selfevolve.models.tokenizer import ALPHABET
 from selfevolve.sandbox import StepResult, run_step, run_steps
-from selfevolve.tasks.base import Problem
+from selfevolve.tasks.base import Problem, commuted
 
 NAMES = ("Ann", "Bob", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon")
 PRONOUN = {"Ann": "She", "Dee": "She", "Eve": "She", "Fay": "She", "Ivy": "She"}
@@ -129,6 +131,23 @@ class WordMathTask:
 
     def verify(self, problem: Problem, answer: str) -> bool:
         return self.answer_matches(problem, self.final_answer(answer))
+
+    def paraphrase(self, problem: Problem, answer: str, rng: np.random.Generator) -> str:
+        """The same solution in other words: its variable renamed (to a name it does not use) and the
+        operands of + and * swapped; it computes the same steps (a judge should score it the same)."""
+        names = [n for n in ("total", "tally", "amount", "stock", "pile") if not re.search(rf"\b{n}\b", answer)]
+        renamed = {v: names[i % len(names)] for i, v in enumerate(dict.fromkeys(
+            re.findall(r"^[^:\n]*:\s*(\w+)\s*=", answer, re.MULTILINE))) if v != "answer"}
+        lines = []
+        for line in answer.split("\n"):
+            label, colon, step = line.partition(":")
+            if colon:
+                target, eq, expression = step.partition("=")
+                if eq:
+                    step = f"{target}= {commuted(expression.strip())}"
+                step = re.sub(r"\b\w+\b", lambda m: renamed.get(m.group(0), m.group(0)), step)
+            lines.append(label + colon + step)
+        return "\n".join(lines)
 
     def final_answer(self, text: str):
         """The value a solution assigns to `answer`, None if a step does not run or none assigns it."""
