@@ -5,7 +5,8 @@
 length-gen: the default position encoding (abacus-all) against abacus-rope and abacus-alibi, and the
 default filters (length, commute, split) against the length check alone; full runs, capped at
 `--max-rounds`. rstar: round0_steps 400 (the default) against 900, and widen 2 (the default) against
-1 and 4; round 0 and one round of search, scored by greedy decoding and majority / PPM at 16.
+1 and 4; round 0 and `--rstar-rounds` rounds of search (default 1), scored by greedy decoding and
+majority / PPM at 16 after the last.
 Every run evaluates on `eval_split=dev`. Runs go `--jobs` at a time, one thread each. Prints one
 JSON line per run, then one per choice (length-gen: the best dev accuracy at 10 digits, then the fewest
 rounds; rstar: the best dev greedy accuracy) and whether it is the default.
@@ -37,12 +38,13 @@ def length_gen(name: str, values: dict, out: Path) -> dict:
 
 
 def rstar(name: str, values: dict, out: Path) -> dict:
-    s = run("rstar", out / f"rstar-{name.split()[0]}", values)
+    s = run("rstar", out / f"rstar-{name.split()[0]}-{values['rounds']}", values)
     r0, r1 = s["rounds"][0], s["rounds"][-1]
-    return {"recipe": "rstar", "variant": name, "dev_greedy_round0": r0["accuracy"]["greedy"]["1"],
+    return {"recipe": "rstar", "variant": name, "rounds": values["rounds"],
+            "dev_greedy_round0": r0["accuracy"]["greedy"]["1"],
             "dev_greedy": r1["accuracy"]["greedy"]["1"], "dev_majority16": r1["accuracy"]["majority"]["16"],
             "dev_ppm16": r1["accuracy"]["ppm"]["16"], "solved_by_search": r1["solved_by_search"],
-            "pairs": r1["pairs"], "wall_seconds": s["wall_seconds"]}
+            "pairs": [r["pairs"] for r in s["rounds"][1:]], "wall_seconds": s["wall_seconds"]}
 
 
 def choose(results: list[dict], key: str, then: str | None = None) -> None:
@@ -59,14 +61,18 @@ def main() -> None:
     parser.add_argument("--max-rounds", type=int, default=12)
     parser.add_argument("--out", type=Path, default=Path("runs/defaults-on-dev"))
     parser.add_argument("--only", choices=["length-gen", "rstar"])
+    parser.add_argument("--rstar-rounds", type=int, default=1, help="search rounds of each rstar run")
+    parser.add_argument("--variants", default="", help="comma-separated variant names to run (default: all)")
     args = parser.parse_args()
     common = {"seed": args.seed, "threads": 1, "eval_split": "dev"}
     jobs = []
     if args.only in (None, "length-gen"):
         jobs += [(length_gen, n, {**common, "max_rounds": args.max_rounds, **v}) for n, v in LENGTH_GEN.items()]
     if args.only in (None, "rstar"):
-        jobs += [(rstar, n, {**common, "rounds": 1, "eval_problems": 100, "eval_n": "1,16", **v})
+        jobs += [(rstar, n, {**common, "rounds": args.rstar_rounds, "eval_problems": 100, "eval_n": "1,16", **v})
                  for n, v in RSTAR.items()]
+    if args.variants:
+        jobs = [job for job in jobs if job[1].split()[0] in args.variants.split(",")]
     t0 = time.time()
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(fn, name, values, args.out) for fn, name, values in jobs]

@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import assert_clean_error, kill_9_after, run_cli, sets, summary, without_times
 
+from selfevolve.config import build_config
+from selfevolve.errors import ConfigError
 from selfevolve.evolve.cascade import Stage, cascade
 from selfevolve.evolve.diffs import DiffError
 from selfevolve.evolve.operators import child_program, evolvable, random_edit
@@ -159,12 +161,15 @@ def test_bad_programs_and_evaluators_are_one_line_before_anything_is_written(tmp
     program.write_text("def f(x):\n    return x\n")
     evaluator.write_text("def evaluate(program):\n    return {'score': program.f(1)}\n")
     out = tmp_path / "run"
-    for settings, fragment in [([f"program={program}"], "program and evaluator go together"),
-                               ([f"program={program}", f"evaluator={evaluator}"], "no evolvable region"),
-                               (["problem=sorting"], "problem must be one of")]:
-        assert_clean_error(run_cli("run", "evolve-program", "--out", str(out), *sets(settings + ["operator=random"])),
-                           fragment)
-        assert not out.exists()
+    for values, fragment in [({"program": str(program)}, "program and evaluator go together"),
+                             ({"program": str(program), "evaluator": str(evaluator)}, "no evolvable region"),
+                             ({"problem": "sorting"}, "problem must be one of")]:
+        with pytest.raises(ConfigError, match=fragment):
+            build_config(Config, {**values, "operator": "random"})
+    # through the command: one line, exit 2, nothing written
+    assert_clean_error(run_cli("run", "evolve-program", "--out", str(out), *sets([f"program={program}"])),
+                       "program and evaluator go together")
+    assert not out.exists()
     program.write_text("# EVOLVE-BLOCK-START\ndef f(x):\n    return x / 0\n# EVOLVE-BLOCK-END\n")
     proc = run_cli("run", "evolve-program", "--out", str(out), *sets([f"program={program}", f"evaluator={evaluator}",
                                                                       "operator=random"]))
