@@ -40,7 +40,8 @@ def test_rstar_searches_and_learns_on_a_bpe_llama_and_exports_it(tmp_path, bpe_l
 
     run = tmp_path / "rstar"
     values = [f"model={bpe_llama}", "rounds=1", "seed_problems=200", "round0_steps=300", "train_problems=6",
-              "rollouts=3", "eval_problems=10", "eval_n=1,2", "policy_steps=5", "reward_steps=5", "threads=2"]
+              "rollouts=3", "eval_problems=10", "eval_n=1,2", "policy_steps=5", "reward_steps=5", "widen=2",
+              "threads=2"]
     proc = run_cli("run", "rstar", "--out", str(run), *sets(values))
     assert proc.returncode == 0, proc.stderr
     round0, round1 = summary(run)["rounds"]

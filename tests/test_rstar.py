@@ -9,7 +9,7 @@ from helpers import assert_clean_error, kill_9_after, run_cli, sets, summary, wi
 from selfevolve.recipes.rstar import STRATEGIES, Config
 
 TINY = ["rounds=2", "seed_problems=60", "round0_steps=30", "train_problems=12", "rollouts=3", "eval_problems=6",
-        "eval_n=1,4", "policy_steps=5", "reward_steps=5", "n_embd=32", "n_layer=1", "threads=2"]
+        "eval_n=1,4", "policy_steps=5", "reward_steps=5", "n_embd=32", "n_layer=1", "widen=2", "threads=2"]
 
 
 def test_rstar_writes_every_strategy_per_round_and_resumes_a_finished_run(finished_run):
