@@ -83,8 +83,6 @@ class Config(LMChoice):
     """Candidates evaluated at once (each in its own sandboxed interpreter)."""
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
         check_one_of(self, "operator", OPERATORS)
         check_one_of(self, "edit_format", FORMATS)
         check_min(self, 1, "children", "islands", "migration_interval", "bins", "workers", "max_length")

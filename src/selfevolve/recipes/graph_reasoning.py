@@ -51,8 +51,6 @@ class Config(LMChoice):
     max_tokens: int = 200
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
         check_one_of(self, "steering", STEERING)
         check_min(self, 1, "iterations", "prompts", "lines")
         check_min(self, 0, "known_shown")
