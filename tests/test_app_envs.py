@@ -1,12 +1,16 @@
-"""PhoneSim: tasks that carry information across apps, solved by the scripted expert, judged by a
-verifier of the final state; malformed or wrong actions never crash it; held-out templates stay held out."""
+"""PhoneSim and WebSim: tasks over apps and sites, solved by the scripted expert, judged by a verifier of
+the final state; malformed or wrong actions never crash them; held-out templates stay held out."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from selfevolve.agents import phone, web
 from selfevolve.agents.env import HELD_OUT
-from selfevolve.agents.phone import HELD_OUT_TEMPLATES, PAGE, TEMPLATES, Phone
+from selfevolve.agents.phone import PAGE, Phone
+from selfevolve.agents.web import Web
+
+ENVS = {"phone": (Phone, phone), "web": (Web, web)}
 
 
 def play(env, task_id, policy):
@@ -17,15 +21,18 @@ def play(env, task_id, policy):
             return reward, env.steps, truncated
 
 
+@pytest.mark.parametrize("name", ENVS)
 @pytest.mark.parametrize("difficulty", [0, 1, 3])
-def test_the_expert_solves_every_template_and_held_out_templates_only_appear_held_out(difficulty):
-    env = Phone(difficulty)
+def test_the_expert_solves_every_template_and_held_out_templates_only_appear_held_out(name, difficulty):
+    cls, module = ENVS[name]
+    env = cls(difficulty)
     seen = {"train": set(), "test": set()}
     for task_id in [*range(150), *range(HELD_OUT, HELD_OUT + 150)]:
         reward, steps, truncated = play(env, task_id, lambda obs: env.expert())
         assert reward == 1.0 and not truncated and steps >= 3, (task_id, env.instruction)
         seen["test" if task_id >= HELD_OUT else "train"].add(env.template)
-    assert seen["train"] == set(TEMPLATES) and seen["test"] == set(TEMPLATES + HELD_OUT_TEMPLATES)
+    assert seen["train"] == set(module.TEMPLATES)
+    assert seen["test"] == set(module.TEMPLATES + module.HELD_OUT_TEMPLATES)
 
 
 def test_the_verifier_reads_the_final_state_not_the_route():
@@ -72,10 +79,13 @@ def test_the_expert_recovers_when_the_agent_wanders_off():
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=30), st.sampled_from(
     ["open taxi", "open shop", "tap b-send", "tap a-messages", "type f-text hi", "swipe down", "back", "home",
-     "tap t-0", "tap c-99", "type b-send x", "open", "tap", "type f-dest", "swipe sideways"])), max_size=30),
-    st.integers(0, 2_000_100))
-def test_no_action_sequence_crashes_the_phone(actions, task_id):
-    env = Phone(1)
+     "tap t-0", "tap c-99", "type b-send x", "open", "tap", "type f-dest", "swipe sideways", "click l-forum",
+     "click t-0", "click next", "click prev", "type f-reply x", "click post", "click l-admin", "click u-0",
+     "type f-role admin", "click save", "click l-kitchen", "click p-0", "click add", "click checkout",
+     "click empty", "click x-price", "type f-active no"])), max_size=30),
+    st.integers(0, 2_000_100), st.sampled_from(list(ENVS)))
+def test_no_action_sequence_crashes_an_app_environment(actions, task_id, name):
+    env = ENVS[name][0](1)
     env.reset(task_id)
     for action in actions:
         if env.done:
@@ -83,3 +93,36 @@ def test_no_action_sequence_crashes_the_phone(actions, task_id):
         obs, reward, terminated, truncated, info = env.step(action)
         assert isinstance(obs, str) and reward in (0.0, 1.0)
         assert info["valid"] or obs.startswith("invalid action. use:")
+
+
+def test_the_web_verifier_reads_the_site_and_long_lists_page():
+    env = Web(3)
+    task = next(t for t in range(200) if env.reset(t) and env.template == "cheapest")
+    env.reset(task)
+    category = env.goal["category"]
+    rows = [k for k, p in enumerate(env.products) if p["category"] == category]
+    assert len(rows) > web.PAGE  # the cheapest may be on a later page
+    env.step(f"click l-{category}")
+    assert "[next] link" in env.observe() and f"[p-{rows[-1]}]" not in env.observe()
+    dearest = max(rows, key=lambda k: env.products[k]["price"])
+    for _ in range(rows.index(dearest) // web.PAGE):
+        env.step("click next")
+    env.step(f"click p-{dearest}")
+    env.step("click add")
+    assert env.step("click checkout")[1:3] == (0.0, True)  # bought, but not the cheapest
+    env.reset(task)
+    assert env.step("click checkout")[0].startswith("invalid action.")  # not on this page
+
+
+def test_a_team_task_takes_one_edit_per_member_and_only_the_last_ends_it():
+    env = Web(1)
+    task = next(t for t in range(HELD_OUT, HELD_OUT + 300) if env.reset(t) and env.template == "team"
+                and len([u for u in env.users if u["team"] == env.goal["team"]]) >= 2)
+    env.reset(task)
+    ends = []
+    while not env.done:
+        action = env.expert().split("Action: ")[1]
+        _, reward, terminated, _, _ = env.step(action)
+        if action == "click save":
+            ends.append(terminated)
+    assert ends[-1] and not any(ends[:-1]) and len(ends) >= 2 and reward == 1.0
