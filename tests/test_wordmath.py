@@ -15,9 +15,11 @@ TASK = get_task("wordmath")
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), difficulty=st.integers(1, TASK.max_steps))
-def test_every_story_is_solved_by_its_own_steps(seed, difficulty):
+@given(seed=st.integers(0, 2**32 - 1), difficulty=st.integers(1, TASK.max_steps),
+       name=st.sampled_from(["wordmath", "wordmath-hard"]))
+def test_every_story_is_solved_by_its_own_steps(seed, difficulty, name):
     tok = CharTokenizer()
+    TASK = get_task(name)
     for p in TASK.sample(5, difficulty, np.random.default_rng(seed)):
         steps = parse_solution(p.answer)
         assert len(steps) - 1 == difficulty == p.difficulty  # one step per sentence, then the count
@@ -27,6 +29,24 @@ def test_every_story_is_solved_by_its_own_steps(seed, difficulty):
         tok.encode(p.prompt + p.answer)  # the model can read and write every character
         assert all(len(line) < 32 for line in p.answer.split("\n"))
         assert len(p.prompt) + len(p.answer) < TASK.max_seq_len and len(p.answer) < TASK.max_answer_tokens
+
+
+def test_the_hard_variant_has_distractors_and_compound_purchases_with_wrong_readings():
+    hard = get_task("wordmath-hard")
+    problems = hard.sample(200, 5, np.random.default_rng(0))
+    others = [p for p in problems if "other: theirs = " in p.answer]
+    compound = [p for p in problems if any(" * " in line for line in p.answer.split("\n")[1:])]
+    assert 0.5 < len(others) / 200 < 0.95 and 0.2 < len(compound) / 200 < 0.9
+    lucky = 0  # a wrong reading may land on the right count by chance (a later // rounds it away)
+    for p in others[:20]:  # counting someone else's things is the wrong reading
+        n = next(line for line in p.answer.split("\n") if line.startswith("other:")).split("= ")[1]
+        item = p.answer.split("\n")[0].split(" = ")[0].split(": ")[1]
+        assert hard.verify(p, p.answer)
+        lucky += hard.verify(p, p.answer.replace(f"other: theirs = {n}", f"buys: {item} = {item} + {n}", 1))
+    for p in compound[:20]:  # so is adding one factor of "k more boxes of m"
+        line = next(x for x in p.answer.split("\n")[1:] if " * " in x)
+        lucky += hard.verify(p, p.answer.replace(line, line.split(" * ")[0]))
+    assert lucky <= 4
 
 
 def test_a_wrong_value_a_failing_step_or_an_unknown_name_is_wrong():

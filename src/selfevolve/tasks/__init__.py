@@ -16,6 +16,7 @@ TASKS = {
     "lookup": LongLookupTask,
     "translation": ToyTranslationTask,
     "wordmath": WordMathTask,
+    "wordmath-hard": lambda: WordMathTask(max_number=15, distractors=0.3, compound=0.3, name="wordmath-hard"),
 }
 
 

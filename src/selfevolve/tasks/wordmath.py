@@ -17,6 +17,11 @@ Step code runs only in the sandbox's restricted evaluator; a step that does not 
 something unknown, is invalid. Difficulty is the number of steps; numbers (2..9, and 3 more per
 extra step) grow with it. The gold answer is a number, so a user's problems need only a question
 and an answer.
+
+`wordmath-hard` leaves more room between a model's best sample and its most frequent answer (what a
+reward model can exploit over majority voting): numbers up to 15, sentences about someone else's
+things that must not be counted (`other: theirs = 7`), and purchases of several boxes
+(`buys: pens = pens + 3 * 4`), each of which has a plausible wrong reading.
 """
 
 from __future__ import annotations
@@ -77,8 +82,9 @@ class WordMathTask:
     max_answer_tokens = 32 * (max_steps + 1)  # a line per sentence and the count, each under 32 characters
     max_seq_len = 512
 
-    def __init__(self, max_number: int = 9) -> None:
-        self.max_number = max_number
+    def __init__(self, max_number: int = 9, distractors: float = 0.0, compound: float = 0.0,
+                 name: str = "wordmath") -> None:
+        self.max_number, self.distractors, self.compound, self.name = max_number, distractors, compound, name
 
     def _story(self, steps: int, rng: np.random.Generator) -> tuple[str, list[str], int]:
         """A question, its solution lines and the answer, for `steps` steps."""
@@ -90,8 +96,19 @@ class WordMathTask:
         value = a * b
         sentences, lines = [f"{name} has {a} {box} of {b} {item}."], [f"{box}: {item} = {a} * {b}"]
         for _ in range(1, steps):
+            if rng.random() < self.distractors:  # someone else's things: a line that must not touch the count
+                n, other = int(rng.integers(2, hi + 1)), NAMES[rng.integers(len(NAMES))]
+                sentences.append(f"{other if other != name else 'A friend'} has {n} {item}.")
+                lines.append(f"other: theirs = {n}")
+                continue
             kind = ["buys", "gives", "splits", "doubles"][rng.integers(4)]
             n = int(rng.integers(2, hi + 1))
+            if kind == "buys" and rng.random() < self.compound:  # several boxes: k * m, not k or m
+                k = int(rng.integers(2, 6))
+                sentences.append(f"{he} buys {k} more {box} of {n}.")
+                lines.append(f"buys: {item} = {item} + {k} * {n}")
+                value += k * n
+                continue
             if kind == "gives" and value - n < 1 or kind == "splits" and (value % n or value // n < 2):
                 kind = "buys"  # keep every count a positive whole number
             if kind == "doubles" and value * 2 > 10**6:
