@@ -9,7 +9,7 @@ from selfevolve.tasks.arithmetic import random_numbers
 
 def test_unknown_task_lists_valid_ones():
     with pytest.raises(ValueError,
-                       match="valid tasks: addition, countdown, lookup, multiplication, translation, wordmath"):
+                       match="valid tasks: addition, countdown, lookup, multiplication, translation, wordmath, wordmath-hard"):
         get_task("subtraction")
 
 
