@@ -20,11 +20,14 @@ def test_rstar_writes_every_strategy_per_round_and_resumes_a_finished_run(finish
     round0, *later = s["rounds"]
     assert set(round0["accuracy"]["majority"]) == {"1", "4"} and round0["accuracy"]["ppm"] == {}
     for r in later:
-        assert set(r["accuracy"]) == set(STRATEGIES) and r["accuracy"]["greedy"].keys() == {"1"}
+        assert set(r["accuracy"]) == {*STRATEGIES, "pass"} and r["accuracy"]["greedy"].keys() == {"1"}
         for strategy in STRATEGIES[1:]:
             assert set(r["accuracy"][strategy]) == {"1", "4"}
             assert all(0 <= a <= 1 for a in r["accuracy"][strategy].values())
             assert r["tokens"][strategy]["4"] >= r["tokens"][strategy]["1"] > 0
+        # pass@N, some one of the N samples right, is the ceiling of every chooser among them
+        for strategy in ("majority", "orm", "prm", "ppm"):
+            assert all(r["accuracy"]["pass"][n] >= r["accuracy"][strategy][n] for n in ("1", "4"))
         assert 0 <= r["solved_by_search"] <= 1 and r["search_tokens"] > 0
         assert set(r["phase_seconds"]) == {"search", "policy", "reward_models", "evaluate"}
     assert set(round0["phase_seconds"]) == {"policy", "evaluate"}

@@ -157,7 +157,8 @@ def evaluate(policy: Policy, rms: dict | None, task: WordMathTask, cfg: Config, 
         acc["mcts_ppm"] = {str(n): float(np.mean([task.verify(t.problem, text) for t, (_, text, _)
                                                   in zip(trees, picked[n], strict=True)])) for n in ns}
         tokens["mcts_ppm"] = {str(n): float(np.mean([used for *_, used in picked[n]])) for n in ns}
-    return ({s: acc.get(s, {}) for s in STRATEGIES}, {s: tokens.get(s, {}) for s in STRATEGIES}, by_steps)
+    return ({s: acc.get(s, {}) for s in (*STRATEGIES, "pass")}, {s: tokens.get(s, {}) for s in STRATEGIES},
+            by_steps)
 
 
 def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strategy: str | None = None,

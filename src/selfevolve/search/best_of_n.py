@@ -81,7 +81,9 @@ def compare_strategies(policy: Policy, task: FinalAnswerTask, problems: list[Pro
                        temperature: float, gen: torch.Generator, rms: dict, advance=None) -> tuple[dict, dict, list]:
     """Held-out accuracy and mean generated tokens per problem, {strategy: {N: value}}, of greedy
     decoding and of best-of-N by majority vote and by each reward model in `rms`, every strategy
-    choosing among the same max(ns) sampled solutions; and each problem's greedy verdict."""
+    choosing among the same max(ns) sampled solutions, and `pass` (some one of the first N is right:
+    the ceiling any chooser has, so pass - majority is the room a reward model can win); and each
+    problem's greedy verdict."""
     greedy, _ = answer(policy.model, policy.tok, problems, max_new=task.max_answer_tokens, advance=advance)
     solutions = Solutions.sample(policy, task, problems, max(ns), temperature, gen, advance)
     scores = score_solutions(rms, policy.tok, problems, solutions)
@@ -91,6 +93,7 @@ def compare_strategies(policy: Policy, task: FinalAnswerTask, problems: list[Pro
     for name in ("majority", *scores):
         acc[name] = {str(n): solutions.accuracy(solutions.choose(name, n, scores)) for n in ns}
         tokens[name] = {str(n): float(solutions.length[:, :n].sum(1).mean()) for n in ns}
+    acc["pass"] = {str(n): float(solutions.correct[:, :n].any(1).mean()) for n in ns}
     return acc, tokens, right
 
 
