@@ -8,8 +8,8 @@ from selfevolve.tasks.arithmetic import random_numbers
 
 
 def test_unknown_task_lists_valid_ones():
-    with pytest.raises(ValueError,
-                       match="valid tasks: addition, countdown, lookup, multiplication, translation, wordmath, wordmath-hard"):
+    with pytest.raises(ValueError, match="valid tasks: addition, countdown, lookup, multiplication, translation, "
+                                         "wordmath, wordmath-hard"):
         get_task("subtraction")
 
 
