@@ -66,13 +66,14 @@ def test_rstar_refuses_bad_settings_before_a_run_exists(tmp_path):
     for bad, fragment in (({"reward_model": "orm"}, "reward_model"),
                           ({"eval_difficulty": 9}, "eval_difficulty must be <="),
                           ({"eval_n": (0, 4)}, "eval_n must be positive"), ({"rollouts": 0}, "rollouts must be >= 1"),
-                          ({"pos_encoding": "nope"}, "pos_encoding must be one of")):
+                          ({"pos_encoding": "nope"}, "pos_encoding must be one of"),
+                          ({"task": "countdown"}, "task must be one of wordmath, wordmath-hard")):
         with pytest.raises(ValueError, match=fragment):
             Config(**bad)
     # the command checks the same Config before it creates anything
-    for bad, fragment in (("eval_n=0,4", "eval_n must be positive"), ("pos_encoding=nope", "pos_encoding must be")):
-        assert_clean_error(run_cli("run", "rstar", "--out", str(tmp_path / "x"), "--set", bad), fragment)
-        assert not (tmp_path / "x").exists()
+    assert_clean_error(run_cli("run", "rstar", "--out", str(tmp_path / "x"), "--set", "eval_n=0,4"),
+                       "eval_n must be positive")
+    assert not (tmp_path / "x").exists()
 
 
 def test_kill_9_mid_round_then_resume_equals_an_uninterrupted_run(tmp_path, finished_run):

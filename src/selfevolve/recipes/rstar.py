@@ -38,17 +38,21 @@ from selfevolve.search.best_of_n import answer_by, compare_strategies
 from selfevolve.search.mcts import MCTSConfig, search, solved
 from selfevolve.search.tree_data import pick, tree_data
 from selfevolve.store import RunStore
+from selfevolve.tasks import get_task
 from selfevolve.tasks.base import SPLITS, Problem, held_out_split, sample_unseen
 from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 STRATEGIES = ("greedy", "majority", "orm", "prm", "ppm", "mcts_ppm")
+WORDMATH = ("wordmath", "wordmath-hard")
 POLICY_ENCODINGS = ("abacus-all", "abacus-alibi", "abacus-both", "abacus", "rope")
 
 
 @dataclass
 class Config(ModelChoice, MCTSConfig, TrainingConfig):
-    task = "wordmath"  # not a setting: the task this recipe is written for
+    task: str = "wordmath"
+    """wordmath, or wordmath-hard (larger numbers, things not to count, purchases of several boxes: more
+    room between a best sample and the majority; see tasks/wordmath.py)."""
 
     seed: int = 0
     """Seeds model init, problems, search and sampling."""
@@ -103,6 +107,7 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
         super().__post_init__()
         if self.reward_model not in ("ppm", "prm"):
             raise ValueError(f"reward_model: {self.reward_model!r} is not one of ppm, prm")
+        check_one_of(self, "task", WORDMATH)
         check_one_of(self, "eval_split", SPLITS)
         check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
                   "eval_difficulty", "trajectories_per_problem", "reward_batch_size")
@@ -170,7 +175,7 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
         raise SelfEvolveError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if n < 1 or strategy == "greedy" and n != 1:
         raise SelfEvolveError(f"--n must be >= 1 (and 1 for greedy), got {n}")
-    task, policy = WordMathTask(), build_policy(cfg)
+    task, policy = get_task(cfg.task), build_policy(cfg)
     store.load_last(policy.model)
     last = store.last_checkpoint()
     needs = {"ppm": "ppm", "prm": "prm", "orm": "orm", "mcts_ppm": "ppm"}.get(strategy)
@@ -202,7 +207,7 @@ def held_out(cfg: Config, task: WordMathTask, seed_set: list[Problem]) -> tuple[
 
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
-    task, policy = WordMathTask(), build_policy(cfg)
+    task, policy = get_task(cfg.task), build_policy(cfg)
     tok, model = policy.tok, policy.model
     optimizer = make_optimizer(model, cfg.sft())
     seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
@@ -305,5 +310,5 @@ def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:
                                                                                       policy.model))
 
 
-RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: "wordmath", table=table, evaluate_file=evaluate_file,
+RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: cfg.task, table=table, evaluate_file=evaluate_file,
                 export=export, policy=build_policy)
