@@ -174,6 +174,7 @@ def test_bad_programs_and_evaluators_are_one_line_before_anything_is_written(tmp
     proc = run_cli("run", "evolve-program", "--out", str(out), *sets([f"program={program}", f"evaluator={evaluator}",
                                                                       "operator=random"]))
     assert_clean_error(proc, "the starting program fails its own evaluator", "ZeroDivisionError")
+    assert not out.exists()
 
 
 def test_a_users_openai_compatible_server_writes_the_children(tmp_path):

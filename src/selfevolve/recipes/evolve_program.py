@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfevolve.config import check_min, check_one_of
-from selfevolve.errors import ConfigError
 from selfevolve.evolve.cascade import Evaluation, Stage, cascade
 from selfevolve.evolve.diffs import DiffError, regions
 from selfevolve.evolve.operators import FORMATS, child_program, evolvable, prompt, random_edit
@@ -94,8 +93,11 @@ class Config(LMChoice):
         if not self.program:
             check_one_of(self, "problem", PROBLEMS)
             get_problem(self.problem, self.seed, self.regression_benchmark)  # an unknown benchmark fails here
-        else:
-            user_problem(self.program, self.evaluator)
+        else:  # the user's files, and their starting program through their evaluator, before a run exists
+            problem = user_problem(self.program, self.evaluator)
+            start = cascade(problem.program, problem.evaluator, self.stages(problem.evaluator))
+            if start.error:
+                raise ValueError(f"the starting program fails its own evaluator: {start.error}")
         if self.operator == "lm":
             self.check_lm()
 
@@ -157,9 +159,7 @@ def evolve(cfg: Config, store: RunStore, progress: Progress, lm) -> dict:
         db, failures = ProgramDB.restore(saved["db"], **db_config), saved["failures"]
         start, spent = saved["generation"] + 1, saved["wall_seconds"]
     else:
-        (metrics, error), = evaluate_all([problem.program])
-        if error:
-            raise ConfigError(f"the starting program fails its own evaluator: {error}")
+        (metrics, _), = evaluate_all([problem.program])  # it runs: the config checked it
         db, failures, start, spent = ProgramDB(**db_config), [], 1, 0.0
         for island in range(cfg.islands):
             db.add(Program(problem.program, dict(metrics), island=island))
