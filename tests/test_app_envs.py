@@ -126,3 +126,17 @@ def test_a_team_task_takes_one_edit_per_member_and_only_the_last_ends_it():
         if action == "click save":
             ends.append(terminated)
     assert ends[-1] and not any(ends[:-1]) and len(ends) >= 2 and reward == 1.0
+
+
+def test_a_screen_is_drawn_with_one_row_per_widget(tmp_path):
+    from selfevolve.agents.screens import ROW, render
+
+    env = Web(1)
+    env.reset(5)
+    obs = env.step("click l-forum")[0]
+    path = render(obs, tmp_path / "web.png", device="web")
+    assert path.stat().st_size > 5_000 and path.read_bytes()[:4] == b"\x89PNG"
+    assert len([line for line in obs.split("\n") if ROW.match(line)]) == len(env.elements())
+    phone = Phone(1)
+    phone.reset(5)
+    assert render(phone.observe(), tmp_path / "phone.png").stat().st_size > 5_000
