@@ -109,7 +109,8 @@ def test_genome_evolves_lora_experts_of_a_bpe_llama_and_exports_the_best_merge(t
 
     run = tmp_path / "genome"
     proc = run_cli("run", "genome", "--out", str(run), *sets([*GENOME_SHORT, f"model={bpe_llama}", "generations=2",
-                                                             "expert_steps=20", "threads=2"]))
+                                                             "expert_steps=10", "pop_size=4", "dev_size=20",
+                                                             "test_size=20", "threads=2"]))
     assert proc.returncode == 0, proc.stderr
     s = summary(run)
     assert s["test_reads"] == 1 and s["dev_accuracy"]["genome_best"] >= s["dev_accuracy"]["best_expert"]
