@@ -17,11 +17,10 @@ HELD_OUT on draw from every template, training ids only from the training ones, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from selfevolve.agents.env import HELD_OUT, TextEnv
+from selfevolve.agents.app_env import AppEnv, Widget
+from selfevolve.agents.env import HELD_OUT
 
 PAGE = 5
 APPS = ("messages", "contacts", "calendar", "notes", "taxi", "shop")
@@ -36,15 +35,9 @@ TEMPLATES = ("taxi", "phone", "time", "buy")  # training templates
 HELD_OUT_TEMPLATES = ("place", "forward")  # only in held-out tasks
 
 
-@dataclass(frozen=True)
-class Widget:
-    id: str
-    kind: str  # button, item, text, field
-    label: str
-
-
-class Phone(TextEnv):
+class Phone(AppEnv):
     name, actions = "phone", "use: open APP | tap ID | type ID TEXT | swipe down | swipe up | back | home"
+    recover = "home"
     default_difficulty = 1
     max_steps = 24
 
@@ -95,8 +88,10 @@ class Phone(TextEnv):
     def last(self, name: str) -> str:
         return self.threads[name][-1]
 
+    def at_home(self) -> bool:
+        return self.screen == ("home",)
+
     def check(self) -> bool:
-        """The verifier: the final state is what the instruction asked for."""
         g, c = self.goal, self.contacts
         wanted = {"taxi": lambda: self.taxi == self._address_in(self.last(g["a"])),
                   "phone": lambda: (g["a"], c[g["b"]]["phone"]) in self.sent,
@@ -175,27 +170,11 @@ class Phone(TextEnv):
         return "\n".join(lines)
 
     # -- actions ----------------------------------------------------------------------------------
-    def act(self, verb, args):
-        result = self._apply(verb, args)
-        if result is None:
-            return None
-        action = " ".join([verb, *args])
-        if self.plan_pos is not None:  # the expert's place in its plan (off plan until `home`)
-            on_plan = self.plan_pos < len(self.plan) and action == self.plan[self.plan_pos]
-            self.plan_pos = self.plan_pos + 1 if on_plan else 0 if action == "home" else None
-        elif action == "home":
-            self.plan_pos = 0
-        return result
-
     def _go(self, *screen: str) -> tuple[str, float, bool]:
         self.screen, self.offset, self.fields = screen, 0, {}
         return self.observe(), 0.0, False
 
-    def _end(self) -> tuple[str, float, bool]:
-        ok = self.check()
-        return ("done: the task is complete" if ok else "done: that was not what the task asked"), float(ok), True
-
-    def _apply(self, verb: str, args: list[str]) -> tuple[str, float, bool] | None:
+    def apply(self, verb: str, args: list[str]) -> tuple[str, float, bool] | None:
         if verb == "home" and not args:
             return self._go("home")
         if verb == "back" and not args:
@@ -231,15 +210,15 @@ class Phone(TextEnv):
             return self._go("messages", s[1])
         if w.id == "b-send" and self.fields.get("f-text"):
             self.sent.append((s[1], self.fields["f-text"]))
-            return self._end()
+            return self.end()
         if w.id == "b-new":
             return self._go("notes", "new")
         if w.id == "b-save" and self.fields.get("f-note"):
             self.notes.append(self.fields["f-note"])
-            return self._end()
+            return self.end()
         if w.id == "b-request" and self.fields.get("f-dest"):
             self.taxi = self.fields["f-dest"]
-            return self._end()
+            return self.end()
         if w.id == "b-search":
             self.fields["query"], self.offset = self.fields.get("f-search", ""), 0
             return self.observe(), 0.0, False
@@ -250,7 +229,7 @@ class Phone(TextEnv):
             return self._go("shop", "cart")
         if w.id == "b-checkout" and self.cart:
             self.orders, self.cart = list(self.cart), []
-            return self._end()
+            return self.end()
         return f"nothing happens.\n{self.observe()}", 0.0, False
 
     # -- the scripted expert ------------------------------------------------------------------------
@@ -283,8 +262,3 @@ class Phone(TextEnv):
             return [*self._reach("calendar", "e", titles.index(g["event"])),
                     *message(g["a"], self._event(g["event"])["place"])]
         return read + message(g["b"], self.last(g["a"]))
-
-    def expert(self) -> str:
-        if self.plan_pos is None:
-            return "Thought: I am off my plan; start again from the home screen\nAction: home"
-        return f"Thought: step {self.plan_pos + 1} of {len(self.plan)}\nAction: {self.plan[self.plan_pos]}"

@@ -19,11 +19,10 @@ agent wanders off, and task ids from HELD_OUT on also draw the held-out template
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from selfevolve.agents.env import HELD_OUT, TextEnv
+from selfevolve.agents.app_env import AppEnv, Widget
+from selfevolve.agents.env import HELD_OUT
 
 PAGE = 6
 CATEGORIES = ["kitchen", "garden", "office", "toys", "sports", "books"]
@@ -39,15 +38,9 @@ TEMPLATES = ("cheapest", "reply", "role")
 HELD_OUT_TEMPLATES = ("team",)
 
 
-@dataclass(frozen=True)
-class Element:
-    id: str
-    kind: str  # link, button, text, field
-    label: str
-
-
-class Web(TextEnv):
+class Web(AppEnv):
     name, actions = "web", "use: click ID | type ID TEXT | back"
+    recover = "back"
     default_difficulty = 1
 
     @property
@@ -92,8 +85,10 @@ class Web(TextEnv):
     def team_left(self) -> list[int]:
         return [k for k, u in enumerate(self.users) if u["team"] == self.goal["team"] and u["active"]]
 
+    def at_home(self) -> bool:
+        return self.page == ("home",)
+
     def check(self) -> bool:
-        """The verifier: the site's state is what the instruction asked for."""
         g = self.goal
         if self.template == "cheapest":
             price = self.products[self.cheapest()]["price"]
@@ -109,51 +104,51 @@ class Web(TextEnv):
         return not self.team_left() and all(u["active"] for u in self.users if u["team"] != g["team"])
 
     # -- pages ------------------------------------------------------------------------------------
-    def rows(self) -> list[Element]:
+    def rows(self) -> list[Widget]:
         """The current page's list (paged), or [] for pages without one."""
         p = self.page
         if p[0] == "category":
-            return [Element(f"p-{k}", "link", f"{pr['name']}, {pr['price']} eur") for k, pr in enumerate(self.products)
+            return [Widget(f"p-{k}", "link", f"{pr['name']}, {pr['price']} eur") for k, pr in enumerate(self.products)
                     if pr["category"] == p[1]]
         if p == ("forum",):
-            return [Element(f"t-{k}", "link", t["title"]) for k, t in enumerate(self.threads)]
+            return [Widget(f"t-{k}", "link", t["title"]) for k, t in enumerate(self.threads)]
         if p[0] == "thread":
-            return [Element(f"m-{i}", "text", f"{a}: {text}") for i, (a, text) in enumerate(self.threads[int(p[1])]
+            return [Widget(f"m-{i}", "text", f"{a}: {text}") for i, (a, text) in enumerate(self.threads[int(p[1])]
                                                                                              ["posts"])]
         if p == ("admin",):
-            return [Element(f"u-{k}", "link", f"{u['name']}, team {u['team']}, {u['role']}, "
+            return [Widget(f"u-{k}", "link", f"{u['name']}, team {u['team']}, {u['role']}, "
                                               f"{'active' if u['active'] else 'inactive'}")
                     for k, u in enumerate(self.users)]
         return []
 
-    def elements(self) -> list[Element]:
+    def elements(self) -> list[Widget]:
         if self.page == ("home",):
-            return [Element(f"l-{c}", "link", c) for c in CATEGORIES] + [
-                Element("l-forum", "link", "forum"), Element("l-admin", "link", "admin panel"),
-                Element("l-cart", "link", f"cart ({len(self.cart)})")]
+            return [Widget(f"l-{c}", "link", c) for c in CATEGORIES] + [
+                Widget("l-forum", "link", "forum"), Widget("l-admin", "link", "admin panel"),
+                Widget("l-cart", "link", f"cart ({len(self.cart)})")]
         listed = self.rows()
         out = listed[self.offset:self.offset + PAGE]
         if self.offset > 0:
-            out.append(Element("prev", "link", "previous page"))
+            out.append(Widget("prev", "link", "previous page"))
         if self.offset + PAGE < len(listed):
-            out.append(Element("next", "link", "next page"))
+            out.append(Widget("next", "link", "next page"))
         p = self.page
         if p[0] == "product":
             pr = self.products[int(p[1])]
-            out = [Element("x-price", "text", f"{pr['name']}: {pr['price']} eur"),
-                   Element("add", "button", "add to cart")]
+            out = [Widget("x-price", "text", f"{pr['name']}: {pr['price']} eur"),
+                   Widget("add", "button", "add to cart")]
         elif p == ("cart",):
-            out = [Element(f"c-{i}", "text", self.products[k]["name"]) for i, k in enumerate(self.cart)] + [
-                Element("checkout", "button", "checkout"), Element("empty", "button", "empty the cart")]
+            out = [Widget(f"c-{i}", "text", self.products[k]["name"]) for i, k in enumerate(self.cart)] + [
+                Widget("checkout", "button", "checkout"), Widget("empty", "button", "empty the cart")]
         elif p[0] == "thread":
-            out += [Element("f-reply", "field", self.fields.get("f-reply", "")),
-                    Element("post", "button", "post reply")]
+            out += [Widget("f-reply", "field", self.fields.get("f-reply", "")),
+                    Widget("post", "button", "post reply")]
         elif p[0] == "user":
             u = self.users[int(p[1])]
-            out = [Element("x-user", "text", f"{u['name']}, team {u['team']}"),
-                   Element("f-role", "field", self.fields.get("f-role", u["role"])),
-                   Element("f-active", "field", self.fields.get("f-active", "yes" if u["active"] else "no")),
-                   Element("save", "button", "save")]
+            out = [Widget("x-user", "text", f"{u['name']}, team {u['team']}"),
+                   Widget("f-role", "field", self.fields.get("f-role", u["role"])),
+                   Widget("f-active", "field", self.fields.get("f-active", "yes" if u["active"] else "no")),
+                   Widget("save", "button", "save")]
         return out
 
     def observe(self) -> str:
@@ -162,28 +157,12 @@ class Web(TextEnv):
         return "\n".join(lines)
 
     # -- actions ----------------------------------------------------------------------------------
-    def act(self, verb, args):
-        result = self._apply(verb, args)
-        if result is None:
-            return None
-        action = " ".join([verb, *args])
-        if self.plan_pos is not None:  # the expert's place in its plan (off plan until it is home again)
-            on_plan = self.plan_pos < len(self.plan) and action == self.plan[self.plan_pos]
-            self.plan_pos = self.plan_pos + 1 if on_plan else 0 if self.page == ("home",) else None
-        elif self.page == ("home",):
-            self.plan_pos = 0
-        return result
-
     def _go(self, *page: str) -> tuple[str, float, bool]:
         self.history.append((self.page, self.offset))
         self.page, self.offset, self.fields = page, 0, {}
         return self.observe(), 0.0, False
 
-    def _end(self) -> tuple[str, float, bool]:
-        ok = self.check()
-        return ("done: the task is complete" if ok else "done: that was not what the task asked"), float(ok), True
-
-    def _apply(self, verb: str, args: list[str]) -> tuple[str, float, bool] | None:
+    def apply(self, verb: str, args: list[str]) -> tuple[str, float, bool] | None:
         if verb == "back" and not args:
             self.page, self.offset = self.history.pop() if self.history else (("home",), 0)
             self.fields = {}
@@ -216,16 +195,16 @@ class Web(TextEnv):
             return self.observe(), 0.0, False
         if eid == "checkout" and self.cart:
             self.orders, self.cart = list(self.cart), []
-            return self._end()
+            return self.end()
         if eid == "post" and self.fields.get("f-reply"):
             self.threads[int(p[1])]["posts"].append(("me", self.fields["f-reply"]))
-            return self._end()
+            return self.end()
         if eid == "save":
             u = self.users[int(p[1])]
             u["role"] = self.fields.get("f-role", u["role"])
             u["active"] = self.fields.get("f-active", "yes" if u["active"] else "no") != "no"
             if self.template != "team" or not self.team_left():
-                return self._end()
+                return self.end()
             return self._go("admin")
         return f"nothing happens.\n{self.observe()}", 0.0, False
 
@@ -254,8 +233,3 @@ class Web(TextEnv):
         for k in members:  # each save returns to the admin list's first page
             plan += [*self._reach(users, f"u-{k}"), "type f-active no", "click save"]
         return plan
-
-    def expert(self) -> str:
-        if self.plan_pos is None:
-            return "Thought: I am off my plan; go back towards the home page\nAction: back"
-        return f"Thought: step {self.plan_pos + 1} of {len(self.plan)}\nAction: {self.plan[self.plan_pos]}"
