@@ -96,14 +96,15 @@ class WordMathTask:
         value = a * b
         sentences, lines = [f"{name} has {a} {box} of {b} {item}."], [f"{box}: {item} = {a} * {b}"]
         for _ in range(1, steps):
-            if rng.random() < self.distractors:  # someone else's things: a line that must not touch the count
+            # (plain wordmath draws no extra numbers: its stories stay what they were)
+            if self.distractors and rng.random() < self.distractors:  # someone else's things, not to be counted
                 n, other = int(rng.integers(2, hi + 1)), NAMES[rng.integers(len(NAMES))]
                 sentences.append(f"{other if other != name else 'A friend'} has {n} {item}.")
                 lines.append(f"other: theirs = {n}")
                 continue
             kind = ["buys", "gives", "splits", "doubles"][rng.integers(4)]
             n = int(rng.integers(2, hi + 1))
-            if kind == "buys" and rng.random() < self.compound:  # several boxes: k * m, not k or m
+            if kind == "buys" and self.compound and rng.random() < self.compound:  # several boxes: k * m
                 k = int(rng.integers(2, 6))
                 sentences.append(f"{he} buys {k} more {box} of {n}.")
                 lines.append(f"buys: {item} = {item} + {k} * {n}")
