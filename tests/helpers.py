@@ -16,8 +16,8 @@ FAST = ["labelled_max_digits=4", "target_digits=5", "num_labelled=20000", "round
         "threads=2"]
 
 # A short GENOME run on a tiny base model with three experts trained in the run (about 25 s).
-GENOME_SHORT = ["skills=reverse,upper,shift", "base_steps=150", "expert_steps=40", "pop_size=6", "generations=6",
-                "dev_size=40", "test_size=40", "ensemble_k=2"]
+GENOME_SHORT = ["skills=reverse,upper,shift", "base_steps=100", "expert_steps=30", "pop_size=6", "generations=6",
+                "dev_size=30", "test_size=30", "ensemble_k=2"]
 
 
 def selfevolve_cmd(*args: str) -> list[str]:
