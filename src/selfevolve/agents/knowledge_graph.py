@@ -70,7 +70,12 @@ def communities(graph: nx.Graph) -> list[set[str]]:
     return [set(c) for c in nx.community.greedy_modularity_communities(graph)]
 
 
-def metrics(graph: nx.Graph, hubs: int = 5) -> dict:
+def hubs(graph: nx.Graph, k: int) -> list[str]:
+    """The k best-linked concepts (ties by name)."""
+    return [name for name, _ in sorted(graph.degree(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+
+def metrics(graph: nx.Graph) -> dict:
     """The network's shape: size, degrees and hubs, communities and modularity, the largest component's
     share and average shortest path, clustering."""
     n, m = graph.number_of_nodes(), graph.number_of_edges()
@@ -81,7 +86,7 @@ def metrics(graph: nx.Graph, hubs: int = 5) -> dict:
     largest = graph.subgraph(max(nx.connected_components(graph), key=len))
     return {"nodes": n, "edges": m, "mean_degree": 2 * m / n, "max_degree": max(degrees.values()),
             "degree_histogram": nx.degree_histogram(graph),
-            "hubs": [name for name, _ in sorted(degrees.items(), key=lambda kv: (-kv[1], kv[0]))[:hubs]],
+            "hubs": hubs(graph, 5),
             "communities": len(groups), "modularity": nx.community.modularity(graph, groups) if m else 0.0,
             "components": nx.number_connected_components(graph), "largest_component_share": len(largest) / n,
             "average_path_length": nx.average_shortest_path_length(largest) if len(largest) > 1 else 0.0,

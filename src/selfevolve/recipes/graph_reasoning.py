@@ -23,7 +23,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from selfevolve.agents.knowledge_graph import STEERING, focus, merge, metrics, normalise, parse, prompt
+from selfevolve.agents.knowledge_graph import STEERING, focus, hubs, merge, metrics, normalise, parse, prompt
 from selfevolve.config import check_min, check_one_of
 from selfevolve.models.lm import LMChoice
 from selfevolve.progress import Progress
@@ -72,7 +72,7 @@ def grow(cfg: Config, store: RunStore, progress: Progress, lm) -> dict:
             t0 = time.perf_counter()
             rng = rngs(cfg.seed, it).np
             about = [focus(graph, cfg.steering, rng) for _ in range(cfg.prompts)]
-            known = metrics(graph, hubs=cfg.known_shown).get("hubs", [])
+            known = hubs(graph, cfg.known_shown)  # the full metrics (communities, paths) are measured once, below
             conversations = [prompt(a, known, cfg.lines) for a in about]
             if hasattr(lm, "gen"):  # our sampler: the iteration's own stream, so a resume samples the same
                 lm.gen = rngs(cfg.seed, "lm", it).torch
