@@ -15,11 +15,14 @@ Every evaluator is self-contained (its data as literals), deterministic, and rep
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from selfevolve.errors import ConfigError
+from selfevolve.evolve.diffs import DiffError, regions
 from selfevolve.evolve.problems import benchmark
 
 
@@ -180,3 +183,25 @@ def get_problem(name: str, seed: int, regression_benchmark: str = "nguyen-2") ->
     if name == "minimize":
         return ProgramProblem("minimise a bumpy 2-D function in 200 calls", MINIMIZE_PROGRAM, MINIMIZE_EVALUATOR)
     raise ConfigError(f"problem: unknown problem {name!r}; valid: {', '.join(PROBLEMS)}")
+
+
+def user_problem(program_file: str, evaluator_file: str) -> ProgramProblem:
+    """The user's program and evaluator, checked: readable, regions sound, the evaluator defines evaluate."""
+    texts = []
+    for name, file in (("program", program_file), ("evaluator", evaluator_file)):
+        path = Path(file)
+        if not path.is_file():
+            raise ValueError(f"{name}: {file} is not a file")
+        texts.append(path.read_text())
+    program, evaluator = texts
+    try:
+        regions(program)
+    except DiffError as err:
+        raise ValueError(f"program: {err}") from None
+    try:
+        defined = {n.name for n in ast.parse(evaluator).body if isinstance(n, ast.FunctionDef)}
+    except SyntaxError as err:
+        raise ValueError(f"evaluator: {evaluator_file} is not valid Python ({err.msg}, line {err.lineno})") from None
+    if "evaluate" not in defined:
+        raise ValueError(f"evaluator: {evaluator_file} defines no evaluate(program) function")
+    return ProgramProblem(f"improve {Path(program_file).name}", program, evaluator)

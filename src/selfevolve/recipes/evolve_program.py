@@ -27,10 +27,10 @@ from pathlib import Path
 
 from selfevolve.config import check_min, check_one_of
 from selfevolve.evolve.cascade import Evaluation, Stage, cascade
-from selfevolve.evolve.diffs import DiffError, regions
+from selfevolve.evolve.diffs import DiffError
 from selfevolve.evolve.operators import FORMATS, child_program, evolvable, prompt, random_edit
 from selfevolve.evolve.program_db import Program, ProgramDB
-from selfevolve.evolve.program_problems import PROBLEMS, ProgramProblem, get_problem
+from selfevolve.evolve.program_problems import PROBLEMS, ProgramProblem, get_problem, user_problem
 from selfevolve.models.lm import LMChoice
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
@@ -110,28 +110,6 @@ class Config(LMChoice):
         has_quick = any(isinstance(n, ast.FunctionDef) and n.name == "quick" for n in ast.parse(evaluator).body)
         return ([Stage("quick", self.quick_threshold, self.stage_timeout)] if has_quick else []) + [
             Stage("evaluate", timeout=self.stage_timeout)]
-
-
-def user_problem(program_file: str, evaluator_file: str) -> ProgramProblem:
-    """The user's program and evaluator, checked: readable, regions sound, the evaluator defines evaluate."""
-    texts = []
-    for name, file in (("program", program_file), ("evaluator", evaluator_file)):
-        path = Path(file)
-        if not path.is_file():
-            raise ValueError(f"{name}: {file} is not a file")
-        texts.append(path.read_text())
-    program, evaluator = texts
-    try:
-        regions(program)
-    except DiffError as err:
-        raise ValueError(f"program: {err}") from None
-    try:
-        defined = {n.name for n in ast.parse(evaluator).body if isinstance(n, ast.FunctionDef)}
-    except SyntaxError as err:
-        raise ValueError(f"evaluator: {evaluator_file} is not valid Python ({err.msg}, line {err.lineno})") from None
-    if "evaluate" not in defined:
-        raise ValueError(f"evaluator: {evaluator_file} defines no evaluate(program) function")
-    return ProgramProblem(f"improve {Path(program_file).name}", program, evaluator)
 
 
 def scored(code: str, result: Evaluation, of: int, threshold: float) -> tuple[dict, str]:
