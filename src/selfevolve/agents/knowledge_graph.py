@@ -93,12 +93,14 @@ def metrics(graph: nx.Graph) -> dict:
             "clustering": nx.average_clustering(graph)}
 
 
-def focus(graph: nx.Graph, steering: str, rng: np.random.Generator) -> tuple[str, ...]:
-    """What the next prompt is about: one concept, or (bridge) two from weakly linked communities."""
+def focus(graph: nx.Graph, steering: str, rng: np.random.Generator,
+          groups: list[set[str]] | None = None) -> tuple[str, ...]:
+    """What the next prompt is about: one concept, or (bridge) two from weakly linked communities
+    (`groups`: the graph's communities, when the caller has them already)."""
     nodes = sorted(graph)
     if steering == "latest":
         return (max(nodes, key=lambda v: (graph.nodes[v].get("iteration", 0), graph.degree(v), v)),)
-    groups = communities(graph)
+    groups = groups if groups is not None else communities(graph)
     if steering == "random" or len(groups) < 2:
         return (nodes[int(rng.integers(len(nodes)))],)
     where = {v: k for k, group in enumerate(groups) for v in group}

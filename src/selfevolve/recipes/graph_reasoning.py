@@ -23,7 +23,17 @@ from pathlib import Path
 
 import networkx as nx
 
-from selfevolve.agents.knowledge_graph import STEERING, focus, hubs, merge, metrics, normalise, parse, prompt
+from selfevolve.agents.knowledge_graph import (
+    STEERING,
+    communities,
+    focus,
+    hubs,
+    merge,
+    metrics,
+    normalise,
+    parse,
+    prompt,
+)
 from selfevolve.config import check_min, check_one_of
 from selfevolve.models.lm import LMChoice
 from selfevolve.progress import Progress
@@ -71,7 +81,8 @@ def grow(cfg: Config, store: RunStore, progress: Progress, lm) -> dict:
         for it in range(start, cfg.iterations + 1):
             t0 = time.perf_counter()
             rng = rngs(cfg.seed, it).np
-            about = [focus(graph, cfg.steering, rng) for _ in range(cfg.prompts)]
+            groups = communities(graph) if cfg.steering == "bridge" else None  # once for all the prompts
+            about = [focus(graph, cfg.steering, rng, groups) for _ in range(cfg.prompts)]
             known = hubs(graph, cfg.known_shown)  # the full metrics (communities, paths) are measured once, below
             conversations = [prompt(a, known, cfg.lines) for a in about]
             if hasattr(lm, "gen"):  # our sampler: the iteration's own stream, so a resume samples the same
@@ -119,7 +130,6 @@ def headline(summary: dict) -> str:
 def plots(summary: dict, plot_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from selfevolve.agents.knowledge_graph import communities
     from selfevolve.report import plot_lines
 
     log = summary["iterations_log"]
