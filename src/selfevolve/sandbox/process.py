@@ -54,7 +54,7 @@ def _reason(returncode: int, stderr: str) -> str:
         return stderr.strip().splitlines()[0]
     if returncode < 0:
         name = signal.Signals(-returncode).name
-        return {"SIGXCPU": "CPU time limit", "SIGKILL": "killed (CPU or memory limit)",
+        return {"SIGXCPU": "timed out (CPU time limit)", "SIGKILL": "killed (CPU or memory limit)",
                 "SIGXFSZ": "file size limit", "SIGSYS": "a forbidden system call"}.get(name, f"killed by {name}")
     last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {returncode}"
     if "MemoryError" in last:
