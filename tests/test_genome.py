@@ -98,9 +98,9 @@ def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_
     assert ids == [tok.encode(p.prompt) for p in problems] and theirs == ours
 
     # the user's own peft adapters as the experts (here: two of this run's, on the same base model)
-    mine = [str(run / "experts" / n) for n in ("reverse", "upper")]
-    proc = run_cli("run", "genome", "--out", str(tmp_path / "mine"), *sets([*GENOME_SHORT, "generations=1",
-                                                                          "adapters=" + ",".join(mine)]))
+    adapters = ",".join(str(run / "experts" / n) for n in ("reverse", "upper"))
+    mine = [*GENOME_SHORT, "generations=2", f"adapters={adapters}"]
+    proc = run_cli("run", "genome", "--out", str(tmp_path / "mine"), *sets(mine))
     assert proc.returncode == 0, proc.stderr
     again = summary(tmp_path / "mine")
     assert again["experts"] == ["reverse", "upper"] and not (tmp_path / "mine" / "experts").exists()
@@ -108,11 +108,11 @@ def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_
 
     # fitness spread over Ray workers: the same run, number for number
     if importlib.util.find_spec("ray"):
-        ray_sets = sets([*GENOME_SHORT, "backend=ray", "workers=2"])
-        proc = run_cli("run", "genome", "--out", str(tmp_path / "ray"), *ray_sets)
+        proc = run_cli("run", "genome", "--out", str(tmp_path / "ray"), *sets([*mine, "backend=ray", "workers=2"]))
         assert proc.returncode == 0, proc.stderr
         ray = summary(tmp_path / "ray")
-        assert ray["test_accuracy"] == s["test_accuracy"] and ray["generations_log"] == s["generations_log"]
+        assert ray["test_accuracy"] == again["test_accuracy"] and ray["generations_log"] == again["generations_log"]
+        assert len(ray["generations_log"]) == 3  # generation 0 (the experts) and two more
 
 
 def test_experts_of_a_pretrained_base_replay_what_it_writes_after_the_other_skills(smollm2):

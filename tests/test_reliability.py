@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import assert_clean_error, kill_9_after, run_cli, sets, summary, without_times
+from helpers import QUICK_GP, QUICK_STAR, assert_clean_error, kill_9_after, run_cli, sets, summary, without_times
 
 from selfevolve.errors import CheckpointError, RunDirError
 from selfevolve.models.hf_export import export_hf
@@ -17,10 +17,7 @@ from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.store import MARKER, RunStore, build_beside, load_checkpoint
 from selfevolve.train.sft import SFTConfig, make_optimizer
 
-GP = ["generations=2", "pop_size=20"]
-# a star run of a few seconds: a 1 x 32 model, one short iteration
-QUICK = ["difficulty=3", "num_labelled=200", "n_embd=32", "n_layer=1", "round0_steps=20", "iterations=1",
-         "problems_per_iteration=50", "samples_per_problem=2", "iteration_steps=10", "eval_problems=20", "threads=2"]
+GP, QUICK = QUICK_GP, QUICK_STAR
 
 
 def console_script() -> str:
@@ -144,7 +141,8 @@ def test_a_second_kill_during_resume_loses_nothing(tmp_path):
     assert [r["round"] for r in RunStore.open(killed).rounds()] == [0, 1, 2]
 
 
-def test_a_disk_that_fills_during_a_checkpoint_stops_the_run_in_one_line_and_resume_finishes_it(tmp_path):
+def test_a_disk_that_fills_during_a_checkpoint_stops_the_run_in_one_line_and_resume_finishes_it(tmp_path,
+                                                                                             finished_run):
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a small tmpfs needs root")
     disk = tmp_path / "disk"
@@ -163,9 +161,7 @@ def test_a_disk_that_fills_during_a_checkpoint_stops_the_run_in_one_line_and_res
         ballast.unlink()
         proc = run_cli("resume", str(run))
         assert proc.returncode == 0, proc.stderr
-        straight = tmp_path / "straight"
-        assert run_cli("run", "star", "--out", str(straight), *sets(QUICK)).returncode == 0
-        assert without_times(summary(run)) == without_times(summary(straight))
+        assert without_times(summary(run)) == without_times(summary(finished_run("star", QUICK)))
         assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["round-000", "round-001"]
     finally:
         subprocess.run(["umount", str(disk)], check=True)

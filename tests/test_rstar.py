@@ -6,7 +6,8 @@ import json
 import pytest
 from helpers import assert_clean_error, kill_9_after, run_cli, sets, summary, without_times
 
-from selfevolve.recipes.rstar import STRATEGIES, Config
+from selfevolve.recipes.rstar import Config
+from selfevolve.search.strategies import STRATEGIES
 
 TINY = ["rounds=2", "seed_problems=60", "round0_steps=30", "train_problems=12", "rollouts=3", "eval_problems=6",
         "eval_n=1,4", "policy_steps=5", "reward_steps=5", "n_embd=32", "n_layer=1", "widen=2", "threads=2"]

@@ -31,7 +31,7 @@ from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs, seeded
 from selfevolve.search.answers import kept_rows
-from selfevolve.search.sampling import answer
+from selfevolve.search.sampling import exact_match_by_group
 from selfevolve.store import RunStore, load_checkpoint, model_from_checkpoint
 from selfevolve.tasks import TASKS, Task, get_task
 from selfevolve.tasks.arithmetic import ArithmeticTask
@@ -129,20 +129,6 @@ def held_out_sets(cfg: Config, task: Task, labelled: set[str], max_digits: int |
             for d in range(1, (max_digits or cfg.target_digits + cfg.eval_extra_digits) + 1)}
 
 
-def evaluate(model: Transformer, tok: CharTokenizer, task: Task, sets: dict[str, list],
-             progress: Progress | None = None, title: str = "evaluate") -> dict[str, float | None]:
-    """Held-out exact match per length (None where no unseen problem of that length exists)."""
-    acc: dict[str, float | None] = {}
-    with (progress or Progress(enabled=False)).task(title, sum(map(len, sets.values()))) as advance:
-        for d, problems in sets.items():
-            if not problems:
-                acc[d] = None
-                continue
-            texts, _ = answer(model, tok, problems, advance=advance)
-            acc[d] = sum(task.verify(p, t) for p, t in zip(problems, texts, strict=True)) / len(problems)
-    return acc
-
-
 def self_label(model: Transformer, tok: CharTokenizer, task: ArithmeticTask, cfg: Config, digits: int,
                rng: np.random.Generator, gen: torch.Generator, held_out: set[str], progress: Progress,
                title: str) -> dict[str, list]:
@@ -231,7 +217,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             else:
                 loss = float("nan")
                 progress.log(f"[yellow]round {r}: no self-label passed the filters; nothing to learn")
-        acc = evaluate(model, tok, task, held_out, progress, f"round {r}: evaluate")
+        acc = exact_match_by_group(model, tok, task, held_out, progress, f"round {r}: evaluate")
         record = round_record(r, digits, kept, kept / (cfg.num_labelled if r == 0 else cfg.num_unlabelled),
                               error, acc, loss, t0)
         records.append(record)
@@ -289,7 +275,7 @@ def evaluate_run(store: RunStore, cfg: Config, max_digits: int | None = None,
     last, task = store.last_checkpoint(), get_task(cfg.task)
     model = model_from_checkpoint(load_checkpoint(last))
     sets = held_out_sets(cfg, task, {p.prompt for p in labelled_set(cfg, task)}, max_digits)
-    return f"{last.name}: held-out exact match", evaluate(model, CharTokenizer(), task, sets)
+    return f"{last.name}: held-out exact match", exact_match_by_group(model, CharTokenizer(), task, sets)
 
 
 def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:

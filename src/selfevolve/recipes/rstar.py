@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from selfevolve.config import check_min, check_one_of
 from selfevolve.errors import SelfEvolveError
@@ -34,8 +33,9 @@ from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.progress import Progress, timed
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
-from selfevolve.search.best_of_n import answer_by, compare_strategies
+from selfevolve.search.best_of_n import answer_by
 from selfevolve.search.mcts import MCTSConfig, search, solved
+from selfevolve.search.strategies import STRATEGIES, compare_all, guided_search
 from selfevolve.search.tree_data import pick, tree_data
 from selfevolve.store import RunStore
 from selfevolve.tasks import get_task
@@ -43,7 +43,6 @@ from selfevolve.tasks.base import SPLITS, Problem, held_out_split, sample_unseen
 from selfevolve.tasks.wordmath import WordMathSteps, WordMathTask
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
-STRATEGIES = ("greedy", "majority", "orm", "prm", "ppm", "mcts_ppm")
 WORDMATH = ("wordmath", "wordmath-hard")
 POLICY_ENCODINGS = ("abacus-all", "abacus-alibi", "abacus-both", "abacus", "rope")
 
@@ -140,32 +139,6 @@ def build_policy(cfg: Config) -> Policy:
                            digit_pos_size=WordMathTask.max_steps + 3 + cfg.max_line_offset)
 
 
-def guided_search(policy: Policy, rm, cfg: Config, problems: list[Problem], rollouts: int, gen, progress):
-    """PPM-guided MCTS without gold answers: the reward model values every step and every terminal."""
-    with progress.task(f"PPM-guided MCTS, {rollouts} rollouts x {len(problems)} problems", total=rollouts) as advance:
-        return search(policy.model, policy.tok, WordMathSteps(), problems, cfg.mcts(rollouts), gen,
-                      value_fn=value_fn(rm, policy.tok), use_gold=False, on_rollout=advance)
-
-
-def evaluate(policy: Policy, rms: dict | None, task: WordMathTask, cfg: Config, problems: list[Problem],
-             gen: torch.Generator, progress: Progress) -> tuple[dict, dict, dict]:
-    """Held-out accuracy and tokens, {strategy: {N: value}}: greedy, best-of-N by majority and by each
-    reward model, PPM-guided MCTS at N rollouts; and greedy accuracy by number of steps."""
-    ns = sorted(cfg.eval_n)
-    with progress.task(f"evaluate: greedy and {ns[-1]} samples x {len(problems)} problems", 2 * len(problems)) as step:
-        acc, tokens, right = compare_strategies(policy, task, problems, ns, cfg.temperature, gen, rms or {}, step)
-    steps = np.array([p.difficulty for p in problems])
-    by_steps = {str(d): float(np.mean(np.array(right)[steps == d])) for d in sorted(set(steps.tolist()))}
-    if rms:
-        trees = guided_search(policy, rms["ppm"], cfg, problems, ns[-1], gen, progress)
-        picked = {n: [t.answers_after[n - 1] for t in trees] for n in ns}
-        acc["mcts_ppm"] = {str(n): float(np.mean([task.verify(t.problem, text) for t, (_, text, _)
-                                                  in zip(trees, picked[n], strict=True)])) for n in ns}
-        tokens["mcts_ppm"] = {str(n): float(np.mean([used for *_, used in picked[n]])) for n in ns}
-    return ({s: acc.get(s, {}) for s in (*STRATEGIES, "pass")}, {s: tokens.get(s, {}) for s in STRATEGIES},
-            by_steps)
-
-
 def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strategy: str | None = None,
                   n: int | None = None) -> dict:
     """The run's latest policy and reward models on a user's problems, by one strategy at N solutions
@@ -186,7 +159,7 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
     gen = rngs(cfg.seed, "evaluate").torch
     with Progress() as progress:
         if strategy == "mcts_ppm":
-            trees = guided_search(policy, rm, cfg, problems, n, gen, progress)
+            trees = guided_search(policy, rm, WordMathSteps(), cfg.mcts(n), problems, gen, progress)
             texts, used = [t.answers_after[-1][1] for t in trees], [t.answers_after[-1][2] for t in trees]
         else:
             with progress.task(f"{strategy}: {n} solutions x {len(problems)} problems", len(problems)) as step:
@@ -262,8 +235,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                           **{f"{name}_pair_accuracy": pair_accuracy(rms[name], tok, held["prompt"], held["text"],
                                                                     held["other"]) for name in ("ppm", "prm")})
         with timed(phases, "evaluate"):
-            acc, tokens, by_steps = evaluate(policy, rms, task, cfg, test,
-                                             rngs(cfg.seed, "evaluate").torch, progress)
+            acc, tokens, by_steps = compare_all(policy, rms, task, WordMathSteps(), cfg.mcts(), test, cfg.eval_n,
+                                                cfg.temperature, rngs(cfg.seed, "evaluate").torch, progress)
         record.update(accuracy=acc, tokens=tokens, greedy_by_steps=by_steps, wall_seconds=time.time() - t0,
                       phase_seconds=phases)
         records.append(record)

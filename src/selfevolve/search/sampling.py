@@ -10,6 +10,7 @@ import torch
 from selfevolve.models.sampler import generate
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer
+from selfevolve.progress import Progress
 from selfevolve.tasks.base import Problem
 
 NO_STOP = "<no stop>"  # an answer that did not end within its token budget
@@ -45,6 +46,18 @@ def answer(model: Transformer, tok: CharTokenizer, problems: list[Problem], *, d
     stopped = out.tokens.eq(tok.eos_id).any(1)
     texts = [tok.decode(row) if ok else NO_STOP for row, ok in zip(out.tokens, stopped.tolist(), strict=True)]
     return texts, out.logprobs.min(dim=1).values.exp()
+
+
+def exact_match_by_group(model: Transformer, tok: CharTokenizer, task, groups: dict[str, list[Problem]],
+                         progress: Progress | None = None, title: str = "evaluate") -> dict[str, float | None]:
+    """Greedy exact match of each group of held-out problems (None for an empty group: length-gen's
+    short lengths can run out of unseen problems)."""
+    acc: dict[str, float | None] = {}
+    with (progress or Progress(enabled=False)).task(title, sum(map(len, groups.values()))) as advance:
+        for name, problems in groups.items():
+            texts = answer(model, tok, problems, advance=advance)[0] if problems else []
+            acc[name] = sum(map(task.verify, problems, texts)) / len(problems) if problems else None
+    return acc
 
 
 def ask(policy, problems: list[Problem], prompts: list[str], max_new: int) -> list[str]:
