@@ -25,10 +25,16 @@ def word_llama(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def round0(finished_run, word_llama):
+    """CD2's round 0 on the word-level Llama, trained once: every run below starts from it (`init_from`)."""
+    return f"init_from={finished_run('star', [*CD2, f'model={word_llama}', 'iterations=0'])}"
+
+
 @pytest.mark.parametrize("recipe, extra", [("star", []), ("bstar", ["probe_problems=20", "temperature_grid=0.8,1.2"]),
                                            ("dpo", []), ("upo", []), ("star", ["judge=orm", "orm_steps=30"])])
-def test_self_training_runs_and_learns_on_a_word_level_llama(finished_run, word_llama, recipe, extra):
-    s = summary(finished_run(recipe, CD2 + extra + [f"model={word_llama}"]))
+def test_self_training_runs_and_learns_on_a_word_level_llama(finished_run, word_llama, round0, recipe, extra):
+    s = summary(finished_run(recipe, CD2 + extra + [f"model={word_llama}", round0]))
     # round 0 learned from nothing, through the model's own ids (a random model answers none)
     assert s["round0_pass1"] >= 0.5, s["rounds"][0]
     last = s["rounds"][1]
@@ -42,10 +48,9 @@ def test_self_training_runs_and_learns_on_a_word_level_llama(finished_run, word_
     assert json.loads((word_llama / "config.json").read_text())["vocab_size"] == 24
 
 
-def test_grpo_runs_on_a_word_level_llama_through_its_own_tokenizer(finished_run, word_llama):
+def test_grpo_runs_on_a_word_level_llama_through_its_own_tokenizer(finished_run, word_llama, round0):
     rl = ["iteration_steps=10", "prompts_per_step=8", "group_size=4"]
-    s = summary(finished_run("grpo", [c for c in CD2 if not c.startswith("iteration_steps")] + rl
-                             + [f"model={word_llama}"]))
+    s = summary(finished_run("grpo", [*CD2, *rl, f"model={word_llama}", round0]))
     assert s["round0_pass1"] >= 0.5, s["rounds"][0]
     steps = s["rounds"][1]["rl_steps"]
     assert len(steps) == 10 and s["rounds"][1]["samples"] == 10 * 8 * 4
@@ -54,7 +59,8 @@ def test_grpo_runs_on_a_word_level_llama_through_its_own_tokenizer(finished_run,
 
 
 @pytest.mark.parametrize("model", ["tiny", "word-llama", "word-llama+lora"])
-def test_export_round_trip_gives_the_same_tokens_and_greedy_answers(tmp_path, finished_run, word_llama, model):
+def test_export_round_trip_gives_the_same_tokens_and_greedy_answers(tmp_path, finished_run, word_llama, round0,
+                                                                    model):
     from selfevolve.config import build_config
     from selfevolve.recipes import get_recipe
     from selfevolve.search.sampling import answer
@@ -64,7 +70,7 @@ def test_export_round_trip_gives_the_same_tokens_and_greedy_answers(tmp_path, fi
 
     # the word-level Llama's run is the learning test's star run (one run per session)
     settings = {"tiny": CD2[:5] + ["iterations=0", "eval_problems=10", "n_layer=2", "n_embd=64"],
-                "word-llama": CD2 + [f"model={word_llama}"],
+                "word-llama": CD2 + [f"model={word_llama}", round0],
                 "word-llama+lora": lora_settings(word_llama)}[model]
     run = finished_run("star", settings)
     proc = run_cli("export", str(run), "--hf", str(tmp_path / "hf"))

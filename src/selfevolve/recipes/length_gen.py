@@ -177,14 +177,14 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     tok, task = CharTokenizer(), get_task(cfg.task)
     model = build_model(cfg, tok)
     optimizer = make_optimizer(model, cfg.sft())
+    # ---- resume: the last finished round's checkpoint (checked before any data is made) and the
+    # self-labels kept up to it
+    first, records = store.resume_rounds(model, optimizer)
     labelled_problems = labelled_set(cfg, task)
     labelled = Examples.of_problems(tok, labelled_problems)
     held_out = held_out_sets(cfg, task, {p.prompt for p in labelled_problems})
     unseen_by = {p.prompt for problems in held_out.values() for p in problems}  # no self-labelled one is held out
     self_data: list[Examples] = []
-
-    # ---- resume: the last finished round's checkpoint and the self-labels kept up to it
-    first, records = store.resume_rounds(model, optimizer)
     for r in range(1, first):
         self_data.append(Examples.encode(tok, *kept_rows(store.read_samples(r).to_pydict())))
     digits = next_digits(cfg, records)
