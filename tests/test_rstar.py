@@ -47,15 +47,14 @@ def test_eval_file_answers_a_users_problems_by_each_strategy(tmp_path, finished_
     mine = tmp_path / "mine.jsonl"
     mine.write_text('{"question": "Ann has 2 bags of 3 pens. How many pens now?", "answer": 6}\n'
                     '{"question": "Bob has 4 jars of 5 eggs. He buys 2. How many eggs now?", "answer": 22}\n')
-    for strategy, n in (("ppm", "4"), ("majority", "4"), ("mcts_ppm", "2"), ("greedy", "1")):
-        proc = run_cli("eval", str(out), "--file", str(mine), "--strategy", strategy, "--n", n)
+    for strategy, n in (("ppm", "4"), ("majority", "4"), ("mcts_ppm", "2"), ("greedy", None)):
+        proc = run_cli("eval", str(out), "--file", str(mine), "--strategy", strategy, *(["--n", n] if n else []))
         assert proc.returncode == 0, proc.stderr
-        assert f"{strategy} at N={n}" in proc.stdout
+        assert f"{strategy} at N={n or 1}" in proc.stdout  # greedy is one solution
         rows = [json.loads(line) for line in (out / "eval" / "mine.jsonl").read_text().splitlines()]
         assert [r["answer"] for r in rows] == [6, 22] and all(isinstance(r["correct"], bool) for r in rows)
         assert all(r["correct"] == (r["value"] == r["answer"]) and r["tokens"] > 0 for r in rows)
     assert_clean_error(run_cli("eval", str(out), "--file", str(mine), "--strategy", "best"), "not one of")
-    assert run_cli("eval", str(out), "--file", str(mine), "--strategy", "greedy").returncode == 0  # N = 1
     greedy_4 = run_cli("eval", str(out), "--file", str(mine), "--strategy", "greedy", "--n", "4")
     assert_clean_error(greedy_4, "1 for greedy")
     assert_clean_error(run_cli("eval", str(out), "--strategy", "ppm"), "pass --file too")
