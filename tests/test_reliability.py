@@ -17,8 +17,6 @@ from selfevolve.models.transformer import Transformer, TransformerConfig
 from selfevolve.store import MARKER, RunStore, build_beside, load_checkpoint
 from selfevolve.train.sft import SFTConfig, make_optimizer
 
-GP, QUICK = QUICK_GP, QUICK_STAR
-
 
 def console_script() -> str:
     """The installed `selfevolve` command itself (not `python -m`): what a user types."""
@@ -41,7 +39,7 @@ def assert_untouched(path: Path, files: dict[str, str]) -> None:
 def test_overwrite_never_deletes_a_directory_selfevolve_did_not_write(tmp_path):
     project = tmp_path / "project"
     files = users_project(project)  # it even has a config.toml, as many projects do
-    proc = run_cli("run", "gp", "--out", str(project), "--overwrite", *sets(GP))
+    proc = run_cli("run", "gp", "--out", str(project), "--overwrite", *sets(QUICK_GP))
     assert_clean_error(proc, "files that selfevolve did not write")
     assert_untouched(project, files)
     with pytest.raises(RunDirError, match="did not write"):
@@ -52,7 +50,7 @@ def test_overwrite_never_deletes_a_directory_selfevolve_did_not_write(tmp_path):
 
 def test_a_bad_value_with_overwrite_leaves_the_finished_run_as_it_was(tmp_path):
     old = tmp_path / "old"
-    assert run_cli("run", "gp", "--out", str(old), *sets(GP)).returncode == 0
+    assert run_cli("run", "gp", "--out", str(old), *sets(QUICK_GP)).returncode == 0
     before = {p.relative_to(old): p.read_bytes() for p in old.rglob("*") if p.is_file()}
     for recipe, bad, fragment in [("gp", "seed=-1", "seed must be >= 0"), ("star", "seed=-1", "seed must be >= 0"),
                                   ("finmem", "seed=-1", "seed must be >= 0"),
@@ -61,7 +59,7 @@ def test_a_bad_value_with_overwrite_leaves_the_finished_run_as_it_was(tmp_path):
         assert_clean_error(proc, fragment)
         assert {p.relative_to(old): p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
     # a valid overwrite replaces our own run, and leaves nothing beside it
-    proc = run_cli("run", "gp", "--out", str(old), "--overwrite", *sets(GP + ["seed=1"]))
+    proc = run_cli("run", "gp", "--out", str(old), "--overwrite", *sets(QUICK_GP + ["seed=1"]))
     assert proc.returncode == 0, proc.stderr
     assert summary(old)["seed"] == 1 and (old / MARKER).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
@@ -128,7 +126,7 @@ def test_export_checks_every_weight_against_the_config_and_replaces_only_an_expo
 
 
 def test_a_second_kill_during_resume_loses_nothing(tmp_path):
-    config = QUICK + ["iterations=2"]
+    config = QUICK_STAR + ["iterations=2"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run_cli("run", "star", "--out", str(straight), *sets(config)).returncode == 0
     kill_9_after(["run", "star", "--out", str(killed), *sets(config)], "checkpoints/round-000")
@@ -153,7 +151,7 @@ def test_a_disk_that_fills_during_a_checkpoint_stops_the_run_in_one_line_and_res
         ballast = disk / "ballast"  # leaves 150 KiB: the round-0 checkpoint (210 KiB) does not fit
         ballast.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 150 * 1024))
         run = disk / "run"
-        proc = run_cli("run", "star", "--out", str(run), *sets(QUICK))
+        proc = run_cli("run", "star", "--out", str(run), *sets(QUICK_STAR))
         assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
         line = proc.stderr.strip().splitlines()[-1]
         assert "No space left on device" in line and f"selfevolve resume {run}" in line, proc.stderr
@@ -161,7 +159,7 @@ def test_a_disk_that_fills_during_a_checkpoint_stops_the_run_in_one_line_and_res
         ballast.unlink()
         proc = run_cli("resume", str(run))
         assert proc.returncode == 0, proc.stderr
-        assert without_times(summary(run)) == without_times(summary(finished_run("star", QUICK)))
+        assert without_times(summary(run)) == without_times(summary(finished_run("star", QUICK_STAR)))
         assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["round-000", "round-001"]
     finally:
         subprocess.run(["umount", str(disk)], check=True)

@@ -169,12 +169,13 @@ def preference_margins(run_dir):
 
 def test_orm_judge_selects_far_better_than_chance(tmp_path, round0):
     out = tmp_path / "run"
-    # two iterations. What the ORM keeps is right far more often than a random answer (seeds 0-2:
+    # two iterations. What the ORM keeps is right far more often than a random answer (seeds 0-2, with
+    # TINY's 400 held-out problems:
     # precision 0.754 / 0.731 / 0.793 against sample accuracy 0.432 / 0.419 / 0.464), but a quarter of
     # it is wrong, and self-training on it does not raise held-out pass@1 here (0.2775 -> 0.27,
-    # 0.2575 -> 0.2425, 0.27 -> 0.2875): the README reports it, and this test claims only the judge
-    # (held-out pass@1 is not what this test claims: a smaller held-out set than TINY's)
-    two = [*TINY, "iterations=2", "eval_problems=50"]  # the later value of a setting wins
+    # 0.2575 -> 0.2425, 0.27 -> 0.2875): the README reports it, and this test claims only the judge, so
+    # its held-out set is smaller than TINY's (the later value of a setting wins)
+    two = [*TINY, "iterations=2", "eval_problems=50"]
     judge = ["judge=orm", "orm_samples=4", "orm_steps=300"]
     proc = run_cli("run", "star", "--out", str(out), *sets(two + judge + [round0]))
     assert proc.returncode == 0, proc.stderr
@@ -193,13 +194,11 @@ def test_orm_judge_selects_far_better_than_chance(tmp_path, round0):
     assert report["paraphrased"] > 40 and orm["auc"] > 0.7 and orm["auc_paraphrased"] > 0.6, report
 
 
-QUICK = QUICK_STAR
-
 
 def test_compare_puts_runs_side_by_side_and_refuses_other_recipes(tmp_path, finished_run):
-    star = finished_run("star", QUICK)
+    star = finished_run("star", QUICK_STAR)
     # dpo starts from star's round-0 model: the same round-0 score, nothing trained in round 0
-    proc = run_cli("run", "dpo", "--out", str(tmp_path / "dpo"), *sets(QUICK + [f"init_from={star}"]))
+    proc = run_cli("run", "dpo", "--out", str(tmp_path / "dpo"), *sets(QUICK_STAR + [f"init_from={star}"]))
     assert proc.returncode == 0, proc.stderr
     star_s, dpo_s = summary(star), summary(tmp_path / "dpo")
     assert dpo_s["round0_pass1"] == star_s["round0_pass1"] and dpo_s["rounds"][0]["tokens_trained"] == 0
@@ -218,7 +217,7 @@ def test_eval_file_scores_a_users_problems_and_bad_files_fail_cleanly(tmp_path):
     good.write_text('{"numbers": [3, 7, 2], "target": 10}\n\n{"numbers": [4, 5], "target": 20}\n'
                     '{"numbers": [9, 1, 1], "target": 9}\n')
     run_dir = tmp_path / "run"
-    proc = run_cli("run", "star", "--out", str(run_dir), *sets(QUICK + [f"eval_file={good}"]))
+    proc = run_cli("run", "star", "--out", str(run_dir), *sets(QUICK_STAR + [f"eval_file={good}"]))
     assert proc.returncode == 0, proc.stderr
     assert json.loads((run_dir / "summary.json").read_text())["rounds"][0]["pass1"] in (0, 1 / 3, 2 / 3, 1)
     proc = run_cli("eval", str(run_dir), "--file", str(good))
@@ -242,7 +241,7 @@ def test_eval_file_scores_a_users_problems_and_bad_files_fail_cleanly(tmp_path):
     # both commands read problem files through read_problems: one bad file each through the CLI
     assert_clean_error(run_cli("eval", str(run_dir), "--file", str(tmp_path / "bad0.jsonl")), "line 2")
     fresh = tmp_path / "never"
-    proc = run_cli("run", "star", "--out", str(fresh), *sets(QUICK + [f"eval_file={tmp_path / 'bad1.jsonl'}"]))
+    proc = run_cli("run", "star", "--out", str(fresh), *sets(QUICK_STAR + [f"eval_file={tmp_path / 'bad1.jsonl'}"]))
     assert_clean_error(proc, "line 3: not valid JSON")
     assert not fresh.exists()
     assert_clean_error(run_cli("eval", str(run_dir), "--file", str(tmp_path / "missing.jsonl")), "does not exist")

@@ -11,7 +11,7 @@ from selfevolve.models.sampler import generate
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer
 from selfevolve.progress import Progress
-from selfevolve.tasks.base import Problem
+from selfevolve.tasks.base import Problem, Task
 
 NO_STOP = "<no stop>"  # an answer that did not end within its token budget
 
@@ -48,7 +48,7 @@ def answer(model: Transformer, tok: CharTokenizer, problems: list[Problem], *, d
     return texts, out.logprobs.min(dim=1).values.exp()
 
 
-def exact_match_by_group(model: Transformer, tok: CharTokenizer, task, groups: dict[str, list[Problem]],
+def exact_match_by_group(model: Transformer, tok: CharTokenizer, task: Task, groups: dict[str, list[Problem]],
                          progress: Progress | None = None, title: str = "evaluate") -> dict[str, float | None]:
     """Greedy exact match of each group of held-out problems (None for an empty group: length-gen's
     short lengths can run out of unseen problems)."""
