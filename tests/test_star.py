@@ -109,7 +109,8 @@ def test_mc_dropout_perturbs_only_inside_and_uncertainty_is_a_spread():
 # own correct answers adds 2-7 points (star +0.0325 / +0.0675 / +0.0225, restart +0.0375 / +0.075 / +0.025,
 # bstar +0.03 / +0.06 / +0.06). DPO and UPO on the same pairs move held-out pass@1 by -0.03..+0.03 (dpo
 # -0.0025 / +0.02 / +0.03, upo -0.03 / +0.02 / +0.0125): within noise, so their test checks what they
-# learn, the preference between their own answers
+# learn, the preference between their own answers, which 150 steps teach as well as 300 (below; held-out
+# pass@1 moves by -0.0075..+0.0425 on seeds 0-4 after 150 steps)
 TINY = ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400", "iterations=1",
         "problems_per_iteration=1200", "samples_per_problem=4", "iteration_steps=300", "eval_problems=400",
         "threads=2"]
@@ -124,7 +125,8 @@ def round0(finished_run):
 
 @pytest.mark.parametrize("recipe,extra", [("star", []), ("star", ["restart=true"]),
                                           ("bstar", ["temperature_grid=0.8,1.2", "probe_problems=100"]),
-                                          ("dpo", []), ("upo", ["dpo_learning_rate=2e-4"])])
+                                          ("dpo", ["iteration_steps=150"]),
+                                          ("upo", ["dpo_learning_rate=2e-4", "iteration_steps=150"])])
 def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra, round0):
     out = tmp_path / "run"
     proc = run_cli("run", recipe, "--out", str(out), *sets(TINY + extra + [round0]))
@@ -133,8 +135,8 @@ def test_self_training_raises_held_out_pass_at_1(tmp_path, recipe, extra, round0
     if recipe in ("dpo", "upo"):
         assert abs(s["final_pass1"] - s["round0_pass1"]) <= 0.04, s["rounds"]
         before, after = preference_margins(out)
-        # seeds 0-2: the margin grows on 97-100% of the pairs, and the share the model gets the right way
-        # round goes from 0.86-0.88 to 0.97-1.00
+        # seeds 0-4, 150 steps: the margin grows on 96-98% of the pairs, and the share the model gets the
+        # right way round goes from 0.86-0.88 to 0.96-0.98
         assert (after > before).mean() >= 0.9 and (after > 0).mean() >= (before > 0).mean() + 0.05, (before, after)
     else:
         assert s["final_pass1"] >= s["round0_pass1"] + 0.02, s["rounds"]
@@ -169,17 +171,17 @@ def preference_margins(run_dir):
 
 def test_orm_judge_selects_far_better_than_chance(tmp_path, round0):
     out = tmp_path / "run"
-    # two iterations. What the ORM keeps is right far more often than a random answer (seeds 0-2, with
-    # TINY's 400 held-out problems:
-    # precision 0.754 / 0.731 / 0.793 against sample accuracy 0.432 / 0.419 / 0.464), but a quarter of
-    # it is wrong, and self-training on it does not raise held-out pass@1 here (0.2775 -> 0.27,
-    # 0.2575 -> 0.2425, 0.27 -> 0.2875): the README reports it, and this test claims only the judge, so
-    # its held-out set is smaller than TINY's (the later value of a setting wins)
-    two = [*TINY, "iterations=2", "eval_problems=50"]
+    # What the ORM keeps is right far more often than a random answer (two iterations on seeds 0-2, with
+    # TINY's 400 held-out problems: precision 0.754 / 0.731 / 0.793 against sample accuracy 0.432 / 0.419 /
+    # 0.464), but a quarter of it is wrong, and self-training on it does not raise held-out pass@1 here
+    # (0.2775 -> 0.27, 0.2575 -> 0.2425, 0.27 -> 0.2875): the README reports it. This test claims only the
+    # judge, so it runs one iteration on a held-out set smaller than TINY's (the later value of a setting wins)
+    one = [*TINY, "eval_problems=50"]
     judge = ["judge=orm", "orm_samples=4", "orm_steps=300"]
-    proc = run_cli("run", "star", "--out", str(out), *sets(two + judge + [round0]))
+    proc = run_cli("run", "star", "--out", str(out), *sets(one + judge + [round0]))
     assert proc.returncode == 0, proc.stderr
     s = json.loads((out / "summary.json").read_text())
+    assert len(s["rounds"]) == 2
     for last in s["rounds"][1:]:
         # the reward model, trained on verified answers to the seed problems only, keeps answers to new
         # problems that are far more often right than a random sample of them
