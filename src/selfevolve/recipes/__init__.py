@@ -10,12 +10,12 @@ from selfevolve.errors import ConfigError
 from selfevolve.recipe import Recipe
 
 # imported on first use: a command pays only for the recipe it runs (gp needs no torch, say)
-RECIPES: dict[str, str] = {"agentevol": "agentevol", "bstar": "bstar", "deep-ga": "deep_ga", "dpo": "dpo",
-                           "evolve-program": "evolve_program", "finmem": "finmem", "genome": "genome", "gp": "gp",
-                           "graph-reasoning": "graph_reasoning", "grpo": "grpo", "homeostatic": "homeostatic",
-                           "length-gen": "length_gen", "longpo": "longpo", "mstar": "mstar", "priming": "priming",
-                           "r1t1": "r1t1", "rstar": "rstar", "score": "score", "self": "self_refine", "star": "star",
-                           "upo": "upo"}
+RECIPES: dict[str, str] = {"agentevol": "agentevol", "auto-evolve": "auto_evolve", "bstar": "bstar",
+                           "deep-ga": "deep_ga", "dpo": "dpo", "evolve-program": "evolve_program",
+                           "finmem": "finmem", "genome": "genome", "gp": "gp", "graph-reasoning": "graph_reasoning",
+                           "grpo": "grpo", "homeostatic": "homeostatic", "length-gen": "length_gen",
+                           "longpo": "longpo", "mstar": "mstar", "priming": "priming", "r1t1": "r1t1",
+                           "rstar": "rstar", "score": "score", "self": "self_refine", "star": "star", "upo": "upo"}
 
 
 def get_recipe(name: str) -> Recipe:
