@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import assert_clean_error, run_cli
 
-from selfevolve.models.lm import ScriptedLM
+from selfevolve.models.lm import ReplayLM, ScriptedLM, logged_calls
 from selfevolve.progress import Progress
 from selfevolve.recipes.auto_evolve import Config, evolve, split
 from selfevolve.search.reasoning_modules import SEED_MODULES, parse_modules, stated_answer
@@ -86,6 +86,18 @@ def test_a_stopped_run_continues_to_the_same_result(tmp_path):
     drop = ("wall_seconds",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in again["rounds"]] == \
            [{k: v for k, v in r.items() if k not in drop} for r in straight["rounds"]]
+
+
+def test_replaying_the_logged_calls_reproduces_the_run(tmp_path):
+    first, _ = run(tmp_path / "run")
+    calls = logged_calls(RunStore.open(tmp_path / "run"))
+    assert len(calls) == 1 + 30 + 2 * 30 * 4  # modules; chain of thought; plan or refine, then solve, 4 times
+    store = RunStore.create(tmp_path / "replay", "auto-evolve", "")
+    cfg = Config(base_url="http://127.0.0.1:9/v1", model="scripted", problems=30, modules=3)
+    with Progress(enabled=False) as progress:
+        again = evolve(cfg, store, progress, ReplayLM(calls))
+    assert {k: again[k] for k in ("modules", "accuracy", "answered")} == \
+           {k: first[k] for k in ("modules", "accuracy", "answered")}
 
 
 @pytest.mark.parametrize("setting,message", [("task=countdown", "task must be one of wordmath, wordmath-hard"),

@@ -16,9 +16,9 @@ from selfevolve.evolve.cascade import Stage, cascade
 from selfevolve.evolve.diffs import DiffError
 from selfevolve.evolve.operators import child_program, evolvable, random_edit
 from selfevolve.evolve.program_problems import get_problem
-from selfevolve.models.lm import ReplayLM, ScriptedLM
+from selfevolve.models.lm import ReplayLM, ScriptedLM, logged_calls
 from selfevolve.progress import Progress
-from selfevolve.recipes.evolve_program import Config, evolve, logged_calls
+from selfevolve.recipes.evolve_program import Config, evolve
 from selfevolve.store import RunStore
 
 STAGES = [Stage("quick"), Stage("evaluate")]

@@ -12,6 +12,8 @@ server, `selfevolve serve` included) and `ScriptedLM` (a Python function, for te
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,8 +153,6 @@ class ReplayLM:
             self.replies.setdefault(conversation, []).append(reply)
 
     def chats(self, conversations: list[list[dict]], **kw) -> list[Completion]:
-        import json
-
         out = []
         for messages in conversations:
             queue = self.replies.get(json.dumps(messages))
@@ -160,6 +160,33 @@ class ReplayLM:
                 raise KeyError("a conversation the logged run never had (or had fewer times)")
             out.append(Completion(queue.pop(0), 0.0, 0))
         return out
+
+
+def logged_chats(lm, conversations: list[list[dict]], stream: torch.Generator, temperature: float,
+                 max_tokens: int) -> tuple[list[Completion], dict[str, list]]:
+    """One batched call, and the columns a run stores for it (the conversation as JSON, the reply, its
+    tokens, the call's seconds) so that the run can be audited and replayed (`logged_calls`). A model
+    sampled here draws from `stream`, the call's own, so a resumed run samples what it would have."""
+    if hasattr(lm, "gen"):
+        lm.gen = stream
+    t0 = time.perf_counter()
+    completions = lm.chats(conversations, temperature=temperature, max_tokens=max_tokens)
+    seconds = time.perf_counter() - t0
+    return completions, {"prompt": [json.dumps(c) for c in conversations], "response": [c.text for c in completions],
+                         "tokens": [c.tokens for c in completions], "latency_seconds": [seconds] * len(completions)}
+
+
+def logged_calls(store) -> list[tuple[str, str]]:
+    """Every model call of a run in order, (conversation as JSON, reply), read from its samples files:
+    `ReplayLM(logged_calls(store))` replays the run without the model."""
+    calls = []
+    for r in store.rounds():
+        if (store.path / "samples" / f"round-{r['round']:03d}.parquet").exists():
+            table = store.read_samples(r["round"])
+            if "prompt" in table.column_names:
+                row = table.select(["prompt", "response"]).to_pydict()
+                calls += [(p, reply) for p, reply in zip(row["prompt"], row["response"], strict=True) if p]
+    return calls
 
 
 class OpenAILM:

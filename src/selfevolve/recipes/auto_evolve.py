@@ -17,13 +17,12 @@ task's gold value. Every call (conversation, reply, tokens, seconds) is in sampl
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from selfevolve.config import check_min, check_one_of
-from selfevolve.models.lm import LMChoice
+from selfevolve.models.lm import LMChoice, logged_chats
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
@@ -95,14 +94,10 @@ def evolve(cfg: Config, store: RunStore, progress: Progress, lm) -> dict:
     last = 3 + cfg.refinements
 
     def ask(r: int, stage: str, conversations: list[list[dict]], rows: dict) -> list[str]:
-        if hasattr(lm, "gen"):  # our sampler: each round and stage its own stream, so a resume samples the same
-            lm.gen = rngs(cfg.seed, "lm", r, stage).torch
-        t0 = time.perf_counter()
-        replies = lm.chats(conversations, temperature=cfg.temperature, max_tokens=cfg.max_tokens)
-        seconds = time.perf_counter() - t0
-        for key, values in (("stage", [stage] * len(replies)), ("prompt", [json.dumps(c) for c in conversations]),
-                            ("response", [c.text for c in replies]), ("tokens", [c.tokens for c in replies]),
-                            ("latency_seconds", [seconds] * len(replies))):
+        """One batched call, its log rows added to the round's."""
+        replies, log = logged_chats(lm, conversations, rngs(cfg.seed, "lm", r, stage).torch, cfg.temperature,
+                                    cfg.max_tokens)
+        for key, values in (("stage", [stage] * len(replies)), *log.items()):
             rows.setdefault(key, []).extend(values)
         return [c.text for c in replies]
 

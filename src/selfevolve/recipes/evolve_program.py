@@ -19,7 +19,6 @@ file per generation, so a run can be audited; the best program is DIR/best_progr
 from __future__ import annotations
 
 import ast
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from selfevolve.evolve.diffs import DiffError
 from selfevolve.evolve.operators import FORMATS, child_program, evolvable, prompt, random_edit
 from selfevolve.evolve.program_db import Program, ProgramDB
 from selfevolve.evolve.program_problems import PROBLEMS, ProgramProblem, get_problem, user_problem
-from selfevolve.models.lm import LMChoice
+from selfevolve.models.lm import LMChoice, logged_chats
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
@@ -155,13 +154,10 @@ def evolve(cfg: Config, store: RunStore, progress: Progress, lm) -> dict:
             else:
                 conversations = [prompt(problem.description, parent, others, failures[-cfg.failures_shown:],
                                         cfg.edit_format) for parent, others in picks]
-                if hasattr(lm, "gen"):  # our sampler: the generation's own stream, so a resume samples the same
-                    lm.gen = rngs(cfg.seed, "lm", g).torch
-                l0 = time.perf_counter()
-                completions = lm.chats(conversations, temperature=cfg.temperature, max_tokens=cfg.max_tokens)
-                seconds = time.perf_counter() - l0
-                asks = [json.dumps(c) for c in conversations]
-                replies, tokens = [c.text for c in completions], [c.tokens for c in completions]
+                _, log = logged_chats(lm, conversations, rngs(cfg.seed, "lm", g).torch, cfg.temperature,
+                                      cfg.max_tokens)
+                asks, replies, tokens = log["prompt"], log["response"], log["tokens"]
+                seconds = log["latency_seconds"][0]
                 codes = []
                 for (parent, _), reply in zip(picks, replies, strict=True):
                     try:
@@ -234,14 +230,6 @@ def lineage(db: ProgramDB, program: Program) -> list[dict]:
         out.append({"id": node.id, "generation": node.generation, "score": db.fitness(node)})
         node = db.programs[node.parent] if node.parent is not None else None
     return out[::-1]
-
-
-def logged_calls(store: RunStore) -> list[tuple[str, str]]:
-    """Every model call of a run in order, (conversation as JSON, reply): ReplayLM(logged_calls(store))
-    replays the run without the model."""
-    rows = [store.read_samples(r["round"]).select(["prompt", "response"]).to_pydict() for r in store.rounds()
-            if r["round"] > 0]
-    return [(p, reply) for row in rows for p, reply in zip(row["prompt"], row["response"], strict=True) if p]
 
 
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:

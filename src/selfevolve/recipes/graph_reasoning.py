@@ -35,7 +35,7 @@ from selfevolve.agents.knowledge_graph import (
     prompt,
 )
 from selfevolve.config import check_min, check_one_of
-from selfevolve.models.lm import LMChoice
+from selfevolve.models.lm import LMChoice, logged_chats
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
@@ -85,23 +85,19 @@ def grow(cfg: Config, store: RunStore, progress: Progress, lm) -> dict:
             about = [focus(graph, cfg.steering, rng, groups) for _ in range(cfg.prompts)]
             known = hubs(graph, cfg.known_shown)  # the full metrics (communities, paths) are measured once, below
             conversations = [prompt(a, known, cfg.lines) for a in about]
-            if hasattr(lm, "gen"):  # our sampler: the iteration's own stream, so a resume samples the same
-                lm.gen = rngs(cfg.seed, "lm", it).torch
-            completions = lm.chats(conversations, temperature=cfg.temperature, max_tokens=cfg.max_tokens)
-            seconds = time.perf_counter() - t0
+            completions, log = logged_chats(lm, conversations, rngs(cfg.seed, "lm", it).torch, cfg.temperature,
+                                            cfg.max_tokens)
             parsed = [parse(c.text) for c in completions]
             new_nodes, new_edges = merge(graph, [t for triples, _ in parsed for t in triples], it)
             lines = sum(n for _, n in parsed)
-            store.write_samples(it, {
-                "focus": [" | ".join(a) for a in about], "prompt": [json.dumps(c) for c in conversations],
-                "response": [c.text for c in completions], "tokens": [c.tokens for c in completions],
-                "latency_seconds": [seconds] * len(completions),
-                "relations": [json.dumps(triples) for triples, _ in parsed]})
+            store.write_samples(it, {"focus": [" | ".join(a) for a in about], **log,
+                                     "relations": [json.dumps(triples) for triples, _ in parsed]})
             atomic_write(store.path / "graph.graphml", "\n".join(nx.generate_graphml(graph)))
             record = {"round": it, "iteration": it, "new_nodes": new_nodes, "new_edges": new_edges,
                       "parsed_share": sum(len(t) for t, _ in parsed) / lines if lines else 0.0,
                       "bridged": sum(1 for a in about if len(a) == 2 and nx.has_path(graph, *a)),
-                      **metrics(graph), "lm_seconds": seconds, "wall_seconds": time.perf_counter() - t0}
+                      **metrics(graph), "lm_seconds": log["latency_seconds"][0],
+                      "wall_seconds": time.perf_counter() - t0}
             store.record_round(it, record, {"graph/nodes": record["nodes"], "graph/modularity": record["modularity"]})
             store.write_state({"iteration": it, "graph": nx.node_link_data(graph, edges="edges")})
             progress.log(f"[bold]iteration {it}[/] nodes {record['nodes']}  edges {record['edges']}  "
