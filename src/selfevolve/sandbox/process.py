@@ -26,6 +26,9 @@ def run_python(code: str, *, timeout: float = 5.0, cpu_seconds: int = 5, memory_
                file_kb: int = 1024, disk_mb: int = 64, max_output: int = 65536) -> ProcessResult:
     """Run `code` in a fresh, confined interpreter; never raises for anything the code does."""
     limits = [str(cpu_seconds), str(memory_mb * 2**20), str(file_kb * 1024), str(disk_mb * 2**20)]
+    # whichever time limit fires first (that depends on the machine's load), the same words: the same code
+    # must get the same error text, which a run feeds back into its next prompts
+    stopped = f"timed out (limits: {timeout} s, {cpu_seconds} s of CPU)"
     with tempfile.TemporaryDirectory(prefix="selfevolve-sandbox-") as workdir:
         env = {"PYTHONHASHSEED": "0", "HOME": workdir, "TMPDIR": workdir}
         try:
@@ -40,10 +43,12 @@ def run_python(code: str, *, timeout: float = 5.0, cpu_seconds: int = 5, memory_
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the whole group, whatever it is doing
             out, err = proc.communicate()
-            reason = f"timed out after {timeout} s"
+            reason = stopped
     stdout, stderr = (data[:max_output].decode(errors="replace") for data in (out, err))
     first, _, stderr = stderr.partition("\n") if stderr.startswith("sandbox: ") else ("", "", stderr)
     layers = first.removeprefix("sandbox: ")
+    if not reason and proc.returncode == -signal.SIGXCPU:
+        reason = stopped
     if not reason and proc.returncode != 0:
         reason = _reason(proc.returncode, stderr)
     return ProcessResult(not reason, stdout, stderr, reason, proc.returncode, layers)
@@ -54,7 +59,7 @@ def _reason(returncode: int, stderr: str) -> str:
         return stderr.strip().splitlines()[0]
     if returncode < 0:
         name = signal.Signals(-returncode).name
-        return {"SIGXCPU": "timed out (CPU time limit)", "SIGKILL": "killed (CPU or memory limit)",
+        return {"SIGKILL": "killed (CPU or memory limit)",
                 "SIGXFSZ": "file size limit", "SIGSYS": "a forbidden system call"}.get(name, f"killed by {name}")
     last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {returncode}"
     if "MemoryError" in last:
