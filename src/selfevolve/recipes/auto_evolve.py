@@ -88,6 +88,7 @@ def method_of(r: int) -> str:
 
 def evolve(cfg: Config, store: RunStore, progress: Progress, lm) -> dict:
     """The rounds, with the model given (a ScriptedLM in tests)."""
+    task = get_task(cfg.task)
     examples, problems = split(cfg)
     questions = [p.fields["question"] for p in problems]
     state = store.read_state("modules and plans") or {"round": -1, "modules": [], "plans": []}
@@ -121,8 +122,7 @@ def evolve(cfg: Config, store: RunStore, progress: Progress, lm) -> dict:
                                               for q, p in zip(questions, state["plans"], strict=True)], rows)
                 replies = ask(r, "solve", [solve_prompt(q, p) for q, p in zip(questions, plans, strict=True)], rows)
                 values = [stated_answer(t) for t in replies]
-                right = [v is not None and abs(v - p.fields["value"]) < 1e-9
-                         for v, p in zip(values, problems, strict=True)]
+                right = [task.answer_matches(p, v) for p, v in zip(problems, values, strict=True)]
                 for key, column in (("problem", list(range(len(problems))) * (len(rows["stage"]) // len(problems))),
                                     ("correct", [None] * (len(rows["stage"]) - len(right)) + right)):
                     rows[key] = column

@@ -35,21 +35,23 @@ def modules_prompt(examples: list[tuple[str, str]], n: int) -> list[dict]:
         "anything.")}]
 
 
+def _listed(modules: list[str]) -> str:
+    return "\n".join(f"- {m}" for m in modules) or "- (none)"
+
+
 def plan_prompt(question: str, modules: list[str]) -> list[dict]:
     """Ask for a plan for one problem built from the modules (SELF-DISCOVER's select, adapt, implement)."""
-    listed = "\n".join(f"- {m}" for m in modules) or "- (none)"
     return [{"role": "user", "content": (
-        f"Reasoning modules:\n{listed}\n\nUsing the modules that help, write a plan for the problem below: "
+        f"Reasoning modules:\n{_listed(modules)}\n\nUsing the modules that help, write a plan for the problem below: "
         f"numbered steps, each saying what to work out. Do not solve it.\n\nProblem: {question}")}]
 
 
 def refine_prompt(question: str, modules: list[str], plan: str) -> list[dict]:
     """Ask the model to improve its own plan (Auto-Evolve's iterative refinement)."""
-    listed = "\n".join(f"- {m}" for m in modules) or "- (none)"
     return [{"role": "user", "content": (
-        f"Reasoning modules:\n{listed}\n\nProblem: {question}\n\nPlan:\n{plan}\n\nImprove this plan: add a step "
-        "that is missing, make a vague step exact, drop a step that does not help. Write the whole improved "
-        "plan as numbered steps. Do not solve the problem.")}]
+        f"Reasoning modules:\n{_listed(modules)}\n\nProblem: {question}\n\nPlan:\n{plan}\n\nImprove this plan: "
+        "add a step that is missing, make a vague step exact, drop a step that does not help. Write the whole "
+        "improved plan as numbered steps. Do not solve the problem.")}]
 
 
 def solve_prompt(question: str, plan: str | None) -> list[dict]:
