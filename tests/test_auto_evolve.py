@@ -21,6 +21,7 @@ def test_answers_and_modules_are_read_from_free_text():
     assert stated_answer("Answer: -3.5") == -3.5 and stated_answer("no idea") is None
     assert stated_answer("it is 12, then 15") == 15  # no marker: the last number
     reply = "Sure!\n- Track each quantity.\n* track each quantity.\n1. Check the answer.\n2) ab\nplain line\n- Add."
+    reply += "\n1. 2. 3. ...\n- 4 + 5 = 9"  # items without a word are not instructions
     assert parse_modules(reply, 5) == ["Track each quantity.", "Check the answer.", "Add."]
     assert parse_modules(reply, 1) == ["Track each quantity."]
 

@@ -24,6 +24,7 @@ SEED_MODULES = (
 ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*(.+?)\s*$")
 ANSWER = re.compile(r"answer\s*(?:is)?\s*[:=]?\s*\**\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+WORD = re.compile(r"[^\W\d_]{2,}")
 
 
 def modules_prompt(examples: list[tuple[str, str]], n: int) -> list[dict]:
@@ -61,11 +62,13 @@ def solve_prompt(question: str, plan: str | None) -> list[dict]:
 
 
 def parse_modules(text: str, n: int) -> list[str]:
-    """The first `n` distinct list items of a reply ('- ', '* ', '1. ' lines of 3-200 characters)."""
+    """The first `n` distinct list items of a reply ('- ', '* ', '1. ' lines of 3-200 characters). A module
+    is an instruction, so an item without a word ('2. 3. ...', '- 4 + 5') is not one."""
     out: list[str] = []
     for line in text.split("\n"):
         m = ITEM.match(line)
-        if m and 3 <= len(m.group(1)) <= 200 and m.group(1).lower() not in {x.lower() for x in out}:
+        if (m and 3 <= len(m.group(1)) <= 200 and WORD.search(m.group(1))
+                and m.group(1).lower() not in {x.lower() for x in out}):
             out.append(m.group(1))
     return out[:n]
 
