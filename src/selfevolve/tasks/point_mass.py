@@ -1,0 +1,109 @@
+"""A point mass on a plane and the skills asked of it: PSEC's continual chain and its new tasks.
+
+State (x, y, vx, vy); action a force in [-1, 1]^2; each step v <- v (1 - DRAG dt) + GAIN a dt / mass,
+then p <- p + v dt. A skill is a desired velocity field v*(s); a step's reward is exp(-|v - v*(s)|^2),
+so an episode's return (the mean reward, in [0, 1]) says how closely the mass followed the field. A
+skill's expert is a proportional controller on the velocity error, clipped to the action box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from selfevolve.errors import ConfigError
+from selfevolve.rng import rngs
+
+DT, DRAG, GAIN = 0.1, 0.5, 4.0
+RESPONSE = 0.3  # seconds the expert takes to close a velocity error
+
+
+def _const(vx: float, vy: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda s: torch.tensor([vx, vy]).expand(len(s), 2)
+
+
+def _home(s: torch.Tensor) -> torch.Tensor:
+    """Towards the origin, at most speed 1: the base skill."""
+    v = -s[:, :2]
+    return v / v.norm(dim=1, keepdim=True).clamp(min=1.0)
+
+
+def _up_then_right(s: torch.Tensor) -> torch.Tensor:
+    """Up while below the x axis, right above it: which old skill to follow depends on the state."""
+    above = (s[:, 1:2] > 0).float()
+    return above * torch.tensor([1.0, 0.0]) + (1 - above) * torch.tensor([0.0, 1.0])
+
+
+@dataclass(frozen=True)
+class Skill:
+    field: Callable[[torch.Tensor], torch.Tensor]
+    """(N, 4) states -> (N, 2) desired velocities."""
+    mass: float = 1.0
+    about: str = ""
+
+
+SKILLS = {
+    "hold": Skill(_home, about="go to the origin and stay"),
+    "move": Skill(_const(1, 0), about="move right at speed 1"),
+    "fast": Skill(_const(2, 0), about="move right at speed 2"),
+    "up": Skill(_const(0, 1), about="move up at speed 1"),
+    "diagonal": Skill(_const(1, 1), about="move right and up at once (two objectives)"),
+    "switch": Skill(_up_then_right, about="up below the x axis, right above it (a per-state choice)"),
+    "heavy": Skill(_const(1, 0), mass=3.0, about="move right with three times the mass (a dynamics shift)"),
+}
+
+
+def skill(name: str) -> Skill:
+    if name not in SKILLS:
+        raise ConfigError(f"unknown point-mass skill {name!r}; valid: {', '.join(SKILLS)}")
+    return SKILLS[name]
+
+
+def expert(sk: Skill, s: torch.Tensor) -> torch.Tensor:
+    """The force that closes the velocity error in RESPONSE seconds, against the drag."""
+    v = s[:, 2:]
+    accel = (sk.field(s) - v) / RESPONSE
+    return (sk.mass * (accel + DRAG * v) / GAIN).clamp(-1.0, 1.0)
+
+
+def _simulate(sk: Skill, act: Callable[[torch.Tensor], torch.Tensor], episodes: int, steps: int, seed: int,
+              stream: str, noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """States (steps, E, 4), the acting policy's actions (steps, E, 2) and rewards (steps, E); with
+    `noise`, Gaussian noise is added to the executed force (not to the recorded action)."""
+    gen = rngs(seed, stream).torch
+    s = torch.cat([torch.rand(episodes, 2, generator=gen) * 2 - 1, torch.rand(episodes, 2, generator=gen) - 0.5], 1)
+    states, actions, rewards = [], [], []
+    for _ in range(steps):
+        a = act(s)
+        executed = (a + noise * torch.randn(a.shape, generator=gen)).clamp(-1.0, 1.0) if noise else a
+        v = s[:, 2:] * (1 - DRAG * DT) + GAIN * executed * DT / sk.mass
+        nxt = torch.cat([s[:, :2] + v * DT, v], 1)
+        states.append(s)
+        actions.append(a)
+        rewards.append(torch.exp(-((v - sk.field(nxt)) ** 2).sum(1)))
+        s = nxt
+    return torch.stack(states), torch.stack(actions), torch.stack(rewards)
+
+
+def demonstrations(name: str, episodes: int, steps: int, seed: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(states, expert actions) of `episodes` expert episodes of a skill, flattened; the executed force
+    is noisy so the demonstrations also show how the expert recovers."""
+    sk = skill(name)
+    states, actions, _ = _simulate(sk, lambda s: expert(sk, s), episodes, steps, seed, f"demos/{name}", noise)
+    return states.reshape(-1, 4), actions.reshape(-1, 2)
+
+
+@torch.no_grad()
+def episode_returns(name: str, act: Callable[[torch.Tensor], torch.Tensor], episodes: int, steps: int,
+                    seed: int) -> torch.Tensor:
+    """Each held-out episode's mean reward under `act` (start states from their own stream, never a
+    demonstration's)."""
+    _, _, rewards = _simulate(skill(name), act, episodes, steps, seed, f"eval/{name}")
+    return rewards.mean(0)
+
+
+def expert_return(name: str, episodes: int, steps: int, seed: int) -> float:
+    sk = skill(name)
+    return float(episode_returns(name, lambda s: expert(sk, s), episodes, steps, seed).mean())
