@@ -68,7 +68,7 @@ class SkillPolicy(nn.Module):
 
 class Composer(nn.Module):
     """Weights over k skills: per state (PSEC's context-aware network) or one vector for all states.
-    Both start at `start` (one-hot on the newest skill, say), so composing begins where that skill is."""
+    Both start at `start` for every state (a uniform merge, say), so learning begins from a known merge."""
 
     def __init__(self, obs_dim: int, start: torch.Tensor, per_state: bool, hidden: int = 32) -> None:
         super().__init__()

@@ -4,9 +4,10 @@
     rounds 1..S    the continual chain: each of `skills` becomes a new LoRA, learnt from `demos` episodes
                    with the base and the older skills frozen; beside it one network is fine-tuned on each
                    skill in turn. After each, every skill so far is scored both ways: forgetting.
-    rounds S+1..   each of `tasks`, from the same `demos` episodes: a new LoRA alone, full fine-tuning
-                   of the base, a uniform merge of the library and the new LoRA, learnt global weights
-                   over them, and PSEC's per-state weights (a context network, the skills frozen)
+    rounds S+1..   each of `tasks`, from the same `demos` episodes and steps: full fine-tuning of the
+                   base, and a new LoRA trained under fixed weights over the library (one-hot on itself:
+                   a new LoRA alone; uniform: a fixed merge) or with learnt ones (one vector for all
+                   states: global; a context network of the state: PSEC), the old skills frozen
 
 Environment and skills: tasks/point_mass.py (a point mass following a velocity field; return = mean
 reward per step in [0, 1], on held-out start states). The composition weights are not normalised: a
@@ -131,27 +132,28 @@ def learn_skill(policy: SkillPolicy, name: str, cfg: Config, data) -> int:
     return i
 
 
-def compose(policy: SkillPolicy, cfg: Config, data, new: int, per_state: bool, task: str):
-    """Weights over the whole library, trained on `data` with every skill frozen."""
-    k = len(policy.skills)
-    composer = seeded(lambda: Composer(4, one_hot(new, k), per_state), cfg.seed, "composer", task)
-    policy.requires_grad_(False)
-    clone(lambda s: policy(s, composer(s)), list(composer.parameters()), cfg, data, cfg.skill_steps,
-          f"compose/{task}/{per_state}")
-    return lambda s: policy(s, composer(s))
+def with_new_skill(policy: SkillPolicy, cfg: Config, data, task: str, method: str):
+    """A new skill for `task` trained on `data` under `method`'s weights over the whole library (the new
+    skill's included), the base and the older skills frozen: fixed one-hot on the new skill (a new LoRA
+    alone), fixed uniform, or learnt with it from uniform: one vector for all states (global) or a context
+    network (PSEC). Every method takes the same steps."""
+    trial = copy.deepcopy(policy).requires_grad_(False)
+    new = trial.add_skill(cfg.seed, task)
+    k = len(trial.skills)
+    start = one_hot(new, k) if method == "new-lora" else torch.full((k,), 1 / k)
+    composer = seeded(lambda: Composer(4, start, per_state=method == "psec"), cfg.seed, "composer", task)
+    learnt = list(composer.parameters()) if method in ("global", "psec") else []
+    act = lambda s: trial(s, composer(s))  # noqa: E731
+    clone(act, [*trial.skills[new].parameters(), *learnt], cfg, data, cfg.skill_steps, f"{method}/{task}")
+    return act
 
 
 def new_task(policy: SkillPolicy, cfg: Config, task: str, score) -> dict[str, float]:
-    """Every method's held-out return on `task`, all from the same demonstrations."""
+    """Every method's held-out return on `task`, all from the same demonstrations and steps."""
     data = demonstrations(task, cfg.demos, cfg.episode_steps, cfg.seed, cfg.noise)
     tuned = policy.base_only().requires_grad_(True)
     clone(tuned, list(tuned.parameters()), cfg, data, cfg.skill_steps, f"full-ft/{task}")
-    trial = copy.deepcopy(policy)
-    new = learn_skill(trial, task, cfg, data)
-    k = len(trial.skills)
-    acts = {"new-lora": with_skill(trial, new), "full-ft": tuned,
-            "uniform": lambda s: trial(s, torch.full((len(s), k), 1 / k)),
-            "global": compose(trial, cfg, data, new, False, task), "psec": compose(trial, cfg, data, new, True, task)}
+    acts = {m: tuned if m == "full-ft" else with_new_skill(policy, cfg, data, task, m) for m in METHODS}
     return {m: score(task, acts[m]) for m in METHODS}
 
 
