@@ -35,6 +35,7 @@ from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs, seeded
 from selfevolve.store import RunStore
 from selfevolve.tasks.point_mass import demonstrations, episode_returns, expert_return, skill
+from selfevolve.train.cloning import fit
 
 METHODS = ("new-lora", "full-ft", "uniform", "global", "psec")
 
@@ -93,15 +94,12 @@ def clone(predict: Callable[[torch.Tensor], torch.Tensor], params: list[torch.nn
           data: tuple[torch.Tensor, torch.Tensor], steps: int, stream: str) -> float:
     """Behaviour cloning: mean squared error to the expert's actions on minibatches; the last loss."""
     states, actions = data
-    gen = rngs(cfg.seed, "batches", stream).torch
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    for _ in range(steps):
+
+    def batch_loss(gen: torch.Generator) -> torch.Tensor:
         idx = torch.randint(len(states), (cfg.batch_size,), generator=gen)
-        loss = F.mse_loss(predict(states[idx]), actions[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return loss.item()
+        return F.mse_loss(predict(states[idx]), actions[idx])
+
+    return fit(params, batch_loss, steps, cfg.lr, rngs(cfg.seed, "batches", stream).torch)
 
 
 def one_hot(i: int, k: int) -> torch.Tensor:

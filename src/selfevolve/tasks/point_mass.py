@@ -87,12 +87,19 @@ def _simulate(sk: Skill, act: Callable[[torch.Tensor], torch.Tensor], episodes: 
     return torch.stack(states), torch.stack(actions), torch.stack(rewards)
 
 
-def demonstrations(name: str, episodes: int, steps: int, seed: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(states, expert actions) of `episodes` expert episodes of a skill, flattened; the executed force
-    is noisy so the demonstrations also show how the expert recovers."""
+def episodes(name: str, n: int, steps: int, seed: int, noise: float,
+             stream: str = "demos") -> tuple[torch.Tensor, torch.Tensor]:
+    """States (n, steps, 4) and expert actions (n, steps, 2) of `n` expert episodes of a skill; the
+    executed force is noisy, so the episodes also show how the expert recovers."""
     sk = skill(name)
-    states, actions, _ = _simulate(sk, lambda s: expert(sk, s), episodes, steps, seed, f"demos/{name}", noise)
-    return states.reshape(-1, 4), actions.reshape(-1, 2)
+    states, actions, _ = _simulate(sk, lambda s: expert(sk, s), n, steps, seed, f"{stream}/{name}", noise)
+    return states.transpose(0, 1), actions.transpose(0, 1)
+
+
+def demonstrations(name: str, n: int, steps: int, seed: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(state, expert action) pairs of `n` expert episodes, flattened step by step."""
+    states, actions = episodes(name, n, steps, seed, noise)
+    return states.transpose(0, 1).reshape(-1, 4), actions.transpose(0, 1).reshape(-1, 2)
 
 
 @torch.no_grad()
