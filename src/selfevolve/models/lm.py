@@ -176,6 +176,16 @@ def logged_chats(lm, conversations: list[list[dict]], stream: torch.Generator, t
                          "tokens": [c.tokens for c in completions], "latency_seconds": [seconds] * len(completions)}
 
 
+def logged_stage(lm, rows: dict[str, list], stage: str, conversations: list[list[dict]], stream: torch.Generator,
+                 temperature: float, max_tokens: int) -> list[str]:
+    """One batched call of a round with several stages: its log columns, and the stage's name, added to
+    `rows` (the round's samples); returns the replies' texts."""
+    completions, log = logged_chats(lm, conversations, stream, temperature, max_tokens)
+    for key, values in (("stage", [stage] * len(completions)), *log.items()):
+        rows.setdefault(key, []).extend(values)
+    return [c.text for c in completions]
+
+
 def logged_calls(store) -> list[tuple[str, str]]:
     """Every model call of a run in order, (conversation as JSON, reply), read from its samples files:
     `ReplayLM(logged_calls(store))` replays the run without the model."""

@@ -16,7 +16,7 @@ RECIPES: dict[str, str] = {"agentevol": "agentevol", "auto-evolve": "auto_evolve
                            "grpo": "grpo", "homeostatic": "homeostatic", "length-gen": "length_gen",
                            "longpo": "longpo", "mstar": "mstar", "pasta": "pasta", "priming": "priming",
                            "psec": "psec", "r1t1": "r1t1", "rstar": "rstar", "score": "score", "self": "self_refine",
-                           "star": "star", "upo": "upo"}
+                           "star": "star", "symbolic": "symbolic", "upo": "upo"}
 
 
 def get_recipe(name: str) -> Recipe:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfevolve.config import check_min, check_one_of
-from selfevolve.models.lm import LMChoice, logged_chats
+from selfevolve.models.lm import LMChoice, logged_stage
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
@@ -95,12 +95,8 @@ def evolve(cfg: Config, store: RunStore, progress: Progress, lm) -> dict:
     last = 3 + cfg.refinements
 
     def ask(r: int, stage: str, conversations: list[list[dict]], rows: dict) -> list[str]:
-        """One batched call, its log rows added to the round's."""
-        replies, log = logged_chats(lm, conversations, rngs(cfg.seed, "lm", r, stage).torch, cfg.temperature,
-                                    cfg.max_tokens)
-        for key, values in (("stage", [stage] * len(replies)), *log.items()):
-            rows.setdefault(key, []).extend(values)
-        return [c.text for c in replies]
+        return logged_stage(lm, rows, stage, conversations, rngs(cfg.seed, "lm", r, stage).torch, cfg.temperature,
+                            cfg.max_tokens)
 
     with progress.task("Auto-Evolve: modules, then every method on the held-out problems", last + 1,
                        state["round"] + 1) as advance:
