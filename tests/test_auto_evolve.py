@@ -8,6 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import assert_clean_error, run_cli
 
+from selfevolve.config import build_config
+from selfevolve.errors import ConfigError
 from selfevolve.models.lm import ReplayLM, ScriptedLM, logged_calls
 from selfevolve.progress import Progress
 from selfevolve.recipes.auto_evolve import Config, evolve, split
@@ -101,10 +103,10 @@ def test_replaying_the_logged_calls_reproduces_the_run(tmp_path):
            {k: first[k] for k in ("modules", "accuracy", "answered")}
 
 
-@pytest.mark.parametrize("setting,message", [("task=countdown", "task must be one of wordmath, wordmath-hard"),
-                                             ("problems=0", "problems must be >= 1")])
-def test_bad_settings_are_one_clear_error(tmp_path, setting, message):
+def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):
     proc = run_cli("run", "auto-evolve", "--out", str(tmp_path / "x"), "--set", "base_url=http://127.0.0.1:9/v1",
-                   "--set", setting)
-    assert_clean_error(proc, message)
+                   "--set", "task=countdown")
+    assert_clean_error(proc, "task must be one of wordmath, wordmath-hard")
     assert not (tmp_path / "x").exists()
+    with pytest.raises(ConfigError, match="problems must be >= 1"):
+        build_config(Config, {"problems": 0, "base_url": "http://127.0.0.1:9/v1"})

@@ -2,6 +2,7 @@
 tiny run that pretrains, adapts, probes a failed sensor and resumes."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from helpers import assert_clean_error, kill_9_after, run_cli, sets, summary, without_times
 
 from selfevolve.config import build_config
+from selfevolve.errors import ConfigError
 from selfevolve.models.state_action import ActionStateTransformer, Bins
 from selfevolve.recipes.pasta import HIGH, LOW, METHODS, Config, build, policy
 
@@ -103,10 +105,14 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tiny_run, tmp_path):
     assert without_times(summary(killed)) == without_times(summary(tiny_run))
 
 
-@pytest.mark.parametrize("setting,message", [("failed_sensor=z", "failed_sensor must be one of x, y, vx, vy"),
-                                             ("context=80", "context (80) must be <= episode_steps"),
-                                             ("tasks=fly", "unknown point-mass skill 'fly'")])
-def test_bad_settings_are_one_clear_error(tmp_path, setting, message):
-    proc = run_cli("run", "pasta", "--out", str(tmp_path / "x"), "--set", setting)
-    assert_clean_error(proc, message)
+def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):
+    proc = run_cli("run", "pasta", "--out", str(tmp_path / "x"), "--set", "failed_sensor=z")
+    assert_clean_error(proc, "failed_sensor must be one of x, y, vx, vy")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("values,message", [({"context": 80}, "context (80) must be <= episode_steps"),
+                                             ({"tasks": "fly"}, "unknown point-mass skill 'fly'")])
+def test_each_bad_setting_names_itself(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config(Config, values)

@@ -1,10 +1,14 @@
 """PSEC: LoRA skills on a frozen policy, composed per state. The merge is checked by hand, the base's
 bytes after training skills, and a tiny run for learning, forgetting and resuming."""
 
+import re
+
 import pytest
 import torch
 from helpers import assert_clean_error, kill_9_after, run_cli, sets, summary, without_times
 
+from selfevolve.config import build_config
+from selfevolve.errors import ConfigError
 from selfevolve.models.skills import Composer, SkillPolicy
 from selfevolve.recipes.psec import METHODS, Config, learn_skill
 from selfevolve.tasks.point_mass import SKILLS, demonstrations, episode_returns, expert, expert_return
@@ -108,9 +112,14 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tiny_run, tmp_path):
     assert without_times(summary(killed)) == without_times(summary(tiny_run))
 
 
-@pytest.mark.parametrize("setting,message", [("skills=fly", "unknown point-mass skill 'fly'"),
-                                             ("skills=hold", "must be distinct"), ("demos=0", "demos must be >= 1")])
-def test_bad_settings_are_one_clear_error(tmp_path, setting, message):
-    proc = run_cli("run", "psec", "--out", str(tmp_path / "x"), "--set", setting)
-    assert_clean_error(proc, message)
+def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):
+    proc = run_cli("run", "psec", "--out", str(tmp_path / "x"), "--set", "skills=fly")
+    assert_clean_error(proc, "unknown point-mass skill 'fly'")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("values,message", [({"skills": "hold"}, "must be distinct"),
+                                             ({"demos": 0}, "demos must be >= 1")])
+def test_each_bad_setting_names_itself(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config(Config, values)

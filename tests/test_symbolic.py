@@ -8,6 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import assert_clean_error, run_cli
 
+from selfevolve.config import build_config
+from selfevolve.errors import ConfigError
 from selfevolve.models.lm import ReplayLM, ScriptedLM, logged_calls
 from selfevolve.progress import Progress
 from selfevolve.recipes.symbolic import Config, evolve, gold, question, splits
@@ -98,10 +100,10 @@ def test_a_crashed_run_resumes_to_the_same_result_and_a_replay_reproduces_it(tmp
            straight["best_pipeline"]
 
 
-@pytest.mark.parametrize("setting,message", [("task=countdown", "task must be one of wordmath, wordmath-hard, lookup"),
-                                             ("batch=0", "batch must be >= 1")])
-def test_bad_settings_are_one_clear_error(tmp_path, setting, message):
+def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):
     proc = run_cli("run", "symbolic", "--out", str(tmp_path / "x"), "--set", "base_url=http://127.0.0.1:9/v1",
-                   "--set", setting)
-    assert_clean_error(proc, message)
+                   "--set", "task=countdown")
+    assert_clean_error(proc, "task must be one of wordmath, wordmath-hard, lookup")
     assert not (tmp_path / "x").exists()
+    with pytest.raises(ConfigError, match="batch must be >= 1"):
+        build_config(Config, {"batch": 0, "base_url": "http://127.0.0.1:9/v1"})

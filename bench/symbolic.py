@@ -1,0 +1,106 @@
+"""Agent symbolic learning against the unoptimised pipeline and against DSPy: same model, endpoint and problems.
+
+    python bench/symbolic.py [--seeds 0,1,2] [--tasks wordmath,lookup] [--steps 3] [--batch 4]
+                             [--dev 10] [--problems 20] [--candidates 2] [--model smollm2 | --base-url URL]
+                             [--out runs/symbolic]
+
+Without --base-url the bench serves --model with `selfevolve serve` on 127.0.0.1 and both sides ask it.
+DSPy (3.x) runs the same two-node pipeline (the same instructions, as two `Predict` modules) and
+optimises it with `BootstrapFewShotWithRandomSearch` on the same training problems, choosing on the
+same dev problems; `--candidates` sets its random-search size, which fixes its model-call budget
+(printed beside ours). Prints one JSON line per seed and task: held-out accuracy before and after
+optimisation on each side and the model calls each optimisation made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+
+from common import emit
+from evolve_program import served
+from star_family import run
+
+from selfevolve.config import build_config
+from selfevolve.recipes.symbolic import Config, gold, question, splits
+from selfevolve.search.reasoning_modules import stated_answer
+from selfevolve.search.symbolic import default_pipeline
+
+
+def dspy_side(cfg: Config, base_url: str, candidates: int) -> dict:
+    import dspy
+    from dspy.teleprompt import BootstrapFewShotWithRandomSearch
+
+    train, dev, test = splits(cfg)
+    lm = dspy.LM(f"openai/{cfg.model}", api_base=base_url, api_key="none", temperature=cfg.temperature,
+                 max_tokens=cfg.max_tokens, cache=False)
+    dspy.configure(lm=lm)
+    first, last = default_pipeline()
+    analysis = dspy.Signature("problem -> analysis", first.instruction)
+    solution = dspy.Signature("problem, analysis -> answer", last.instruction + " The answer is a number.")
+
+    class Agent(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.analyse, self.solve = dspy.Predict(analysis), dspy.Predict(solution)
+
+        def forward(self, problem):
+            return self.solve(problem=problem, analysis=self.analyse(problem=problem).analysis)
+
+    def metric(example, prediction, trace=None) -> bool:
+        value = stated_answer(f"Answer: {getattr(prediction, 'answer', '')}")
+        return value is not None and abs(value - example.gold) < 1e-6
+
+    def examples(problems):
+        return [dspy.Example(problem=question(p), gold=gold(p), answer=f"{gold(p):g}").with_inputs("problem")
+                for p in problems]
+
+    def accuracy(program, problems) -> float:
+        result = dspy.Evaluate(devset=examples(problems), metric=metric, num_threads=4, max_errors=10**6)(program)
+        return float(getattr(result, "score", result)) / 100
+
+    initial = accuracy(Agent(), test)
+    before = len(lm.history)
+    search = BootstrapFewShotWithRandomSearch(metric, max_bootstrapped_demos=2, max_labeled_demos=2,
+                                              num_candidate_programs=candidates, num_threads=4, max_errors=10**6)
+    best = search.compile(Agent(), trainset=examples(train), valset=examples(dev))
+    calls = len(lm.history) - before
+    return {"initial": initial, "optimised": accuracy(best, test), "calls": calls}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--tasks", default="wordmath,lookup")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--dev", type=int, default=10)
+    parser.add_argument("--problems", type=int, default=20)
+    parser.add_argument("--candidates", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=150)
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--base-url", default="")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("runs/symbolic"))
+    args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        base_url = args.base_url or stack.enter_context(served(args.model, args.threads))
+        name = args.model if args.base_url else "lm"
+        for task in args.tasks.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                values = {"seed": seed, "task": task, "steps": args.steps, "batch": args.batch,
+                          "dev_problems": args.dev, "problems": args.problems, "max_tokens": args.max_tokens,
+                          "model": name, "base_url": base_url}
+                s = run("symbolic", args.out / f"{task}-{seed}", values)
+                optimisation_calls = s["lm_calls"] - s["rounds"][-1]["lm_calls"]
+                theirs = dspy_side(build_config(Config, values), base_url, args.candidates)
+                emit(bench="symbolic", seed=seed, task=task, problems=s["problems"], model=args.model,
+                     ours_initial=s["test_accuracy"]["initial"], ours_optimised=s["test_accuracy"]["optimised"],
+                     ours_calls=optimisation_calls, ours_dev_by_step=s["dev_by_step"],
+                     dspy_initial=theirs["initial"], dspy_optimised=theirs["optimised"], dspy_calls=theirs["calls"],
+                     best_pipeline=s["best_pipeline"], wall_seconds=round(s["wall_seconds"], 1))
+
+
+if __name__ == "__main__":
+    main()
