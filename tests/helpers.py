@@ -69,6 +69,20 @@ def kill_9_after(args: list[str], written: str) -> None:
     assert proc.returncode == -signal.SIGKILL, f"not killed after writing {written}: {proc.stderr[-2000:]}"
 
 
+def assert_resume_finishes_as(killed: Path, straight: Path) -> None:
+    """`selfevolve resume KILLED` succeeds, and its summary equals the uninterrupted run's, times aside."""
+    proc = run_cli("resume", str(killed))
+    assert proc.returncode == 0, proc.stderr
+    assert without_times(summary(killed)) == without_times(summary(straight))
+
+
+def assert_refused_before_a_run(tmp_path: Path, recipe: str, message: str, *settings: str) -> None:
+    """`selfevolve run RECIPE` with bad settings: one clear error (exit 2), and no run directory made."""
+    out = tmp_path / "x"
+    assert_clean_error(run_cli("run", recipe, "--out", str(out), *sets(list(settings))), message)
+    assert not out.exists()
+
+
 def save_tiny_llama(path, tie: bool = True, kv_heads: int = 2):
     """A random LlamaForCausalLM with grouped-query attention, saved with save_pretrained."""
     import torch

@@ -6,7 +6,7 @@ import re
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import assert_clean_error, run_cli
+from helpers import assert_refused_before_a_run
 
 from selfevolve.config import build_config
 from selfevolve.errors import ConfigError
@@ -104,9 +104,7 @@ def test_replaying_the_logged_calls_reproduces_the_run(tmp_path):
 
 
 def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):
-    proc = run_cli("run", "auto-evolve", "--out", str(tmp_path / "x"), "--set", "base_url=http://127.0.0.1:9/v1",
-                   "--set", "task=countdown")
-    assert_clean_error(proc, "task must be one of wordmath, wordmath-hard")
-    assert not (tmp_path / "x").exists()
+    assert_refused_before_a_run(tmp_path, "auto-evolve", "task must be one of wordmath, wordmath-hard",
+                                "base_url=http://127.0.0.1:9/v1", "task=countdown")
     with pytest.raises(ConfigError, match="problems must be >= 1"):
         build_config(Config, {"problems": 0, "base_url": "http://127.0.0.1:9/v1"})

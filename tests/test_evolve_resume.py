@@ -2,7 +2,7 @@
 that was never interrupted, with nothing lost or duplicated."""
 
 import pytest
-from helpers import GENOME_SHORT, kill_9_after, run_cli, sets, summary, without_times
+from helpers import GENOME_SHORT, assert_resume_finishes_as, kill_9_after, sets, summary
 
 from selfevolve.store import RunStore
 
@@ -23,9 +23,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, recipe, finish
     straight, killed = finished_run(recipe, RUNS[recipe]), tmp_path / "killed"
     kill_9_after(["run", recipe, "--out", str(killed), *sets(RUNS[recipe])], KILL_AFTER[recipe])
     assert not (killed / "summary.json").exists()
-    proc = run_cli("resume", str(killed))
-    assert proc.returncode == 0, proc.stderr
-    assert without_times(summary(killed)) == without_times(summary(straight))
+    assert_resume_finishes_as(killed, straight)
     rounds = [r.get("generation", r.get("round")) for r in RunStore.open(killed).rounds()]
     assert rounds == list(range(len(rounds)))
     assert len(rounds) == len(summary(killed).get("generations_log") or summary(killed)["test"])

@@ -7,7 +7,13 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_clean_error, kill_9_after, run_cli, sets, summary, without_times
+from helpers import (
+    assert_refused_before_a_run,
+    assert_resume_finishes_as,
+    kill_9_after,
+    sets,
+    summary,
+)
 
 from selfevolve.config import build_config
 from selfevolve.errors import ConfigError
@@ -100,15 +106,11 @@ def test_a_tiny_run_pretrains_both_tokenisations_and_every_method_learns_the_tas
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tiny_run, tmp_path):
     killed = tmp_path / "killed"
     kill_9_after(["run", "pasta", "--out", str(killed), *sets(TINY)], "state.json@1")  # after one pretraining
-    proc = run_cli("resume", str(killed))
-    assert proc.returncode == 0, proc.stderr
-    assert without_times(summary(killed)) == without_times(summary(tiny_run))
+    assert_resume_finishes_as(killed, tiny_run)
 
 
 def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):
-    proc = run_cli("run", "pasta", "--out", str(tmp_path / "x"), "--set", "failed_sensor=z")
-    assert_clean_error(proc, "failed_sensor must be one of x, y, vx, vy")
-    assert not (tmp_path / "x").exists()
+    assert_refused_before_a_run(tmp_path, "pasta", "failed_sensor must be one of x, y, vx, vy", "failed_sensor=z")
 
 
 @pytest.mark.parametrize("values,message", [({"context": 80}, "context (80) must be <= episode_steps"),

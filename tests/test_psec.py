@@ -5,7 +5,13 @@ import re
 
 import pytest
 import torch
-from helpers import assert_clean_error, kill_9_after, run_cli, sets, summary, without_times
+from helpers import (
+    assert_refused_before_a_run,
+    assert_resume_finishes_as,
+    kill_9_after,
+    sets,
+    summary,
+)
 
 from selfevolve.config import build_config
 from selfevolve.errors import ConfigError
@@ -107,15 +113,11 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tiny_run, tmp_path):
     killed = tmp_path / "killed"
     kill_9_after(["run", "psec", "--out", str(killed), *sets(TINY)], "state.json@2")  # after the first skill
     assert not (killed / "summary.json").exists()
-    proc = run_cli("resume", str(killed))
-    assert proc.returncode == 0, proc.stderr
-    assert without_times(summary(killed)) == without_times(summary(tiny_run))
+    assert_resume_finishes_as(killed, tiny_run)
 
 
 def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):
-    proc = run_cli("run", "psec", "--out", str(tmp_path / "x"), "--set", "skills=fly")
-    assert_clean_error(proc, "unknown point-mass skill 'fly'")
-    assert not (tmp_path / "x").exists()
+    assert_refused_before_a_run(tmp_path, "psec", "unknown point-mass skill 'fly'", "skills=fly")
 
 
 @pytest.mark.parametrize("values,message", [({"skills": "hold"}, "must be distinct"),

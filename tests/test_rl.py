@@ -115,13 +115,11 @@ def test_a_tiny_grpo_run_raises_its_reward_and_records_every_step(grpo_run):
 
 
 def test_kill_9_mid_iteration_then_resume_equals_an_uninterrupted_grpo_run(tmp_path, grpo_run):
-    from helpers import kill_9_after, run_cli, sets, summary, without_times
+    from helpers import assert_resume_finishes_as, kill_9_after, sets
 
     round0, straight = grpo_run
     killed = tmp_path / "killed"
     kill_9_after(["run", "grpo", "--out", str(killed), *sets([*TINY, *RL, f"init_from={round0}"])],
                  "checkpoints/round-001")  # between iterations 1 and 2
     assert not (killed / "summary.json").exists()
-    proc = run_cli("resume", str(killed))
-    assert proc.returncode == 0, proc.stderr
-    assert without_times(summary(killed)) == without_times(summary(straight))
+    assert_resume_finishes_as(killed, straight)

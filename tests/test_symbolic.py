@@ -6,7 +6,7 @@ import re
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import assert_clean_error, run_cli
+from helpers import assert_refused_before_a_run
 
 from selfevolve.config import build_config
 from selfevolve.errors import ConfigError
@@ -101,9 +101,7 @@ def test_a_crashed_run_resumes_to_the_same_result_and_a_replay_reproduces_it(tmp
 
 
 def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):
-    proc = run_cli("run", "symbolic", "--out", str(tmp_path / "x"), "--set", "base_url=http://127.0.0.1:9/v1",
-                   "--set", "task=countdown")
-    assert_clean_error(proc, "task must be one of wordmath, wordmath-hard, lookup")
-    assert not (tmp_path / "x").exists()
+    assert_refused_before_a_run(tmp_path, "symbolic", "task must be one of wordmath, wordmath-hard, lookup",
+                                "base_url=http://127.0.0.1:9/v1", "task=countdown")
     with pytest.raises(ConfigError, match="batch must be >= 1"):
         build_config(Config, {"batch": 0, "base_url": "http://127.0.0.1:9/v1"})
