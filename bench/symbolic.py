@@ -26,6 +26,7 @@ from selfevolve.config import build_config
 from selfevolve.recipes.symbolic import Config, gold, question, splits
 from selfevolve.search.reasoning_modules import stated_answer
 from selfevolve.search.symbolic import default_pipeline
+from selfevolve.tasks.wordmath import same_number
 
 
 def dspy_side(cfg: Config, base_url: str, candidates: int) -> dict:
@@ -50,7 +51,7 @@ def dspy_side(cfg: Config, base_url: str, candidates: int) -> dict:
 
     def metric(example, prediction, trace=None) -> bool:
         value = stated_answer(f"Answer: {getattr(prediction, 'answer', '')}")
-        return value is not None and abs(value - example.gold) < 1e-6
+        return same_number(value, example.gold)
 
     def examples(problems):
         return [dspy.Example(problem=question(p), gold=gold(p), answer=f"{gold(p):g}").with_inputs("problem")

@@ -32,7 +32,7 @@ from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs, seeded
 from selfevolve.store import RunStore
-from selfevolve.tasks.point_mass import episode_returns, episodes, expert_return, skill
+from selfevolve.tasks.point_mass import episodes, expert_return, mean_return, skill
 from selfevolve.train.cloning import fit
 
 METHODS = ("component-lora", "component-head", "component-scratch", "modality-lora", "modality-scratch")
@@ -165,7 +165,7 @@ def adapt(pretrained: dict[str, ActionStateTransformer], method: str, cfg: Confi
 
 
 def held_out(cfg: Config, task: str, act: Callable) -> float:
-    return float(episode_returns(task, act, cfg.eval_episodes, cfg.episode_steps, cfg.seed).mean())
+    return mean_return(task, act, cfg.eval_episodes, cfg.episode_steps, cfg.seed)
 
 
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:

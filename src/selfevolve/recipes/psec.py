@@ -34,7 +34,7 @@ from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs, seeded
 from selfevolve.store import RunStore
-from selfevolve.tasks.point_mass import demonstrations, episode_returns, expert_return, skill
+from selfevolve.tasks.point_mass import demonstrations, expert_return, mean_return, skill
 from selfevolve.train.cloning import fit
 
 METHODS = ("new-lora", "full-ft", "uniform", "global", "psec")
@@ -115,7 +115,7 @@ def base_digest(policy: SkillPolicy) -> str:
 
 
 def scorer(cfg: Config) -> Callable[[str, Callable], float]:
-    return lambda name, act: float(episode_returns(name, act, cfg.eval_episodes, cfg.episode_steps, cfg.seed).mean())
+    return lambda name, act: mean_return(name, act, cfg.eval_episodes, cfg.episode_steps, cfg.seed)
 
 
 def with_skill(policy: SkillPolicy, i: int) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -40,6 +40,7 @@ from selfevolve.search.symbolic import (
 from selfevolve.store import RunStore
 from selfevolve.tasks import get_task
 from selfevolve.tasks.base import Problem, held_out_split
+from selfevolve.tasks.wordmath import same_number
 
 TASKS = ("wordmath", "wordmath-hard", "lookup")
 
@@ -115,7 +116,7 @@ class Agent:
             for out, reply in zip(outputs, replies, strict=True):
                 out.append(reply)
         answers = [stated_answer(out[-1]) for out in outputs]
-        right = [a is not None and abs(a - gold(p)) < 1e-6 for a, p in zip(answers, problems, strict=True)]
+        right = [same_number(a, gold(p)) for a, p in zip(answers, problems, strict=True)]
         return outputs, answers, right
 
     def step(self, pipeline: list[Node], problems: list[Problem], rows: dict, r: int) -> tuple[list[Node], dict]:

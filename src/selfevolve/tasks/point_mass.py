@@ -41,17 +41,16 @@ class Skill:
     field: Callable[[torch.Tensor], torch.Tensor]
     """(N, 4) states -> (N, 2) desired velocities."""
     mass: float = 1.0
-    about: str = ""
 
 
 SKILLS = {
-    "hold": Skill(_home, about="go to the origin and stay"),
-    "move": Skill(_const(1, 0), about="move right at speed 1"),
-    "fast": Skill(_const(2, 0), about="move right at speed 2"),
-    "up": Skill(_const(0, 1), about="move up at speed 1"),
-    "diagonal": Skill(_const(1, 1), about="move right and up at once (two objectives)"),
-    "switch": Skill(_up_then_right, about="up below the x axis, right above it (a per-state choice)"),
-    "heavy": Skill(_const(1, 0), mass=3.0, about="move right with three times the mass (a dynamics shift)"),
+    "hold": Skill(_home),  # go to the origin and stay
+    "move": Skill(_const(1, 0)),  # move right at speed 1
+    "fast": Skill(_const(2, 0)),  # move right at speed 2
+    "up": Skill(_const(0, 1)),  # move up at speed 1
+    "diagonal": Skill(_const(1, 1)),  # move right and up at once (two objectives)
+    "switch": Skill(_up_then_right),  # up below the x axis, right above it (a per-state choice)
+    "heavy": Skill(_const(1, 0), mass=3.0),  # move right with three times the mass (a dynamics shift)
 }
 
 
@@ -111,6 +110,12 @@ def episode_returns(name: str, act: Callable[[torch.Tensor], torch.Tensor], epis
     return rewards.mean(0)
 
 
+def mean_return(name: str, act: Callable[[torch.Tensor], torch.Tensor], episodes: int, steps: int,
+                seed: int) -> float:
+    """A policy's score on a skill: its mean return over the held-out episodes."""
+    return float(episode_returns(name, act, episodes, steps, seed).mean())
+
+
 def expert_return(name: str, episodes: int, steps: int, seed: int) -> float:
     sk = skill(name)
-    return float(episode_returns(name, lambda s: expert(sk, s), episodes, steps, seed).mean())
+    return mean_return(name, lambda s: expert(sk, s), episodes, steps, seed)
