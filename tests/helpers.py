@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # A short length-gen run: labels up to 4 digits, one round of self-labelled 5-digit problems
@@ -31,9 +33,60 @@ def selfevolve_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "selfevolve", *args]
 
 
+class Preloaded:
+    """The client of tests/preloaded.py: one interpreter with the heavy imports done, forked per command."""
+
+    def __init__(self):
+        self.server = None
+
+    def run(self, args: list[str], cwd: Path | None, env: dict, timeout: float) -> subprocess.CompletedProcess:
+        if self.server is None or self.server.poll() is not None:
+            self.server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("preloaded.py"))],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                                           env={**os.environ, "COLUMNS": "200"})
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            out.touch()
+            err.touch()
+            request = {"args": args, "cwd": str(cwd or os.getcwd()), "env": env, "stdout": str(out),
+                       "stderr": str(err)}
+            data = json.dumps(request).encode() + b"\n"
+            while data:
+                data = data[os.write(self.server.stdin.fileno(), data):]
+            pid = self.reply()
+            if not select.select([self.server.stdout], [], [], timeout)[0]:
+                os.kill(pid, signal.SIGKILL)
+                self.reply()
+                raise subprocess.TimeoutExpired(args, timeout)
+            code = self.reply()
+            return subprocess.CompletedProcess(args, code, out.read_text(), err.read_text())
+
+    def reply(self) -> int:
+        """One line of the server's, read a byte at a time: nothing buffered here that select would miss."""
+        line = b""
+        while not line.endswith(b"\n"):
+            byte = os.read(self.server.stdout.fileno(), 1)
+            if not byte:
+                raise RuntimeError("the preloaded interpreter died (run with SELFEVOLVE_TESTS_FRESH=1 to see why)")
+            line += byte
+        return int(line)
+
+
+PRELOADED = Preloaded()
+
+
+def run_selfevolve(args: list[str], cwd: Path | None = None, timeout: float = 600, **env: str):
+    """`python -m selfevolve ARGS` with its output captured: a fork of the preloaded interpreter, or with
+    SELFEVOLVE_TESTS_FRESH=1 a fresh one."""
+    env = {**os.environ, "COLUMNS": "200", **env}
+    if os.environ.get("SELFEVOLVE_TESTS_FRESH") == "1":
+        return subprocess.run(selfevolve_cmd(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                              env=env)
+    return PRELOADED.run(list(args), cwd, env, timeout)
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(selfevolve_cmd(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+    return run_selfevolve(list(args), cwd, timeout)
 
 
 def sets(values: list[str]) -> list[str]:
@@ -64,8 +117,7 @@ def without_times(obj):
 def kill_9_after(args: list[str], written: str) -> None:
     """Run `selfevolve *args` until it has written a path ending with `written` (SUFFIX[@N]: the N-th
     time), where it kills itself with SIGKILL: a kill -9 at an exact place, with no timer to race."""
-    proc = subprocess.run(selfevolve_cmd(*args), capture_output=True, text=True,
-                          env={**os.environ, "SELFEVOLVE_KILL_AFTER": written})
+    proc = run_selfevolve(args, SELFEVOLVE_KILL_AFTER=written)
     assert proc.returncode == -signal.SIGKILL, f"not killed after writing {written}: {proc.stderr[-2000:]}"
 
 
