@@ -2,8 +2,8 @@
 `selfevolve` command the tests run (helpers.run_selfevolve is its client).
 
 A fresh interpreter pays 3-4 s of imports (torch, torch._dynamo at the first optimizer, pandas through
-pyarrow, matplotlib, transformers and peft) and 1-2 s of tearing them down at exit, and the suite runs a
-few hundred commands. Each child is still its own process: its own argv, working directory, environment,
+pyarrow, matplotlib, transformers and peft) and 1-2 s of tearing them down at exit, for every command
+the suite runs. Each child is still its own process: its own argv, working directory, environment,
 stdin (empty), stdout, stderr, exit status and signals (kill -9 tests kill it as they would any process),
 and it imports selfevolve itself afresh, so it runs the code on disk from clean module state. What it
 does not check is that a fresh interpreter starts: the tests that run the real console script
