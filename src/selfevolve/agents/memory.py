@@ -168,6 +168,12 @@ class LayeredMemory:
         self.access[rows] += direction
         self.importance[rows] += FEEDBACK_STEP * direction
 
+    def forget(self, ids: list[int]) -> int:
+        """Remove the items with these ids; returns how many there were."""
+        gone = np.isin(self.ids, ids)
+        self._keep(~gone)
+        return int(gone.sum())
+
     def _keep(self, mask: np.ndarray) -> None:
         self.texts = [t for t, m in zip(self.texts, mask, strict=True) if m]
         self.embeddings = self.embeddings[mask]

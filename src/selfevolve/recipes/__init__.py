@@ -14,9 +14,9 @@ RECIPES: dict[str, str] = {"agentevol": "agentevol", "auto-evolve": "auto_evolve
                            "deep-ga": "deep_ga", "dpo": "dpo", "evolve-program": "evolve_program",
                            "finmem": "finmem", "genome": "genome", "gp": "gp", "graph-reasoning": "graph_reasoning",
                            "grpo": "grpo", "homeostatic": "homeostatic", "length-gen": "length_gen",
-                           "longpo": "longpo", "mstar": "mstar", "pasta": "pasta", "priming": "priming",
-                           "psec": "psec", "r1t1": "r1t1", "rstar": "rstar", "score": "score", "self": "self_refine",
-                           "star": "star", "symbolic": "symbolic", "upo": "upo"}
+                           "long-memory": "long_memory", "longpo": "longpo", "mstar": "mstar", "pasta": "pasta",
+                           "priming": "priming", "psec": "psec", "r1t1": "r1t1", "rstar": "rstar", "score": "score",
+                           "self": "self_refine", "star": "star", "symbolic": "symbolic", "upo": "upo"}
 
 
 def get_recipe(name: str) -> Recipe:
