@@ -2,27 +2,40 @@
 
     python bench/long_memory.py [--seeds 0,1,2] [--set key=value ...] [--out runs/long-memory]
 
-One default `selfevolve run long-memory` per seed (the same reader serves every variant). Prints one
-JSON line per seed and variant (held-out accuracy overall, on the last session, and on facts older
-than the window), then one per variant with the means over seeds.
+One default `selfevolve run long-memory` per seed (the same reader serves every variant); a run already
+finished in --out with the same settings is read instead of run again. Prints one JSON line per seed
+and variant (held-out accuracy overall, on the last session, on facts told within the window and on
+older ones), then one per variant with the means over seeds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 from common import emit
 from star_family import run
 
-from selfevolve.config import parse_overrides
+from selfevolve.config import build_config, parse_overrides
+from selfevolve.recipes.long_memory import Config
+from selfevolve.store import RunStore
 
 
-def older_than(rows: dict, window: int) -> float:
-    """Accuracy on questions about facts told more than `window` sessions ago."""
+def by_window(rows: dict, window: int) -> dict[str, float]:
+    """Accuracy on questions about facts told within the last `window` sessions, and on older ones."""
     ages, correct = np.array(rows["age"]), np.array(rows["correct"], dtype=float)
-    return float(correct[ages > window].mean())
+    return {"within_window": round(float(correct[ages <= window].mean()), 4),
+            "older_than_window": round(float(correct[ages > window].mean()), 4)}
+
+
+def finished_or_run(out: Path, values: dict) -> dict:
+    if (out / "summary.json").exists():
+        store = RunStore.open(out)
+        if build_config(Config, store.config_values()) == build_config(Config, values):
+            return json.loads((out / "summary.json").read_text())
+    return run("long-memory", out, values)
 
 
 def main() -> None:
@@ -36,12 +49,11 @@ def main() -> None:
     by_variant: dict[str, list[dict]] = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         out = args.out / f"s{seed}"
-        s = run("long-memory", out, {**parse_overrides(args.set), "seed": seed})
+        s = finished_or_run(out, {**parse_overrides(args.set), "seed": seed})
         for r in s["variants"]:
             rows = pq.read_table(out / "samples" / f"round-{r['round']:03d}.parquet").to_pydict()
             line = {"accuracy": round(r["accuracy"], 4),
-                    "last_session": round(r["by_session"][str(s["sessions"] - 1)], 4),
-                    "older_than_window": round(older_than(rows, s["window"]), 4)}
+                    "last_session": round(r["by_session"][str(s["sessions"] - 1)], 4), **by_window(rows, s["window"])}
             emit(bench="long_memory", seed=seed, variant=r["variant"], questions=r["questions"], **line,
                  wall_seconds=round(r["wall_seconds"], 1))
             by_variant.setdefault(r["variant"], []).append(line)
