@@ -140,7 +140,7 @@ def serve(cfg: Config, variant: str, reader, tok, users: list[list[Session]], pr
     store = UserMemory()
     rows: dict[str, list] = {k: [] for k in ("user", "session", "asked", "age", "prompt", "answer", "given")}
 
-    def memory(variant: str, x: Session) -> str:
+    def memory(x: Session) -> str:
         if variant == "window":
             return recent(users[x.user], x.index, cfg.window)  # held-out users are 0 .. users-1
         return ";".join(store.search(x.user, x.asked, cfg.k)) if variant == "store" else ""
@@ -148,7 +148,7 @@ def serve(cfg: Config, variant: str, reader, tok, users: list[list[Session]], pr
     with progress.task(f"{variant}: {cfg.sessions} sessions of {len(users)} users", cfg.sessions) as advance:
         for s in range(cfg.sessions):
             asking = [u[s] for u in users if u[s].asked]
-            problems = [Problem(prompt(x.user, memory(variant, x), x.asked), x.answer, x.age) for x in asking]
+            problems = [Problem(prompt(x.user, memory(x), x.asked), x.answer, x.age) for x in asking]
             given = answer(model.eval(), tok, problems, max_new=6)[0] if problems else []
             for x, p, g in zip(asking, problems, given, strict=True):
                 for key, value in (("user", x.user), ("session", s), ("asked", x.asked), ("age", x.age),
