@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfevolve.agents.users import Session, UserMemory, population
+from selfevolve.agents.users import SLOTS, Session, UserMemory, population
 from selfevolve.config import check_min
 from selfevolve.models.policy import load_policy
 from selfevolve.progress import Progress
@@ -79,8 +79,9 @@ class Config(TrainingConfig):
         check_min(self, 0, "distill_steps")
         if not 0 <= self.update <= 1:
             raise ValueError(f"update must be in [0, 1], got {self.update}")
-        if self.sessions * self.facts > 720:
-            raise ValueError(f"sessions x facts must be at most 720 (the slots), got {self.sessions * self.facts}")
+        if self.sessions * self.facts > len(SLOTS):
+            raise ValueError(f"sessions x facts must be at most {len(SLOTS)} (the slots), "
+                             f"got {self.sessions * self.facts}")
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants or len(set(self.variants)) != len(self.variants):
             raise ValueError(f"variants must be distinct names from {', '.join(VARIANTS)}, got {self.variants}")
@@ -154,8 +155,9 @@ def serve(cfg: Config, variant: str, reader, tok, users: list[list[Session]], pr
                 for key, value in (("user", x.user), ("session", s), ("asked", x.asked), ("age", x.age),
                                    ("prompt", p.prompt), ("answer", x.answer), ("given", g)):
                     rows[key].append(value)
-            for u in users:
-                store.tell(u[s])
+            if variant == "store":
+                for u in users:
+                    store.tell(u[s])
             if variant == "weights" and cfg.distill_steps and s < cfg.sessions - 1:
                 told = facts_so_far(users, s)
                 data = Examples.encode(tok, [prompt(user, "", slot) for user, slot in told], list(told.values()))
