@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,14 @@ def run(recipe: str, out: Path, values: dict) -> dict:
     store = RunStore.create(out, recipe, config_to_toml(cfg), overwrite=True)
     with Progress(enabled=False) as progress:
         return module.run(cfg, store, progress)
+
+
+def from_round0(recipe: str, out: Path, values: dict, conditions: dict[str, dict]) -> Iterator[tuple[str, dict]]:
+    """Round 0 trained once (out/round0), then each condition started from it (`init_from`): the same
+    start, seed and problems for every condition. Yields each condition's name and summary."""
+    run(recipe, out / "round0", {**values, "iterations": 0})
+    for name, extra in conditions.items():
+        yield name, run(recipe, out / name, {**values, **extra, "init_from": str(out / "round0")})
 
 
 def main() -> None:

@@ -98,9 +98,48 @@ def test_stage_one_loss_is_turn_two_policy_gradient_plus_a_strong_kl_on_turn_one
     assert stats["loss"] == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_the_star_baseline_learns_only_from_second_attempts_that_fixed_a_wrong_first_one():
+    policy = tiny_policy()
+
+    def odd(text):
+        return sum(map(ord, text)) % 2 == 1
+
+    def reward(prompts, completions, **_):  # every first attempt wrong; a second one right by the parity of its text
+        return [float(p.endswith(REVISE) and odd(c)) for p, c in zip(prompts, completions, strict=True)]
+
+    pair = sample_two_attempts(policy, ["12+3=", "4*5="], {"target": ["15", "20"]}, reward, 4, 6, 1.0,
+                               torch.Generator().manual_seed(2))
+    fixed = [i for i, c in enumerate(pair.second.completions) if odd(c)]
+    assert 0 < len(fixed) < 8
+    sft = SFTConfig(learning_rate=1e-2, warmup_steps=0)
+    trainer = CorrectionTrainer(policy, RLConfig(group_size=4, rl_learning_rate=1e-2),
+                                make_optimizer(policy.model, sft), sft, 10, None)
+    inputs, labels = pair.second.examples.batch(torch.arange(8))
+
+    def logp():
+        with torch.no_grad():
+            out, mask, _ = logprobs_and_entropy(policy.model, inputs, labels, 1.0)
+        return out * mask, mask
+
+    token_logp, mask = logp()
+    before = (token_logp.sum(1) / mask.sum(1)).tolist()
+    nll_of_fixes = -token_logp[fixed].sum() / mask[fixed].sum()  # the first step's loss: the fixes' tokens only
+    stats = [trainer.step_star(pair) for _ in range(5)]
+    token_logp, mask = logp()
+    after = (token_logp.sum(1) / mask.sum(1)).tolist()
+    assert stats[0]["loss"] == pytest.approx(float(nll_of_fixes), rel=1e-5)
+    assert all(s["fixed"] == len(fixed) for s in stats) and stats[0]["accuracy_t2"] == len(fixed) / 8
+    assert all(after[i] > before[i] + 0.1 for i in fixed)  # it learnt the fixes
+    # with no fix in the batch there is nothing to learn: the weights stay as they are
+    pair.second.rewards.zero_()
+    weights = [w.clone() for w in policy.model.parameters()]
+    assert np.isnan(trainer.step_star(pair)["loss"])
+    assert all(torch.equal(a, b) for a, b in zip(weights, policy.model.parameters(), strict=True))
+
+
 def test_a_tiny_score_run_records_both_stages_and_every_attempt_measure(tmp_path):
     assert_clean_error(run_cli("run", "score", "--out", str(tmp_path / "x"), "--set", "objective=both"),
-                       "objective must be one of score, turn2")
+                       "objective must be one of score, turn2, star")
     run = tmp_path / "run"
     tiny = ["difficulty=3", "n_layer=1", "n_embd=32", "num_labelled=200", "round0_steps=30", "iterations=2",
             "iteration_steps=2", "prompts_per_step=4", "eval_problems=20", "threads=2"]

@@ -15,6 +15,7 @@ arXiv:2409.12917
              the share of second attempts that repeat the first, greedy
 
     selfevolve run score --set objective=turn2      (multi-turn RL on r(y2) alone, no shaping)
+    selfevolve run score --set objective=star       (STaR on successful correction traces)
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ from selfevolve.train.correction import CorrectionTrainer, sample_two_attempts, 
 from selfevolve.train.rl import step_problems
 from selfevolve.train.sft import Examples
 
-OBJECTIVES = ("score", "turn2")
+OBJECTIVES = ("score", "turn2", "star")
 
 
 @dataclass
 class Config(OnPolicyConfig):
     objective: str = "score"
-    """score (stage I, then stage II with the shaped bonus) or turn2 (both turns learn from r(y2) alone)."""
+    """score (stage I, then stage II with the shaped bonus), turn2 (both turns learn from r(y2) alone) or
+    star (fine-tuning on the second attempts that fixed a wrong first one): the last two are the paper's
+    baselines, drawing the same completions."""
     stage1_iterations: int = 1
     """Iterations of stage I before stage II (objective=score)."""
     alpha: float = 10.0
@@ -78,7 +81,8 @@ def learn_to_correct(step: Step, problems: list[Problem]) -> tuple[Proposal, Lea
     """The iteration's two-attempt policy-gradient steps; the table holds, per problem, the group's first
     attempts and then their second attempts."""
     cfg, task = step.cfg, step.task
-    objective = "turn2" if cfg.objective == "turn2" else "stage1" if step.r <= cfg.stage1_iterations else "stage2"
+    objective = (cfg.objective if cfg.objective in ("turn2", "star") else
+                 "stage1" if step.r <= cfg.stage1_iterations else "stage2")
     reference = step.policy.model if cfg.refresh_reference else step.base
     trainer = CorrectionTrainer(step.policy, cfg, step.optimizer, cfg.sft(), cfg.iterations * cfg.iteration_steps,
                                 copy.deepcopy(reference), (step.r - 1) * cfg.iteration_steps)
@@ -89,8 +93,8 @@ def learn_to_correct(step: Step, problems: list[Problem]) -> tuple[Proposal, Lea
             chunk = step_problems(problems, s, cfg.prompts_per_step)
             pair = sample_two_attempts(step.policy, [p.prompt for p in chunk], columns(chunk), rewards, cfg.group_size,
                                        task.max_answer_tokens, cfg.rl_temperature, step.gen)
-            log.append((chunk, pair, trainer.step_two(pair, objective, cfg.alpha, cfg.first_turn_kl,
-                                                       task.max_answer_tokens)))
+            log.append((chunk, pair, trainer.step_star(pair) if objective == "star" else
+                        trainer.step_two(pair, objective, cfg.alpha, cfg.first_turn_kl, task.max_answer_tokens)))
             advance(t1=log[-1][2]["accuracy_t1"], t2=log[-1][2]["accuracy_t2"])
     g = cfg.group_size
     chunks = [p for chunk, _, _ in log for p in chunk]
@@ -100,9 +104,10 @@ def learn_to_correct(step: Step, problems: list[Problem]) -> tuple[Proposal, Lea
                              for _, pair, _ in log])
     answers = Answers(chunks, texts, reward > 0.5, reward, np.full(reward.shape, cfg.rl_temperature))
     stats = [s for _, _, s in log]
+    losses = [s["loss"] for s in stats if not np.isnan(s["loss"])]  # a STaR step with no fix has none
     tokens = int(sum(int(pair.first.lengths.sum() + pair.second.lengths.sum()) for _, pair, _ in log))
     return (Proposal(answers, cfg.rl_temperature, 1.0, {"objective": objective}),
-            Learned(step.optimizer, float(np.mean([s["loss"] for s in stats])), tokens, {"rl_steps": stats}))
+            Learned(step.optimizer, float(np.mean(losses)) if losses else float("nan"), tokens, {"rl_steps": stats}))
 
 
 def correction_plot(summary: dict, plot_dir: Path) -> list[Path]:

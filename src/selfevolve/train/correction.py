@@ -12,7 +12,9 @@ and charges for breaking a right one. Each turn's tokens learn from their return
     stage II   G2 = r2 + alpha (r2 - r1)                 G1 = r1 + G2
     turn2      G2 = r2, G1 = r2 (multi-turn RL on the final answer alone, the paper's baseline)
 
-and advantages are taken per turn over the group of completions to the same problem.
+and advantages are taken per turn over the group of completions to the same problem. The paper's
+other baseline, STaR on successful correction traces (`step_star`), fine-tunes turn 2 on the
+batch's wrong-then-right episodes instead.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 
 from selfevolve.models.policy import Policy
-from selfevolve.train.rl import Batch, RewardFn, Trainer, advantages, batch_stats, sample_batch
+from selfevolve.train.rl import Batch, RewardFn, Trainer, advantages, batch_stats, logprobs_and_entropy, sample_batch
 
 REVISE = "|again:"
 OBJECTIVES = ("stage1", "stage2", "turn2")
@@ -83,5 +85,26 @@ class CorrectionTrainer(Trainer):
         kl1 = first_turn_kl if objective == "stage1" else cfg.kl_coef
         stats = self.update(lambda: [self.loss(p1, a1, kl1, max_new), self.loss(p2, a2, cfg.kl_coef, max_new)])
         return {**batch_stats(pair.second), **{k: float(np.mean([s[k] for s in stats])) for k in stats[0]},
-                **transitions(pair.first.rewards.numpy() > 0.5, pair.second.rewards.numpy() > 0.5,
-                              pair.first.completions, pair.second.completions)}
+                **self._transitions(pair)}
+
+    def step_star(self, pair: TwoAttempts) -> dict[str, float]:
+        """STaR on successful correction traces: one fine-tuning step (negative log-likelihood of the
+        completion) on the second attempts that fixed a wrong first attempt; none if there is none."""
+        fixed = torch.nonzero((pair.first.rewards.flatten() < 0.5) & (pair.second.rewards.flatten() > 0.5)).flatten()
+        loss = float("nan")
+        if len(fixed):
+            inputs, labels = pair.second.examples.batch(fixed)
+
+            def nll():
+                logp, mask, _ = logprobs_and_entropy(self.policy.model, inputs, labels, 1.0)
+                return [(-(logp * mask).sum() / mask.sum().clamp(min=1), {})]
+
+            loss = self.update(nll)[0]["loss"]
+        else:
+            self.steps += 1  # the learning-rate schedule counts the step all the same
+        return {**batch_stats(pair.second), "loss": loss, "fixed": len(fixed), **self._transitions(pair)}
+
+    @staticmethod
+    def _transitions(pair: TwoAttempts) -> dict[str, float]:
+        return transitions(pair.first.rewards.numpy() > 0.5, pair.second.rewards.numpy() > 0.5,
+                           pair.first.completions, pair.second.completions)
