@@ -91,6 +91,33 @@ def test_trajectories_and_pairs_come_from_correct_vs_incorrect_siblings():
     assert len(pairs) == 2
 
 
+def test_reward_models_train_long_enough_to_see_their_data_reward_epochs_times():
+    from selfevolve.judge.reward import train_from_trees
+    from selfevolve.models.policy import Policy
+    from selfevolve.progress import Progress
+    from selfevolve.search.tree_data import COLUMNS, tree_data
+    from selfevolve.train.sft import SFTConfig
+
+    trees = [tree_with_two_branches() for _ in range(9)]  # trees 0-8: none held out (every 10th is)
+    data = tree_data(trees, k=1)
+    counts = {kind: data["kind"].count(kind) for kind in ("pair", "prm", "orm")}
+    assert set(data) == set(COLUMNS) and min(counts.values()) > 0
+    tok = CharTokenizer()
+    torch.manual_seed(0)
+    policy = Policy(Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_head=2, n_embd=16, max_seq_len=96,
+                                                  pos_encoding="rope")), tok)
+    sft = SFTConfig(batch_size=4, warmup_steps=0)
+    taken = {}
+    with Progress(enabled=False) as progress:
+        for steps, epochs in ((2, 0.0), (2, 3.0), (50, 3.0)):
+            models, taken[steps, epochs] = train_from_trees(policy, data, steps, sft, torch.Generator().manual_seed(0),
+                                                            progress, "", epochs)
+            assert set(models) == {"ppm", "prm", "orm"}
+            assert taken[steps, epochs] == {name: max(steps, math.ceil(epochs * counts[kind] / 4))
+                                            for name, kind in (("ppm", "pair"), ("prm", "prm"), ("orm", "orm"))}
+    assert min(taken[2, 3.0].values()) > 2 and taken[50, 3.0]["ppm"] == 50  # more data, more steps; at least `steps`
+
+
 def test_a_failed_step_that_computes_what_a_correct_sibling_computes_is_not_a_worse_step():
     tree = tree_with_two_branches()
     a = tree.root.children[0]

@@ -6,6 +6,7 @@ import json
 import pytest
 from helpers import assert_clean_error, assert_resume_finishes_as, kill_9_after, run_cli, sets
 
+from selfevolve.config import build_config
 from selfevolve.recipes.rstar import Config
 from selfevolve.search.strategies import STRATEGIES
 
@@ -70,6 +71,12 @@ def test_rstar_refuses_bad_settings_before_a_run_exists(tmp_path):
                           ({"task": "countdown"}, "task must be one of wordmath, wordmath-hard")):
         with pytest.raises(ValueError, match=fragment):
             Config(**bad)
+    # a preset gives values that --set overrides; an unknown one is refused by name
+    long = build_config(Config, {"preset": "long", "eval_problems": "100"})
+    assert (long.task, long.train_problems, long.eval_problems, long.reward_epochs) == ("wordmath-hard", 400, 100, 4)
+    assert build_config(Config, {}).task == "wordmath"
+    assert_clean_error(run_cli("run", "rstar", "--out", str(tmp_path / "x"), "--set", "preset=huge"),
+                       "preset must be one of default, long")
     # the command checks the same Config before it creates anything
     assert_clean_error(run_cli("run", "rstar", "--out", str(tmp_path / "x"), "--set", "eval_n=0,4"),
                        "eval_n must be positive")

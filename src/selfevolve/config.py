@@ -56,7 +56,13 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
 
 
 def build_config(cls: type[C], values: dict[str, Any]) -> C:
-    """Instantiate `cls` from raw values; unknown keys and bad types raise ConfigError."""
+    """Instantiate `cls` from raw values; unknown keys and bad types raise ConfigError. A `preset` names
+    a set of values from the class's PRESETS that the given values override."""
+    presets = getattr(cls, "PRESETS", {})
+    if presets and "preset" in values:
+        if values["preset"] not in presets:
+            raise ConfigError(f"preset must be one of {', '.join(presets)}, got {values['preset']!r}")
+        values = {**presets[values["preset"]], **values}
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - fields)

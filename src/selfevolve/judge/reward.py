@@ -9,6 +9,7 @@ policy's weights, as reward models usually are, so each starts from what the pol
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -125,21 +126,25 @@ def load_process_models(checkpoint, policy_model: Transformer) -> dict[str, Rewa
 
 
 def train_from_trees(policy, data: dict[str, list], steps: int, sft: SFTConfig, gen: torch.Generator,
-                     progress: Progress, prefix: str) -> dict[str, RewardModel]:
+                     progress: Progress, prefix: str, epochs: float = 0.0) -> tuple[dict[str, RewardModel], dict]:
     """A PPM (pairwise, on sibling steps), a PRM (regressed on Q) and an ORM (on outcomes) from search
-    trees' rows (search/tree_data.py), each initialised from the policy."""
+    trees' rows (search/tree_data.py), each initialised from the policy and trained `steps` steps, or
+    enough to see its data `epochs` times if that is more (more search, more steps). Returns the
+    models and the steps each took."""
     from selfevolve.search.tree_data import pick
 
     tok = policy.tok
     models = {name: RewardModel.from_policy(policy.model) for name in PROCESS_MODELS}
     pairs, prm, orm = pick(data, "pair", False), pick(data, "prm", False), pick(data, "orm", False)
+    taken = {name: max(steps, math.ceil(epochs * len(rows["prompt"]) / sft.batch_size)) if rows["prompt"] else 0
+             for name, rows in (("ppm", pairs), ("prm", prm), ("orm", orm))}
     if pairs["prompt"]:
         train_pairwise(models["ppm"], Examples.encode(tok, pairs["prompt"], pairs["text"]),
-                       Examples.encode(tok, pairs["prompt"], pairs["other"]), steps, sft, gen, progress,
+                       Examples.encode(tok, pairs["prompt"], pairs["other"]), taken["ppm"], sft, gen, progress,
                        f"{prefix}PPM on {len(pairs['prompt'])} step pairs")
     for name, rows, balance in (("prm", prm, False), ("orm", orm, True)):
         if rows["prompt"]:
             train_pointwise(models[name], Examples.encode(tok, rows["prompt"], rows["text"]), np.array(rows["target"]),
-                            steps, sft, gen, progress, f"{prefix}{name.upper()} on {len(rows['prompt'])} examples",
-                            balance=balance)
-    return models
+                            taken[name], sft, gen, progress,
+                            f"{prefix}{name.upper()} on {len(rows['prompt'])} examples", balance=balance)
+    return models, taken

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -49,6 +50,13 @@ POLICY_ENCODINGS = ("abacus-all", "abacus-alibi", "abacus-both", "abacus", "rope
 
 @dataclass
 class Config(ModelChoice, MCTSConfig, TrainingConfig):
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "default": {},
+        "long": {"task": "wordmath-hard", "train_problems": 400, "eval_problems": 200, "reward_epochs": 4.0}}
+    preset: str = "default"
+    """default (at most 20 minutes on 2 cores) or long (the PPM against majority vote, at most 60 minutes:
+    task=wordmath-hard, 400 search problems a round, 200 held-out problems, reward_epochs=4); a value
+    given with --set overrides the preset's."""
     task: str = "wordmath"
     """wordmath, or wordmath-hard (larger numbers, things not to count, purchases of several boxes: more
     room between a best sample and the majority; see tasks/wordmath.py)."""
@@ -98,7 +106,10 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
     policy_steps: int = 200
     """Policy steps per round (seed set and search trajectories, half and half)."""
     reward_steps: int = 100
-    """Steps per reward model per round."""
+    """Steps per reward model per round (at least)."""
+    reward_epochs: float = 0.0
+    """If > 0, each reward model trains long enough to see its data (all rounds' so far) this many
+    times, when that takes more than reward_steps: more search, more steps."""
     reward_batch_size: int = 32
     """Examples (PPM: pairs) per reward-model step."""
 
@@ -107,6 +118,7 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
         if self.reward_model not in ("ppm", "prm"):
             raise ValueError(f"reward_model: {self.reward_model!r} is not one of ppm, prm")
         check_one_of(self, "task", WORDMATH)
+        check_one_of(self, "preset", tuple(self.PRESETS))
         check_one_of(self, "eval_split", SPLITS)
         check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
                   "eval_difficulty", "trajectories_per_problem", "reward_batch_size")
@@ -224,14 +236,14 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                                    [0.5, 0.5], cfg.policy_steps, gen, progress,
                                    f"round {r}: fine-tune on {len(sft['prompt'])} trajectories", cfg.max_line_offset)
             with timed(phases, "reward_models"):
-                rms = train_from_trees(policy, merged, cfg.reward_steps, replace(cfg.sft(),
-                                       batch_size=cfg.reward_batch_size), gen, progress, f"round {r}: ")
+                rms, reward_steps = train_from_trees(policy, merged, cfg.reward_steps, replace(
+                    cfg.sft(), batch_size=cfg.reward_batch_size), gen, progress, f"round {r}: ", cfg.reward_epochs)
             held = pick(merged, "pair", True)
             record.update(search_difficulty=cfg.search_difficulty(r), held_out_redrawn=redrawn,
                           solved_by_search=float(np.mean([solved(t.root) for t in trees])),
                           search_tokens=int(sum(t.tokens for t in trees)),
                           pruned_steps=int(sum(t.pruned for t in trees)), trajectories=len(pick(rows, "sft")["kind"]),
-                          pairs=len(pick(rows, "pair")["kind"]),
+                          pairs=len(pick(rows, "pair")["kind"]), reward_steps=reward_steps,
                           **{f"{name}_pair_accuracy": pair_accuracy(rms[name], tok, held["prompt"], held["text"],
                                                                     held["other"]) for name in ("ppm", "prm")})
         with timed(phases, "evaluate"):
