@@ -11,16 +11,13 @@ older ones), then one per variant with the means over seeds.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from common import emit
-from star_family import run
+from star_family import finished_or_run
 
-from selfevolve.config import build_config, parse_overrides
-from selfevolve.recipes.long_memory import Config
-from selfevolve.store import RunStore
+from selfevolve.config import parse_overrides
 
 
 def by_window(rows: dict, window: int) -> dict[str, float]:
@@ -28,14 +25,6 @@ def by_window(rows: dict, window: int) -> dict[str, float]:
     ages, correct = np.array(rows["age"]), np.array(rows["correct"], dtype=float)
     return {"within_window": round(float(correct[ages <= window].mean()), 4),
             "older_than_window": round(float(correct[ages > window].mean()), 4)}
-
-
-def finished_or_run(out: Path, values: dict) -> dict:
-    if (out / "summary.json").exists():
-        store = RunStore.open(out)
-        if build_config(Config, store.config_values()) == build_config(Config, values):
-            return json.loads((out / "summary.json").read_text())
-    return run("long-memory", out, values)
 
 
 def main() -> None:
@@ -49,7 +38,7 @@ def main() -> None:
     by_variant: dict[str, list[dict]] = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         out = args.out / f"s{seed}"
-        s = finished_or_run(out, {**parse_overrides(args.set), "seed": seed})
+        s = finished_or_run("long-memory", out, {**parse_overrides(args.set), "seed": seed})
         for r in s["variants"]:
             rows = pq.read_table(out / "samples" / f"round-{r['round']:03d}.parquet").to_pydict()
             line = {"accuracy": round(r["accuracy"], 4),

@@ -17,6 +17,7 @@ The run directories stay in --out: `selfevolve compare --plot compare.png OUT/*`
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +47,15 @@ def run(recipe: str, out: Path, values: dict) -> dict:
     store = RunStore.create(out, recipe, config_to_toml(cfg), overwrite=True)
     with Progress(enabled=False) as progress:
         return module.run(cfg, store, progress)
+
+
+def finished_or_run(recipe: str, out: Path, values: dict) -> dict:
+    """The summary of a run finished in `out` with the same settings, or of a new run there."""
+    if (out / "summary.json").exists():
+        cls = get_recipe(recipe).Config
+        if build_config(cls, RunStore.open(out).config_values()) == build_config(cls, values):
+            return json.loads((out / "summary.json").read_text())
+    return run(recipe, out, values)
 
 
 def from_round0(recipe: str, out: Path, values: dict, conditions: dict[str, dict]) -> Iterator[tuple[str, dict]]:

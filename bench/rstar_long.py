@@ -1,0 +1,50 @@
+"""rStar-Math's claim on wordmath-hard: best-of-N by the process preference model against majority vote,
+the PRM and the ORM, with `--set preset=long`; seeds 0-2.
+
+    python bench/rstar_long.py [--seeds 0,1,2] [--set key=value ...] [--out runs/rstar-long]
+
+A run already finished in --out with the same settings is read, not run again. Prints one JSON line
+per seed, round and strategy: accuracy and generated tokens per problem at each N (1, 4, 16, 64;
+`pass` is some one of the N samples right, the ceiling of every chooser), then one line per seed
+with the last round's PPM - majority and PPM - PRM at N = 16, the pairs the search gave and the
+reward models' steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import emit
+from star_family import finished_or_run
+
+from selfevolve.config import parse_overrides
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
+    parser.add_argument("--out", type=Path, default=Path("runs/rstar-long"))
+    args = parser.parse_args()
+    for seed in (int(s) for s in args.seeds.split(",")):
+        values = {"preset": "long", **parse_overrides(args.set), "seed": seed, "threads": args.threads}
+        out = args.out / f"s{seed}"
+        s = finished_or_run("rstar", out, values)
+        for r in s["rounds"]:
+            for strategy, by_n in r["accuracy"].items():
+                emit(bench="rstar_long", seed=seed, round=r["round"], strategy=strategy, accuracy=by_n,
+                     tokens=r["tokens"].get(strategy, {}))
+        last = s["rounds"][-1]["accuracy"]
+        emit(bench="rstar_long", seed=seed, rounds=len(s["rounds"]) - 1, problems=s["held_out"]["problems"],
+             ppm_minus_majority16=round(last["ppm"]["16"] - last["majority"]["16"], 4),
+             ppm_minus_prm16=round(last["ppm"]["16"] - last["prm"]["16"], 4),
+             room16=round(last["pass"]["16"] - last["majority"]["16"], 4),
+             pairs=[r.get("pairs") for r in s["rounds"][1:]],
+             reward_steps=[r.get("reward_steps") for r in s["rounds"][1:]],
+             wall_seconds=s["wall_seconds"])
+
+
+if __name__ == "__main__":
+    main()
