@@ -13,35 +13,20 @@ short-context accuracy (what LongPO claims to keep).
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from common import emit
-from star_family import from_round0
-
-from selfevolve.config import parse_overrides
+from star_family import objective_runs
 
 OBJECTIVES = ("longpo", "dpo", "sft")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--objectives", default=",".join(OBJECTIVES))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
-    parser.add_argument("--out", type=Path, default=Path("runs/longpo"))
-    args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
-        base = {**parse_overrides(args.set), "seed": seed, "threads": args.threads}
-        objectives = {o: {"objective": o} for o in args.objectives.split(",")}
-        for objective, s in from_round0("longpo", args.out / f"s{seed}", base, objectives):
-            first, last = s["rounds"][0], s["rounds"][-1]
-            emit(bench="longpo", seed=seed, objective=objective,
-                 pairs=[r.get("pairs") for r in s["rounds"][1:]], samples_drawn=s["samples_drawn"],
-                 round0_long=first["pass1"], round0_short=first["short_pass1"],
-                 final_long=last["pass1"], final_short=last["short_pass1"],
-                 short_change=round(last["short_pass1"] - first["short_pass1"], 4), wall_seconds=s["wall_seconds"])
+    for seed, objective, s in objective_runs("longpo", __doc__, OBJECTIVES):
+        first, last = s["rounds"][0], s["rounds"][-1]
+        emit(bench="longpo", seed=seed, objective=objective,
+             pairs=[r.get("pairs") for r in s["rounds"][1:]], samples_drawn=s["samples_drawn"],
+             round0_long=first["pass1"], round0_short=first["short_pass1"],
+             final_long=last["pass1"], final_short=last["short_pass1"],
+             short_change=round(last["short_pass1"] - first["short_pass1"], 4), wall_seconds=s["wall_seconds"])
 
 
 if __name__ == "__main__":

@@ -11,35 +11,20 @@ first, after round 0 and after the last iteration.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from common import emit
-from star_family import from_round0
-
-from selfevolve.config import parse_overrides
+from star_family import objective_runs
 
 OBJECTIVES = ("score", "turn2", "star")
 MEASURES = ("accuracy_t1", "accuracy_t2", "delta", "delta_i_to_c", "delta_c_to_i", "unchanged")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--objectives", default=",".join(OBJECTIVES))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
-    parser.add_argument("--out", type=Path, default=Path("runs/score"))
-    args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
-        base = {**parse_overrides(args.set), "seed": seed, "threads": args.threads}
-        objectives = {o: {"objective": o} for o in args.objectives.split(",")}
-        for objective, s in from_round0("score", args.out / f"s{seed}", base, objectives):
-            first, last = s["rounds"][0], s["rounds"][-1]
-            emit(bench="score", seed=seed, objective=objective, samples_drawn=s["samples_drawn"],
-                 **{f"round0_{m}": round(first[m], 4) for m in MEASURES},
-                 **{f"final_{m}": round(last[m], 4) for m in MEASURES},
-                 delta_per_round=[round(r["delta"], 4) for r in s["rounds"]], wall_seconds=s["wall_seconds"])
+    for seed, objective, s in objective_runs("score", __doc__, OBJECTIVES):
+        first, last = s["rounds"][0], s["rounds"][-1]
+        emit(bench="score", seed=seed, objective=objective, samples_drawn=s["samples_drawn"],
+             **{f"round0_{m}": round(first[m], 4) for m in MEASURES},
+             **{f"final_{m}": round(last[m], 4) for m in MEASURES},
+             delta_per_round=[round(r["delta"], 4) for r in s["rounds"]], wall_seconds=s["wall_seconds"])
 
 
 if __name__ == "__main__":

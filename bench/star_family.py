@@ -66,6 +66,23 @@ def from_round0(recipe: str, out: Path, values: dict, conditions: dict[str, dict
         yield name, run(recipe, out / name, {**values, **extra, "init_from": str(out / "round0")})
 
 
+def objective_runs(recipe: str, doc: str, objectives: tuple[str, ...]) -> Iterator[tuple[int, str, dict]]:
+    """A bench's command line (--seeds, --objectives, --threads, --set, --out runs/RECIPE) and its runs:
+    per seed, each objective from one round-0 model. Yields each run's seed, objective and summary."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--objectives", default=",".join(objectives))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
+    parser.add_argument("--out", type=Path, default=Path("runs") / recipe)
+    args = parser.parse_args()
+    for seed in (int(s) for s in args.seeds.split(",")):
+        values = {**parse_overrides(args.set), "seed": seed, "threads": args.threads}
+        for objective, summary in from_round0(recipe, args.out / f"s{seed}", values,
+                                              {o: {"objective": o} for o in args.objectives.split(",")}):
+            yield seed, objective, summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
