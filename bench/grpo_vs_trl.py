@@ -7,7 +7,9 @@ third of held-out problems right) and exported as a Llama with its tokenizer; bo
 load that directory and run the same number of GRPO steps on the same prompts: group-normalised
 advantages, sequence-mean loss, clip 0.2, one update per batch, the same beta (KL), learning
 rate, temperature 1 and completion length, reward 1 for a correct answer. Each prints completions
-per second of the RL steps (loading excluded) and the mean reward of every step. TRL is a
+per second of the RL steps (loading excluded) and the mean reward of every step; ours runs twice,
+with each group's prompt read once in training (the default) and once per completion
+(`share_prompts=false`). TRL is a
 bench-only dependency (`pip install 'trl==1.16.*'`).
 """
 
@@ -48,11 +50,11 @@ def round0(out: Path, seed: int) -> Path:
     return export_run(store, cfg.policy(get_task("countdown")), out / "hf")
 
 
-def ours(model_dir: Path, problems, args, seed: int) -> tuple[float, list[float]]:
+def ours(model_dir: Path, problems, args, seed: int, share_prompts: bool = True) -> tuple[float, list[float]]:
     model, tok = load(str(model_dir))
     policy, task = Policy(model, tok), get_task("countdown")
     cfg = RLConfig(group_size=args.group, prompts_per_step=args.prompts, kl_coef=args.beta,
-                   rl_learning_rate=args.lr, aggregation="sequence-mean")
+                   rl_learning_rate=args.lr, aggregation="sequence-mean", share_prompts=share_prompts)
     sft = SFTConfig(learning_rate=args.lr, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0)
     trainer = Trainer(policy, cfg, make_optimizer(model, sft), sft, args.steps,
                       copy.deepcopy(model) if args.beta else None)
@@ -110,11 +112,15 @@ def main() -> None:
                                                     mixed=True)
             completions = args.steps * args.prompts * args.group
             t_ours, r_ours = ours(model_dir, problems, args, seed)
+            t_unshared, r_unshared = ours(model_dir, problems, args, seed, share_prompts=False)
             t_trl, r_trl = trl(model_dir, problems, args, seed, Path(tmp))
             emit(bench="grpo_vs_trl", seed=seed, peer=f"trl {__import__('trl').__version__} GRPOTrainer (CPU)",
                  steps=args.steps, prompts=args.prompts, group=args.group, new_tokens=args.new, unit="completions/s",
                  ours_completions_per_s=round(completions / t_ours, 1),
                  trl_completions_per_s=round(completions / t_trl, 1), speedup=round(t_trl / t_ours, 2),
+                 ours_unshared_completions_per_s=round(completions / t_unshared, 1),
+                 unshared_speedup=round(t_trl / t_unshared, 2),
+                 same_rewards_unshared=bool(np.allclose(r_ours, r_unshared)),
                  ours_reward_first5=round(float(np.mean(r_ours[:5])), 3),
                  ours_reward_last5=round(float(np.mean(r_ours[-5:])), 3),
                  trl_reward_first5=round(float(np.mean(r_trl[:5])), 3),

@@ -28,6 +28,7 @@ import torch
 from selfevolve.models.policy import Policy
 from selfevolve.progress import Progress
 from selfevolve.train.sft import Examples, SFTConfig, apply_loss, lr_at, token_logprobs
+from selfevolve.train.shared_prompts import SharedPrompts, share_prompts, shared_logprobs
 
 ALGORITHMS = ("grpo", "rloo", "reinforce")
 AGGREGATIONS = ("sequence-mean", "token-mean", "constant")
@@ -63,6 +64,9 @@ class RLConfig:
     """REINFORCE: the running baseline's decay per step."""
     rl_learning_rate: float = 1e-4
     """Peak AdamW learning rate of the policy-gradient steps."""
+    share_prompts: bool = True
+    """Read each group's prompt once in the training passes (train/shared_prompts.py): the same
+    log-probabilities for fewer tokens; false reads it once per completion."""
 
     def __post_init__(self) -> None:
         getattr(super(), "__post_init__", lambda: None)()  # a mixin: the recipe's other bases check theirs
@@ -165,8 +169,15 @@ def sample_batch(policy: Policy, prompts: list[str], columns: dict[str, list], r
 class Prepared:
     inputs: torch.Tensor
     labels: torch.Tensor
+    shared: SharedPrompts | None  # the batch with each group's prompt read once, where that applies
     ref: torch.Tensor | None  # the reference's per-token log-probabilities (with a KL term)
     old: torch.Tensor | None  # the policy's before the first update (with several updates per batch)
+
+    def logprobs(self, model, temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`logprobs_and_entropy` of the batch under `model`, its prompts shared where they can be."""
+        if self.shared is not None:
+            return shared_logprobs(model, self.shared, temperature)
+        return logprobs_and_entropy(model, self.inputs, self.labels, temperature)
 
 
 class Trainer:
@@ -188,20 +199,21 @@ class Trainer:
         term) and the policy's own (with several updates per batch)."""
         cfg, model = self.cfg, self.policy.model
         inputs, labels = batch.examples.batch(torch.arange(len(batch.examples)))
-        ref = old = None
+        shared = share_prompts(model, batch.examples, batch.rewards.shape[1]) if cfg.share_prompts else None
+        prepared = Prepared(inputs, labels, shared, None, None)
         with torch.no_grad():
             if self.reference is not None:
-                ref, _, _ = logprobs_and_entropy(self.reference, inputs, labels, cfg.rl_temperature)
+                prepared.ref, _, _ = prepared.logprobs(self.reference, cfg.rl_temperature)
             if cfg.updates_per_batch > 1:
                 model.eval()
-                old, _, _ = logprobs_and_entropy(model, inputs, labels, cfg.rl_temperature)
-        return Prepared(inputs, labels, ref, old)
+                prepared.old, _, _ = prepared.logprobs(model, cfg.rl_temperature)
+        return prepared
 
     def loss(self, prepared: Prepared, adv: torch.Tensor, kl_coef: float, max_new: int
              ) -> tuple[torch.Tensor, dict[str, float]]:
         """The clipped surrogate (+ kl_coef x KL) of one prepared batch with advantages `adv` (one per row)."""
         p = prepared
-        logp, mask, entropy = logprobs_and_entropy(self.policy.model, p.inputs, p.labels, self.cfg.rl_temperature)
+        logp, mask, entropy = p.logprobs(self.policy.model, self.cfg.rl_temperature)
         loss, info = policy_loss(logp, logp.detach() if p.old is None else p.old, adv, mask, self.cfg.clip_eps,
                                  self.cfg.aggregation, p.ref, kl_coef, max_new)
         return loss, {**info, "entropy": float((entropy * mask).sum() / mask.sum().clamp(min=1))}
