@@ -50,11 +50,15 @@ def run(recipe: str, out: Path, values: dict) -> dict:
 
 
 def finished_or_run(recipe: str, out: Path, values: dict) -> dict:
-    """The summary of a run finished in `out` with the same settings, or of a new run there."""
-    if (out / "summary.json").exists():
-        cls = get_recipe(recipe).Config
-        if build_config(cls, RunStore.open(out).config_values()) == build_config(cls, values):
+    """The summary of a run in `out` with the same settings (finished, or resumed from its last
+    complete round: a bench stopped mid-run loses nothing), or of a new run there."""
+    module = get_recipe(recipe)
+    cfg = build_config(module.Config, values)
+    if (out / "config.toml").exists() and build_config(module.Config, RunStore.open(out).config_values()) == cfg:
+        if (out / "summary.json").exists():
             return json.loads((out / "summary.json").read_text())
+        with Progress(enabled=False) as progress:
+            return module.run(cfg, RunStore.open(out), progress)
     return run(recipe, out, values)
 
 
