@@ -64,10 +64,11 @@ def finished_or_run(recipe: str, out: Path, values: dict) -> dict:
 
 def from_round0(recipe: str, out: Path, values: dict, conditions: dict[str, dict]) -> Iterator[tuple[str, dict]]:
     """Round 0 trained once (out/round0), then each condition started from it (`init_from`): the same
-    start, seed and problems for every condition. Yields each condition's name and summary."""
-    run(recipe, out / "round0", {**values, "iterations": 0})
+    start, seed and problems for every condition; runs already there with the same settings are read
+    or resumed. Yields each condition's name and summary."""
+    finished_or_run(recipe, out / "round0", {**values, "iterations": 0})
     for name, extra in conditions.items():
-        yield name, run(recipe, out / name, {**values, **extra, "init_from": str(out / "round0")})
+        yield name, finished_or_run(recipe, out / name, {**values, **extra, "init_from": str(out / "round0")})
 
 
 def objective_runs(recipe: str, doc: str, objectives: tuple[str, ...]) -> Iterator[tuple[int, str, dict]]:
