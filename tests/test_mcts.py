@@ -109,13 +109,15 @@ def test_reward_models_train_long_enough_to_see_their_data_reward_epochs_times()
     sft = SFTConfig(batch_size=4, warmup_steps=0)
     taken = {}
     with Progress(enabled=False) as progress:
-        for steps, epochs in ((2, 0.0), (2, 3.0), (50, 3.0)):
-            models, taken[steps, epochs] = train_from_trees(policy, data, steps, sft, torch.Generator().manual_seed(0),
-                                                            progress, "", epochs)
+        for steps, epochs, most in ((2, 0.0, 0), (2, 3.0, 0), (50, 3.0, 0), (2, 3.0, 5)):
+            models, taken[steps, epochs, most] = train_from_trees(
+                policy, data, steps, sft, torch.Generator().manual_seed(0), progress, "", epochs, most)
             assert set(models) == {"ppm", "prm", "orm"}
-            assert taken[steps, epochs] == {name: max(steps, math.ceil(epochs * counts[kind] / 4))
-                                            for name, kind in (("ppm", "pair"), ("prm", "prm"), ("orm", "orm"))}
-    assert min(taken[2, 3.0].values()) > 2 and taken[50, 3.0]["ppm"] == 50  # more data, more steps; at least `steps`
+            wanted = {name: max(steps, math.ceil(epochs * counts[kind] / 4))
+                      for name, kind in (("ppm", "pair"), ("prm", "prm"), ("orm", "orm"))}
+            assert taken[steps, epochs, most] == {name: min(n, most) if most else n for name, n in wanted.items()}
+    assert min(taken[2, 3.0, 0].values()) > 2 and taken[50, 3.0, 0]["ppm"] == 50  # more data, more steps; >= `steps`
+    assert max(taken[2, 3.0, 0].values()) > 5 and max(taken[2, 3.0, 5].values()) == 5  # the bound bites
 
 
 def test_a_failed_step_that_computes_what_a_correct_sibling_computes_is_not_a_worse_step():

@@ -73,7 +73,8 @@ def test_rstar_refuses_bad_settings_before_a_run_exists(tmp_path):
             Config(**bad)
     # a preset gives values that --set overrides; an unknown one is refused by name
     long = build_config(Config, {"preset": "long", "eval_problems": "100"})
-    assert (long.task, long.train_problems, long.eval_problems, long.reward_epochs) == ("wordmath-hard", 400, 100, 4)
+    assert (long.task, long.train_problems, long.eval_problems, long.reward_epochs, long.reward_max_steps) == (
+        "wordmath-hard", 400, 100, 4, 800)
     assert build_config(Config, {}).task == "wordmath"
     assert_clean_error(run_cli("run", "rstar", "--out", str(tmp_path / "x"), "--set", "preset=huge"),
                        "preset must be one of default, long")

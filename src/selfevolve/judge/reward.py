@@ -126,18 +126,23 @@ def load_process_models(checkpoint, policy_model: Transformer) -> dict[str, Rewa
 
 
 def train_from_trees(policy, data: dict[str, list], steps: int, sft: SFTConfig, gen: torch.Generator,
-                     progress: Progress, prefix: str, epochs: float = 0.0) -> tuple[dict[str, RewardModel], dict]:
+                     progress: Progress, prefix: str, epochs: float = 0.0,
+                     max_steps: int = 0) -> tuple[dict[str, RewardModel], dict]:
     """A PPM (pairwise, on sibling steps), a PRM (regressed on Q) and an ORM (on outcomes) from search
     trees' rows (search/tree_data.py), each initialised from the policy and trained `steps` steps, or
-    enough to see its data `epochs` times if that is more (more search, more steps). Returns the
-    models and the steps each took."""
+    enough to see its data `epochs` times if that is more (more search, more steps), but at most
+    `max_steps` if that is > 0 (the PRM has a row per visited step and would take the run's time).
+    Returns the models and the steps each took."""
     from selfevolve.search.tree_data import pick
 
     tok = policy.tok
     models = {name: RewardModel.from_policy(policy.model) for name in PROCESS_MODELS}
     pairs, prm, orm = pick(data, "pair", False), pick(data, "prm", False), pick(data, "orm", False)
-    taken = {name: max(steps, math.ceil(epochs * len(rows["prompt"]) / sft.batch_size)) if rows["prompt"] else 0
-             for name, rows in (("ppm", pairs), ("prm", prm), ("orm", orm))}
+    def steps_for(rows: dict[str, list]) -> int:
+        wanted = max(steps, math.ceil(epochs * len(rows["prompt"]) / sft.batch_size))
+        return (min(wanted, max_steps) if max_steps else wanted) if rows["prompt"] else 0
+
+    taken = {name: steps_for(rows) for name, rows in (("ppm", pairs), ("prm", prm), ("orm", orm))}
     if pairs["prompt"]:
         train_pairwise(models["ppm"], Examples.encode(tok, pairs["prompt"], pairs["text"]),
                        Examples.encode(tok, pairs["prompt"], pairs["other"]), taken["ppm"], sft, gen, progress,

@@ -52,10 +52,12 @@ POLICY_ENCODINGS = ("abacus-all", "abacus-alibi", "abacus-both", "abacus", "rope
 class Config(ModelChoice, MCTSConfig, TrainingConfig):
     PRESETS: ClassVar[dict[str, dict]] = {
         "default": {},
-        "long": {"task": "wordmath-hard", "train_problems": 400, "eval_problems": 200, "reward_epochs": 4.0}}
+        "long": {"task": "wordmath-hard", "train_problems": 400, "eval_problems": 200, "reward_epochs": 4.0,
+                 "reward_max_steps": 800}}
     preset: str = "default"
     """default (at most 20 minutes on 2 cores) or long (the PPM against majority vote, at most 60 minutes:
-    task=wordmath-hard, 400 search problems a round, 200 held-out problems, reward_epochs=4); a value
+    task=wordmath-hard, 400 search problems a round, 200 held-out problems, reward_epochs=4,
+    reward_max_steps=800); a value
     given with --set overrides the preset's."""
     task: str = "wordmath"
     """wordmath, or wordmath-hard (larger numbers, things not to count, purchases of several boxes: more
@@ -110,6 +112,9 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
     reward_epochs: float = 0.0
     """If > 0, each reward model trains long enough to see its data (all rounds' so far) this many
     times, when that takes more than reward_steps: more search, more steps."""
+    reward_max_steps: int = 0
+    """If > 0, no reward model takes more steps than this a round (0: no bound). The PRM has a row per
+    visited step, ten times the PPM's pairs: unbounded, its steps take most of a long run."""
     reward_batch_size: int = 32
     """Examples (PPM: pairs) per reward-model step."""
 
@@ -123,7 +128,7 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
         check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
                   "eval_difficulty", "trajectories_per_problem", "reward_batch_size")
         check_min(self, 0, "difficulty_step", "rounds", "round0_steps", "policy_steps", "reward_steps",
-                  "max_line_offset")
+                  "reward_max_steps", "max_line_offset")
         if self.pos_encoding not in POLICY_ENCODINGS:
             raise ValueError(f"pos_encoding must be one of {', '.join(POLICY_ENCODINGS)}, got {self.pos_encoding!r}")
         most = WordMathTask.max_steps
@@ -237,7 +242,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                                    f"round {r}: fine-tune on {len(sft['prompt'])} trajectories", cfg.max_line_offset)
             with timed(phases, "reward_models"):
                 rms, reward_steps = train_from_trees(policy, merged, cfg.reward_steps, replace(
-                    cfg.sft(), batch_size=cfg.reward_batch_size), gen, progress, f"round {r}: ", cfg.reward_epochs)
+                    cfg.sft(), batch_size=cfg.reward_batch_size), gen, progress, f"round {r}: ", cfg.reward_epochs,
+                    cfg.reward_max_steps)
             held = pick(merged, "pair", True)
             record.update(search_difficulty=cfg.search_difficulty(r), held_out_redrawn=redrawn,
                           solved_by_search=float(np.mean([solved(t.root) for t in trees])),
