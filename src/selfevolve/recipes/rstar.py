@@ -57,8 +57,7 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
     preset: str = "default"
     """default (at most 20 minutes on 2 cores) or long (the PPM against majority vote, at most 60 minutes:
     task=wordmath-hard, 400 search problems a round, 200 held-out problems, reward_epochs=4,
-    reward_max_steps=800); a value
-    given with --set overrides the preset's."""
+    reward_max_steps=800); a value given with --set overrides the preset's."""
     task: str = "wordmath"
     """wordmath, or wordmath-hard (larger numbers, things not to count, purchases of several boxes: more
     room between a best sample and the majority; see tasks/wordmath.py)."""
@@ -113,8 +112,7 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
     """If > 0, each reward model trains long enough to see its data (all rounds' so far) this many
     times, when that takes more than reward_steps: more search, more steps."""
     reward_max_steps: int = 0
-    """If > 0, no reward model takes more steps than this a round (0: no bound). The PRM has a row per
-    visited step, ten times the PPM's pairs: unbounded, its steps take most of a long run."""
+    """If > 0, the most steps a reward model takes a round (the PRM's rows would take a long run's time)."""
     reward_batch_size: int = 32
     """Examples (PPM: pairs) per reward-model step."""
 
@@ -189,12 +187,6 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
                          "correct": correct, "tokens": [int(u) for u in used]}}
 
 
-def held_out(cfg: Config, task: WordMathTask, seed_set: list[Problem]) -> tuple[list[Problem], int]:
-    """The held-out problems of the eval split (1..eval_difficulty steps), none a seed problem."""
-    return held_out_split(task, cfg.eval_problems, cfg.eval_difficulty, cfg.seed, cfg.eval_split,
-                          {p.prompt for p in seed_set}, mixed=True)
-
-
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     task, policy = get_task(cfg.task), build_policy(cfg)
@@ -202,7 +194,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     optimizer = make_optimizer(model, cfg.sft())
     seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
     labelled = Examples.of_problems(tok, seed_set)
-    test, test_redrawn = held_out(cfg, task, seed_set)
+    test, test_redrawn = held_out_split(task, cfg.eval_problems, cfg.eval_difficulty, cfg.seed, cfg.eval_split,
+                                        {p.prompt for p in seed_set}, mixed=True)  # none a seed problem
     unseen_by = {p.prompt for p in test}  # held-out means unseen: no search problem is a held-out one
     first, records = store.resume_rounds(model, optimizer)
     rms = load_process_models(store.checkpoint_dir(first - 1), model) if first > 1 else None
