@@ -66,3 +66,22 @@ def test_a_tiny_longpo_run_reports_long_and_short_context_accuracy(tmp_path):
     rounds = summary(run)["rounds"]
     assert all(0 <= r["short_pass1"] <= 1 for r in rounds) and "pairs" in rounds[1]
     assert set(rounds[1]["probe"]) == {"short_correct", "long_correct"}
+
+
+def test_a_pretrained_model_learns_short_questions_only_and_the_smollm2_preset_is_overridable(tmp_path):
+    from helpers import save_bpe_llama
+
+    from selfevolve.config import build_config
+    from selfevolve.models.hf import load
+    from selfevolve.recipes.longpo import Config
+
+    seed_set = LongLookupTask().sample(6, 3, np.random.default_rng(0))
+    tiny = Config().round0_examples(CharTokenizer(), seed_set, np.random.default_rng(0))
+    save_bpe_llama(tmp_path / "llama", [p.prompt + p.answer for p in seed_set])
+    _, tok = load(str(tmp_path / "llama"))
+    pretrained = Config(model=str(tmp_path / "llama")).round0_examples(tok, seed_set, np.random.default_rng(0))
+    assert (len(tiny), len(pretrained)) == (12, 6)  # documents (next token) and questions; questions alone
+    short = Examples.encode(tok, [short_prompt(p.prompt) for p in seed_set], [p.answer for p in seed_set])
+    assert torch.equal(pretrained.ids, short.ids) and torch.equal(pretrained.prompt_lens, short.prompt_lens)
+    preset = build_config(Config, {"preset": "smollm2", "iterations": "1"})
+    assert (preset.model, preset.lora_r, preset.round0_steps, preset.iterations) == ("smollm2", 8, 30, 1)
