@@ -118,17 +118,13 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.reward_model not in ("ppm", "prm"):
-            raise ValueError(f"reward_model: {self.reward_model!r} is not one of ppm, prm")
-        check_one_of(self, "task", WORDMATH)
-        check_one_of(self, "preset", tuple(self.PRESETS))
-        check_one_of(self, "eval_split", SPLITS)
+        for name, choices in (("reward_model", ("ppm", "prm")), ("task", WORDMATH), ("preset", tuple(self.PRESETS)),
+                              ("eval_split", SPLITS), ("pos_encoding", POLICY_ENCODINGS)):
+            check_one_of(self, name, choices)
         check_min(self, 1, "seed_problems", "seed_difficulty", "train_problems", "train_difficulty", "eval_problems",
                   "eval_difficulty", "trajectories_per_problem", "reward_batch_size")
         check_min(self, 0, "difficulty_step", "rounds", "round0_steps", "policy_steps", "reward_steps",
                   "reward_max_steps", "max_line_offset")
-        if self.pos_encoding not in POLICY_ENCODINGS:
-            raise ValueError(f"pos_encoding must be one of {', '.join(POLICY_ENCODINGS)}, got {self.pos_encoding!r}")
         most = WordMathTask.max_steps
         for name in ("seed_difficulty", "train_difficulty", "eval_difficulty"):
             if getattr(self, name) > most:
@@ -187,6 +183,12 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
                          "correct": correct, "tokens": [int(u) for u in used]}}
 
 
+def held_out(cfg: Config, task: WordMathTask, seed_set: list[Problem]) -> tuple[list[Problem], int]:
+    """The eval split's held-out problems (1..eval_difficulty steps), none a seed problem."""
+    return held_out_split(task, cfg.eval_problems, cfg.eval_difficulty, cfg.seed, cfg.eval_split,
+                          {p.prompt for p in seed_set}, mixed=True)
+
+
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     task, policy = get_task(cfg.task), build_policy(cfg)
@@ -194,8 +196,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     optimizer = make_optimizer(model, cfg.sft())
     seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
     labelled = Examples.of_problems(tok, seed_set)
-    test, test_redrawn = held_out_split(task, cfg.eval_problems, cfg.eval_difficulty, cfg.seed, cfg.eval_split,
-                                        {p.prompt for p in seed_set}, mixed=True)  # none a seed problem
+    test, test_redrawn = held_out(cfg, task, seed_set)
     unseen_by = {p.prompt for p in test}  # held-out means unseen: no search problem is a held-out one
     first, records = store.resume_rounds(model, optimizer)
     rms = load_process_models(store.checkpoint_dir(first - 1), model) if first > 1 else None
