@@ -139,8 +139,10 @@ def train_from_trees(policy, data: dict[str, list], steps: int, sft: SFTConfig, 
     models = {name: RewardModel.from_policy(policy.model) for name in PROCESS_MODELS}
     pairs, prm, orm = pick(data, "pair", False), pick(data, "prm", False), pick(data, "orm", False)
     def steps_for(rows: dict[str, list]) -> int:
+        if not rows["prompt"]:
+            return 0
         wanted = max(steps, math.ceil(epochs * len(rows["prompt"]) / sft.batch_size))
-        return (min(wanted, max_steps) if max_steps else wanted) if rows["prompt"] else 0
+        return min(wanted, max_steps) if max_steps else wanted
 
     taken = {name: steps_for(rows) for name, rows in (("ppm", pairs), ("prm", prm), ("orm", orm))}
     if pairs["prompt"]:
