@@ -24,7 +24,10 @@ from selfevolve.train.sft import SFTConfig, make_optimizer
 def test_returns_of_each_objective_by_hand():
     r1, r2 = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 1.0], [0.0, 0.0]])
     g1, g2 = returns(r1, r2, "stage2", alpha=10)
-    # the bonus pays 10 for the fix (0 -> 1) and charges 10 for the break (1 -> 0)
+    # the bonus pays 10 for the fix (0 -> 1) and charges 10 for the break (1 -> 0); turn 1 gets r1 + r2
+    assert g2.tolist() == [[1.0, 11.0], [0.0, -10.0]] and g1.tolist() == [[2.0, 1.0], [0.0, 1.0]]
+    # carried into turn 1 (the ablation), the bonus charges the right first answer of the break 9
+    g1, g2 = returns(r1, r2, "stage2", alpha=10, shaped_first_turn=True)
     assert g2.tolist() == [[1.0, 11.0], [0.0, -10.0]] and g1.tolist() == [[2.0, 11.0], [0.0, -9.0]]
     g1, g2 = returns(r1, r2, "stage1", alpha=10)
     assert g1.tolist() == [[0.0, 0.0], [0.0, 0.0]] and g2.tolist() == r2.tolist()

@@ -9,7 +9,7 @@ arXiv:2409.12917
              seen the format, not one that corrects its own mistakes
     iterations 1..stage1_iterations: stage I, turn 2 learns from r(y2) while a strong KL
              (first_turn_kl) holds turn 1 to the reference
-    later iterations: stage II, both turns learn from r(y1) + r(y2) with the turn-2 bonus
+    later iterations: stage II, both turns learn from r(y1) + r(y2), turn 2 with the bonus
              alpha (r(y2) - r(y1)) (train/correction.py)
     every iteration: held-out Accuracy@t1, Accuracy@t2, Delta(t1, t2), Delta i->c, Delta c->i and
              the share of second attempts that repeat the first, greedy
@@ -48,6 +48,9 @@ class Config(OnPolicyConfig):
     """Iterations of stage I before stage II (objective=score)."""
     alpha: float = 10.0
     """Stage II's bonus weight on r(y2) - r(y1)."""
+    shaped_first_turn: bool = False
+    """Stage II also credits turn 1 with turn 2's bonus (its literal return to go): an ablation, since
+    it charges a right first answer and the model learns to answer wrong first."""
     first_turn_kl: float = 0.5
     """Stage I's KL weight on the first attempt (kl_coef weighs the rest)."""
     group_size: int = 4
@@ -94,7 +97,8 @@ def learn_to_correct(step: Step, problems: list[Problem]) -> tuple[Proposal, Lea
             pair = sample_two_attempts(step.policy, [p.prompt for p in chunk], columns(chunk), rewards, cfg.group_size,
                                        task.max_answer_tokens, cfg.rl_temperature, step.gen)
             log.append((chunk, pair, trainer.step_star(pair) if objective == "star" else
-                        trainer.step_two(pair, objective, cfg.alpha, cfg.first_turn_kl, task.max_answer_tokens)))
+                        trainer.step_two(pair, objective, cfg.alpha, cfg.first_turn_kl, task.max_answer_tokens,
+                                                         cfg.shaped_first_turn)))
             advance(t1=log[-1][2]["accuracy_t1"], t2=log[-1][2]["accuracy_t2"])
     g = cfg.group_size
     chunks = [p for chunk, _, _ in log for p in chunk]

@@ -9,8 +9,12 @@ with the shaped turn-2 reward r(y2) + alpha (r(y2) - r(y1)), which pays for fixi
 and charges for breaking a right one. Each turn's tokens learn from their return to go:
 
     stage I    G1 = 0 (turn 1 moves only by its KL)     G2 = r2
-    stage II   G2 = r2 + alpha (r2 - r1)                 G1 = r1 + G2
+    stage II   G2 = r2 + alpha (r2 - r1)                 G1 = r1 + r2
     turn2      G2 = r2, G1 = r2 (multi-turn RL on the final answer alone, the paper's baseline)
+
+The bonus shapes turn 2 only. Carried into turn 1's return to go (`shaped_first_turn`, G1 = r1 + G2 =
+(1 - alpha) r1 + (1 + alpha) r2) it charges a right first answer alpha - 1, and the model learns to
+answer wrong first so that turn 2 can collect the bonus (measured in the README).
 
 and advantages are taken per turn over the group of completions to the same problem. The paper's
 other baseline, STaR on successful correction traces (`step_star`), fine-tunes turn 2 on the
@@ -36,14 +40,15 @@ def second_prompt(prompt: str, first: str) -> str:
     return f"{prompt}{first}{REVISE}"
 
 
-def returns(r1: torch.Tensor, r2: torch.Tensor, objective: str, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each turn's return to go, (P, G) each (see the module docstring)."""
+def returns(r1: torch.Tensor, r2: torch.Tensor, objective: str, alpha: float,
+            shaped_first_turn: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each turn's return, (P, G) each (see the module docstring)."""
     if objective == "stage1":
         return torch.zeros_like(r1), r2
     if objective == "turn2":
         return r2, r2
     shaped = r2 + alpha * (r2 - r1)
-    return r1 + shaped, shaped
+    return r1 + (shaped if shaped_first_turn else r2), shaped
 
 
 @dataclass
@@ -77,9 +82,9 @@ class CorrectionTrainer(Trainer):
     """The RL trainer, stepping on both turns of every episode at once."""
 
     def step_two(self, pair: TwoAttempts, objective: str, alpha: float, first_turn_kl: float,
-                 max_new: int) -> dict[str, float]:
+                 max_new: int, shaped_first_turn: bool = False) -> dict[str, float]:
         cfg = self.cfg
-        g1, g2 = returns(pair.first.rewards, pair.second.rewards, objective, alpha)
+        g1, g2 = returns(pair.first.rewards, pair.second.rewards, objective, alpha, shaped_first_turn)
         a1, a2 = (advantages(g, cfg.algorithm, cfg.scale_rewards, self.baseline).flatten() for g in (g1, g2))
         p1, p2 = self.prepare(pair.first), self.prepare(pair.second)
         kl1 = first_turn_kl if objective == "stage1" else cfg.kl_coef
