@@ -143,6 +143,8 @@ def test_the_star_baseline_learns_only_from_second_attempts_that_fixed_a_wrong_f
 def test_a_tiny_score_run_records_both_stages_and_every_attempt_measure(tmp_path):
     assert_clean_error(run_cli("run", "score", "--out", str(tmp_path / "x"), "--set", "objective=both"),
                        "objective must be one of score, turn2, star")
+    assert_clean_error(run_cli("run", "score", "--out", str(tmp_path / "x"), "--set", "iteration_steps=0"),
+                       "iteration_steps must be >= 1")
     run = tmp_path / "run"
     tiny = ["difficulty=3", "n_layer=1", "n_embd=32", "num_labelled=200", "round0_steps=30", "iterations=2",
             "iteration_steps=2", "prompts_per_step=4", "eval_problems=20", "threads=2"]
@@ -154,3 +156,29 @@ def test_a_tiny_score_run_records_both_stages_and_every_attempt_measure(tmp_path
         assert r["delta"] == pytest.approx(r["delta_i_to_c"] - r["delta_c_to_i"]) and 0 <= r["unchanged"] <= 1
     assert [r["probe"]["objective"] for r in rounds[1:]] == ["stage1", "stage2"]
     assert all(len(r["rl_steps"]) == 2 for r in rounds[1:]) and (run / "plots" / "correction.png").exists()
+
+
+def test_a_run_from_another_runs_round_0_takes_its_results_only_where_it_would_evaluate_the_same(tmp_path):
+    tiny = ["difficulty=2", "n_layer=2", "n_embd=48", "num_labelled=600", "round0_steps=300", "iterations=0",
+            "eval_problems=20", "threads=2"]
+    measures = ("pass1", "passk", "accuracy_t1", "accuracy_t2", "delta", "delta_i_to_c", "delta_c_to_i", "unchanged")
+
+    def round0(name: str, *more: str) -> dict:
+        proc = run_cli("run", "score", "--out", str(tmp_path / name), *sets([*tiny, *more]))
+        assert proc.returncode == 0, proc.stderr
+        return summary(tmp_path / name)["rounds"][0] | {"problems": summary(tmp_path / name)["held_out"]["problems"]}
+
+    source = round0("source")
+    assert 0 < source["pass1"] < 1
+    start = f"init_from={tmp_path / 'source'}"
+    # settings only later rounds read: the source's results, said to be
+    taken = round0("turn2", start, "objective=turn2", "alpha=3", "iteration_steps=7")
+    assert taken["evaluated_in"] == str(tmp_path / "source") and {m: taken[m] for m in measures} == {
+        m: source[m] for m in measures}
+    # a setting round 0 reads (the learning rate) evaluates again, and gives the same figures: the model is the same
+    again = round0("again", start, "learning_rate=0.002")
+    assert "evaluated_in" not in again and {m: again[m] for m in measures} == {m: source[m] for m in measures}
+    # other held-out problems: evaluated on those
+    other = round0("other", start, "eval_problems=37")
+    assert "evaluated_in" not in other and other["problems"] > source["problems"]
+    assert round(other["pass1"] * other["problems"], 6) == round(other["pass1"] * other["problems"])

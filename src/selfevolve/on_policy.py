@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from selfevolve.config import check_min
 from selfevolve.judge.rewards import combine, resolve
 from selfevolve.search.answers import Answers
 from selfevolve.selftrain import Learned, Proposal, SelfTrainConfig, Step
@@ -50,6 +51,7 @@ class OnPolicyConfig(RLConfig, SelfTrainConfig):
             raise ValueError(f"reward_weights needs one weight per reward ({len(self.rewards)}), "
                              f"got {len(self.reward_weights)}")
         self.reward_fn(self.make_task())  # an unknown reward or module fails before the run starts
+        check_min(self, 1, "iteration_steps")  # each step draws the samples it learns from
 
     def keeps_base(self) -> bool:
         return super().keeps_base() or not self.refresh_reference

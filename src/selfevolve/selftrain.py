@@ -22,14 +22,14 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
 
-from selfevolve.config import check_min, check_one_of
+from selfevolve.config import build_config, check_min, check_one_of
 from selfevolve.errors import SelfEvolveError
 from selfevolve.judge.outcome import train_outcome_judge
 from selfevolve.metrics import exploration_metrics
@@ -48,6 +48,12 @@ JUDGES = ("verifier", "orm")
 
 @dataclass
 class SelfTrainConfig(ModelChoice, TrainingConfig):
+    LATER_ROUNDS: ClassVar[tuple[str, ...]] = (
+        "init_from", "iterations", "problems_per_iteration", "iteration_steps", "restart", "labelled_fraction",
+        "balance_target", "judge", "reward_threshold", "orm_samples", "orm_steps")
+    """Settings that only rounds after round 0 read: two runs that differ only in these evaluate the same
+    round-0 model the same way, so a run started from the other (`init_from`) takes its round-0 record."""
+
     seed: int = 0
     """Seeds model init, problems and sampling; same seed + same machine = same result."""
     task: str = "countdown"
@@ -307,6 +313,25 @@ def evaluate(policy: Policy, task: Task, cfg: SelfTrainConfig, problems: list[Pr
     return out
 
 
+def evaluated_round0(cfg: SelfTrainConfig, recipe: str) -> dict | None:
+    """The held-out results of `init_from`'s round 0 when that run is of the same recipe and differs from
+    this one only in LATER_ROUNDS settings (so it evaluated the same model on the same problems the
+    same way), else None (evaluate again)."""
+    source = RunStore.open(Path(cfg.init_from))
+    rounds = source.rounds()
+    if source.recipe != recipe or not rounds or rounds[0]["round"] != 0:
+        return None
+    theirs = build_config(type(cfg), source.config_values())
+
+    def round0_settings(c: SelfTrainConfig) -> dict:
+        return {k: v for k, v in asdict(c).items() if k not in c.LATER_ROUNDS}
+
+    if round0_settings(theirs) != round0_settings(cfg):
+        return None
+    skip = {"round", "kept", "samples", "temperature", "threshold", "loss", "tokens_trained", "wall_seconds"}
+    return {k: v for k, v in rounds[0].items() if k not in skip} | {"evaluated_in": cfg.init_from}
+
+
 def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propose: Propose | None = None,
                learn: Learn | None = None, act: Act | None = None) -> dict:
     """Run (or resume from its last finished round) the loop with a recipe's two hooks, or its one `act`."""
@@ -328,11 +353,13 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
         t0 = time.time()
         rng, gen, _ = rngs(cfg.seed, r, 1)
         record: dict = {"round": r}
+        evaluated = None  # round 0's results, when init_from's run already has them
         judges: dict = {}  # reward models this round trained, saved beside its checkpoint
         if r == 0:
             if cfg.init_from:  # the same round-0 model as another run: recipes compared from one start
                 restore_checkpoint(Path(cfg.init_from) / "checkpoints" / "round-000", policy.model, optimizer)
                 loss, tokens = float("nan"), 0
+                evaluated = evaluated_round0(cfg, store.recipe)
             else:
                 loss, tokens = train_on_pools(policy.model, optimizer, cfg.sft(), [labelled], [1.0], cfg.round0_steps,
                                               gen, progress, f"round 0: train on {len(labelled)} labelled problems")
@@ -368,7 +395,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
                           **judge_info, **learned.info,
                           **exploration_metrics(chosen.correct, chosen.texts, cfg.balance_target, chosen.reward,
                                                 proposal.threshold))
-        result = evaluate(policy, task, cfg, test, progress, f"round {r}: evaluate")
+        result = evaluated or evaluate(policy, task, cfg, test, progress, f"round {r}: evaluate")
         record.update(pass1=result["pass1"], passk=result["passk"], loss=loss, tokens_trained=tokens,
                       **{k: v for k, v in result.items() if k not in ("pass1", "passk", "verdicts")},
                       wall_seconds=time.time() - t0)

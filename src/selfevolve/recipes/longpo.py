@@ -39,6 +39,7 @@ OBJECTIVES = ("longpo", "dpo", "sft")
 
 @dataclass
 class Config(PreferenceConfig, SelfTrainConfig):
+    LATER_ROUNDS = (*SelfTrainConfig.LATER_ROUNDS, "objective", "beta", "nll_weight", "dpo_learning_rate")
     PRESETS: ClassVar[dict[str, dict]] = {
         "default": {},
         "smollm2": {"model": "smollm2", "lora_r": 8, "learning_rate": 1e-3, "batch_size": 8, "num_labelled": 400,

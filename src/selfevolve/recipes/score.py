@@ -40,6 +40,8 @@ OBJECTIVES = ("score", "turn2", "star")
 
 @dataclass
 class Config(OnPolicyConfig):
+    LATER_ROUNDS = (*OnPolicyConfig.LATER_ROUNDS, "objective", "stage1_iterations", "alpha", "shaped_first_turn",
+                    "first_turn_kl")
     objective: str = "score"
     """score (stage I, then stage II with the shaped bonus), turn2 (both turns learn from r(y2) alone) or
     star (fine-tuning on the second attempts that fixed a wrong first one): the last two are the paper's
