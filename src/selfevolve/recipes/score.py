@@ -100,7 +100,7 @@ def learn_to_correct(step: Step, problems: list[Problem]) -> tuple[Proposal, Lea
                                        task.max_answer_tokens, cfg.rl_temperature, step.gen)
             log.append((chunk, pair, trainer.step_star(pair) if objective == "star" else
                         trainer.step_two(pair, objective, cfg.alpha, cfg.first_turn_kl, task.max_answer_tokens,
-                                                         cfg.shaped_first_turn)))
+                                         cfg.shaped_first_turn)))
             advance(t1=log[-1][2]["accuracy_t1"], t2=log[-1][2]["accuracy_t2"])
     g = cfg.group_size
     chunks = [p for chunk, _, _ in log for p in chunk]
