@@ -166,12 +166,13 @@ def test_a_run_from_another_runs_round_0_takes_its_results_only_where_it_would_e
     def round0(name: str, *more: str) -> dict:
         proc = run_cli("run", "score", "--out", str(tmp_path / name), *sets([*tiny, *more]))
         assert proc.returncode == 0, proc.stderr
-        return summary(tmp_path / name)["rounds"][0] | {"problems": summary(tmp_path / name)["held_out"]["problems"]}
+        s = summary(tmp_path / name)
+        return s["rounds"][0] | {"problems": s["held_out"]["problems"]}
 
     source = round0("source")
     assert 0 < source["pass1"] < 1
     start = f"init_from={tmp_path / 'source'}"
-    # settings only later rounds read: the source's results, said to be
+    # settings only later rounds read: the source's results, and the record says where they come from
     taken = round0("turn2", start, "objective=turn2", "alpha=3", "iteration_steps=7")
     assert taken["evaluated_in"] == str(tmp_path / "source") and {m: taken[m] for m in measures} == {
         m: source[m] for m in measures}

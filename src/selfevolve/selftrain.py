@@ -318,10 +318,11 @@ def evaluated_round0(cfg: SelfTrainConfig, recipe: str) -> dict | None:
     this one only in LATER_ROUNDS settings (so it evaluated the same model on the same problems the
     same way), else None (evaluate again)."""
     source = RunStore.open(Path(cfg.init_from))
-    rounds = source.rounds()
-    if source.recipe != recipe or not rounds or rounds[0]["round"] != 0:
+    source_recipe, rounds, values = source.recipe, source.rounds(), source.config_values()
+    source.db.close()  # read once: the other run's database is not held open through this one
+    if source_recipe != recipe or not rounds or rounds[0]["round"] != 0:
         return None
-    theirs = build_config(type(cfg), source.config_values())
+    theirs = build_config(type(cfg), values)
 
     def round0_settings(c: SelfTrainConfig) -> dict:
         return {k: v for k, v in asdict(c).items() if k not in c.LATER_ROUNDS}
