@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 NAME = re.compile(r"[a-z][a-z0-9_]{1,30}")
+ID = re.compile(r"[a-z]+-\d+")
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _generalise(occurrences: list[tuple[str, ...]]) -> tuple[tuple[str, ...], tu
         words = []
         for j, word in enumerate(first.split()):
             column = [o[i].split()[j] if len(o[i].split()) > j else "" for o in occurrences]
-            if len(set(column)) == 1:
+            if len(set(column)) == 1 and not ID.fullmatch(word):  # an id is the screen's, never the shortcut's
                 words.append(word)
                 continue
             prefix = _common_prefix(column)
@@ -86,24 +87,30 @@ def _common_prefix(words: list[str]) -> str:
     for w in words[1:]:
         while not w.startswith(prefix):
             prefix = prefix[:-1]
-    return prefix if prefix.endswith("-") else ""
+    return prefix[:prefix.rfind("-") + 1]  # up to its last dash: c-3, c-7 and t-5, t-5 -> c-, t-
 
 
 def mine_shortcuts(episodes: list[list[tuple[str, str]]], kept: dict[str, Shortcut], verbs: set[str],
-                   screens: set[str], min_support: int = 3, lengths: tuple[int, ...] = (2, 3)) -> list[Shortcut]:
+                   screens: set[str], min_support: int = 3, lengths: tuple[int, ...] = (2, 3),
+                   min_confidence: float = 0.0) -> list[Shortcut]:
     """Shortcuts from successful episodes, each a list of (screen before the action, action): sequences of
-    `lengths` actions with the same verbs from the same screen in at least `min_support` episodes,
-    generalised, named after their verbs and screen, validated; the longest, most supported first."""
+    `lengths` actions with the same verbs from the same screen in at least `min_support` episodes, which
+    follow their first action from that screen at least `min_confidence` of the times it was taken (so
+    that the first action alone can call them), generalised, named after their verbs and screen,
+    validated; the longest, most supported first."""
     found: dict[tuple, list[tuple[str, ...]]] = {}
+    windows, starts = Counter(), Counter((screen, _shape(a)) for episode in episodes for screen, a in episode)
     for episode in episodes:
         seen_here = set()
         for n in lengths:
             for i in range(len(episode) - n + 1):
                 window = episode[i:i + n]
                 shape = (window[0][0], tuple(_shape(a) for _, a in window))
+                windows[shape] += 1
                 if shape not in seen_here:
                     seen_here.add(shape)
                     found.setdefault(shape, []).append(tuple(a for _, a in window))
+    found = {shape: o for shape, o in found.items() if windows[shape] >= min_confidence * starts[shape[0], shape[1][0]]}
     out: list[Shortcut] = []
     ranked = sorted(found.items(), key=lambda kv: (-len(kv[0][1]), -len(kv[1]), kv[0]))
     for (screen, shape), occurrences in ranked:
@@ -120,19 +127,33 @@ def mine_shortcuts(episodes: list[list[tuple[str, str]]], kept: dict[str, Shortc
 
 
 def _shape(action: str) -> str:
-    """An action with its arguments' varying parts blurred: tap c-3 -> tap c-*, open contacts stays."""
+    """An action with its arguments' varying parts blurred: tap c-3 -> tap c-*, an entry tapped by its text
+    (tap kai, tap team sync) -> tap *, open contacts stays."""
     words = action.split()
+    if words[0] == "tap" and len(words) > 1 and "-" not in words[1]:
+        return "tap *"
     return " ".join([words[0], *(re.sub(r"\d+", "*", w) if "-" in w else w for w in words[1:2])])
 
 
+def recurring_failures(failures: list[tuple[str, str]], min_count: int = 3) -> list[tuple[tuple[str, str], int,
+                                                                                         list[str]]]:
+    """Each (screen, verb) an agent misused at least `min_count` times among (screen, invalid action) pairs,
+    most frequent first, with the count and up to three of the attempts."""
+    def verb(action: str) -> str:
+        return action.split()[0] if action.split() else "(nothing)"
+
+    counts = Counter((screen, verb(action)) for screen, action in failures)
+    return [(key, n, sorted({a for s, a in failures if (s, verb(a)) == key})[:3])
+            for key, n in counts.most_common() if n >= min_count]
+
+
+def tip(key: tuple[str, str], n: int, examples: list[str]) -> str:
+    """A recurring failure as a lesson in words."""
+    screen, verb = key
+    return (f"on {screen}, '{verb}' failed {n} times ({'; '.join(examples)}): only tap ids shown on the current "
+            f"screen, swipe to bring list entries into view, and check the action's form")
+
+
 def tips_from_failures(failures: list[tuple[str, str]], min_count: int = 3) -> list[str]:
-    """Lessons from (screen, invalid action) pairs: each verb an agent keeps misusing on a screen at
-    least `min_count` times becomes one sentence naming the screen and the attempts."""
-    counts = Counter((screen, action.split()[0] if action.split() else "(nothing)") for screen, action in failures)
-    tips = []
-    for (screen, verb), n in counts.most_common():
-        if n >= min_count:
-            examples = sorted({a for s, a in failures if s == screen and (a.split() or ["(nothing)"])[0] == verb})[:3]
-            tips.append(f"on {screen}, '{verb}' failed {n} times ({'; '.join(examples)}): only tap ids shown on "
-                        f"the current screen, swipe to bring list entries into view, and check the action's form")
-    return tips
+    """Lessons from (screen, invalid action) pairs: one sentence per recurring (screen, verb)."""
+    return [tip(*found) for found in recurring_failures(failures, min_count)]

@@ -155,7 +155,8 @@ class Phone(AppEnv):
             out += [Widget("f-search", "field", self.fields.get("f-search", "")),
                     Widget("b-search", "button", "search"), Widget("b-cart", "button", f"cart ({len(self.cart)})")]
         elif s[0] == "shop" and s[1] == "item":
-            out += [Widget("b-add", "button", f"add {s[2]} to cart"), Widget("b-cart", "button", "cart")]
+            out += [Widget("b-add", "button", f"add {s[2]} to cart"),
+                    Widget("b-cart", "button", f"cart ({len(self.cart)})")]
         elif s == ("shop", "cart"):
             out += [Widget(f"k-{i}", "text", p) for i, p in enumerate(self.cart)]
             out.append(Widget("b-checkout", "button", "checkout"))

@@ -14,7 +14,8 @@ RECIPES: dict[str, str] = {"agentevol": "agentevol", "auto-evolve": "auto_evolve
                            "deep-ga": "deep_ga", "dpo": "dpo", "evolve-program": "evolve_program",
                            "finmem": "finmem", "genome": "genome", "gp": "gp", "graph-reasoning": "graph_reasoning",
                            "grpo": "grpo", "homeostatic": "homeostatic", "length-gen": "length_gen",
-                           "long-memory": "long_memory", "longpo": "longpo", "mstar": "mstar", "pasta": "pasta",
+                           "long-memory": "long_memory", "longpo": "longpo", "mobile-agent-e": "mobile_agent_e",
+                           "mstar": "mstar", "pasta": "pasta",
                            "priming": "priming", "psec": "psec", "r1t1": "r1t1", "rstar": "rstar", "score": "score",
                            "self": "self_refine", "star": "star", "symbolic": "symbolic", "upo": "upo"}
 
