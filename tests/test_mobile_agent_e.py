@@ -11,13 +11,13 @@ from helpers import assert_refused_before_a_run, assert_resume_finishes_as, kill
 
 from selfevolve.agents.experience import Shortcut
 from selfevolve.agents.mobile_agent import Memory, bind, can_work, describe, expert, ground, play, prompt_of
-from selfevolve.agents.phone import Phone
+from selfevolve.agents.phone import HELD_OUT_TEMPLATES, Phone
 from selfevolve.config import build_config
 from selfevolve.errors import ConfigError
-from selfevolve.recipes.mobile_agent_e import VARIANTS, Config
+from selfevolve.recipes.mobile_agent_e import Config
 
-TINY = ["demo_tasks=150", "bc_steps=300", "tasks=20", "update_every=5", "n_layer=2", "n_embd=64", "threads=2"]
-QUICK = [*TINY, "bc_steps=20", "tasks=10"]  # what resuming must reproduce does not depend on how well it acts
+TINY = ["demo_tasks=80", "bc_steps=150", "tasks=4", "update_every=2", "variants=none,both", "resamples=1",
+        "n_layer=2", "threads=2"]
 
 
 def test_the_expert_through_the_agent_solves_every_task_reading_only_its_notes_across_apps():
@@ -52,6 +52,8 @@ def test_a_shortcut_runs_from_its_first_action_as_far_as_that_binds_its_paramete
     send = Shortcut("send", ("p1", "p2"), "contacts", ("tap c-{p1}", "tap b-message", "type f-text {p2}", "tap b-send"))
     assert bind(send, "tap c-2") == ["tap c-2", "tap b-message"]  # the text is not known yet
     assert bind(Shortcut("s", ("p1",), "home", ("open x", "tap c-{p1}")), "open x") is None
+    named = Shortcut("named", ("p1",), "shop", ("tap {p1}", "tap b-add"))
+    assert bind(named, "tap candle") == ["tap candle", "tap b-add"] and bind(named, "tap b-search") is None
 
 
 def test_a_guard_sends_an_action_that_cannot_work_back_to_the_operator_only_where_a_tip_says():
@@ -90,28 +92,33 @@ def tiny_run(finished_run):
     return finished_run("mobile-agent-e", TINY)
 
 
-def test_a_tiny_run_learns_to_act_and_compares_every_memory_on_one_stream(tiny_run):
+def test_a_tiny_run_learns_to_act_and_compares_memories_on_one_stream(tiny_run):
     s = summary(tiny_run)
     runs = {r["variant"]: r for r in s["variants"]}
-    assert list(runs) == list(VARIANTS) and all(len(r["batches"]) == 4 for r in runs.values())
-    assert runs["none"]["success"] >= 0.2, runs["none"]  # it learned to act: an untrained policy never succeeds
+    assert list(runs) == ["none", "both"] and all(len(r["batches"]) == 2 for r in runs.values())
     assert runs["none"]["shortcut_runs"] == 0 and runs["none"]["resampled"] == 0
     rows = pq.read_table(tiny_run / "samples" / "round-001.parquet").to_pydict()
-    assert sorted(set(rows["task_id"])) == sorted({t for t in rows["task_id"]}) and len(set(rows["task_id"])) == 20
-    assert all(t >= 1_000_000 for t in rows["task_id"])
-    assert np.mean([len([d for d, t in zip(rows["decision"], rows["task_id"], strict=True) if t == x])
-                    for x in set(rows["task_id"])]) == pytest.approx(runs["none"]["decisions"])
+    assert len(set(rows["task_id"])) == 4 and all(t >= 1_000_000 for t in rows["task_id"])
+    assert len(rows["decision"]) / 4 == pytest.approx(runs["none"]["decisions"])
+    # it learned to act: on the training templates it opens the app the task starts in (untrained: never)
+    env, first = Phone(1), []
+    for t, d, template, action in zip(rows["task_id"], rows["decision"], rows["template"], rows["action"],
+                                      strict=True):
+        if d == 0 and template not in HELD_OUT_TEMPLATES:
+            env.reset(t)
+            first.append(action == env.plan[0])
+    assert first and np.mean(first) >= 0.75, first
     both = Memory.from_json((tiny_run / "memory" / "both.json").read_text())
     assert (len(both.shortcuts), len(both.tips)) == (runs["both"]["batches"][-1]["shortcuts"],
                                                      runs["both"]["batches"][-1]["tips"])
     assert (tiny_run / "plots" / "success-by-batch.png").exists()
 
 
-def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tiny_run, tmp_path):
     killed = tmp_path / "killed"
-    kill_9_after(["run", "mobile-agent-e", "--out", str(killed), *sets(QUICK)], "samples/round-002.parquet")
+    kill_9_after(["run", "mobile-agent-e", "--out", str(killed), *sets(TINY)], "samples/round-001.parquet")
     assert not (killed / "summary.json").exists()
-    assert_resume_finishes_as(killed, finished_run("mobile-agent-e", QUICK))
+    assert_resume_finishes_as(killed, tiny_run)
 
 
 def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):

@@ -135,11 +135,12 @@ def can_work(env: Phone, action: str) -> bool:
 
 def bind(shortcut: Shortcut, action: str) -> list[str] | None:
     """The shortcut's actions if `action` is its first one, with the parameters that action binds, up
-    to the first action that needs one it does not bind; None if it does not begin the shortcut."""
+    to the first action that needs one it does not bind; None if it does not begin the shortcut. A
+    parameter is never an id (no dash): `tap {p1}` taps an entry by its name, not b-search."""
     pattern, seen = "", set()
     for piece in re.split(r"(\{\w+\})", shortcut.actions[0]):
         name = piece[1:-1] if piece.startswith("{") else None
-        pattern += (f"(?P={name})" if name in seen else f"(?P<{name}>\\S+)") if name else re.escape(piece)
+        pattern += (f"(?P={name})" if name in seen else f"(?P<{name}>[^\\s-]+)") if name else re.escape(piece)
         seen |= {name} if name else set()
     match = re.fullmatch(pattern, action)
     if match is None:
