@@ -85,6 +85,13 @@ def check_min(cfg: Any, minimum: int, *names: str) -> None:
             raise ValueError(f"{name} must be >= {minimum}, got {getattr(cfg, name)}")
 
 
+def check_some_of(cfg: Any, name: str, choices: tuple[str, ...]) -> None:
+    """Raise ValueError unless the value of `name` is a non-empty tuple of distinct names from `choices`."""
+    value = getattr(cfg, name)
+    if not value or set(value) - set(choices) or len(set(value)) != len(value):
+        raise ValueError(f"{name} must be distinct names from {', '.join(choices)}, got {value}")
+
+
 def check_one_of(cfg: Any, name: str, choices: tuple[str, ...]) -> None:
     """Raise ValueError unless the value of `name` is one of `choices` (for __post_init__)."""
     if getattr(cfg, name) not in choices:

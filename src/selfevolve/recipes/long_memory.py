@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from selfevolve.agents.users import SLOTS, Session, UserMemory, population
-from selfevolve.config import check_min
+from selfevolve.config import check_min, check_some_of
 from selfevolve.models.policy import load_policy
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
@@ -82,9 +82,7 @@ class Config(TrainingConfig):
         if self.sessions * self.facts > len(SLOTS):
             raise ValueError(f"sessions x facts must be at most {len(SLOTS)} (the slots), "
                              f"got {self.sessions * self.facts}")
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants or len(set(self.variants)) != len(self.variants):
-            raise ValueError(f"variants must be distinct names from {', '.join(VARIANTS)}, got {self.variants}")
+        check_some_of(self, "variants", VARIANTS)
 
     def max_seq_len(self) -> int:
         user = len(f"u{self.users + self.train_users}:")

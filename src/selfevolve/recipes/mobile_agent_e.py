@@ -31,7 +31,7 @@ import numpy as np
 from selfevolve.agents.env import DEV, HELD_OUT
 from selfevolve.agents.mobile_agent import Memory, Played, expert, lm_operator, play
 from selfevolve.agents.phone import HELD_OUT_TEMPLATES, Phone
-from selfevolve.config import check_min, check_one_of
+from selfevolve.config import check_min, check_one_of, check_some_of
 from selfevolve.models.lm import TransformerLM
 from selfevolve.models.policy import ModelChoice
 from selfevolve.progress import Progress
@@ -93,9 +93,7 @@ class Config(ModelChoice, TrainingConfig):
                              f"{self.temperature}")
         if self.demo_tasks >= HELD_OUT:
             raise ValueError(f"demo_tasks must stay below the held-out ids ({HELD_OUT})")
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown or not self.variants or len(set(self.variants)) != len(self.variants):
-            raise ValueError(f"variants must be distinct names from {', '.join(VARIANTS)}, got {self.variants}")
+        check_some_of(self, "variants", VARIANTS)
 
 
 def stream(cfg: Config) -> tuple[list[int], int]:
