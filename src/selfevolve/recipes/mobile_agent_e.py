@@ -54,7 +54,7 @@ class Config(ModelChoice, TrainingConfig):
     demo_tasks: int = 1000
     """Training task ids with the expert's demonstration (ids 0 .. demo_tasks-1)."""
     bc_steps: int = 2500
-    """Optimizer steps of behavioural cloning (800 left the operator at 0.00 on the dev stream, 2500 at 0.25)."""
+    """Optimizer steps of behavioural cloning (2500 at lr 3e-3: success 0.25 on the dev stream)."""
     tasks: int = 60
     """Held-out tasks in the stream every variant plays, in the same order."""
     eval_split: str = "test"
