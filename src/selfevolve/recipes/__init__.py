@@ -17,7 +17,8 @@ RECIPES: dict[str, str] = {"agentevol": "agentevol", "auto-evolve": "auto_evolve
                            "long-memory": "long_memory", "longpo": "longpo", "mobile-agent-e": "mobile_agent_e",
                            "mstar": "mstar", "pasta": "pasta",
                            "priming": "priming", "psec": "psec", "r1t1": "r1t1", "rstar": "rstar", "score": "score",
-                           "self": "self_refine", "star": "star", "symbolic": "symbolic", "upo": "upo"}
+                           "self": "self_refine", "star": "star", "symbolic": "symbolic", "upo": "upo",
+                           "webrl": "webrl"}
 
 
 def get_recipe(name: str) -> Recipe:

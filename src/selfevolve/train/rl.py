@@ -27,7 +27,8 @@ import torch
 
 from selfevolve.models.policy import Policy
 from selfevolve.progress import Progress
-from selfevolve.train.sft import Examples, SFTConfig, apply_loss, lr_at, token_logprobs
+from selfevolve.train.dpo import answer_logprobs, reference_logprobs
+from selfevolve.train.sft import Examples, SFTConfig, apply_loss, lr_at, make_optimizer, token_logprobs
 from selfevolve.train.shared_prompts import SharedPrompts, share_prompts, shared_logprobs
 
 ALGORITHMS = ("grpo", "rloo", "reinforce")
@@ -124,6 +125,13 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, m
         loss = (per_token * mask).sum() / (len(mask) * (max_len or mask.shape[1]))
     clipped, kl = ((ratio - 1).abs() > clip_eps).float().detach(), kl.detach()
     return loss, {"clip_fraction": float((clipped * mask).sum() / tokens), "kl": float((kl * mask).sum() / tokens)}
+
+
+def kl_regression_loss(logp: torch.Tensor, ref_logp: torch.Tensor, adv: torch.Tensor, beta: float) -> torch.Tensor:
+    """WebRL's actor objective (Qi et al. 2024): the KL-constrained improvement of the reference policy is
+    pi* proportional to pi_ref exp(A / beta), reached by regressing beta log(pi / pi_ref) on the advantage.
+    logp, ref_logp: summed log-probabilities of each action; adv: its advantage. All (B,)."""
+    return ((beta * (logp - ref_logp) - adv) ** 2).mean()
 
 
 def logprobs_and_entropy(model, inputs: torch.Tensor, labels: torch.Tensor, temperature: float
@@ -271,3 +279,27 @@ def train_steps(trainer: Trainer, problems: list, steps: int, prompt_of, columns
             log.append((chunk, batch, trainer.step(batch, max_new)))
             advance(reward=log[-1][2]["reward_mean"], kl=log[-1][2]["kl"])
     return log
+
+
+def kl_regression_update(policy: Policy, data: Examples, adv: torch.Tensor, beta: float, steps: int, sft: SFTConfig,
+                         gen: torch.Generator, progress: Progress, title: str) -> float:
+    """`steps` AdamW steps of `kl_regression_loss` on random batches of `data` (one action per row, `adv`
+    its advantage), the reference being the policy as it is now; returns the last loss."""
+    ref = reference_logprobs(policy.model, data)
+    optimizer = make_optimizer(policy.model, sft)
+    loss = float("nan")
+    policy.model.train()
+    with progress.task(title, steps) as advance:
+        for step in range(steps):
+            index = torch.randint(len(data), (min(sft.batch_size, len(data)),), generator=gen)
+            logp, _ = answer_logprobs(policy.model, *data.batch(index))
+            loss = apply_loss(policy.model, optimizer, kl_regression_loss(logp, ref[index], adv[index], beta),
+                              lr_at(step, steps, sft), sft)
+            advance(loss=loss)
+    return loss
+
+
+def confidence(policy: Policy, data: Examples) -> torch.Tensor:
+    """Each row's answer as the policy sees it now: 1 / perplexity, the geometric mean of its tokens'
+    probabilities (WebRL keeps replayed actions whose confidence lies in a band)."""
+    return torch.exp(reference_logprobs(policy.model, data) / (data.lens - data.prompt_lens).clamp(min=1))

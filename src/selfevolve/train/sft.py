@@ -121,6 +121,10 @@ class Examples:
         ids = torch.cat([F.pad(p.ids, (0, width - p.ids.shape[1])) for p in parts])
         return Examples(ids, torch.cat([p.prompt_lens for p in parts]), torch.cat([p.lens for p in parts]))
 
+    def select(self, rows: torch.Tensor) -> Examples:
+        """The rows an index or a boolean mask picks."""
+        return Examples(self.ids[rows], self.prompt_lens[rows], self.lens[rows])
+
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, labels), each (B, T-1), cut to the longest sequence drawn."""
         T = int(self.lens[index].max())

@@ -1,0 +1,64 @@
+"""WebRL on WebSim: WebRL against AgentEvol-style filtered BC and the three ablations, and AutoGLM's
+interface ablation (semantic actions + a grounder vs raw element indices), over seeds.
+
+    python bench/webrl.py [--seeds 0,1,2] [--set key=value ...] [--out runs/webrl]
+
+Per seed, one `selfevolve run webrl` with every variant (semantic interface) and one with
+interface=index running webrl alone; a run already finished in --out with the same settings is
+read instead of run again. Every variant plays the same number of episodes per phase. Prints one JSON
+line per seed, interface and variant (held-out success after BC and after each phase, environment steps,
+success on the training templates at the end, mean ORM accuracy on the phases it judged, how many tasks
+the curriculum wrote and at what mean difficulty), then one per interface and variant with the means
+over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from common import emit
+from star_family import finished_or_run
+
+from selfevolve.config import parse_overrides
+from selfevolve.recipes.webrl import VARIANTS
+
+RUNS = {"semantic": {"interface": "semantic", "variants": ",".join(VARIANTS)},
+        "index": {"interface": "index", "variants": "webrl"}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--interfaces", default="semantic,index")
+    parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
+    parser.add_argument("--out", type=Path, default=Path("runs/webrl"))
+    args = parser.parse_args()
+    means: dict[tuple[str, str], list[dict]] = {}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for interface in args.interfaces.split(","):
+            values = {**RUNS[interface], **parse_overrides(args.set), "seed": seed}
+            s = finished_or_run("webrl", args.out / f"{interface}-s{seed}", values)
+            for v in s["variants"]:
+                orm = [p["orm"]["accuracy"] for p in v["phases"] if p["orm"]]
+                line = {"last": round(s["held_out"][v["variant"]][-1], 4),
+                        "seen_templates": round(v["phases"][-1]["held_out"]["seen_templates"], 4),
+                        "orm_accuracy": round(float(np.mean(orm)), 3) if orm else None,
+                        "curriculum_tasks": sum(p["curriculum"]["accepted"] for p in v["phases"]),
+                        "rollout_difficulty": round(float(np.mean([p["difficulty"] for p in v["phases"]])), 2)}
+                emit(bench="webrl", seed=seed, interface=interface, variant=v["variant"],
+                     held_out=[round(x, 4) for x in s["held_out"][v["variant"]]],
+                     env_steps=[p["env_steps"] for p in v["phases"]], **line,
+                     wall_seconds=round(v["wall_seconds"], 1))
+                means.setdefault((interface, v["variant"]), []).append(line)
+            emit(bench="webrl", seed=seed, interface=interface, bc=round(s["bc"]["held_out"]["success"], 4),
+                 bc_seconds=round(s["bc"]["wall_seconds"], 1), wall_seconds=round(s["wall_seconds"], 1))
+    for (interface, variant), lines in means.items():
+        emit(bench="webrl", interface=interface, variant=variant, seeds=len(lines),
+             mean={k: round(float(np.mean([x[k] for x in lines if x[k] is not None])), 4)
+                   for k in lines[0] if any(x[k] is not None for x in lines)})
+
+
+if __name__ == "__main__":
+    main()
