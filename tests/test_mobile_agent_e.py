@@ -114,11 +114,15 @@ def test_a_tiny_run_learns_to_act_and_compares_memories_on_one_stream(tiny_run):
     assert (tiny_run / "plots" / "success-by-batch.png").exists()
 
 
-def test_kill_9_then_resume_equals_an_uninterrupted_run(tiny_run, tmp_path):
+QUICK = ["demo_tasks=10", "bc_steps=10", "tasks=3", "update_every=2", "variants=none,both", "resamples=1",
+         "n_layer=1", "batch_size=8", "threads=2"]
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):
     killed = tmp_path / "killed"
-    kill_9_after(["run", "mobile-agent-e", "--out", str(killed), *sets(TINY)], "samples/round-001.parquet")
+    kill_9_after(["run", "mobile-agent-e", "--out", str(killed), *sets(QUICK)], "samples/round-001.parquet")
     assert not (killed / "summary.json").exists()
-    assert_resume_finishes_as(killed, tiny_run)
+    assert_resume_finishes_as(killed, finished_run("mobile-agent-e", QUICK))
 
 
 def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):

@@ -157,11 +157,15 @@ def test_a_tiny_run_learns_to_act_and_compares_variants_on_equal_episodes(tiny_r
     assert (tiny_run / "plots" / "held-out.png").exists()
 
 
-def test_kill_9_then_resume_equals_an_uninterrupted_run(tiny_run, tmp_path):
+QUICK = ["demo_tasks=20", "bc_steps=20", "phases=2", "tasks_per_phase=6", "eval_tasks=3", "orm_steps=5",
+         "update_steps=3", "max_steps=4", "variants=webrl,filtered-bc", "n_layer=1", "batch_size=8", "threads=2"]
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):
     killed = tmp_path / "killed"
-    kill_9_after(["run", "webrl", "--out", str(killed), *sets(TINY)], "samples/round-002.parquet")
+    kill_9_after(["run", "webrl", "--out", str(killed), *sets(QUICK)], "samples/round-002.parquet")
     assert not (killed / "summary.json").exists()
-    assert_resume_finishes_as(killed, tiny_run)
+    assert_resume_finishes_as(killed, finished_run("webrl", QUICK))
 
 
 def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):
