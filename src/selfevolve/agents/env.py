@@ -328,6 +328,29 @@ def eval_product(term: str) -> int:
 ENVS: dict[str, type[TextEnv]] = {cls.name: cls for cls in (Maze, Guess, Craft, Calc)}
 
 
+def state_keys(env: TextEnv, task_ids) -> set[str]:
+    """The tasks these ids give, as `state_key`s."""
+    keys = set()
+    for task_id in task_ids:
+        env.reset(task_id)
+        keys.add(env.state_key())
+    return keys
+
+
+def unseen_ids(env: TextEnv, seen: set[str], first: int, n: int) -> tuple[list[int], int]:
+    """The first `n` task ids from `first` on whose task is none of `seen` (held-out means unseen: small
+    tasks repeat across ids), and how many were skipped."""
+    out, task_id, skipped = [], first, 0
+    while len(out) < n:
+        env.reset(task_id)
+        if env.state_key() in seen:
+            skipped += 1
+        else:
+            out.append(task_id)
+        task_id += 1
+    return out, skipped
+
+
 def make_env(name: str, difficulty: int | None = None) -> TextEnv:
     if name not in ENVS:
         raise ValueError(f"unknown environment {name!r}; environments: {', '.join(ENVS)}")

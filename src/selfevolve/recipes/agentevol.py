@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfevolve.agents.env import DEV, ENVS, HELD_OUT, make_env
+from selfevolve.agents.env import DEV, ENVS, HELD_OUT, make_env, state_keys, unseen_ids
 from selfevolve.agents.rollout import Episode, expert_episodes, prompt_of, run_episodes, trajectory_table
 from selfevolve.config import check_min, check_one_of
 from selfevolve.models.hf_export import export_run
@@ -129,22 +129,14 @@ def held_out_tasks(cfg: Config, envs: tuple[str, ...], split: str = "") -> tuple
     equals a training task, or for dev a test task (held-out means unseen); returns them and how many were
     skipped."""
     split = split or cfg.eval_split
-    seen = set()
-    for name, task_id in training_tasks(cfg) + (held_out_tasks(cfg, envs, "test")[0] if split == "dev" else []):
-        env = make_env(name)
-        env.reset(task_id)
-        seen.add((name, env.state_key()))
+    used = training_tasks(cfg) + (held_out_tasks(cfg, envs, "test")[0] if split == "dev" else [])
     tasks, skipped = [], 0
     for name in envs:
-        env, task_id, found = make_env(name), DEV if split == "dev" else HELD_OUT, 0
-        while found < cfg.eval_tasks:
-            env.reset(task_id)
-            if (name, env.state_key()) in seen:
-                skipped += 1
-            else:
-                tasks.append((name, task_id))
-                found += 1
-            task_id += 1
+        env = make_env(name)
+        seen = state_keys(env, [task_id for env_name, task_id in used if env_name == name])
+        ids, n = unseen_ids(env, seen, DEV if split == "dev" else HELD_OUT, cfg.eval_tasks)
+        tasks += [(name, i) for i in ids]
+        skipped += n
     return tasks, skipped
 
 

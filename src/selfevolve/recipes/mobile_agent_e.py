@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfevolve.agents.env import DEV, HELD_OUT
+from selfevolve.agents.env import DEV, HELD_OUT, state_keys, unseen_ids
 from selfevolve.agents.mobile_agent import Memory, Played, expert, lm_operator, play
 from selfevolve.agents.phone import HELD_OUT_TEMPLATES, Phone
 from selfevolve.config import check_min, check_one_of, check_some_of
@@ -100,19 +100,8 @@ def stream(cfg: Config) -> tuple[list[int], int]:
     """The held-out task ids every variant plays, skipping any that is the same task as a training one;
     returns them and how many were skipped."""
     env = Phone(cfg.difficulty)
-    seen = set()
-    for task_id in range(cfg.demo_tasks):
-        env.reset(task_id)
-        seen.add(env.state_key())
-    out, task_id, skipped = [], (DEV if cfg.eval_split == "dev" else HELD_OUT) + cfg.seed * 10_000, 0
-    while len(out) < cfg.tasks:
-        env.reset(task_id)
-        if env.state_key() in seen:
-            skipped += 1
-        else:
-            out.append(task_id)
-        task_id += 1
-    return out, skipped
+    first = (DEV if cfg.eval_split == "dev" else HELD_OUT) + cfg.seed * 10_000
+    return unseen_ids(env, state_keys(env, range(cfg.demo_tasks)), first, cfg.tasks)
 
 
 def behavioural_cloning(cfg: Config, policy, progress: Progress) -> dict:
