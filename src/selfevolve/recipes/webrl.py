@@ -13,10 +13,9 @@ Learning", arXiv:2411.02337; the interface ablation from Liu et al. (2024), "Aut
                                 advantage (judged outcome - critic value of template and difficulty) over
                                 this phase's actions and replayed earlier successes whose confidence is
                                 in [replay_low, replay_high]
-               filtered-bc      AgentEvol's: base tasks, the verifier's successes kept, behavioural
-                                cloning on demonstrations + everything kept
+               filtered-bc      AgentEvol's: base tasks, cloning demonstrations + the verifier's successes
                fixed-tasks      webrl on base tasks (no curriculum)
-               no-kl            webrl with filtered behavioural cloning on judged successes
+               no-kl            webrl, its update cloning every judged success so far (no demonstrations)
                no-replay-filter webrl replaying every earlier judged success
 
 After each phase the actor is scored greedily on `eval_tasks` held-out tasks (difficulties 0-2, all
@@ -198,8 +197,9 @@ def run_variant(cfg: Config, variant: str, policy, orm, first: list[WebEpisode],
         env_steps += sum(ep.steps for ep in episodes)
         if variant in ("filtered-bc", "no-kl"):
             kept += [ep for ep, y in zip(episodes, labels, strict=True) if y]
-            update = {"loss": cloning(policy, cfg, demos + kept, cfg.update_steps, cfg.update_lr, (variant, phase),
-                                      progress, f"{variant} phase {phase}: BC on {len(demos) + len(kept)} episodes")}
+            data = (demos if variant == "filtered-bc" else []) + kept  # no-kl: webrl's data, cloned
+            update = {"loss": cloning(policy, cfg, data, cfg.update_steps, cfg.update_lr, (variant, phase), progress,
+                                      f"{variant} phase {phase}: BC on {len(data)} episodes") if data else None}
         else:
             update = webrl_update(policy, cfg, variant, phase, episodes, labels, critic, replay, progress)
         failed = [(ep.template, ep.task) for ep, y in zip(episodes, labels, strict=True) if not y and curriculum]
