@@ -7,9 +7,9 @@ Per seed, one `selfevolve run webrl` with every variant (semantic interface) and
 interface=index running webrl alone; a run already finished in --out with the same settings is
 read instead of run again. Every variant plays the same number of episodes per phase. Prints one JSON
 line per seed, interface and variant (held-out success after BC and after each phase, environment steps,
-success on the training templates at the end, mean ORM accuracy on the phases it judged, how many tasks
-the curriculum wrote and at what mean difficulty), then one per interface and variant with the means
-over seeds.
+success on the training templates at the end, the rollouts' verified success, the ORM's accuracy, its
+recall of successes and of failures and its precision on the phases it judged, how many tasks the curriculum wrote and
+at what mean difficulty), then one per interface and variant with the means over seeds.
 """
 
 from __future__ import annotations
@@ -41,10 +41,19 @@ def main() -> None:
             values = {**RUNS[interface], **parse_overrides(args.set), "seed": seed}
             s = finished_or_run("webrl", args.out / f"{interface}-s{seed}", values)
             for v in s["variants"]:
-                orm = [p["orm"]["accuracy"] for p in v["phases"] if p["orm"]]
+                judged = [{**p["orm"], "precision":  # of the episodes judged successes, the share that are
+                           p["orm"]["success_recall"] * p["rollout_success"] / p["orm"]["judged_success"]
+                           if p["orm"]["judged_success"] else float("nan")} for p in v["phases"] if p["orm"]]
+
+                def orm(key: str, judged=judged) -> float | None:
+                    values = [j[key] for j in judged if j[key] == j[key]]  # nan: no success to recall
+                    return round(float(np.mean(values)), 3) if values else None
+
                 line = {"last": round(s["held_out"][v["variant"]][-1], 4),
                         "seen_templates": round(v["phases"][-1]["held_out"]["seen_templates"], 4),
-                        "orm_accuracy": round(float(np.mean(orm)), 3) if orm else None,
+                        "rollout_success": round(float(np.mean([p["rollout_success"] for p in v["phases"]])), 3),
+                        "orm_accuracy": orm("accuracy"), "orm_success_recall": orm("success_recall"),
+                        "orm_failure_recall": orm("failure_recall"), "orm_precision": orm("precision"),
                         "curriculum_tasks": sum(p["curriculum"]["accepted"] for p in v["phases"]),
                         "rollout_difficulty": round(float(np.mean([p["difficulty"] for p in v["phases"]])), 2)}
                 emit(bench="webrl", seed=seed, interface=interface, variant=v["variant"],
