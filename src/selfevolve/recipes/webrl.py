@@ -180,7 +180,7 @@ def webrl_update(policy, cfg: Config, variant: str, phase: int, episodes: list[W
 
 
 def run_variant(cfg: Config, variant: str, policy, orm, first: list[WebEpisode], demos: list[WebEpisode],
-                progress: Progress) -> tuple[dict, list[dict]]:
+                progress: Progress) -> tuple[dict, dict[str, list]]:
     """One variant's phases from the BC actor; returns its record and its actions' table."""
     critic, replay, kept = Critic(), [], []
     writer = TaskWriter(*CURRICULUM_IDS)
@@ -190,8 +190,8 @@ def run_variant(cfg: Config, variant: str, policy, orm, first: list[WebEpisode],
         t0 = time.perf_counter()
         if phase > 1:
             episodes = rollouts(policy, cfg, tasks, cfg.temperature, (variant, phase))
-        truth = [ep.success for ep in episodes]
-        labels = truth if phase == 1 or variant == "filtered-bc" else judge(orm, episodes)
+        truth, judged = [ep.success for ep in episodes], phase > 1 and variant != "filtered-bc"
+        labels = judge(orm, episodes) if judged else truth
         for ep, y in zip(episodes, labels, strict=True):
             critic.add(ep.template, ep.task.difficulty, y)
         env_steps += sum(ep.steps for ep in episodes)
@@ -207,7 +207,7 @@ def run_variant(cfg: Config, variant: str, policy, orm, first: list[WebEpisode],
                               cfg.max_difficulty)
         tasks = new + base_tasks(cfg.demo_tasks + phase * cfg.tasks_per_phase, cfg.tasks_per_phase - len(new))
         p = {"phase": phase, "env_steps": env_steps, "held_out": score(policy, cfg),
-             "rollout_success": float(np.mean(truth)), "orm": agreement(labels, truth) if labels is not truth else None,
+             "rollout_success": float(np.mean(truth)), "orm": agreement(labels, truth) if judged else None,
              "difficulty": float(np.mean([ep.task.difficulty for ep in episodes])), **update, "curriculum": written,
              "wall_seconds": time.perf_counter() - t0}
         phases.append(p)
