@@ -15,6 +15,7 @@ RECIPES: dict[str, str] = {"agentevol": "agentevol", "auto-evolve": "auto_evolve
                            "finmem": "finmem", "genome": "genome", "gp": "gp", "graph-reasoning": "graph_reasoning",
                            "grpo": "grpo", "homeostatic": "homeostatic", "length-gen": "length_gen",
                            "long-memory": "long_memory", "longpo": "longpo", "mobile-agent-e": "mobile_agent_e",
+                           "mobilesteward": "mobilesteward",
                            "mstar": "mstar", "pasta": "pasta",
                            "priming": "priming", "psec": "psec", "r1t1": "r1t1", "rstar": "rstar", "score": "score",
                            "self": "self_refine", "star": "star", "symbolic": "symbolic", "upo": "upo",

@@ -1,0 +1,51 @@
+"""MobileSteward: steward + staff (with and without memories) against one agent trained the same way, over seeds.
+
+    python bench/mobilesteward.py [--seeds 0,1,2] [--set key=value ...] [--out runs/mobilesteward]
+
+One default `selfevolve run mobilesteward` per seed (both models cloned from the same expert tasks for the
+same steps; the seed also picks the held-out stream); a run already finished in --out with the same settings
+is read instead of run again. Prints one JSON line per seed and variant (success, on the training templates
+and on the two held-out ones, on the stream's second half, mean actions, decisions and invalid actions per
+task, plans tried, guided plans and reassigned subtasks), then one per variant with the means over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from common import emit
+from star_family import finished_or_run
+
+from selfevolve.config import parse_overrides
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
+    parser.add_argument("--out", type=Path, default=Path("runs/mobilesteward"))
+    args = parser.parse_args()
+    by_variant: dict[str, list[dict]] = {}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        s = finished_or_run("mobilesteward", args.out / f"s{seed}", {**parse_overrides(args.set), "seed": seed})
+        for r in s["variants"]:
+            half = r["batches"][len(r["batches"]) // 2:]
+            line = {"success": round(r["success"], 4), "seen_templates": round(r["seen_templates"]["success"], 4),
+                    "held_out_templates": round(r["held_out_templates"]["success"], 4),
+                    "second_half": round(float(np.mean([b["success"] for b in half])), 4),
+                    **{k: round(r[k], 3) for k in ("actions", "decisions", "invalid", "plans", "guided", "reassigned")
+                       if k in r}}
+            emit(bench="mobilesteward", seed=seed, variant=r["variant"], tasks=s["tasks"], **line,
+                 by_template=r["by_template"], wall_seconds=round(r["wall_seconds"], 1))
+            by_variant.setdefault(r["variant"], []).append(line)
+        emit(bench="mobilesteward", seed=seed, bc_seconds=[round(b["wall_seconds"], 1) for b in s["bc"]],
+             wall_seconds=round(s["wall_seconds"], 1))
+    for variant, lines in by_variant.items():
+        emit(bench="mobilesteward", variant=variant, seeds=len(lines),
+             mean={k: round(float(np.mean([x[k] for x in lines])), 4) for k in lines[0]})
+
+
+if __name__ == "__main__":
+    main()
