@@ -6,7 +6,9 @@ One default `selfevolve run mobilesteward` per seed (both models cloned from the
 same steps; the seed also picks the held-out stream); a run already finished in --out with the same settings
 is read instead of run again. Prints one JSON line per seed and variant (success, on the training templates
 and on the two held-out ones, on the stream's second half, mean actions, decisions and invalid actions per
-task, plans tried, guided plans and reassigned subtasks), then one per variant with the means over seeds.
+task, plans tried, first plans that are the expert's, guided plans and reassigned subtasks, and for the steward
+the success of its first plans alone: exactly what it solves without reflection, as up to the first re-plan
+everything is greedy, tested), then one per variant with the means over seeds.
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from common import emit
 from star_family import finished_or_run
 
 from selfevolve.config import parse_overrides
+
+
+def first_plan_success(run: Path, round_: int) -> float:
+    """The share of tasks solved on the steward's first plan (one plan row and a success)."""
+    rows = pq.read_table(run / "samples" / f"round-{round_:03d}.parquet").to_pandas()
+    per_task = rows.groupby("task_id").agg(plans=("role", lambda r: int((r == "steward").sum())),
+                                           success=("success", "first"))
+    return float(((per_task.plans == 1) & per_task.success).sum() / len(per_task))
 
 
 def main() -> None:
@@ -35,8 +46,10 @@ def main() -> None:
             line = {"success": round(r["success"], 4), "seen_templates": round(r["seen_templates"]["success"], 4),
                     "held_out_templates": round(r["held_out_templates"]["success"], 4),
                     "second_half": round(float(np.mean([b["success"] for b in half])), 4),
-                    **{k: round(r[k], 3) for k in ("actions", "decisions", "invalid", "plans", "guided", "reassigned")
-                       if k in r}}
+                    **{k: round(r[k], 3) for k in ("actions", "decisions", "invalid", "plans", "first_plan_right",
+                                                   "guided", "reassigned") if k in r}}
+            if "plans" in r:
+                line["no_reflection"] = round(first_plan_success(args.out / f"s{seed}", r["round"]), 4)
             emit(bench="mobilesteward", seed=seed, variant=r["variant"], tasks=s["tasks"], **line,
                  by_template=r["by_template"], wall_seconds=round(r["wall_seconds"], 1))
             by_variant.setdefault(r["variant"], []).append(line)

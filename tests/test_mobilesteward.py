@@ -5,11 +5,12 @@ kill -9."""
 
 import importlib.util
 import re
+from dataclasses import asdict
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import assert_refused_before_a_run, assert_resume_finishes_as, kill_9_after, run_cli, sets, summary
+from helpers import assert_refused_before_a_run, assert_resume_finishes_as, kill_9_after, sets, summary
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,10 +27,12 @@ from selfevolve.agents.steward import (
     steward_prompt,
     unshape,
 )
-from selfevolve.config import build_config
+from selfevolve.config import build_config, parse_overrides
 from selfevolve.errors import ConfigError
+from selfevolve.evolve.runner import Evaluator
 from selfevolve.models.lm import Completion, TransformerLM
-from selfevolve.recipes.mobilesteward import Config
+from selfevolve.recipes.mobilesteward import MAX_SEQ_LEN, Config, Player
+from selfevolve.store import RunStore
 
 HELD = list(range(1_000_000, 1_000_120))
 
@@ -152,12 +155,13 @@ def test_a_tiny_run_learns_both_roles_and_compares_the_agents_on_one_stream(tiny
     assert all(len(r["batches"]) == 2 for r in runs.values()) and s["bc"][1]["examples"] > 80  # plans and staff
     assert runs["steward"]["guided"] == 0 and "plans" not in runs["one-agent"]
     # it learned to plan: on new training-template tasks the plan's first subtask names the expert's app
-    lm, env, right = TransformerLM.from_run(tiny_run), Phone(1), []  # the last checkpoint: the steward's model
+    env, instructions, apps = Phone(1), [], []
     for t in range(5000, 5040):
         env.reset(t)
-        plan = lm.generate([steward_prompt(env.instruction)], max_tokens=96)[0][0].text
-        right.append(plan.split(":")[0] == expert_plan(env).split(":")[0])
-    assert np.mean(right) >= 0.75, right
+        instructions.append(steward_prompt(env.instruction))
+        apps.append(expert_plan(env).split(":")[0])
+    plans = TransformerLM.from_run(tiny_run).generate(instructions, max_tokens=96)  # the steward's model
+    assert np.mean([p.text.split(":")[0] == app for (p,), app in zip(plans, apps, strict=True)]) >= 0.75, plans
     rows = pq.read_table(tiny_run / "samples" / "round-003.parquet").to_pydict()
     assert len(set(rows["task_id"])) == 6 and all(t >= 1_000_000 for t in rows["task_id"])
     staff = [r for r in rows["role"] if r == "staff"]
@@ -178,16 +182,44 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):
     assert_resume_finishes_as(killed, finished_run("mobilesteward", QUICK))
 
 
+@pytest.fixture(scope="module")
+def tiny_steward(tiny_run):
+    """The tiny run's config and its steward's model after a little training."""
+    cfg = build_config(Config, parse_overrides(TINY))
+    policy = cfg.load_policy(MAX_SEQ_LEN)
+    RunStore.open(tiny_run).load_last(policy.model)
+    return cfg, policy
+
+
 @pytest.mark.skipif(not importlib.util.find_spec("ray"), reason="needs Ray")
-def test_chunks_played_on_ray_workers_give_the_serial_run_number_for_number(tiny_run, tmp_path):
-    mine = [*TINY, "variants=steward-memory", "backend=ray", "workers=2"]
-    proc = run_cli("run", "mobilesteward", "--out", str(tmp_path / "ray"), *sets(mine))
-    assert proc.returncode == 0, proc.stderr
-    serial = pq.read_table(tiny_run / "samples" / "round-004.parquet").to_pydict()
-    assert pq.read_table(tmp_path / "ray" / "samples" / "round-002.parquet").to_pydict() == serial
-    ray, = summary(tmp_path / "ray")["variants"]
-    mine = summary(tiny_run)["variants"][2]
-    assert {**ray, "round": 4, "wall_seconds": 0} == {**mine, "wall_seconds": 0} and mine["plans"] > 1
+def test_chunks_played_on_ray_workers_give_the_serial_episodes_for_a_fixed_seed(tiny_steward):
+    cfg, policy = tiny_steward
+    player, ids = Player(policy.model, policy.tok, "steward", None, cfg), np.array(HELD[:8])
+    serial = Evaluator(player, cfg.chunk_size)(ids, 7)
+    ray = Evaluator(player, cfg.chunk_size, "ray", workers=2)(ids, 7)
+    assert [asdict(e) for e in ray] == [asdict(e) for e in serial]
+    assert sum(len(e.plans) for e in serial) > len(ids)  # some plans failed and the re-plans were sampled
+    assert [asdict(e) for e in Evaluator(player, cfg.chunk_size)(ids, 8)] != [asdict(e) for e in serial]
+
+
+def test_what_succeeds_on_the_first_plan_is_what_an_agent_without_reflection_solves(tiny_steward):
+    """So the bench reads the no-reflection ablation off every run: up to the first re-plan all is greedy,
+    whatever the re-plans of other tasks in the batch sample."""
+    cfg, policy = tiny_steward
+    lm, tasks = TransformerLM(policy.model, policy.tok, seed=3), HELD[:40]
+    reflecting, plain = play(lm, tasks, 1, None, replans=2), play(lm, tasks, 1, None, replans=0)
+    assert any(len(e.plans) > 1 for e in reflecting) and all(len(e.plans) == 1 for e in plain)
+    for r, p in zip(reflecting, plain, strict=True):
+        assert (r.plans[0], r.steps[:len(p.steps)], r.decisions[:len(p.decisions)]) == (p.plans[0], p.steps,
+                                                                                        p.decisions)
+
+    def half_right(instruction, temperature, right):  # greedy: right on every other task; sampled: right
+        return right if temperature or len(instruction) % 2 else right.replace("find", "look for")
+
+    reflecting = play(Replies(tasks, half_right), tasks, 1, None, replans=2)
+    plain = play(Replies(tasks, half_right), tasks, 1, None, replans=0)
+    assert [e.success and len(e.plans) == 1 for e in reflecting] == [e.success for e in plain]
+    assert 0 < sum(e.success for e in plain) < sum(e.success for e in reflecting) == len(tasks)
 
 
 def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):

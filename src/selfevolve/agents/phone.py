@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from selfevolve.agents.app_env import AppEnv, Widget
-from selfevolve.agents.env import HELD_OUT
+from selfevolve.agents.env import DEV, HELD_OUT, state_keys, unseen_ids
 
 PAGE = 5
 APPS = ("messages", "contacts", "calendar", "notes", "taxi", "shop")
@@ -263,3 +263,11 @@ class Phone(AppEnv):
             return [*self._reach("calendar", "e", titles.index(g["event"])),
                     *message(g["a"], self._event(g["event"])["place"])]
         return read + message(g["b"], self.last(g["a"]))
+
+
+def held_out_stream(difficulty: int, demo_tasks: int, seed: int, split: str, n: int) -> tuple[list[int], int]:
+    """The stream of `n` dev or test task ids that a seed picks, none the same task as one of the first
+    `demo_tasks` training ids; and how many were skipped for being one."""
+    env = Phone(difficulty)
+    first = (DEV if split == "dev" else HELD_OUT) + seed * 10_000
+    return unseen_ids(env, state_keys(env, range(demo_tasks)), first, n)

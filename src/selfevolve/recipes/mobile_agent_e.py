@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from selfevolve.agents.env import DEV, HELD_OUT, state_keys, unseen_ids
+from selfevolve.agents.env import HELD_OUT
 from selfevolve.agents.mobile_agent import Memory, Played, expert, lm_operator, play
-from selfevolve.agents.phone import HELD_OUT_TEMPLATES, Phone
+from selfevolve.agents.phone import HELD_OUT_TEMPLATES, held_out_stream
 from selfevolve.config import check_min, check_one_of, check_some_of
 from selfevolve.models.lm import TransformerLM
 from selfevolve.models.policy import ModelChoice
@@ -96,14 +96,6 @@ class Config(ModelChoice, TrainingConfig):
         check_some_of(self, "variants", VARIANTS)
 
 
-def stream(cfg: Config) -> tuple[list[int], int]:
-    """The held-out task ids every variant plays, skipping any that is the same task as a training one;
-    returns them and how many were skipped."""
-    env = Phone(cfg.difficulty)
-    first = (DEV if cfg.eval_split == "dev" else HELD_OUT) + cfg.seed * 10_000
-    return unseen_ids(env, state_keys(env, range(cfg.demo_tasks)), first, cfg.tasks)
-
-
 def behavioural_cloning(cfg: Config, policy, progress: Progress) -> dict:
     """Fine-tune the operator on every decision of the expert's demonstrations (with the notes it kept)."""
     demos = play(expert, list(range(cfg.demo_tasks)), cfg.difficulty, Memory())
@@ -156,7 +148,7 @@ def samples(played: list[Played]) -> dict[str, list]:
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     policy = cfg.load_policy(MAX_SEQ_LEN)
-    tasks, skipped = stream(cfg)
+    tasks, skipped = held_out_stream(cfg.difficulty, cfg.demo_tasks, cfg.seed, cfg.eval_split, cfg.tasks)
     done = {r["variant"]: r for r in store.rounds() if "variant" in r}
     if 0 in store.completed_rounds():
         store.load_last(policy.model)

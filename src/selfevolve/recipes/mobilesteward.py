@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from selfevolve.agents import mobile_agent, steward
-from selfevolve.agents.env import DEV, HELD_OUT, state_keys, unseen_ids
-from selfevolve.agents.phone import HELD_OUT_TEMPLATES, Phone
+from selfevolve.agents.env import HELD_OUT
+from selfevolve.agents.phone import HELD_OUT_TEMPLATES, Phone, held_out_stream
 from selfevolve.config import check_min, check_one_of, check_some_of
 from selfevolve.evolve.runner import ParallelConfig
 from selfevolve.models.lm import TransformerLM
@@ -96,14 +96,6 @@ class Config(ModelChoice, ParallelConfig, TrainingConfig):
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.demo_tasks >= HELD_OUT:
             raise ValueError(f"demo_tasks must stay below the held-out ids ({HELD_OUT})")
-
-
-def stream(cfg: Config) -> tuple[list[int], int]:
-    """The held-out task ids every variant plays (none the same task as a training one), and how many were
-    skipped."""
-    env = Phone(cfg.difficulty)
-    first = (DEV if cfg.eval_split == "dev" else HELD_OUT) + cfg.seed * 10_000
-    return unseen_ids(env, state_keys(env, range(cfg.demo_tasks)), first, cfg.tasks)
 
 
 def demonstrations(cfg: Config, role: str) -> tuple[list[str], list[str]]:
@@ -208,7 +200,7 @@ def samples(episodes: list) -> dict[str, list]:
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     agent, staff = cfg.load_policy(MAX_SEQ_LEN), cfg.load_policy(MAX_SEQ_LEN)
-    tasks, skipped = stream(cfg)
+    tasks, skipped = held_out_stream(cfg.difficulty, cfg.demo_tasks, cfg.seed, cfg.eval_split, cfg.tasks)
     records = {r["round"]: r for r in store.rounds()}
     completed = store.completed_rounds()
     if 0 in completed:
