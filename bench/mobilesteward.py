@@ -8,7 +8,8 @@ is read instead of run again. Prints one JSON line per seed and variant (success
 and on the two held-out ones, on the stream's second half, mean actions, decisions and invalid actions per
 task, plans tried, first plans that are the expert's, guided plans and reassigned subtasks, and for the steward
 the success of its first plans alone: exactly what it solves without reflection, as up to the first re-plan
-everything is greedy, tested), then one per variant with the means over seeds.
+everything is greedy, tested; and on two-app tasks how often the find subtask gave an answer, and the right
+one), then one per variant with the means over seeds.
 """
 
 from __future__ import annotations
@@ -21,15 +22,26 @@ import pyarrow.parquet as pq
 from common import emit
 from star_family import finished_or_run
 
+from selfevolve.agents.phone import Phone
+from selfevolve.agents.steward import answer_of
 from selfevolve.config import parse_overrides
+from selfevolve.store import RunStore
 
 
-def first_plan_success(run: Path, round_: int) -> float:
-    """The share of tasks solved on the steward's first plan (one plan row and a success)."""
+def from_samples(run: Path, round_: int) -> dict:
+    """From a steward variant's model calls: the share of tasks solved on the first plan (one plan row and a
+    success), and of two-app tasks whose find subtask gave an answer, and the right one."""
     rows = pq.read_table(run / "samples" / f"round-{round_:03d}.parquet").to_pandas()
-    per_task = rows.groupby("task_id").agg(plans=("role", lambda r: int((r == "steward").sum())),
-                                           success=("success", "first"))
-    return float(((per_task.plans == 1) & per_task.success).sum() / len(per_task))
+    env, first, answered, right = Phone(int(RunStore.open(run).config_values().get("difficulty", 1))), [], [], []
+    for task_id, calls in rows.groupby("task_id"):
+        first.append(bool((calls.role == "steward").sum() == 1 and calls.success.iloc[0]))
+        env.reset(int(task_id))
+        if env.template != "buy":
+            answers = [a.removeprefix("answer ") for a in calls.action if a.startswith("answer ")]
+            answered.append(bool(answers))
+            right.append(answer_of(env) in answers)
+    return {"no_reflection": round(float(np.mean(first)), 4), "answered": round(float(np.mean(answered)), 4),
+            "answer_right": round(float(np.mean(right)), 4)}
 
 
 def main() -> None:
@@ -49,7 +61,7 @@ def main() -> None:
                     **{k: round(r[k], 3) for k in ("actions", "decisions", "invalid", "plans", "first_plan_right",
                                                    "guided", "reassigned") if k in r}}
             if "plans" in r:
-                line["no_reflection"] = round(first_plan_success(args.out / f"s{seed}", r["round"]), 4)
+                line |= from_samples(args.out / f"s{seed}", r["round"])
             emit(bench="mobilesteward", seed=seed, variant=r["variant"], tasks=s["tasks"], **line,
                  by_template=r["by_template"], wall_seconds=round(r["wall_seconds"], 1))
             by_variant.setdefault(r["variant"], []).append(line)
