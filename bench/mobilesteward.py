@@ -9,7 +9,8 @@ and on the two held-out ones, on the stream's second half, mean actions, decisio
 task, plans tried, first plans that are the expert's, guided plans and reassigned subtasks, and for the steward
 the success of its first plans alone: exactly what it solves without reflection, as up to the first re-plan
 everything is greedy, tested; and on two-app tasks how often the find subtask gave an answer, and the right
-one), then one per variant with the means over seeds.
+one, and the share of the find subtasks' actions that tap a name the screen does not show, or swipe), then
+one per variant with the means over seeds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 from common import emit
 from star_family import finished_or_run
 
+from selfevolve.agents.mobile_agent import name_of
 from selfevolve.agents.phone import Phone
 from selfevolve.agents.steward import answer_of
 from selfevolve.config import parse_overrides
@@ -40,8 +42,12 @@ def from_samples(run: Path, round_: int) -> dict:
             answers = [a.removeprefix("answer ") for a in calls.action if a.startswith("answer ")]
             answered.append(bool(answers))
             right.append(answer_of(env) in answers)
+    finds = rows[(rows.role == "staff") & rows.prompt.str.startswith("task: find")]
+    off = [a.startswith("tap ") and a[4:] not in {name_of(w.split("] ", 1)[1]) for w in q.split("\n") if "] " in w}
+           and "-" not in a for q, a in zip(finds.prompt, finds.action, strict=True)]
     return {"no_reflection": round(float(np.mean(first)), 4), "answered": round(float(np.mean(answered)), 4),
-            "answer_right": round(float(np.mean(right)), 4)}
+            "answer_right": round(float(np.mean(right)), 4), "find_taps_off_screen": round(float(np.mean(off)), 4),
+            "find_swipes": round(float(np.mean([a.startswith("swipe") for a in finds.action])), 4)}
 
 
 def main() -> None:
