@@ -67,7 +67,8 @@ def main() -> None:
                     **{k: round(r[k], 3) for k in ("actions", "decisions", "invalid", "plans", "first_plan_right",
                                                    "guided", "reassigned") if k in r}}
             if "plans" in r:
-                line |= from_samples(args.out / f"s{seed}", r["round"])
+                line |= {"first_plan_right_seen": round(r["seen_templates"]["first_plan_right"], 4),
+                         **from_samples(args.out / f"s{seed}", r["round"])}
             emit(bench="mobilesteward", seed=seed, variant=r["variant"], tasks=s["tasks"], **line,
                  by_template=r["by_template"], wall_seconds=round(r["wall_seconds"], 1))
             by_variant.setdefault(r["variant"], []).append(line)
