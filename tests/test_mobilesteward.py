@@ -140,7 +140,8 @@ def test_any_reply_of_either_role_is_survived_and_never_counted_a_success_it_is_
         assert e.success == (phone.done and phone.check())
 
 
-TINY = ["demo_tasks=80", "bc_steps=150", "tasks=6", "update_every=3", "chunk_size=2", "n_layer=2", "threads=2"]
+TINY = ["demo_tasks=80", "bc_steps=150", "tasks=6", "update_every=3", "chunk_size=2", "n_layer=2", "batch_size=16",
+        "threads=2"]
 
 
 @pytest.fixture(scope="module")

@@ -173,14 +173,14 @@ def outcome(episodes: list) -> dict:
     def mean(xs) -> float:
         return float(np.mean(xs)) if len(xs) else float("nan")
 
-    steward_only = {"plans": mean([len(e.plans) for e in episodes if hasattr(e, "plans")]),
-                    "first_plan_right": mean([e.plans[0] == e.expert for e in episodes if hasattr(e, "plans")]),
-                    "guided": mean([e.guided for e in episodes if hasattr(e, "guided")]),
-                    "reassigned": mean([e.reassigned for e in episodes if hasattr(e, "reassigned")])}
-    return {"success": mean([e.success for e in episodes]), "actions": mean([len(e.steps) for e in episodes]),
-            "decisions": mean([len(e.decisions) for e in episodes]),
-            "invalid": mean([len(e.failures) if hasattr(e, "failures") else e.invalid for e in episodes]),
-            **(steward_only if episodes and hasattr(episodes[0], "plans") else {})}
+    out = {"success": mean([e.success for e in episodes]), "actions": mean([len(e.steps) for e in episodes]),
+           "decisions": mean([len(e.decisions) for e in episodes]),
+           "invalid": mean([e.invalid if isinstance(e, steward.Episode) else len(e.failures) for e in episodes])}
+    if episodes and isinstance(episodes[0], steward.Episode):
+        out |= {"plans": mean([len(e.plans) for e in episodes]),
+                "first_plan_right": mean([e.plans[0] == e.expert for e in episodes]),
+                "guided": mean([e.guided for e in episodes]), "reassigned": mean([e.reassigned for e in episodes])}
+    return out
 
 
 def samples(episodes: list) -> dict[str, list]:
