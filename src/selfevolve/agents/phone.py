@@ -17,10 +17,14 @@ HELD_OUT on draw from every template, training ids only from the training ones, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from selfevolve.agents.app_env import AppEnv, Widget
 from selfevolve.agents.env import DEV, HELD_OUT, state_keys, unseen_ids
+from selfevolve.config import check_min, check_one_of
+from selfevolve.tasks.base import SPLITS
 
 PAGE = 5
 APPS = ("messages", "contacts", "calendar", "notes", "taxi", "shop")
@@ -265,9 +269,34 @@ class Phone(AppEnv):
         return read + message(g["b"], self.last(g["a"]))
 
 
-def held_out_stream(difficulty: int, demo_tasks: int, seed: int, split: str, n: int) -> tuple[list[int], int]:
-    """The stream of `n` dev or test task ids that a seed picks, none the same task as one of the first
-    `demo_tasks` training ids; and how many were skipped for being one."""
-    env = Phone(difficulty)
-    first = (DEV if split == "dev" else HELD_OUT) + seed * 10_000
-    return unseen_ids(env, state_keys(env, range(demo_tasks)), first, n)
+
+@dataclass
+class StreamConfig:
+    """The config fields of a recipe whose agents learn from the expert on training tasks, then play a
+    stream of held-out PhoneSim tasks (a mixin before the recipe's other config bases)."""
+
+    difficulty: int = 1
+    """PhoneSim difficulty (people, events and products: how long the lists are)."""
+    demo_tasks: int = 1000
+    """Training task ids with the expert's demonstration (ids 0 .. demo_tasks-1)."""
+    tasks: int = 60
+    """Held-out tasks in the stream every variant plays, in the same order."""
+    eval_split: str = "test"
+    """Where the stream comes from: test (what results report) or dev (for choosing settings)."""
+    update_every: int = 10
+    """Tasks played in lockstep between two memory updates."""
+
+    def __post_init__(self) -> None:
+        getattr(super(), "__post_init__", lambda: None)()
+        check_min(self, 1, "demo_tasks", "tasks", "update_every")
+        check_min(self, 0, "difficulty")
+        check_one_of(self, "eval_split", SPLITS)
+        if self.demo_tasks >= HELD_OUT:
+            raise ValueError(f"demo_tasks must stay below the held-out ids ({HELD_OUT})")
+
+    def stream(self) -> tuple[list[int], int]:
+        """The `tasks` dev or test task ids that the seed picks, none the same task as a demo task; and how
+        many were skipped for being one."""
+        env = Phone(self.difficulty)
+        first = (DEV if self.eval_split == "dev" else HELD_OUT) + self.seed * 10_000  # type: ignore[attr-defined]
+        return unseen_ids(env, state_keys(env, range(self.demo_tasks)), first, self.tasks)

@@ -28,17 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from selfevolve.agents.env import HELD_OUT
 from selfevolve.agents.mobile_agent import Memory, Played, expert, lm_operator, play
-from selfevolve.agents.phone import HELD_OUT_TEMPLATES, held_out_stream
-from selfevolve.config import check_min, check_one_of, check_some_of
+from selfevolve.agents.phone import HELD_OUT_TEMPLATES, StreamConfig
+from selfevolve.config import check_min, check_some_of
 from selfevolve.models.lm import TransformerLM
 from selfevolve.models.policy import ModelChoice
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
 from selfevolve.store import RunStore, atomic_write
-from selfevolve.tasks.base import SPLITS
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 VARIANTS = ("none", "tips", "shortcuts", "both")
@@ -46,21 +44,11 @@ MAX_SEQ_LEN = 448  # the longest prompt (a contact's screen with notes) plus a r
 
 
 @dataclass
-class Config(ModelChoice, TrainingConfig):
+class Config(ModelChoice, StreamConfig, TrainingConfig):
     seed: int = 0
     """Seeds the operator's initialisation and batches, its sampling, and which held-out tasks form the stream."""
-    difficulty: int = 1
-    """PhoneSim difficulty (people, events and products: how long the lists are)."""
-    demo_tasks: int = 1000
-    """Training task ids with the expert's demonstration (ids 0 .. demo_tasks-1)."""
     bc_steps: int = 2500
     """Optimizer steps of behavioural cloning (2500 at lr 3e-3: success 0.25 on the dev stream)."""
-    tasks: int = 60
-    """Held-out tasks in the stream every variant plays, in the same order."""
-    eval_split: str = "test"
-    """Where the stream comes from: test (what results report) or dev (for choosing settings)."""
-    update_every: int = 10
-    """Tasks played in lockstep between two memory updates."""
     variants: tuple[str, ...] = VARIANTS
     """Which memories to compare: none, tips, shortcuts, both."""
     min_support: int = 3
@@ -84,15 +72,11 @@ class Config(ModelChoice, TrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_min(self, 1, "demo_tasks", "bc_steps", "tasks", "update_every", "min_support", "min_failures",
-                  "max_tokens")
-        check_min(self, 0, "difficulty", "resamples")
-        check_one_of(self, "eval_split", SPLITS)
+        check_min(self, 1, "bc_steps", "min_support", "min_failures", "max_tokens")
+        check_min(self, 0, "resamples")
         if not 0 <= self.min_confidence <= 1 or self.temperature <= 0:
             raise ValueError(f"min_confidence must be in [0, 1] and temperature > 0, got {self.min_confidence}, "
                              f"{self.temperature}")
-        if self.demo_tasks >= HELD_OUT:
-            raise ValueError(f"demo_tasks must stay below the held-out ids ({HELD_OUT})")
         check_some_of(self, "variants", VARIANTS)
 
 
@@ -148,7 +132,7 @@ def samples(played: list[Played]) -> dict[str, list]:
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     policy = cfg.load_policy(MAX_SEQ_LEN)
-    tasks, skipped = held_out_stream(cfg.difficulty, cfg.demo_tasks, cfg.seed, cfg.eval_split, cfg.tasks)
+    tasks, skipped = cfg.stream()
     done = {r["variant"]: r for r in store.rounds() if "variant" in r}
     if 0 in store.completed_rounds():
         store.load_last(policy.model)

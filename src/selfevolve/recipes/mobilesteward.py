@@ -33,9 +33,8 @@ import numpy as np
 import torch
 
 from selfevolve.agents import mobile_agent, steward
-from selfevolve.agents.env import HELD_OUT
-from selfevolve.agents.phone import HELD_OUT_TEMPLATES, Phone, held_out_stream
-from selfevolve.config import check_min, check_one_of, check_some_of
+from selfevolve.agents.phone import HELD_OUT_TEMPLATES, Phone, StreamConfig
+from selfevolve.config import check_min, check_some_of
 from selfevolve.evolve.runner import ParallelConfig
 from selfevolve.models.lm import TransformerLM
 from selfevolve.models.policy import ModelChoice
@@ -43,7 +42,6 @@ from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
 from selfevolve.store import RunStore, atomic_write, load_extra
-from selfevolve.tasks.base import SPLITS
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
 VARIANTS = ("one-agent", "steward", "steward-memory")
@@ -51,21 +49,11 @@ MAX_SEQ_LEN = 448  # the one agent's longest prompt (a contact's screen, notes) 
 
 
 @dataclass
-class Config(ModelChoice, ParallelConfig, TrainingConfig):
+class Config(ModelChoice, StreamConfig, ParallelConfig, TrainingConfig):
     seed: int = 0
     """Seeds both models' initialisation and batches, their sampling, and which held-out tasks form the stream."""
-    difficulty: int = 1
-    """PhoneSim difficulty (people, events and products: how long the lists are)."""
-    demo_tasks: int = 1000
-    """Training task ids with the expert's demonstration (ids 0 .. demo_tasks-1), the same for both models."""
     bc_steps: int = 1500
-    """Optimizer steps of behavioural cloning, the same for both models."""
-    tasks: int = 60
-    """Held-out tasks in the stream every variant plays, in the same order."""
-    eval_split: str = "test"
-    """Where the stream comes from: test (what results report) or dev (for choosing settings)."""
-    update_every: int = 10
-    """Tasks played in lockstep between two memory updates."""
+    """Optimizer steps of behavioural cloning, the same for both models (on the same demo tasks)."""
     variants: tuple[str, ...] = VARIANTS
     """Which agents to compare: one-agent, steward, steward-memory."""
     replans: int = 2
@@ -88,14 +76,11 @@ class Config(ModelChoice, ParallelConfig, TrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_min(self, 1, "demo_tasks", "bc_steps", "tasks", "update_every", "max_sub_steps", "max_tokens")
-        check_min(self, 0, "difficulty", "replans")
-        check_one_of(self, "eval_split", SPLITS)
+        check_min(self, 1, "bc_steps", "max_sub_steps", "max_tokens")
+        check_min(self, 0, "replans")
         check_some_of(self, "variants", VARIANTS)
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.demo_tasks >= HELD_OUT:
-            raise ValueError(f"demo_tasks must stay below the held-out ids ({HELD_OUT})")
 
 
 def demonstrations(cfg: Config, role: str) -> tuple[list[str], list[str]]:
@@ -200,7 +185,7 @@ def samples(episodes: list) -> dict[str, list]:
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     agent, staff = cfg.load_policy(MAX_SEQ_LEN), cfg.load_policy(MAX_SEQ_LEN)
-    tasks, skipped = held_out_stream(cfg.difficulty, cfg.demo_tasks, cfg.seed, cfg.eval_split, cfg.tasks)
+    tasks, skipped = cfg.stream()
     records = {r["round"]: r for r in store.rounds()}
     completed = store.completed_rounds()
     if 0 in completed:
