@@ -119,7 +119,8 @@ class StewardMemory:
         """The plan with each subtask given to the one app whose expertise holds its shape; how many moved."""
         out, moved = [], 0
         for app, task in plan:
-            holders = [a for a, shapes in self.expertise.items() if shape(task)[0] in shapes]
+            key = shape(task)[0]
+            holders = [a for a, shapes in self.expertise.items() if key in shapes]
             new = holders[0] if len(holders) == 1 and app not in holders else app
             out.append((new, task))
             moved += new != app
@@ -129,8 +130,8 @@ class StewardMemory:
         key, values = shape(instruction)
         self.guidelines.setdefault(key, shape("; ".join(f"{a}: {t}" for a, t in plan), values)[0])
         for app, task in plan:
-            known = self.expertise.setdefault(app, [])
-            known += [] if shape(task)[0] in known else [shape(task)[0]]
+            known, task_key = self.expertise.setdefault(app, []), shape(task)[0]
+            known += [] if task_key in known else [task_key]
 
     def to_json(self) -> str:
         return json.dumps({"guidelines": self.guidelines, "expertise": self.expertise}, indent=1)
