@@ -1,15 +1,17 @@
-"""WebRL on WebSim: WebRL against AgentEvol-style filtered BC and the three ablations, and AutoGLM's
-interface ablation (semantic actions + a grounder vs raw element indices), over seeds.
+"""WebRL on WebSim: WebRL against AgentEvol-style filtered BC, the three ablations and two controls, and
+AutoGLM's interface ablation (semantic actions + a grounder vs raw element indices), over seeds.
 
-    python bench/webrl.py [--seeds 0,1,2] [--set key=value ...] [--out runs/webrl]
+    python bench/webrl.py [--seeds 0,1,2] [--runs semantic,controls,index] [--set key=value ...] [--out runs/webrl]
 
-Per seed, one `selfevolve run webrl` with every variant (semantic interface) and one with
-interface=index running webrl alone; a run already finished in --out with the same settings is
-read instead of run again. Every variant plays the same number of episodes per phase. Prints one JSON
-line per seed, interface and variant (held-out success after BC and after each phase, environment steps,
-success on the training templates at the end, the rollouts' verified success, the ORM's accuracy, its
-recall of successes and of failures and its precision on the phases it judged, how many tasks the curriculum wrote and
-at what mean difficulty), then one per interface and variant with the means over seeds.
+Per seed, up to three `selfevolve run webrl`: `semantic`, webrl, filtered-bc and the three ablations;
+`controls`, bc-continued and verifier-reward (semantic interface; its own run, so the first five's runs
+stay as they are: the same seed trains the same BC actor); `index`, webrl through raw element indices.
+A run already finished in --out with the same settings is read instead of run again. Every variant
+plays the same number of episodes per phase. Prints one JSON line per seed, interface and variant
+(held-out success after BC and after each phase, environment steps, success on the training templates
+at the end, the rollouts' verified success, the ORM's accuracy, its recall of successes and of failures
+and its precision on the phases it judged, how many tasks the curriculum wrote and at what mean
+difficulty), then one per interface and variant with the means over seeds.
 """
 
 from __future__ import annotations
@@ -24,22 +26,24 @@ from star_family import finished_or_run
 from selfevolve.config import parse_overrides
 from selfevolve.recipes.webrl import VARIANTS
 
-RUNS = {"semantic": {"interface": "semantic", "variants": ",".join(VARIANTS)},
+CONTROLS = ("bc-continued", "verifier-reward")
+RUNS = {"semantic": {"interface": "semantic", "variants": ",".join(v for v in VARIANTS if v not in CONTROLS)},
+        "controls": {"interface": "semantic", "variants": ",".join(CONTROLS)},
         "index": {"interface": "index", "variants": "webrl"}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--interfaces", default="semantic,index")
+    parser.add_argument("--runs", default=",".join(RUNS))
     parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
     parser.add_argument("--out", type=Path, default=Path("runs/webrl"))
     args = parser.parse_args()
     means: dict[tuple[str, str], list[dict]] = {}
     for seed in (int(s) for s in args.seeds.split(",")):
-        for interface in args.interfaces.split(","):
-            values = {**RUNS[interface], **parse_overrides(args.set), "seed": seed}
-            s = finished_or_run("webrl", args.out / f"{interface}-s{seed}", values)
+        for name in args.runs.split(","):
+            values = {**RUNS[name], **parse_overrides(args.set), "seed": seed}
+            s, interface = finished_or_run("webrl", args.out / f"{name}-s{seed}", values), values["interface"]
             for v in s["variants"]:
                 judged = [{**p["orm"], "precision":  # of the episodes judged successes, the share that are
                            p["orm"]["success_recall"] * p["rollout_success"] / p["orm"]["judged_success"]
@@ -61,7 +65,7 @@ def main() -> None:
                      env_steps=[p["env_steps"] for p in v["phases"]], **line,
                      wall_seconds=round(v["wall_seconds"], 1))
                 means.setdefault((interface, v["variant"]), []).append(line)
-            emit(bench="webrl", seed=seed, interface=interface, bc=round(s["bc"]["held_out"]["success"], 4),
+            emit(bench="webrl", seed=seed, run=name, interface=interface, bc=round(s["bc"]["held_out"]["success"], 4),
                  bc_seconds=round(s["bc"]["wall_seconds"], 1), wall_seconds=round(s["wall_seconds"], 1))
     for (interface, variant), lines in means.items():
         emit(bench="webrl", interface=interface, variant=variant, seeds=len(lines),

@@ -158,7 +158,8 @@ def test_a_tiny_run_learns_to_act_and_compares_variants_on_equal_episodes(tiny_r
 
 
 QUICK = ["demo_tasks=20", "bc_steps=20", "phases=2", "tasks_per_phase=6", "eval_tasks=3", "orm_steps=5",
-         "update_steps=3", "max_steps=4", "variants=webrl,filtered-bc", "n_layer=1", "batch_size=8", "threads=2"]
+         "update_steps=3", "max_steps=4", "variants=webrl,filtered-bc,bc-continued,verifier-reward", "n_layer=1",
+         "batch_size=8", "threads=2"]
 
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):
@@ -166,6 +167,19 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):
     kill_9_after(["run", "webrl", "--out", str(killed), *sets(QUICK)], "samples/round-002.parquet")
     assert not (killed / "summary.json").exists()
     assert_resume_finishes_as(killed, finished_run("webrl", QUICK))
+
+
+def test_the_controls_are_judged_by_the_verifier_and_bc_continued_plays_only_base_tasks(finished_run):
+    run = finished_run("webrl", QUICK)
+    phases = {v["variant"]: v["phases"] for v in summary(run)["variants"]}
+    assert phases["webrl"][1]["orm"] is not None  # from phase 2 on the ORM judges webrl's episodes
+    for r, variant in ((4, "bc-continued"), (5, "verifier-reward")):
+        assert all(p["orm"] is None for p in phases[variant])
+        rows = duckdb.sql(f"SELECT count(*) FILTER (WHERE judged <> success), count(DISTINCT phase) "
+                          f"FROM '{run}/samples/round-00{r}.parquet'").fetchall()[0]
+        assert rows == (0, 2)  # every action labelled by the verifier, in both phases
+    assert all(p["curriculum"]["accepted"] == 0 for p in phases["bc-continued"])
+    assert all(p["loss"] == p["loss"] for p in phases["bc-continued"])  # cloned in every phase
 
 
 def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):

@@ -8,15 +8,16 @@ Learning", arXiv:2411.02337; the interface ablation from Liu et al. (2024), "Aut
     round 1    phase 1, shared by every variant: the actor plays `tasks_per_phase` training tasks, and the
                outcome reward model (agents/orm.py) learns from their verified outcomes
     rounds 2.. one per variant, from the BC actor, `phases` phases of `tasks_per_phase` episodes each:
-               webrl            the ORM judges (no verifier after phase 1); tasks come from the curriculum
-                                (agents/curriculum.py); the update regresses beta log(pi/pi_old) on the
-                                advantage (judged outcome - critic value of template and difficulty) over
-                                this phase's actions and replayed earlier successes whose confidence is
-                                in [replay_low, replay_high]
+               webrl            the ORM judges (no verifier after phase 1); tasks from the curriculum (agents/
+                                curriculum.py); the update regresses beta log(pi/pi_old) on the advantage (judged
+                                outcome - critic value of template and difficulty) over this phase's actions and
+                                replayed earlier successes whose confidence is in [replay_low, replay_high]
                filtered-bc      AgentEvol's: base tasks, cloning demonstrations + the verifier's successes
                fixed-tasks      webrl on base tasks (no curriculum)
                no-kl            webrl, its update cloning every judged success so far (no demonstrations)
                no-replay-filter webrl replaying every earlier judged success
+               bc-continued     base tasks, cloning the demonstrations alone (filtered-bc without its successes)
+               verifier-reward  webrl judged by the verifier instead of the ORM
 
 After each phase the actor is scored greedily on `eval_tasks` held-out tasks (difficulties 0-2, all
 templates, `team` never trained on). `interface`: AutoGLM's semantic actions + grounder, or raw indices.
@@ -58,7 +59,9 @@ from selfevolve.tasks.base import SPLITS
 from selfevolve.train.rl import confidence, kl_regression_update
 from selfevolve.train.sft import Examples, TrainingConfig, make_optimizer, train_on_pools
 
-VARIANTS = ("webrl", "filtered-bc", "fixed-tasks", "no-kl", "no-replay-filter")
+VARIANTS = ("webrl", "filtered-bc", "fixed-tasks", "no-kl", "no-replay-filter", "bc-continued", "verifier-reward")
+CLONING = ("filtered-bc", "no-kl", "bc-continued")  # the variants whose update is behavioural cloning
+VERIFIED = ("filtered-bc", "bc-continued", "verifier-reward")  # the variants the verifier judges, not the ORM
 MAX_SEQ_LEN = 480  # the longest prompt (366 characters + three actions of at most 24) and a reply
 ORM_SEQ_LEN = 512  # the ORM's prompt adds the final action and the step count
 CURRICULUM_IDS = (500_000, HELD_OUT)  # training ids the curriculum's new sites come from
@@ -71,7 +74,7 @@ class Config(ModelChoice, TrainingConfig):
     interface: str = "semantic"
     """semantic (name the element, a grounder finds it) or index (answer with its number): AutoGLM's ablation."""
     variants: tuple[str, ...] = ("webrl", "filtered-bc")
-    """Which to run: webrl, filtered-bc, fixed-tasks, no-kl, no-replay-filter."""
+    """Which to run: webrl, filtered-bc, fixed-tasks, no-kl, no-replay-filter, bc-continued, verifier-reward."""
     demo_tasks: int = 600
     """Training tasks with the expert's demonstration (ids 0 .. demo_tasks-1)."""
     bc_steps: int = 1500
@@ -184,20 +187,20 @@ def run_variant(cfg: Config, variant: str, policy, orm, first: list[WebEpisode],
     """One variant's phases from the BC actor; returns its record and its actions' table."""
     critic, replay, kept = Critic(), [], []
     writer = TaskWriter(*CURRICULUM_IDS)
-    curriculum = variant not in ("filtered-bc", "fixed-tasks")
+    curriculum = variant not in ("filtered-bc", "fixed-tasks", "bc-continued")
     phases, played, env_steps, episodes, tasks = [], [], 0, first, []
     for phase in range(1, cfg.phases + 1):
         t0 = time.perf_counter()
         if phase > 1:
             episodes = rollouts(policy, cfg, tasks, cfg.temperature, (variant, phase))
-        truth, judged = [ep.success for ep in episodes], phase > 1 and variant != "filtered-bc"
+        truth, judged = [ep.success for ep in episodes], phase > 1 and variant not in VERIFIED
         labels = judge(orm, episodes) if judged else truth
         for ep, y in zip(episodes, labels, strict=True):
             critic.add(ep.template, ep.task.difficulty, y)
         env_steps += sum(ep.steps for ep in episodes)
-        if variant in ("filtered-bc", "no-kl"):
-            kept += [ep for ep, y in zip(episodes, labels, strict=True) if y]
-            data = (demos if variant == "filtered-bc" else []) + kept  # no-kl: webrl's data, cloned
+        if variant in CLONING:
+            kept += [ep for ep, y in zip(episodes, labels, strict=True) if y and variant != "bc-continued"]
+            data = (demos if variant != "no-kl" else []) + kept  # no-kl: webrl's data, cloned
             update = {"loss": cloning(policy, cfg, data, cfg.update_steps, cfg.update_lr, (variant, phase), progress,
                                       f"{variant} phase {phase}: BC on {len(data)} episodes") if data else None}
         else:
@@ -241,19 +244,17 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         load_extra(store.checkpoint_dir(1), "orm", orm.model)
         shared = records[1]
     else:
-        loss = train_orm(orm, first, [ep.success for ep in first], cfg.sft(), cfg.orm_steps,
-                         rngs(cfg.seed, "orm").torch, progress)
-        shared = {"round": 1, "orm_loss": loss, "rollout_success": float(np.mean([ep.success for ep in first])),
+        truth = [ep.success for ep in first]
+        loss = train_orm(orm, first, truth, cfg.sft(), cfg.orm_steps, rngs(cfg.seed, "orm").torch, progress)
+        shared = {"round": 1, "orm_loss": loss, "rollout_success": float(np.mean(truth)),
                   "wall_seconds": time.perf_counter() - t0}
-        store.write_samples(1, step_table(first, [ep.success for ep in first], [1] * len(first)))
+        store.write_samples(1, step_table(first, truth, [1] * len(first)))
         store.record_round(1, shared, {"rollout_success": shared["rollout_success"]})
         store.save_checkpoint(1, policy.model, policy.model.cfg.to_dict(), make_optimizer(policy.model, cfg.sft()),
                               {"round": 1}, extra={"orm": orm.model})
     start = {k: v.clone() for k, v in policy.model.state_dict().items()}
     done = {r["variant"]: r for r in records.values() if "variant" in r}
-    for r, variant in enumerate(cfg.variants, start=2):
-        if variant in done:
-            continue
+    for r, variant in [(r, v) for r, v in enumerate(cfg.variants, start=2) if v not in done]:
         policy.model.load_state_dict(start)
         record, table = run_variant(cfg, variant, policy, orm, first, demos, progress)
         store.write_samples(r, table)
@@ -261,9 +262,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         store.record_round(r, done[variant], {"held_out": record["held_out"][-1]})
     variants = [done[v] for v in cfg.variants]
     summary = {"recipe": "webrl", "seed": cfg.seed, "interface": cfg.interface, "eval_split": cfg.eval_split,
-               "eval_tasks": cfg.eval_tasks, "bc": bc, "shared_phase": shared,
+               "eval_tasks": cfg.eval_tasks, "bc": bc, "shared_phase": shared, "variants": variants,
                "held_out": {v["variant"]: [bc["held_out"]["success"], *v["held_out"]] for v in variants},
-               "variants": variants,
                "wall_seconds": bc["wall_seconds"] + shared["wall_seconds"] + sum(v["wall_seconds"] for v in variants)}
     store.write_summary(summary)
     store.event("finished")
