@@ -17,7 +17,10 @@ HELD_OUT on draw from every template, training ids only from the training ones, 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -300,3 +303,25 @@ class StreamConfig:
         env = Phone(self.difficulty)
         first = (DEV if self.eval_split == "dev" else HELD_OUT) + self.seed * 10_000  # type: ignore[attr-defined]
         return unseen_ids(env, state_keys(env, range(self.demo_tasks)), first, self.tasks)
+
+
+def stream_record(variant: str, episodes: list, outcome: Callable[[list], dict], batches: list[dict], t0: float
+                  ) -> dict:
+    """A variant's record on the held-out stream: its outcome over every task, over the seen and over the
+    held-out templates, its success by template and by batch, and its wall time since t0."""
+    def over(keep: Callable[[str], bool]) -> dict:
+        return outcome([e for e in episodes if keep(e.template)])
+
+    return {"variant": variant, **outcome(episodes), "seen_templates": over(lambda t: t not in HELD_OUT_TEMPLATES),
+            "held_out_templates": over(lambda t: t in HELD_OUT_TEMPLATES),
+            "by_template": {t: over(lambda x, t=t: x == t)["success"] for t in sorted({e.template for e in episodes})},
+            "batches": batches, "wall_seconds": time.perf_counter() - t0}
+
+
+def plot_success_by_batch(summary: dict, plot_dir: Path, title: str) -> list[Path]:
+    """Each variant's success per batch of the stream, its memories growing between batches."""
+    from selfevolve.report import plot_lines
+
+    xs = list(range(1, len(summary["variants"][0]["batches"]) + 1))
+    series = {r["variant"]: [b["success"] for b in r["batches"]] for r in summary["variants"]}
+    return [plot_lines(xs, series, title, "batch", "success rate", plot_dir / "success-by-batch.png")]

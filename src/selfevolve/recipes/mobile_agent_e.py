@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from selfevolve.agents.mobile_agent import Memory, Played, expert, lm_operator, play
-from selfevolve.agents.phone import HELD_OUT_TEMPLATES, StreamConfig
+from selfevolve.agents.phone import StreamConfig, plot_success_by_batch, stream_record
 from selfevolve.config import check_min, check_some_of
 from selfevolve.models.lm import TransformerLM
 from selfevolve.models.policy import ModelChoice
@@ -154,11 +154,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         played, batches = play_stream(cfg, variant, operator, tasks, store.path / "memory" / f"{variant}.json",
                                       progress)
         store.write_samples(r, samples(played))
-        seen = [p for p in played if p.template not in HELD_OUT_TEMPLATES]
-        record = {"round": r, "variant": variant, **outcome(played), "seen_templates": outcome(seen),
-                  "by_template": {t: outcome([p for p in played if p.template == t])["success"]
-                                  for t in sorted({p.template for p in played})},
-                  "batches": batches, "wall_seconds": time.perf_counter() - t0}
+        record = {"round": r, **stream_record(variant, played, outcome, batches, t0)}
         store.record_round(r, record, {"success": record["success"], "decisions": record["decisions"]})
         progress.log(f"[bold]{variant}[/]  success {record['success']:.3f}  actions {record['actions']:.1f}  "
                      f"decisions {record['decisions']:.1f}  shortcuts {batches[-1]['shortcuts']}  "
@@ -194,12 +190,8 @@ def table(summary: dict):
 
 
 def plots(summary: dict, plot_dir: Path) -> list[Path]:
-    from selfevolve.report import plot_lines
-
-    xs = list(range(1, len(summary["variants"][0]["batches"]) + 1))
-    series = {r["variant"]: [b["success"] for b in r["batches"]] for r in summary["variants"]}
-    return [plot_lines(xs, series, "Success per batch of the held-out stream (memory grows between batches)",
-                       "batch", "success rate", plot_dir / "success-by-batch.png")]
+    return plot_success_by_batch(summary, plot_dir, "Success per batch of the held-out stream (memory grows "
+                                 "between batches)")
 
 
 RECIPE = Recipe(Config, run, headline, plots, table=table, policy=lambda cfg: cfg.load_policy(MAX_SEQ_LEN))

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from selfevolve.agents import mobile_agent, steward
-from selfevolve.agents.phone import HELD_OUT_TEMPLATES, Phone, StreamConfig
+from selfevolve.agents.phone import Phone, StreamConfig, plot_success_by_batch, stream_record
 from selfevolve.config import check_min, check_some_of
 from selfevolve.evolve.runner import ParallelConfig
 from selfevolve.models.lm import TransformerLM
@@ -207,12 +207,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         memory_path = store.path / "memory" / f"{variant}.json"
         episodes, batches = play_stream(cfg, variant, policy, tasks, memory_path, progress)
         store.write_samples(r, samples(episodes))
-        record = {"round": r, "variant": variant, **outcome(episodes),
-                  "seen_templates": outcome([e for e in episodes if e.template not in HELD_OUT_TEMPLATES]),
-                  "held_out_templates": outcome([e for e in episodes if e.template in HELD_OUT_TEMPLATES]),
-                  "by_template": {t: outcome([e for e in episodes if e.template == t])["success"]
-                                  for t in sorted({e.template for e in episodes})},
-                  "batches": batches, "wall_seconds": time.perf_counter() - t0}
+        record = {"round": r, **stream_record(variant, episodes, outcome, batches, t0)}
         store.record_round(r, record, {"success": record["success"], "actions": record["actions"]})
         progress.log(f"[bold]{variant}[/]  success {record['success']:.3f}  (held-out templates "
                      f"{record['held_out_templates']['success']:.3f})  actions {record['actions']:.1f}")
@@ -247,12 +242,8 @@ def table(summary: dict):
 
 
 def plots(summary: dict, plot_dir: Path) -> list[Path]:
-    from selfevolve.report import plot_lines
-
-    xs = list(range(1, len(summary["variants"][0]["batches"]) + 1))
-    series = {r["variant"]: [b["success"] for b in r["batches"]] for r in summary["variants"]}
-    return [plot_lines(xs, series, "Success per batch of the held-out stream (memories grow between batches)",
-                       "batch", "success rate", plot_dir / "success-by-batch.png")]
+    return plot_success_by_batch(summary, plot_dir, "Success per batch of the held-out stream (memories grow "
+                                 "between batches)")
 
 
 RECIPE = Recipe(Config, run, headline, plots, table=table, policy=lambda cfg: cfg.load_policy(MAX_SEQ_LEN))
