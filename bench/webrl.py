@@ -20,9 +20,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from common import emit
 from star_family import finished_or_run
 
+from selfevolve.agents.web import Web
+from selfevolve.agents.web_agent import in_words
 from selfevolve.config import parse_overrides
 from selfevolve.recipes.webrl import VARIANTS
 
@@ -30,6 +33,18 @@ CONTROLS = ("bc-continued", "verifier-reward")
 RUNS = {"semantic": {"interface": "semantic", "variants": ",".join(v for v in VARIANTS if v not in CONTROLS)},
         "controls": {"interface": "semantic", "variants": ",".join(CONTROLS)},
         "index": {"interface": "index", "variants": "webrl"}}
+
+
+def failed_but_first_action_right(samples: Path, interface: str) -> float:
+    """Of a variant's rollouts that failed, the share whose first action was the expert's: what an
+    episode-level advantage pushes down along with the mistakes."""
+    t = pq.read_table(samples, columns=["task_id", "difficulty", "step", "action", "success"]).to_pylist()
+    right = []
+    for row in (r for r in t if r["step"] == 0 and not r["success"]):
+        env = Web(row["difficulty"])
+        env.reset(row["task_id"])
+        right.append(row["action"] == in_words(env, env.plan[0], interface))
+    return round(float(np.mean(right)), 3)
 
 
 def main() -> None:
@@ -44,7 +59,7 @@ def main() -> None:
         for name in args.runs.split(","):
             values = {**RUNS[name], **parse_overrides(args.set), "seed": seed}
             s, interface = finished_or_run("webrl", args.out / f"{name}-s{seed}", values), values["interface"]
-            for v in s["variants"]:
+            for r, v in enumerate(s["variants"], start=2):
                 judged = [{**p["orm"], "precision":  # of the episodes judged successes, the share that are
                            p["orm"]["success_recall"] * p["rollout_success"] / p["orm"]["judged_success"]
                            if p["orm"]["judged_success"] else float("nan")} for p in v["phases"] if p["orm"]]
@@ -58,6 +73,8 @@ def main() -> None:
                         "rollout_success": round(float(np.mean([p["rollout_success"] for p in v["phases"]])), 3),
                         "orm_accuracy": orm("accuracy"), "orm_success_recall": orm("success_recall"),
                         "orm_failure_recall": orm("failure_recall"), "orm_precision": orm("precision"),
+                        "failed_first_action_right": failed_but_first_action_right(
+                            args.out / f"{name}-s{seed}" / "samples" / f"round-{r:03d}.parquet", interface),
                         "curriculum_tasks": sum(p["curriculum"]["accepted"] for p in v["phases"]),
                         "rollout_difficulty": round(float(np.mean([p["difficulty"] for p in v["phases"]])), 2)}
                 emit(bench="webrl", seed=seed, interface=interface, variant=v["variant"],
