@@ -8,10 +8,10 @@ Learning", arXiv:2411.02337; the interface ablation from Liu et al. (2024), "Aut
     round 1    phase 1, shared by every variant: the actor plays `tasks_per_phase` training tasks, and the
                outcome reward model (agents/orm.py) learns from their verified outcomes
     rounds 2.. one per variant, from the BC actor, `phases` phases of `tasks_per_phase` episodes each:
-               webrl            the ORM judges (no verifier after phase 1); tasks from the curriculum (agents/
-                                curriculum.py); the update regresses beta log(pi/pi_old) on the advantage (judged
-                                outcome - critic value of template and difficulty) over this phase's actions and
-                                replayed earlier successes whose confidence is in [replay_low, replay_high]
+               webrl            the ORM judges (no verifier after phase 1); tasks from the curriculum
+                                (agents/curriculum.py); the update regresses beta log(pi/pi_old) on the advantage
+                                (judged outcome - critic value of template and difficulty) over this phase's actions
+                                and replayed earlier successes whose confidence is in [replay_low, replay_high]
                filtered-bc      AgentEvol's: base tasks, cloning demonstrations + the verifier's successes
                fixed-tasks      webrl on base tasks (no curriculum)
                no-kl            webrl, its update cloning every judged success so far (no demonstrations)
