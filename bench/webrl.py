@@ -11,7 +11,8 @@ plays the same number of episodes per phase. Prints one JSON line per seed, inte
 (held-out success after BC and after each phase, environment steps, success on the training templates
 at the end, the rollouts' verified success, the ORM's accuracy, its recall of successes and of failures
 and its precision on the phases it judged, how many tasks the curriculum wrote and at what mean
-difficulty), then one per interface and variant with the means over seeds.
+difficulty, and the share of failed rollouts that began with the expert's first action), then one per
+interface and variant with the means over seeds.
 """
 
 from __future__ import annotations
