@@ -272,7 +272,6 @@ class Phone(AppEnv):
         return read + message(g["b"], self.last(g["a"]))
 
 
-
 @dataclass
 class StreamConfig:
     """The config fields of a recipe whose agents learn from the expert on training tasks, then play a
