@@ -18,7 +18,8 @@ from helpers import (
 from selfevolve.config import build_config
 from selfevolve.errors import ConfigError
 from selfevolve.models.state_action import ActionStateTransformer, Bins
-from selfevolve.recipes.pasta import HIGH, LOW, METHODS, Config, build, policy
+from selfevolve.recipes.pasta import METHODS, Config, build, policy
+from selfevolve.tasks.point_mass import HIGH, LOW
 
 TINY = ["pretrain_skills=hold,move", "noise_levels=0.3", "pretrain_episodes=8", "pretrain_steps=150",
         "adapt_steps=150", "eval_episodes=20", "episode_steps=30", "tasks=heavy", "n_embd=32", "context=3"]
@@ -114,7 +115,28 @@ def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):
 
 
 @pytest.mark.parametrize("values,message", [({"context": 80}, "context (80) must be <= episode_steps"),
-                                             ({"tasks": "fly"}, "unknown point-mass skill 'fly'")])
+                                             ({"tasks": "fly"}, "unknown point-mass skill 'fly'"),
+                                             ({"env": "mars"}, "env must be one of point-mass, cart-pole"),
+                                             ({"env": "cart-pole", "tasks": "diagonal"},
+                                              "unknown cart-pole skill 'diagonal'"),
+                                             ({"env": "cart-pole", "failed_sensor": "y"},
+                                              "failed_sensor must be one of x, vx, angle, spin")])
 def test_each_bad_setting_names_itself(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_config(Config, values)
+
+
+def test_on_the_cart_pole_a_step_is_five_tokens_and_the_policy_pushes_one_force():
+    cfg = build_config(Config, {"env": "cart-pole", "n_embd": 32, "context": 3})
+    assert (cfg.pretrain_skills, cfg.tasks, cfg.episode_steps) == (("balance", "left"), ("right", "long"), 200)
+    model = build(cfg, "component", "test")
+    states, actions = torch.randn(2, 3, 4) * 0.1, torch.rand(2, 3, 1) * 2 - 1
+    ids = model.ids(states, actions)
+    assert ids.shape == (2, 15) and ((ids[:, :5] // 64) == torch.arange(5)).all()
+    picked = [p for p in range(14) if (p + 1) % 5 == 4]  # the force token of each step is the only target
+    logits = model.head(model.features(model.embed(ids)))
+    want = F.cross_entropy(logits[:, picked].reshape(-1, logits.shape[-1]), ids[:, [p + 1 for p in picked]].reshape(-1))
+    torch.testing.assert_close(model.loss(states, actions, actions_only=True), want)
+    act = policy(build(cfg, "modality", "test"), 3, failed=1)
+    forces = [act(torch.randn(7, 4) * 0.1) for _ in range(4)]
+    assert all(f.shape == (7, 1) and f.abs().max() <= 1 for f in forces)

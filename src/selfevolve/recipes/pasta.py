@@ -9,9 +9,12 @@
                from scratch, for the same steps. Every policy is scored on held-out episodes, and again
                with sensor `failed_sensor` reading 0 (a sensor-failure probe); `heavy` is a dynamics change
 
-Environment: tasks/point_mass.py (return = mean reward per step in [0, 1]); model: models/state_action.py.
+Environments (return = mean reward per step in [0, 1]): tasks/point_mass.py, and tasks/cart_pole.py
+(gymnasium's CartPole-v1 with a continuous force; its corpus adds Deep GA policies to the LQR experts);
+model: models/state_action.py.
 
     selfevolve run pasta --set tasks=diagonal,switch,heavy --set demos=4
+    selfevolve run pasta --set env=cart-pole
 """
 
 from __future__ import annotations
@@ -32,34 +35,35 @@ from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs, seeded
 from selfevolve.store import RunStore
-from selfevolve.tasks.point_mass import episodes, expert_return, mean_return, skill
+from selfevolve.tasks import cart_pole, point_mass
 from selfevolve.train.cloning import fit
 
 METHODS = ("component-lora", "component-head", "component-scratch", "modality-lora", "modality-scratch")
-# value ranges of (x, y, vx, vy, force x, force y) for component tokens: a mass at speed 2 for 50 steps
-# ends 11 from where it started; values outside are clipped to the end bins
-LOW, HIGH = [-12.0, -12.0, -3.0, -3.0, -1.0, -1.0], [12.0, 12.0, 3.0, 3.0, 1.0, 1.0]
-SENSORS = ("x", "y", "vx", "vy")
+ENVS = {"point-mass": point_mass, "cart-pole": cart_pole}
 
 
 @dataclass
 class Config:
     seed: int = 0
     """Every stream (episodes, held-out starts, initialisations, batches) derives from it."""
-    pretrain_skills: tuple[str, ...] = ("hold", "move", "fast", "up")
-    """Skills whose expert episodes make the pretraining corpus (tasks/point_mass.py)."""
+    env: str = "point-mass"
+    """point-mass or cart-pole: the environment, its skills and its value ranges."""
+    pretrain_skills: tuple[str, ...] = ()
+    """Skills whose expert episodes make the pretraining corpus; () = the environment's: hold, move, fast,
+    up (point-mass); balance, left (cart-pole)."""
     noise_levels: tuple[float, ...] = (0.1, 0.4, 0.8)
     """Noise on the expert's executed force in the corpus: one set of episodes per level."""
     pretrain_episodes: int = 30
     """Episodes per pretraining skill and noise level."""
-    tasks: tuple[str, ...] = ("diagonal", "switch", "heavy")
-    """Downstream tasks, each learnt from `demos` expert episodes."""
+    tasks: tuple[str, ...] = ()
+    """Downstream tasks, each learnt from `demos` expert episodes; () = the environment's: diagonal,
+    switch, heavy (point-mass); right, long (cart-pole)."""
     demos: int = 4
     """Expert episodes per downstream task (noise 0.3)."""
-    episode_steps: int = 50
-    """Steps per episode (0.1 s each)."""
+    episode_steps: int = 0
+    """Steps per episode; 0 = the environment's: 50 of 0.1 s (point-mass), 200 of 0.02 s (cart-pole)."""
     context: int = 4
-    """Steps the model reads: 24 component tokens, or 8 modality tokens."""
+    """Steps the model reads: 24 component tokens (point-mass; 20 on cart-pole), or 8 modality tokens."""
     bins: int = 64
     """Bins per dimension for component tokens."""
     n_layer: int = 2
@@ -77,25 +81,31 @@ class Config:
     batch_size: int = 64
     """Windows of `context` steps per step."""
     failed_sensor: str = "vx"
-    """The state dimension that reads 0 in the sensor-failure probe (x, y, vx or vy)."""
+    """The state dimension that reads 0 in the sensor-failure probe: x, y, vx or vy (point-mass); x, vx,
+    angle or spin (cart-pole)."""
     eval_episodes: int = 100
     """Held-out episodes per score."""
     threads: int = 2
     """Torch CPU threads."""
 
     def __post_init__(self) -> None:
+        if self.env not in ENVS:
+            raise ValueError(f"env must be one of {', '.join(ENVS)}, got {self.env!r}")
+        env = ENVS[self.env]
+        self.pretrain_skills, self.tasks = self.pretrain_skills or env.PRETRAIN, self.tasks or env.TASKS
+        self.episode_steps = self.episode_steps or env.EPISODE_STEPS
         check_min(self, 0, "seed")
         check_min(self, 1, "pretrain_episodes", "demos", "episode_steps", "context", "n_layer", "n_head", "n_embd",
                   "pretrain_steps", "adapt_steps", "lora_rank", "batch_size", "eval_episodes", "threads")
         check_min(self, 2, "bins")
         for name in (*self.pretrain_skills, *self.tasks):
-            skill(name)
-        if not self.pretrain_skills or not self.tasks or not self.noise_levels:
-            raise ValueError("pretrain_skills, tasks and noise_levels must each name at least one")
+            env.skill(name)
+        if not self.noise_levels:
+            raise ValueError("noise_levels must name at least one")
         if self.context > self.episode_steps:
             raise ValueError(f"context ({self.context}) must be <= episode_steps ({self.episode_steps})")
-        if self.failed_sensor not in SENSORS:
-            raise ValueError(f"failed_sensor must be one of {', '.join(SENSORS)}, got {self.failed_sensor!r}")
+        if self.failed_sensor not in env.SENSORS:
+            raise ValueError(f"failed_sensor must be one of {', '.join(env.SENSORS)}, got {self.failed_sensor!r}")
         if self.n_embd % self.n_head or (self.n_embd // self.n_head) % 2:
             raise ValueError(f"n_embd ({self.n_embd}) must split into n_head ({self.n_head}) heads of even size")
         if self.lr <= 0 or self.adapt_lr <= 0 or min(self.noise_levels) < 0:
@@ -103,14 +113,16 @@ class Config:
 
 
 def build(cfg: Config, tokens: str, stream: str) -> ActionStateTransformer:
+    env = ENVS[cfg.env]
     shape = TransformerConfig(vocab_size=1, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                              pos_encoding="rope", max_seq_len=cfg.context * 6)
-    return seeded(lambda: ActionStateTransformer(shape, tokens, Bins(LOW, HIGH, cfg.bins), 4, 2), cfg.seed, stream)
+                              pos_encoding="rope", max_seq_len=cfg.context * (len(env.SENSORS) + env.ACTION_DIM))
+    return seeded(lambda: ActionStateTransformer(shape, tokens, Bins(env.LOW, env.HIGH, cfg.bins), len(env.SENSORS),
+                                                 env.ACTION_DIM), cfg.seed, stream)
 
 
 def train(model: ActionStateTransformer, params, data, cfg: Config, steps: int, lr: float, actions_only: bool,
           stream: str) -> float:
-    """Steps on random windows of `context` steps of the episodes in `data` ((E, T, 4), (E, T, 2))."""
+    """Steps on random windows of `context` steps of the episodes in `data` ((E, T, S), (E, T, A))."""
     states, actions = data
     E, T = states.shape[:2]
 
@@ -120,12 +132,6 @@ def train(model: ActionStateTransformer, params, data, cfg: Config, steps: int, 
         return model.loss(states[e[:, None], t], actions[e[:, None], t], actions_only)
 
     return fit(params, batch_loss, steps, lr, rngs(cfg.seed, "batches", stream).torch)
-
-
-def corpus(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
-    parts = [episodes(name, cfg.pretrain_episodes, cfg.episode_steps, cfg.seed, noise, f"pretrain/{noise}")
-             for name in cfg.pretrain_skills for noise in cfg.noise_levels]
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def policy(model: ActionStateTransformer, context: int, failed: int | None = None) -> Callable:
@@ -140,7 +146,7 @@ def policy(model: ActionStateTransformer, context: int, failed: int | None = Non
         seen_states.append(s)
         states = torch.stack(seen_states[-context:], 1)
         before = taken[len(taken) - states.shape[1] + 1:] if states.shape[1] > 1 else []
-        actions = torch.stack(before, 1) if before else torch.zeros(len(s), 0, 2)
+        actions = torch.stack(before, 1) if before else torch.zeros(len(s), 0, model.action_dim)
         a = model.act(states, actions)
         taken.append(a)
         return a
@@ -165,11 +171,12 @@ def adapt(pretrained: dict[str, ActionStateTransformer], method: str, cfg: Confi
 
 
 def held_out(cfg: Config, task: str, act: Callable) -> float:
-    return mean_return(task, act, cfg.eval_episodes, cfg.episode_steps, cfg.seed)
+    return ENVS[cfg.env].mean_return(task, act, cfg.eval_episodes, cfg.episode_steps, cfg.seed)
 
 
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     torch.set_num_threads(cfg.threads)
+    env = ENVS[cfg.env]
     models = {tokens: build(cfg, tokens, f"pretrain/{tokens}") for tokens in ("component", "modality")}
     state = store.read_state("pretrained models") or {"records": []}
     records = list(state["records"])
@@ -180,10 +187,11 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     for rec in records:
         store.record_round(rec["round"], rec, {f"pretrain_loss/{rec['tokens']}": rec["loss"]})
     done_tasks = {r["task"]: r for r in store.rounds() if "task" in r}
-    failed = SENSORS.index(cfg.failed_sensor)
+    failed = env.SENSORS.index(cfg.failed_sensor)
     with progress.task("pretrain, then adapt to each task", 2 + len(cfg.tasks),
                        done=len(records) + len(done_tasks)) as advance:
-        pretraining = corpus(cfg) if len(records) < len(models) else None
+        pretraining = (env.pretraining(cfg.pretrain_skills, cfg.pretrain_episodes, cfg.episode_steps, cfg.seed,
+                                       cfg.noise_levels) if len(records) < len(models) else None)
         for r, tokens in enumerate(models):
             if r < len(records):
                 continue
@@ -203,14 +211,14 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             if task in done_tasks:
                 continue
             t0, r = time.perf_counter(), 2 + j
-            data = episodes(task, cfg.demos, cfg.episode_steps, cfg.seed, 0.3)
+            data = env.episodes(task, cfg.demos, cfg.episode_steps, cfg.seed, 0.3)
             returns, probe = {}, {}
             for method in METHODS:
                 model = adapt(models, method, cfg, data, task)
                 returns[method] = held_out(cfg, task, policy(model, cfg.context))
                 probe[method] = held_out(cfg, task, policy(model, cfg.context, failed))
             rec = {"round": r, "task": task, "returns": returns, "sensor_failed": probe,
-                   "expert": expert_return(task, cfg.eval_episodes, cfg.episode_steps, cfg.seed),
+                   "expert": env.expert_return(task, cfg.eval_episodes, cfg.episode_steps, cfg.seed),
                    "wall_seconds": time.perf_counter() - t0}
             store.record_round(r, rec, {**{f"{task}/{m}": v for m, v in returns.items()},
                                         **{f"{task}/{m}/sensor_failed": v for m, v in probe.items()}})
@@ -218,8 +226,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                          + f"  (expert {rec['expert']:.3f})")
             done_tasks[task] = rec
             advance()
-    summary = {"recipe": "pasta", "seed": cfg.seed, "demos": cfg.demos, "failed_sensor": cfg.failed_sensor,
-               "pretraining": records, "tasks": [done_tasks[t] for t in cfg.tasks],
+    summary = {"recipe": "pasta", "env": cfg.env, "seed": cfg.seed, "demos": cfg.demos,
+               "failed_sensor": cfg.failed_sensor, "pretraining": records, "tasks": [done_tasks[t] for t in cfg.tasks],
                "wall_seconds": sum(r["wall_seconds"] for r in records + list(done_tasks.values()))}
     store.write_summary(summary)
     store.event("finished")

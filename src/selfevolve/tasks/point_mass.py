@@ -18,6 +18,13 @@ from selfevolve.rng import rngs
 
 DT, DRAG, GAIN = 0.1, 0.5, 4.0
 RESPONSE = 0.3  # seconds the expert takes to close a velocity error
+SENSORS = ("x", "y", "vx", "vy")
+ACTION_DIM = 2
+# value ranges of (x, y, vx, vy, force x, force y) for component tokens: a mass at speed 2 for 50 steps
+# ends 11 from where it started; values outside are clipped to the end bins
+LOW, HIGH = [-12.0, -12.0, -3.0, -3.0, -1.0, -1.0], [12.0, 12.0, 3.0, 3.0, 1.0, 1.0]
+PRETRAIN, TASKS = ("hold", "move", "fast", "up"), ("diagonal", "switch", "heavy")
+EPISODE_STEPS = 50  # 5 seconds
 
 
 def _const(vx: float, vy: float) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -93,6 +100,14 @@ def episodes(name: str, n: int, steps: int, seed: int, noise: float,
     sk = skill(name)
     states, actions, _ = _simulate(sk, lambda s: expert(sk, s), n, steps, seed, f"{stream}/{name}", noise)
     return states.transpose(0, 1), actions.transpose(0, 1)
+
+
+def pretraining(names: tuple[str, ...], episodes_each: int, steps: int, seed: int,
+                noise_levels: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The corpus: `episodes_each` expert episodes of each skill at each noise level."""
+    parts = [episodes(name, episodes_each, steps, seed, noise, f"pretrain/{noise}")
+             for name in names for noise in noise_levels]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def demonstrations(name: str, n: int, steps: int, seed: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
