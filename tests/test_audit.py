@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pytest
+import torch
+import transformers
 from helpers import assert_clean_error, run_cli, save_bpe_llama
 
 from selfevolve.audit import OPTIONS, WORDINGS, Item, load_inventory, paired_permutation_p, question
@@ -60,3 +62,40 @@ def test_audit_asks_a_local_llama_every_item_in_every_condition(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("question\tscale\n")
     assert_clean_error(run_cli("audit", str(model), "--inventory", str(bad)), "columns item, trait, key")
+
+
+def test_over_an_openai_compatible_server_the_audit_gives_the_local_report(tmp_path):
+    from test_serve import start_server
+
+    model, items = tmp_path / "llama", load_inventory()[::5]  # two items a trait
+    questions = [question(item, w, r)[0] for item in items for w in WORDINGS for r in (False, True)]
+    tok = save_bpe_llama(model, questions)
+    # its tokenizer never joins a number to the space before it: the prompt's next-token probabilities are
+    # what the echoed log-likelihoods of the prompt followed by each number give
+    assert all(tok.encode(q + "3") == tok.encode(q) + tok.encode("3") for q in questions)
+    llama = transformers.LlamaForCausalLM.from_pretrained(model)
+    with torch.no_grad():
+        llama.model.norm.weight.mul_(30)  # peaked answers, so that equal reports are not all 3s
+    llama.save_pretrained(model)
+    mine = tmp_path / "mine.tsv"
+    mine.write_text("item\ttrait\tkey\n" + "".join(f"{i.text}\t{i.trait}\t{'+-'[i.key < 0]}\n" for i in items))
+    reports = {}
+    server, base = start_server(model, "--name", "tiny")
+    try:
+        for name, where in (("local", [str(model)]), ("served", ["tiny", "--base-url", base])):
+            proc = run_cli("audit", *where, "--inventory", str(mine), "--out", str(tmp_path / name), "--rounds", "200")
+            assert proc.returncode == 0, proc.stderr
+            reports[name] = json.loads((tmp_path / name).read_text())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    local, served = reports["local"], reports["served"]
+    assert local["items"] == served["items"] == 10 and served["base_url"] == base
+    for trait, row in local["traits"].items():
+        for condition, cell in row.items():
+            assert served["traits"][trait][condition]["score"] == pytest.approx(cell["score"], abs=1e-4)
+    scores = [cell["score"] for row in local["traits"].values() for cell in row.values()]
+    assert max(scores) - min(scores) > 0.1  # the model answers item by item, not 3 everywhere
+    for condition, row in local["conditions"].items():
+        for measure in ("mean_option_number", "r_vs_base"):
+            assert served["conditions"][condition][measure] == pytest.approx(row[measure], abs=1e-4)

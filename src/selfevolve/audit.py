@@ -7,9 +7,11 @@ arXiv:2309.08163
 Each item ("I finish tasks before their deadline.", a trait, keyed + or -) is asked in each of
 three equivalent wordings, with the five options listed from "very inaccurate" to "very accurate"
 or the other way round. The model's answer is the distribution of its next token over the option
-numbers 1-5; the item's score is the expected option (1-5, reversed for items keyed -), a trait's
-score the mean over its items. A paired permutation test over items (random sign flips of the
-per-item differences) says whether another wording or the reversed order moves a trait's score
+numbers 1-5 (over an OpenAI-compatible endpoint: the log-likelihoods of the prompt followed by each
+number, which the server echoes, normalised over the five; the same when the tokenizer does not join
+a number to the space before it, as tested); the item's score is the expected option (1-5, reversed
+for items keyed -), a trait's score the mean over its items. A paired permutation test over items
+(random sign flips of the per-item differences) says whether another wording or the reversed order moves a trait's score
 more than chance: a stable self-assessment moves none. The inventory (data/big_five.tsv, 10
 items per trait) is written in our own words; `--inventory FILE` reads a user's (item, trait, key).
 """
@@ -17,6 +19,7 @@ items per trait) is written in our own words; `--inventory FILE` reads a user's 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -63,20 +66,36 @@ def question(item: Item, wording: str, reverse: bool) -> tuple[str, list[int]]:
     return WORDINGS[wording].format(item=item.text, options=options) + " ", levels
 
 
-@torch.no_grad()
-def item_answers(model, tok, items: list[Item], wording: str, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Each item's expected score (1-5, keyed -: reversed) from the next-token probabilities of "1"-"5",
-    and the expected option number as listed (1-5: where in the list the model answers)."""
+def next_token_options(model, tok) -> Callable[[str], np.ndarray]:
+    """A local model's log-scores of the option numbers 1-5 as its next token after the prompt."""
     digits = [tok.encode(str(n)) for n in range(1, 6)]
     if any(len(d) != 1 for d in digits):
         raise ValueError("the tokenizer must write each of 1-5 as one token")
     ids = [d[0] for d in digits]
     model.eval()
+
+    @torch.no_grad()
+    def options(prompt: str) -> np.ndarray:
+        return model(torch.tensor([tok.encode(prompt)]))[0, -1].float()[ids].numpy()
+
+    return options
+
+
+def endpoint_options(lm) -> Callable[[str], np.ndarray]:
+    """An OpenAI-compatible model's log-scores of the options: the prompt followed by each number, scored
+    whole (one request of five echoed prompts, models/lm.py's OpenAILM)."""
+    return lambda prompt: np.array(lm.sequence_logprobs([prompt + str(n) for n in range(1, 6)]))
+
+
+def item_answers(options: Callable[[str], np.ndarray], items: list[Item], wording: str,
+                 reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's expected score (1-5, keyed -: reversed) from the model's probabilities of "1"-"5"
+    (`options`' log-scores, normalised over the five), and the expected option number as listed (1-5:
+    where in the list the model answers)."""
     scores, positions = [], []
     for item in items:
         prompt, levels = question(item, wording, reverse)
-        logits = model(torch.tensor([tok.encode(prompt)]))[0, -1].float()
-        p = logits[ids].softmax(-1).numpy()
+        p = torch.from_numpy(options(prompt)).double().softmax(-1).numpy()
         accuracy = float(p @ np.array(levels, dtype=float))
         scores.append(accuracy if item.key > 0 else 6 - accuracy)
         positions.append(float(p @ np.arange(1, 6)))
@@ -91,13 +110,13 @@ def paired_permutation_p(a: np.ndarray, b: np.ndarray, rounds: int, rng: np.rand
     return float((1 + np.sum(np.abs((flips * d).mean(axis=1)) >= observed - 1e-12)) / (rounds + 1))
 
 
-def audit(model, tok, items: list[Item], rounds: int = 10_000, seed: int = 0) -> dict:
+def audit(options: Callable[[str], np.ndarray], items: list[Item], rounds: int = 10_000, seed: int = 0) -> dict:
     """Per trait and condition (wording x order): the score, and the p-value of the change from the first
     condition; per condition over all items: the correlation of item scores with the first condition's
     (1 for a stable self-assessment) and the mean option number answered (3 without position bias)."""
     traits = sorted({i.trait for i in items})
     conditions = [(w, r) for w in WORDINGS for r in (False, True)]
-    answers = {c: item_answers(model, tok, items, *c) for c in conditions}
+    answers = {c: item_answers(options, items, *c) for c in conditions}
     names = {c: f"{c[0]}{' reversed' if c[1] else ''}" for c in conditions}
     rng = np.random.default_rng(seed)
     base = conditions[0]

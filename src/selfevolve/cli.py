@@ -246,8 +246,11 @@ def serve(
 
 @app.command()
 def audit(
-    model: Annotated[str, typer.Argument(help="smollm2, a local Hugging Face Llama directory, or a run directory "
-                                              "(its reward models are audited as judges).")],
+    model: Annotated[str, typer.Argument(help="smollm2, a local Hugging Face Llama directory, a run directory "
+                                              "(its reward models are audited as judges), or with --base-url the "
+                                              "server's model name.")],
+    base_url: Annotated[str, typer.Option(help="An OpenAI-compatible server that echoes log-probabilities "
+                                               "(e.g. http://127.0.0.1:8000/v1).")] = "",
     inventory: Annotated[Path | None, typer.Option(help="Your own inventory: a TSV of item, trait, key (+/-).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the full report here as JSON.")] = None,
     rounds: Annotated[int, typer.Option(help="Permutations per test.")] = 10_000,
@@ -259,12 +262,11 @@ def audit(
     the reward models it holds as judges (agreement with the verifier, invariance under paraphrase)."""
     import json
 
-    if (Path(model) / "run.sqlite").exists():
+    if not base_url and (Path(model) / "run.sqlite").exists():
         _audit_judges(Path(model), out, problems, samples)
         return
     from selfevolve.audit import audit as run_audit
-    from selfevolve.audit import load_inventory
-    from selfevolve.models.hf import load
+    from selfevolve.audit import endpoint_options, load_inventory, next_token_options
     from selfevolve.store import atomic_write
 
     try:
@@ -273,8 +275,15 @@ def audit(
         raise ConfigError(str(err)) from None
     if rounds < 1:
         raise ConfigError(f"--rounds must be >= 1, got {rounds}")
-    net, tok = load(model)
-    report = run_audit(net, tok, items, rounds)
+    if base_url:
+        from selfevolve.models.lm import OpenAILM
+
+        options = endpoint_options(OpenAILM(base_url, model))
+    else:
+        from selfevolve.models.hf import load
+
+        options = next_token_options(*load(model))
+    report = run_audit(options, items, rounds)
     table = Table(title=f"{model}: trait score (1-5) per wording and option order; p against {report['base']}")
     conditions = list(next(iter(report["traits"].values())))
     table.add_column("trait")
@@ -293,7 +302,7 @@ def audit(
         items_table.add_row(c, f"{row['r_vs_base']:.2f}", f"{row['mean_option_number']:.2f}")
     console.print(items_table)
     if out is not None:
-        atomic_write(out, json.dumps({"model": model, **report}, indent=2) + "\n")
+        atomic_write(out, json.dumps({"model": model, "base_url": base_url or None, **report}, indent=2) + "\n")
 
 
 def _audit_judges(run_dir: Path, out: Path | None, problems: int, samples: int) -> None:

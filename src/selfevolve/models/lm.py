@@ -227,6 +227,12 @@ class OpenAILM:
         start = next(i for i, off in enumerate(lp.text_offset) if off >= len(prompt))
         return float(sum(lp.token_logprobs[start:]))
 
+    def sequence_logprobs(self, texts: list[str]) -> list[float]:
+        """log P(text) of each text as the server tokenises it (its first token given), in one request."""
+        out = self.client.completions.create(model=self.model, prompt=texts, max_tokens=0, echo=True, logprobs=0)
+        return [float(sum(lp for lp in c.logprobs.token_logprobs if lp is not None))
+                for c in sorted(out.choices, key=lambda c: c.index)]
+
     def chat(self, messages: list[dict], temperature: float = 0.0, max_tokens: int = 64, **kw) -> str:
         out = self.client.chat.completions.create(model=self.model, messages=messages, temperature=temperature,
                                                   max_tokens=max_tokens, **kw)
