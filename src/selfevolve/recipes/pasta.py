@@ -7,7 +7,8 @@
     rounds 2.. each of `tasks` by behaviour cloning from `demos` expert episodes: LoRA on each
                pretrained model, only the output head of the component model, and each model trained
                from scratch, for the same steps. Every policy is scored on held-out episodes, and again
-               with sensor `failed_sensor` reading 0 (a sensor-failure probe); `heavy` is a dynamics change
+               with sensor `failed_sensor` reading 0 (a sensor-failure probe); `heavy` (point-mass) and
+               `long` (cart-pole) are dynamics changes
 
 Environments (return = mean reward per step in [0, 1]): tasks/point_mass.py, and tasks/cart_pole.py
 (gymnasium's CartPole-v1 with a continuous force; its corpus adds Deep GA policies to the LQR experts);
