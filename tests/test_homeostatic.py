@@ -1,7 +1,10 @@
 """Homeostatic learners: the need-coupled step size against a hand computation, the gradients against
 finite differences, the concept shift, the controls, and a short run of the whole comparison."""
 
+import copy
+
 import numpy as np
+import pytest
 from helpers import run_cli, sets, summary
 
 from selfevolve.train.homeostatic import MLP, REGULATORS, Need, learn, shuffled, stream, swapped_labels
@@ -22,6 +25,31 @@ def test_the_step_size_follows_the_need_computed_by_hand():
         trace.append(base * (1 + coupling * errors))
         errors = 0.9 * errors + 0.1 * (not right)
     assert np.allclose(surprise["lr"], trace)
+
+
+@pytest.mark.parametrize("regulator", ["lrh", "lookahead"])
+def test_lrh_and_its_lookahead_control_move_the_step_size_as_computed_by_hand(regulator):
+    x, labels = stream(4, 1500, 100)
+    out = learn(x, labels, regulator, 0.05, seed=4)
+    # by hand: a twin network stepped alike, each decision imagined on a deep copy, sample by sample
+    net, coin, step, expected = MLP(np.random.default_rng([4, 1])), np.random.default_rng([4, 3]), 0.05, []
+
+    def imagined(grads, lr, i):
+        twin = copy.deepcopy(net)
+        twin.sgd(grads, lr)
+        return np.mean([twin.predict(x[j])[0] == labels[j] for j in range(i - 20, i)])
+
+    for i in range(len(labels)):
+        guess, cache = net.predict(x[i])
+        grads = net.gradients(cache, int(labels[i]))
+        if i >= 20 and i % 10 == 0:
+            # lrh tries the guessed class's effect (5-9 excite, 0-4 inhibit) and takes the true label's
+            tried = (0.005 if guess >= 5 else -0.005) if regulator == "lrh" else 0.005 * coin.choice([-1, 1])
+            if imagined(grads, max(step + tried, 1e-8), i) > imagined(grads, step, i):
+                step = max(step + ((0.005 if labels[i] >= 5 else -0.005) if regulator == "lrh" else tried), 1e-8)
+        expected.append(step)
+        net.sgd(grads, step)
+    assert np.allclose(out["lr"], expected) and np.count_nonzero(np.diff(expected)) >= 2  # it moved, twice
 
 
 def test_gradients_match_finite_differences_and_a_step_descends():

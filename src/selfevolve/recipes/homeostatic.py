@@ -1,6 +1,8 @@
 """Homeostatic learners under concept shift (Man, Damasio and Neven 2022): does a step size that grows with
 the learner's own need beat a tuned constant one, random regulation, and the same error signal without
-an internal state? (train/homeostatic.py has the learner and the regulators.)
+an internal state? And does the regulation of the paper's code (lrh: classes that excite or inhibit the
+step size, nudges tried on recent samples) beat the same lookahead without them? (train/homeostatic.py
+has the learner and the regulators.)
 
     for each swap rate: choose every regulator's settings (base step size, coupling; Adam's step
     size) on `dev_seeds` streams, then score each on `seeds` other streams: prequential accuracy
@@ -39,7 +41,8 @@ class Config:
     swap_every: tuple[int, ...] = (2000, 500, 150)
     """Concept-shift rates: two classes trade labels every this many samples."""
     lr_grid: tuple[float, ...] = (0.02, 0.03, 0.05, 0.08, 0.12)
-    """Base step sizes tried on dev (constant, homeostatic, surprise)."""
+    """Base step sizes tried on dev (constant, homeostatic, surprise; lrh and lookahead start there and
+    move by a tenth of it)."""
     coupling_grid: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     """How strongly need (or surprise) raises the step size: lr = base x (1 + coupling x signal)."""
     adam_grid: tuple[float, ...] = (0.001, 0.003, 0.01)
@@ -72,7 +75,7 @@ def accuracy(cfg: Config, regulator: str, seed: int, swap: int, lr: float, coupl
 def grid(cfg: Config, regulator: str) -> list[tuple[float, float]]:
     if regulator == "adam":
         return [(lr, 0.0) for lr in cfg.adam_grid]
-    if regulator == "constant":
+    if regulator in ("constant", "lrh", "lookahead"):
         return [(lr, 0.0) for lr in cfg.lr_grid]
     return list(itertools.product(cfg.lr_grid, cfg.coupling_grid))
 

@@ -15,6 +15,14 @@ is compared with, at the same base step size:
   average of its own errors, the same signal with no internal state in between;
 - `adam`: Adam with its usual step size.
 
+`lrh` is the regulation of the paper's released code (its "homeostatic decision making"): half the
+classes excite the step size and half inhibit it (labels 5-9 and 0-4). Every `interval` samples the
+learner imagines two steps on the current sample, one at its step size ("leave it") and one nudged
+by the effect of the class it guessed ("take it"), and scores both on its last `memory` samples; if
+taking it is better, the step size moves by the effect of the true label, so a wrong guess pushes it
+the wrong way. `lookahead` is the control the paper lacks: the same two imagined steps with the nudge
+up or down by a coin flip, kept when it is better, with no classes exciting or inhibiting anything.
+
 Digits are 5 x 7 glyphs at a random offset in a 7 x 9 canvas with flipped pixels. A concept shift
 swaps the labels of two classes every `swap_every` samples.
 """
@@ -31,7 +39,8 @@ GLYPHS = ["01110100011001110101110011000101110", "001000110000100001000010000100
           "00110010001000011110100011000101110", "11111000010001000100010000100001000",
           "01110100011000101110100011000101110", "01110100011000101111000010001001100"]
 ROWS, COLS, CANVAS_ROWS, CANVAS_COLS = 7, 5, 9, 7
-REGULATORS = ("homeostatic", "surprise", "random", "constant", "adam")
+REGULATORS = ("homeostatic", "surprise", "random", "constant", "adam", "lrh", "lookahead")
+EXCITING = 5  # labels from this one up raise lrh's step size, those below lower it
 
 
 def digits(n: int, rng: np.random.Generator, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +104,11 @@ class MLP:
         dh = (self.params[2] @ dlogits) * (1 - h * h)
         return [np.outer(x, dh), dh, np.outer(h, dlogits), dlogits]
 
+    def accuracy_after(self, grads: list[np.ndarray], lr: float, x: np.ndarray, labels: np.ndarray) -> float:
+        """Accuracy on (x, labels) of the network as it would be after an SGD step (it is not taken)."""
+        w1, b1, w2, b2 = (p - lr * g for p, g in zip(self.params, grads, strict=True))
+        return float(((np.tanh(x @ w1 + b1) @ w2 + b2).argmax(1) == labels).mean())
+
     def sgd(self, grads: list[np.ndarray], lr: float) -> None:
         for p, g in zip(self.params, grads, strict=True):
             p -= lr * g
@@ -116,29 +130,47 @@ def stream(seed: int, samples: int, swap_every: int, noise: float = 0.05) -> tup
 
 
 def learn(x: np.ndarray, labels: np.ndarray, regulator: str, lr: float, seed: int, coupling: float = 4.0,
-          need: Need | None = None, schedule: np.ndarray | None = None, surprise_decay: float = 0.9) -> dict:
+          need: Need | None = None, schedule: np.ndarray | None = None, surprise_decay: float = 0.9,
+          interval: int = 10, memory: int = 20, nudge: float = 0.1) -> dict:
     """One pass over the stream, predicting each sample before learning from it. Returns the prequential
-    right/wrong per sample and the step size used at each."""
+    right/wrong per sample and the step size used at each (lrh and lookahead: nudges of `nudge` x lr)."""
     net, need = MLP(np.random.default_rng([seed, 1])), need or Need()
+    coin = np.random.default_rng([seed, 3])
     right = np.zeros(len(labels), dtype=bool)
     used = np.zeros(len(labels))
-    level, errors = 0.0, 0.0  # the need, and the moving average of errors
+    level, errors, step = 0.0, 0.0, lr  # the need, the moving average of errors, lrh's current step size
     for i in range(len(labels)):
         guess, cache = net.predict(x[i])
         right[i] = guess == labels[i]
+        grads = net.gradients(cache, int(labels[i]))
         if regulator == "homeostatic":
             used[i] = lr * (1 + coupling * level)
         elif regulator == "surprise":
             used[i] = lr * (1 + coupling * errors)
         elif regulator == "random":
             used[i] = schedule[i]
+        elif regulator in ("lrh", "lookahead"):
+            if i >= memory and i % interval == 0:
+                step = decide(net, grads, step, lr * nudge, guess, int(labels[i]),
+                              (x[i - memory:i], labels[i - memory:i]), regulator == "lrh", coin)
+            used[i] = step
         else:
             used[i] = lr
-        grads = net.gradients(cache, int(labels[i]))
         net.adam(grads, used[i]) if regulator == "adam" else net.sgd(grads, used[i])
         level = need.feel(bool(right[i]))
         errors = surprise_decay * errors + (1 - surprise_decay) * (not right[i])
     return {"right": right, "lr": used}
+
+
+def decide(net: MLP, grads: list[np.ndarray], step: float, effect: float, guess: int, label: int,
+           recent: tuple[np.ndarray, np.ndarray], coupled: bool, coin: np.random.Generator) -> float:
+    """One decision of lrh (`coupled`) or lookahead: imagine a step at `step` and one nudged by `effect`
+    (lrh: the guessed class's effect; lookahead: up or down by a coin flip), score both on the recent
+    samples, and if the nudged one is better move: lrh by the true label's effect, lookahead by its nudge."""
+    tried = (effect if guess >= EXCITING else -effect) if coupled else effect * coin.choice([-1, 1])
+    if net.accuracy_after(grads, max(step + tried, 1e-8), *recent) > net.accuracy_after(grads, step, *recent):
+        step += (effect if label >= EXCITING else -effect) if coupled else tried
+    return max(step, 1e-8)
 
 
 def shuffled(schedule: np.ndarray, seed: int) -> np.ndarray:
