@@ -106,4 +106,7 @@ def test_a_short_comparison_runs_reports_every_regulator_and_resumes(tmp_path):
         for reg in REGULATORS:
             t = r["test"][reg]
             assert len(t["per_seed"]) == 3 and t["ci95"][0] <= t["mean"] <= t["ci95"][1]
-    assert (out / "plots" / "accuracy_by_rate.png").is_file()
+            # four windows of 100 digits, whose mean is the stream's accuracy
+            assert len(t["over_the_stream"]) == 4 and np.mean(t["over_the_stream"]) == pytest.approx(t["mean"])
+    for name in ("accuracy_by_rate", "stream-swap-200", "stream-swap-100"):
+        assert (out / "plots" / f"{name}.png").is_file()

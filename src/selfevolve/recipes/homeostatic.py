@@ -28,6 +28,7 @@ from selfevolve.store import RunStore
 from selfevolve.train.homeostatic import REGULATORS, Need, learn, shuffled, stream
 
 DEV_SEEDS_FROM = 1_000  # dev streams never share a seed with test streams
+STREAM_WINDOW = 100  # digits per point of the accuracy-over-the-stream plot
 
 
 @dataclass
@@ -63,13 +64,20 @@ class Config:
             raise ValueError(f"gain and cost must be in (0, 1], got {self.gain}, {self.cost}")
 
 
-def accuracy(cfg: Config, regulator: str, seed: int, swap: int, lr: float, coupling: float = 0.0) -> float:
+def answers(cfg: Config, regulator: str, seed: int, swap: int, lr: float, coupling: float = 0.0) -> np.ndarray:
+    """Right or wrong on each digit of the stream, classified before it is learned from."""
     x, labels = stream(seed, cfg.samples, swap)
     need = Need(cfg.gain, cfg.cost)
     if regulator == "random":  # the homeostatic learner's own step sizes on this stream, shuffled
         own = learn(x, labels, "homeostatic", lr, seed, coupling, Need(cfg.gain, cfg.cost))["lr"]
-        return float(learn(x, labels, "random", lr, seed, schedule=shuffled(own, seed))["right"].mean())
-    return float(learn(x, labels, regulator, lr, seed, coupling, need)["right"].mean())
+        return learn(x, labels, "random", lr, seed, schedule=shuffled(own, seed))["right"]
+    return learn(x, labels, regulator, lr, seed, coupling, need)["right"]
+
+
+def over_the_stream(right: list[np.ndarray], window: int = STREAM_WINDOW) -> list[float]:
+    """Mean accuracy over the seeds in consecutive windows of the stream (the last may be shorter)."""
+    mean = np.mean(right, axis=0)
+    return [float(mean[i:i + window].mean()) for i in range(0, len(mean), window)]
 
 
 def grid(cfg: Config, regulator: str) -> list[tuple[float, float]]:
@@ -94,17 +102,18 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             for reg, points in settings.items():
                 scores = []
                 for lr, coupling in points:
-                    scores.append(np.mean([accuracy(cfg, reg, s, swap, lr, coupling) for s in dev]))
+                    scores.append(np.mean([answers(cfg, reg, s, swap, lr, coupling).mean() for s in dev]))
                     advance(len(dev))
                 chosen[reg] = points[int(np.argmax(scores))]
             chosen["random"] = chosen["homeostatic"]
             for reg in REGULATORS:
-                results[reg] = [accuracy(cfg, reg, s, swap, *chosen[reg]) for s in range(cfg.seeds)]
+                results[reg] = [answers(cfg, reg, s, swap, *chosen[reg]) for s in range(cfg.seeds)]
                 advance(cfg.seeds)
         record = {"round": r, "swap_every": swap, "chosen": {k: list(v) for k, v in chosen.items()},
-                  "test": {reg: {"mean": float(np.mean(v)), "ci95": mean_interval(v, np.random.default_rng(r)),
-                                 "per_seed": v}
-                           for reg, v in results.items()},
+                  "test": {reg: {"mean": float(np.mean(per_seed)), "per_seed": per_seed,
+                                 "ci95": mean_interval(per_seed, np.random.default_rng(r)),
+                                 "over_the_stream": over_the_stream(v)}
+                           for reg, v in results.items() for per_seed in [[float(a.mean()) for a in v]]},
                   "wall_seconds": time.perf_counter() - t0}
         store.record_round(r, record, {f"accuracy/{reg}": record["test"][reg]["mean"] for reg in REGULATORS})
         progress.log(f"[bold]swap every {swap}[/]  " + "  ".join(
@@ -145,9 +154,15 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
     from selfevolve.report import plot_lines
 
     rates = [r["swap_every"] for r in summary["rates"]]
-    return [plot_lines(rates, {reg: [r["test"][reg]["mean"] for r in summary["rates"]] for reg in REGULATORS},
-                       "Prequential accuracy by concept-shift rate", "samples between label swaps", "accuracy",
-                       plot_dir / "accuracy_by_rate.png")]
+    by_rate = plot_lines(rates, {reg: [r["test"][reg]["mean"] for r in summary["rates"]] for reg in REGULATORS},
+                         "Prequential accuracy by concept-shift rate", "samples between label swaps", "accuracy",
+                         plot_dir / "accuracy_by_rate.png")
+    return [by_rate] + [plot_lines([STREAM_WINDOW * k for k in range(len(r["test"][REGULATORS[0]]["over_the_stream"]))],
+                                   {reg: r["test"][reg]["over_the_stream"] for reg in REGULATORS},
+                                   f"Accuracy over the stream, labels swapped every {r['swap_every']} (mean of "
+                                   f"{summary['seeds']} seeds)", "digit", f"accuracy over the next {STREAM_WINDOW}",
+                                   plot_dir / f"stream-swap-{r['swap_every']}.png")
+                        for r in summary["rates"]]
 
 
 RECIPE = Recipe(Config, run, headline, plots, table=table)
