@@ -11,7 +11,7 @@ is compared with, at the same base step size:
 - `constant`: a fixed step size (the best of a grid, chosen on dev seeds);
 - `random`: the homeostatic learner's own step sizes of the same stream, shuffled in time (the same
   amount of regulation, none of it timed by need);
-- `surprise` (lookahead without need: the control): lr = base x (1 + coupling x e), with e a moving
+- `surprise` (the control of this reading): lr = base x (1 + coupling x e), with e a moving
   average of its own errors, the same signal with no internal state in between;
 - `adam`: Adam with its usual step size.
 
