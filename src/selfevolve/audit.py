@@ -66,8 +66,8 @@ def question(item: Item, wording: str, reverse: bool) -> tuple[str, list[int]]:
     return WORDINGS[wording].format(item=item.text, options=options) + " ", levels
 
 
-def next_token_options(model, tok) -> Callable[[str], np.ndarray]:
-    """A local model's log-scores of the option numbers 1-5 as its next token after the prompt."""
+def next_token_options(model, tok) -> Callable[[list[str]], np.ndarray]:
+    """A local model's log-scores (n, 5) of the option numbers 1-5 as its next token after each prompt."""
     digits = [tok.encode(str(n)) for n in range(1, 6)]
     if any(len(d) != 1 for d in digits):
         raise ValueError("the tokenizer must write each of 1-5 as one token")
@@ -75,31 +75,31 @@ def next_token_options(model, tok) -> Callable[[str], np.ndarray]:
     model.eval()
 
     @torch.no_grad()
-    def options(prompt: str) -> np.ndarray:
-        return model(torch.tensor([tok.encode(prompt)]))[0, -1].float()[ids].numpy()
+    def options(prompts: list[str]) -> np.ndarray:
+        return np.stack([model(torch.tensor([tok.encode(p)]))[0, -1].float()[ids].numpy() for p in prompts])
 
     return options
 
 
-def endpoint_options(lm) -> Callable[[str], np.ndarray]:
-    """An OpenAI-compatible model's log-scores of the options: the prompt followed by each number, scored
-    whole (one request of five echoed prompts, models/lm.py's OpenAILM)."""
-    return lambda prompt: np.array(lm.sequence_logprobs([prompt + str(n) for n in range(1, 6)]))
+def endpoint_options(lm) -> Callable[[list[str]], np.ndarray]:
+    """An OpenAI-compatible model's log-scores (n, 5) of the options: each prompt followed by each number,
+    scored whole (one request of echoed prompts, models/lm.py's OpenAILM)."""
+    def options(prompts: list[str]) -> np.ndarray:
+        return np.array(lm.sequence_logprobs([p + str(n) for p in prompts for n in range(1, 6)])).reshape(-1, 5)
+
+    return options
 
 
-def item_answers(options: Callable[[str], np.ndarray], items: list[Item], wording: str,
+def item_answers(options: Callable[[list[str]], np.ndarray], items: list[Item], wording: str,
                  reverse: bool) -> tuple[np.ndarray, np.ndarray]:
     """Each item's expected score (1-5, keyed -: reversed) from the model's probabilities of "1"-"5"
     (`options`' log-scores, normalised over the five), and the expected option number as listed (1-5:
     where in the list the model answers)."""
-    scores, positions = [], []
-    for item in items:
-        prompt, levels = question(item, wording, reverse)
-        p = torch.from_numpy(options(prompt)).double().softmax(-1).numpy()
-        accuracy = float(p @ np.array(levels, dtype=float))
-        scores.append(accuracy if item.key > 0 else 6 - accuracy)
-        positions.append(float(p @ np.arange(1, 6)))
-    return np.array(scores), np.array(positions)
+    levels = np.array(question(items[0], wording, reverse)[1], dtype=float)
+    p = torch.from_numpy(options([question(item, wording, reverse)[0] for item in items])).double().softmax(-1)
+    accuracy = p.numpy() @ levels
+    keys = np.array([item.key for item in items])
+    return np.where(keys > 0, accuracy, 6 - accuracy), p.numpy() @ np.arange(1, 6)
 
 
 def paired_permutation_p(a: np.ndarray, b: np.ndarray, rounds: int, rng: np.random.Generator) -> float:
@@ -110,7 +110,7 @@ def paired_permutation_p(a: np.ndarray, b: np.ndarray, rounds: int, rng: np.rand
     return float((1 + np.sum(np.abs((flips * d).mean(axis=1)) >= observed - 1e-12)) / (rounds + 1))
 
 
-def audit(options: Callable[[str], np.ndarray], items: list[Item], rounds: int = 10_000, seed: int = 0) -> dict:
+def audit(options: Callable[[list[str]], np.ndarray], items: list[Item], rounds: int = 10_000, seed: int = 0) -> dict:
     """Per trait and condition (wording x order): the score, and the p-value of the change from the first
     condition; per condition over all items: the correlation of item scores with the first condition's
     (1 for a stable self-assessment) and the mean option number answered (3 without position bias)."""
