@@ -3,7 +3,8 @@
     python bench/r1t1.py [--seeds 0,1,2] [--set key=value ...] [--out runs/r1t1]
 
 Per seed, two round-0 models (SFT on templated translations, and on direct ones) are trained once
-and shared through `init_from`; every GRPO condition then draws the same completions (iterations x
+and shared through `init_from` (a run already in --out with the same settings is read, or resumed
+from its last finished round); every GRPO condition then draws the same completions (iterations x
 iteration_steps x prompts_per_step x group_size). Prints one JSON line per seed and condition with
 held-out chrF (greedy, the final answer after "=>") on languages seen in training and on unseen
 ones, and exact-match accuracy, after round 0 and after the last iteration.
@@ -15,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from common import emit
-from star_family import run
+from star_family import finished_or_run
 
 from selfevolve.config import parse_overrides
 
@@ -34,11 +35,11 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         base = {**parse_overrides(args.set), "seed": seed, "threads": args.threads}
         for start in ("templates", "direct"):
-            run("r1t1", args.out / f"s{seed}" / f"round0-{start}",
+            finished_or_run("r1t1", args.out / f"s{seed}" / f"round0-{start}",
                 {**base, "iterations": 0, "templates": start == "templates"})
         for name in args.conditions.split(","):
             start, values = CONDITIONS[name]
-            s = run("r1t1", args.out / f"s{seed}" / name,
+            s = finished_or_run("r1t1", args.out / f"s{seed}" / name,
                     {**base, **values, "init_from": str(args.out / f"s{seed}" / f"round0-{start}")})
             first, last = s["rounds"][0], s["rounds"][-1]
             emit(bench="r1t1", seed=seed, condition=name, samples_drawn=s["samples_drawn"],
