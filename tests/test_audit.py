@@ -44,10 +44,24 @@ def test_the_permutation_test_finds_a_known_effect_and_not_a_missing_one():
     assert paired_permutation_p(a, a, 100, np.random.default_rng(1)) == 1.0
 
 
-def test_audit_asks_a_local_llama_every_item_in_every_condition(tmp_path):
-    model = tmp_path / "llama"
-    save_bpe_llama(model, ["Here is a statement about you. How well does it describe you? Answer with a number: "
-                           "1 2 3 4 5 very inaccurate moderately accurate neither"] * 20)
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    """A random local Llama whose BPE tokenizer learnt the inventory's questions, so it never joins a number
+    to the space before it: a prompt's next-token probabilities are what the echoed log-likelihoods of
+    the prompt followed by each number give. Its answers are peaked, so equal reports are not all 3s."""
+    model = tmp_path_factory.mktemp("audit") / "llama"
+    questions = [question(item, w, r)[0] for item in load_inventory() for w in WORDINGS for r in (False, True)]
+    tok = save_bpe_llama(model, questions, vocab_size=1000)  # whole words: short prompts, quick forwards
+    assert all(tok.encode(q + "3") == tok.encode(q) + tok.encode("3") for q in questions)
+    net = transformers.LlamaForCausalLM.from_pretrained(model)
+    with torch.no_grad():
+        net.model.norm.weight.mul_(30)
+    net.save_pretrained(model)
+    return model
+
+
+def test_audit_asks_a_local_llama_every_item_in_every_condition(tmp_path, llama):
+    model = llama
     out = tmp_path / "audit.json"
     proc = run_cli("audit", str(model), "--out", str(out), "--rounds", "200")
     assert proc.returncode == 0, proc.stderr
@@ -64,19 +78,10 @@ def test_audit_asks_a_local_llama_every_item_in_every_condition(tmp_path):
     assert_clean_error(run_cli("audit", str(model), "--inventory", str(bad)), "columns item, trait, key")
 
 
-def test_over_an_openai_compatible_server_the_audit_gives_the_local_report(tmp_path):
+def test_over_an_openai_compatible_server_the_audit_gives_the_local_report(tmp_path, llama):
     from test_serve import start_server
 
-    model, items = tmp_path / "llama", load_inventory()[::10]  # one item a trait
-    questions = [question(item, w, r)[0] for item in items for w in WORDINGS for r in (False, True)]
-    tok = save_bpe_llama(model, questions)
-    # its tokenizer never joins a number to the space before it: the prompt's next-token probabilities are
-    # what the echoed log-likelihoods of the prompt followed by each number give
-    assert all(tok.encode(q + "3") == tok.encode(q) + tok.encode("3") for q in questions)
-    llama = transformers.LlamaForCausalLM.from_pretrained(model)
-    with torch.no_grad():
-        llama.model.norm.weight.mul_(30)  # peaked answers, so that equal reports are not all 3s
-    llama.save_pretrained(model)
+    model, items = llama, load_inventory()[::10]  # one item a trait
     mine = tmp_path / "mine.tsv"
     mine.write_text("item\ttrait\tkey\n" + "".join(f"{i.text}\t{i.trait}\t{'+-'[i.key < 0]}\n" for i in items))
     reports = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import torch
@@ -72,6 +73,7 @@ def fallen(s: torch.Tensor) -> torch.Tensor:
     return (s[:, 0].abs() > X_LIMIT) | (s[:, 2].abs() > ANGLE_LIMIT)
 
 
+@cache
 def lqr_gain(sk: Skill, weights: tuple[float, ...] = (1.0, 1.0, 10.0, 1.0), cost: float = 0.1) -> torch.Tensor:
     """K (4,) of the discrete-time LQR of the step linearised at rest with the pole up (the Riccati
     equation iterated to its fixed point): a = -K (s - goal) minimises sum s'Qs + cost a^2."""
@@ -118,7 +120,8 @@ def _simulate(sk: Skill, act: Callable[[torch.Tensor], torch.Tensor], episodes: 
     return torch.stack(states), torch.stack(actions), torch.stack(rewards)
 
 
-def ga_policies(seed: int, count: int, generations: int = 3) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+@cache
+def ga_policies(seed: int, count: int, generations: int = 3) -> tuple[Callable[[torch.Tensor], torch.Tensor], ...]:
     """The best `count` of a Deep GA population (100 MLPs 4-16-2) after `generations` generations on
     gymnasium's CartPole-v1: near-solvers that balance in their own ways, by full pushes (a = +-1)."""
     from selfevolve.evolve.ga import DeepGA, GAConfig
@@ -139,18 +142,18 @@ def ga_policies(seed: int, count: int, generations: int = 3) -> list[Callable[[t
         layers = spec.layers(torch.from_numpy(weights[None].copy()))
         return lambda s: torch.from_numpy(spec.act(layers, s[None]) * 2.0 - 1.0).float()[:, None]
 
-    return [policy(params[i]) for i in best]
+    return tuple(policy(params[i]) for i in best)
 
 
 def pretraining(names: tuple[str, ...], episodes_each: int, steps: int, seed: int,
                 noise_levels: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """The corpus: `episodes_each` expert episodes of each skill at each noise level and, for `balance`,
     as many again from three Deep GA policies. States (E, steps, 4), actions (E, steps, 1)."""
-    parts, ga = [], ga_policies(seed, 3) if "balance" in names else []
+    parts, ga = [], ga_policies(seed, 3) if "balance" in names else ()
     for name in names:
         for noise in noise_levels:
             parts.append(episodes(name, episodes_each, steps, seed, noise, f"pretrain/{noise}"))
-            for i, act in enumerate(ga if name == "balance" else []):
+            for i, act in enumerate(ga if name == "balance" else ()):
                 share = episodes_each // 3 + (i < episodes_each % 3)
                 states, actions, _ = _simulate(SKILLS[name], act, share, steps, seed, f"pretrain/{noise}/ga{i}", noise)
                 parts.append((states.transpose(0, 1), actions.transpose(0, 1)))
