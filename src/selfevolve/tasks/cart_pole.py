@@ -80,7 +80,7 @@ def lqr_gain(sk: Skill, weights: tuple[float, ...] = (1.0, 1.0, 10.0, 1.0), cost
     rest = torch.zeros(4, dtype=torch.float64)
     A = torch.autograd.functional.jacobian(lambda s: step(sk, s[None], torch.zeros(1, dtype=s.dtype))[0], rest)
     B = torch.autograd.functional.jacobian(lambda a: step(sk, rest[None], a)[0], torch.zeros(1, dtype=rest.dtype))
-    Q, R, P = torch.diag(torch.tensor(weights, dtype=torch.float64)), torch.tensor([[cost]], dtype=torch.float64), None
+    Q, R = torch.diag(torch.tensor(weights, dtype=torch.float64)), torch.tensor([[cost]], dtype=torch.float64)
     P = Q.clone()
     for _ in range(5000):
         K = torch.linalg.solve(R + B.T @ P @ B, B.T @ P @ A)
