@@ -11,9 +11,10 @@ numbers 1-5 (over an OpenAI-compatible endpoint: the log-likelihoods of the prom
 number, which the server echoes, normalised over the five; the same when the tokenizer does not join
 a number to the space before it, as tested); the item's score is the expected option (1-5, reversed
 for items keyed -), a trait's score the mean over its items. A paired permutation test over items
-(random sign flips of the per-item differences) says whether another wording or the reversed order moves a trait's score
-more than chance: a stable self-assessment moves none. The inventory (data/big_five.tsv, 10
-items per trait) is written in our own words; `--inventory FILE` reads a user's (item, trait, key).
+(random sign flips of the per-item differences) says whether another wording or the reversed order
+moves a trait's score more than chance: a stable self-assessment moves none. The inventory
+(data/big_five.tsv, 10 items per trait) is written in our own words; `--inventory FILE` reads a
+user's (item, trait, key).
 """
 
 from __future__ import annotations

@@ -109,11 +109,11 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             for reg in REGULATORS:
                 results[reg] = [answers(cfg, reg, s, swap, *chosen[reg]) for s in range(cfg.seeds)]
                 advance(cfg.seeds)
+        per_seed = {reg: [float(right.mean()) for right in v] for reg, v in results.items()}
         record = {"round": r, "swap_every": swap, "chosen": {k: list(v) for k, v in chosen.items()},
-                  "test": {reg: {"mean": float(np.mean(per_seed)), "per_seed": per_seed,
-                                 "ci95": mean_interval(per_seed, np.random.default_rng(r)),
-                                 "over_the_stream": over_the_stream(v)}
-                           for reg, v in results.items() for per_seed in [[float(a.mean()) for a in v]]},
+                  "test": {reg: {"mean": float(np.mean(per_seed[reg])), "per_seed": per_seed[reg],
+                                 "ci95": mean_interval(per_seed[reg], np.random.default_rng(r)),
+                                 "over_the_stream": over_the_stream(results[reg])} for reg in REGULATORS},
                   "wall_seconds": time.perf_counter() - t0}
         store.record_round(r, record, {f"accuracy/{reg}": record["test"][reg]["mean"] for reg in REGULATORS})
         progress.log(f"[bold]swap every {swap}[/]  " + "  ".join(
