@@ -2,7 +2,9 @@
 its own successes keep it right in fewer decisions, guards from recurring failures send an action that
 cannot work back to the operator, and a tiny run learns, compares every memory and resumes after kill -9."""
 
+import importlib.util
 import re
+from dataclasses import asdict
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -10,11 +12,25 @@ import pytest
 from helpers import assert_refused_before_a_run, assert_resume_finishes_as, kill_9_after, sets, summary
 
 from selfevolve.agents.experience import Shortcut
-from selfevolve.agents.mobile_agent import Memory, bind, can_work, describe, expert, ground, play, prompt_of
+from selfevolve.agents.mobile_agent import (
+    Memory,
+    Player,
+    bind,
+    can_work,
+    describe,
+    expert,
+    ground,
+    lm_operator,
+    play,
+    prompt_of,
+)
 from selfevolve.agents.phone import HELD_OUT_TEMPLATES, Phone
-from selfevolve.config import build_config
+from selfevolve.config import build_config, parse_overrides
 from selfevolve.errors import ConfigError
-from selfevolve.recipes.mobile_agent_e import Config
+from selfevolve.evolve.runner import Evaluator
+from selfevolve.models.lm import TransformerLM
+from selfevolve.recipes.mobile_agent_e import MAX_SEQ_LEN, Config
+from selfevolve.store import RunStore
 
 TINY = ["demo_tasks=80", "bc_steps=150", "tasks=4", "update_every=2", "variants=none,both", "resamples=1",
         "n_layer=2", "threads=2"]
@@ -112,6 +128,25 @@ def test_a_tiny_run_learns_to_act_and_compares_memories_on_one_stream(tiny_run):
     assert (len(both.shortcuts), len(both.tips)) == (runs["both"]["batches"][-1]["shortcuts"],
                                                      runs["both"]["batches"][-1]["tips"])
     assert (tiny_run / "plots" / "success-by-batch.png").exists()
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("ray"), reason="needs Ray")
+def test_chunks_played_on_ray_workers_give_the_serial_episodes_for_a_fixed_seed(tiny_run):
+    cfg = build_config(Config, parse_overrides(TINY))
+    policy = cfg.load_policy(MAX_SEQ_LEN)
+    RunStore.open(tiny_run).load_last(policy.model)
+    tasks, _ = cfg.stream()
+    greedy = Player(policy.model, policy.tok, 1, Memory(), 0, 1.0, cfg.max_tokens)(tasks, 0)
+    memory = Memory(guards=sorted({(screen, action.split()[0]) for p in greedy for screen, action in p.failures}))
+    player = Player(policy.model, policy.tok, 1, memory, 2, 1.0, cfg.max_tokens)  # guards resample at temperature 1
+    serial = [asdict(p) for p in Evaluator(player, 1)(tasks, 7)]
+    assert [asdict(p) for p in Evaluator(player, 1, "ray", workers=2)(tasks, 7)] == serial
+    assert sum(p["resampled"] for p in serial) > 0
+    assert [asdict(p) for p in Evaluator(player, 1)(tasks, 8)] != serial  # the seed reaches the sampling
+    # chunk_size 0 (the default) plays the batch here with the seed itself
+    operator = lm_operator(TransformerLM(policy.model, policy.tok, seed=7), cfg.max_tokens)
+    assert [asdict(p) for p in Evaluator(player, 0)(tasks, 7)] == [asdict(p) for p in play(operator, tasks, 1, memory,
+                                                                                          2, 1.0)]
 
 
 QUICK = ["demo_tasks=10", "bc_steps=10", "tasks=3", "update_every=2", "variants=none,both", "resamples=1",

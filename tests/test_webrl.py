@@ -3,7 +3,9 @@ curriculum keeps only tasks in its band, the ORM learns to judge and its agreeme
 KL-regression update moves the actor the way the advantages say, and a tiny run learns, compares the
 variants on equal episodes and resumes after kill -9."""
 
+import importlib.util
 import re
+from dataclasses import asdict
 
 import duckdb
 import numpy as np
@@ -16,13 +18,16 @@ from hypothesis import strategies as st
 from selfevolve.agents.curriculum import Critic, TaskWriter, evolve, in_band
 from selfevolve.agents.orm import agreement, judge, train_orm
 from selfevolve.agents.web import Web
-from selfevolve.agents.web_agent import INTERFACES, WebTask, ground, in_words, observation, play
-from selfevolve.config import build_config
+from selfevolve.agents.web_agent import INTERFACES, Player, WebTask, ground, in_words, lm_actor, observation, play
+from selfevolve.config import build_config, parse_overrides
 from selfevolve.errors import ConfigError
+from selfevolve.evolve.runner import Evaluator
+from selfevolve.models.lm import TransformerLM
 from selfevolve.models.policy import TINY as TINY_MODEL
 from selfevolve.models.policy import load_policy
 from selfevolve.progress import Progress
-from selfevolve.recipes.webrl import Config
+from selfevolve.recipes.webrl import MAX_SEQ_LEN, Config
+from selfevolve.store import RunStore
 from selfevolve.train.dpo import answer_logprobs
 from selfevolve.train.rl import confidence, kl_regression_loss, kl_regression_update
 from selfevolve.train.sft import Examples, SFTConfig
@@ -155,6 +160,21 @@ def test_a_tiny_run_learns_to_act_and_compares_variants_on_equal_episodes(tiny_r
         first.append(action == in_words(env, env.plan[0], "semantic"))
     assert np.mean(first) >= 0.5, first
     assert (tiny_run / "plots" / "held-out.png").exists()
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("ray"), reason="needs Ray")
+def test_chunks_played_on_ray_workers_give_the_serial_episodes_for_a_fixed_seed(tiny_run):
+    cfg = build_config(Config, parse_overrides(TINY))
+    policy = cfg.load_policy(MAX_SEQ_LEN)
+    RunStore.open(tiny_run).load_last(policy.model)
+    player = Player(policy.model, policy.tok, cfg.interface, cfg.max_steps, cfg.max_tokens, 1.0)
+    serial = [asdict(ep) for ep in Evaluator(player, 3)(HELD[::15], 7)]
+    assert [asdict(ep) for ep in Evaluator(player, 3, "ray", workers=2)(HELD[::15], 7)] == serial
+    assert [asdict(ep) for ep in Evaluator(player, 3)(HELD[::15], 8)] != serial  # the seed reaches the sampling
+    # chunk_size 0 (the default) plays every task in one batch with the seed itself, as the recipe always has
+    lm = TransformerLM(policy.model, policy.tok, seed=7)
+    assert [asdict(ep) for ep in Evaluator(player, 0)(HELD[::15], 7)] == [
+        asdict(ep) for ep in play(lm_actor(lm, cfg.max_tokens), HELD[::15], cfg.interface, cfg.max_steps, 1.0)]
 
 
 QUICK = ["demo_tasks=20", "bc_steps=20", "phases=2", "tasks_per_phase=6", "eval_tasks=3", "orm_steps=5",

@@ -27,9 +27,12 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from selfevolve.agents.env import parse_react
 from selfevolve.agents.experience import Shortcut, mine_shortcuts, recurring_failures, tip
 from selfevolve.agents.phone import APPS, Phone
+from selfevolve.models.lm import TransformerLM
 
 VERBS = {"open", "tap", "type", "swipe", "back", "home"}
 SCREENS = {"home", *APPS}
@@ -208,3 +211,24 @@ def lm_operator(lm, max_tokens: int) -> Operator:
         replies = lm.generate(prompts, temperature=temperature, max_tokens=max_tokens)
         return [parse_react(reply.text)[1] for (reply,) in replies]
     return propose
+
+
+@dataclass(frozen=True)
+class Player:
+    """Plays a chunk of task ids with the operator's model and the memory as they stand, its sampling
+    seeded by the chunk: picklable, so a Ray worker plays a chunk exactly as this process would."""
+
+    model: object
+    tok: object
+    difficulty: int
+    memory: Memory
+    resamples: int
+    temperature: float
+    max_tokens: int
+
+    def __call__(self, task_ids: list[int], seed: int) -> np.ndarray:
+        operator = lm_operator(TransformerLM(self.model, self.tok, seed=seed), self.max_tokens)
+        out = np.empty(len(task_ids), dtype=object)
+        out[:] = play(operator, [int(t) for t in task_ids], self.difficulty, self.memory, self.resamples,
+                      self.temperature)
+        return out

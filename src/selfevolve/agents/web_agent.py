@@ -21,6 +21,7 @@ import numpy as np
 from selfevolve.agents.app_env import Widget
 from selfevolve.agents.env import parse_react
 from selfevolve.agents.web import TEMPLATES, Web
+from selfevolve.models.lm import TransformerLM
 from selfevolve.train.sft import Examples
 
 INTERFACES = ("semantic", "index")
@@ -36,6 +37,11 @@ Actor = Callable[[list[str], float], list[str]]
 class WebTask:
     difficulty: int
     task_id: int
+
+
+def base_tasks(first: int, n: int) -> list[WebTask]:
+    """Tasks of the base distribution: ids first .. first+n-1, difficulties 0, 1, 2 in turn."""
+    return [WebTask(i % 3, i) for i in range(first, first + n)]
 
 
 def name_of(e: Widget) -> str:
@@ -167,3 +173,22 @@ def lm_actor(lm, max_tokens: int) -> Actor:
         return [row[0].text.split("\n")[0] for row in lm.generate(prompts, temperature=temperature,
                                                                    max_tokens=max_tokens)]
     return act
+
+
+@dataclass(frozen=True)
+class Player:
+    """Plays a chunk of tasks with a model as it stands, its sampling seeded by the chunk: picklable, so a
+    Ray worker plays a chunk exactly as this process would."""
+
+    model: object
+    tok: object
+    interface: str
+    max_steps: int
+    max_tokens: int
+    temperature: float
+
+    def __call__(self, tasks: list[WebTask], seed: int) -> np.ndarray:
+        lm = TransformerLM(self.model, self.tok, seed=seed)
+        out = np.empty(len(tasks), dtype=object)
+        out[:] = play(lm_actor(lm, self.max_tokens), list(tasks), self.interface, self.max_steps, self.temperature)
+        return out

@@ -2,8 +2,9 @@
 
 The population is cut into chunks of `chunk_size` rows and chunk c is evaluated with seed
 (seed, c), whoever runs it, so the serial path and Ray give the same fitness for a fixed
-seed. Ray starts a local cluster unless `address` names a running one ("auto" or
-"ray://host:port").
+seed. chunk_size 0 evaluates every row as one task in this process with the seed itself (the
+rollouts that recipes measured in one batch). Ray starts a local cluster unless `address`
+names a running one ("auto" or "ray://host:port").
 """
 
 from __future__ import annotations
@@ -37,14 +38,16 @@ class ParallelConfig:
     workers: int = 0
     """CPUs for a local Ray cluster; 0 = all."""
     chunk_size: int = 4
-    """Individuals per fitness task (the unit of parallel work)."""
+    """Individuals per fitness task (the unit of parallel work); 0 = all as one task, in this process."""
 
     def __post_init__(self) -> None:
         getattr(super(), "__post_init__", lambda: None)()  # a mixin: the recipe's other bases check theirs
         if self.backend not in ("serial", "ray"):
             raise ValueError(f"backend must be serial or ray, got {self.backend!r}")
-        if self.chunk_size < 1 or self.workers < 0:
-            raise ValueError(f"chunk_size must be >= 1 and workers >= 0, got {self.chunk_size}, {self.workers}")
+        if self.chunk_size < 0 or self.workers < 0:
+            raise ValueError(f"chunk_size and workers must be >= 0, got {self.chunk_size}, {self.workers}")
+        if self.backend == "ray" and not self.chunk_size:
+            raise ValueError("backend=ray needs chunk_size >= 1 (the tasks sent to the workers)")
 
     def evaluator(self, fn: ChunkFn) -> Evaluator:
         return Evaluator(fn, self.chunk_size, self.backend, self.ray_address, self.workers)
@@ -55,8 +58,8 @@ class Evaluator:
                  workers: int = 0) -> None:
         if backend not in ("serial", "ray"):
             raise ConfigError(f"backend must be 'serial' or 'ray', got {backend!r}")
-        if chunk_size < 1:
-            raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+        if chunk_size < 0 or (backend == "ray" and not chunk_size):
+            raise ConfigError(f"chunk_size must be >= {int(backend == 'ray')} with backend {backend}, got {chunk_size}")
         self.fn, self.chunk_size, self.backend = fn, chunk_size, backend
         if backend == "ray":
             try:
@@ -69,6 +72,8 @@ class Evaluator:
             self._remote, self._fn_ref = ray.remote(_call), ray.put(fn)
 
     def __call__(self, rows: np.ndarray, seed: int) -> np.ndarray:
+        if not self.chunk_size:
+            return self.fn(rows, seed)
         chunks = [rows[i : i + self.chunk_size] for i in range(0, len(rows), self.chunk_size)]
         seeds = [chunk_seed(seed, c) for c in range(len(chunks))]
         if self.backend == "serial":

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from selfevolve.agents.mobile_agent import Memory, Played, expert, lm_operator, play
+from selfevolve.agents.mobile_agent import Memory, Played, Player, expert, lm_operator, play
 from selfevolve.agents.phone import StreamConfig, plot_success_by_batch, stream_record
 from selfevolve.config import check_min, check_some_of
+from selfevolve.evolve.runner import ParallelConfig
 from selfevolve.models.lm import TransformerLM
 from selfevolve.models.policy import ModelChoice
 from selfevolve.progress import Progress
@@ -44,7 +45,7 @@ MAX_SEQ_LEN = 448  # the longest prompt (a contact's screen with notes) plus a r
 
 
 @dataclass
-class Config(ModelChoice, StreamConfig, TrainingConfig):
+class Config(ModelChoice, StreamConfig, ParallelConfig, TrainingConfig):
     seed: int = 0
     """Seeds the operator's initialisation and batches, its sampling, and which held-out tasks form the stream."""
     bc_steps: int = 2500
@@ -63,6 +64,9 @@ class Config(ModelChoice, StreamConfig, TrainingConfig):
     """Sampling temperature of those resamples (decisions are greedy)."""
     max_tokens: int = 40
     """Longest reply per decision (the expert's longest, "Action: type f-dest 12 river lane", fits)."""
+    chunk_size: int = 0
+    """Tasks per chunk of a batch, the unit of parallel work (backend=ray); 0 = each batch here, by one
+    operator whose sampling runs on across batches (as the README's figures were measured)."""
 
     n_layer: int = 3
     n_embd: int = 64
@@ -91,14 +95,24 @@ def behavioural_cloning(cfg: Config, policy, progress: Progress) -> dict:
     return {"round": 0, "decisions": len(decisions), "loss": loss, "optimizer": optimizer}
 
 
-def play_stream(cfg: Config, variant: str, operator, tasks: list[int], memory_path: Path,
+def play_stream(cfg: Config, variant: str, policy, tasks: list[int], memory_path: Path,
                 progress: Progress) -> tuple[list[Played], list[dict]]:
-    """The stream in batches, the variant's memory updated after each and written to memory_path."""
+    """The stream in batches, the variant's memory updated after each and written to memory_path. A batch
+    is played here by one operator whose sampling runs on across batches (chunk_size 0), or in chunks
+    seeded by (batch, chunk) here or on Ray workers."""
     memory, played, batches = Memory(), [], []
+    operator = lm_operator(TransformerLM(policy.model.eval(), policy.tok, seed=int(rngs(cfg.seed, variant)
+                                                                                   .np.integers(2**31))),
+                           cfg.max_tokens)
     with progress.task(f"{variant}: {len(tasks)} held-out tasks", len(tasks)) as advance:
-        for start in range(0, len(tasks), cfg.update_every):
-            batch = play(operator, tasks[start:start + cfg.update_every], cfg.difficulty, memory, cfg.resamples,
-                         cfg.temperature)
+        for b, start in enumerate(range(0, len(tasks), cfg.update_every)):
+            ids = tasks[start:start + cfg.update_every]
+            if cfg.chunk_size:
+                player = Player(policy.model, policy.tok, cfg.difficulty, memory, cfg.resamples, cfg.temperature,
+                                cfg.max_tokens)
+                batch = list(cfg.evaluator(player)(ids, int(rngs(cfg.seed, variant, b).np.integers(2**31))))
+            else:
+                batch = play(operator, ids, cfg.difficulty, memory, cfg.resamples, cfg.temperature)
             played += batch
             memory.learn(played, len(batch), variant in ("tips", "both"), variant in ("shortcuts", "both"),
                          cfg.min_support, cfg.min_failures, cfg.min_confidence)
@@ -148,10 +162,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         if variant in done:
             continue
         t0 = time.perf_counter()
-        operator = lm_operator(TransformerLM(policy.model.eval(), policy.tok, seed=int(rngs(cfg.seed, variant)
-                                                                                       .np.integers(2**31))),
-                               cfg.max_tokens)
-        played, batches = play_stream(cfg, variant, operator, tasks, store.path / "memory" / f"{variant}.json",
+        played, batches = play_stream(cfg, variant, policy, tasks, store.path / "memory" / f"{variant}.json",
                                       progress)
         store.write_samples(r, samples(played))
         record = {"round": r, **stream_record(variant, played, outcome, batches, t0)}

@@ -40,16 +40,17 @@ from selfevolve.agents.env import DEV, HELD_OUT
 from selfevolve.agents.orm import agreement, judge, train_orm
 from selfevolve.agents.web_agent import (
     INTERFACES,
+    Player,
     WebEpisode,
     WebTask,
-    lm_actor,
+    base_tasks,
     outcome,
     play,
     step_examples,
     step_table,
 )
 from selfevolve.config import check_min, check_one_of, check_some_of
-from selfevolve.models.lm import TransformerLM
+from selfevolve.evolve.runner import ParallelConfig
 from selfevolve.models.policy import TINY, ModelChoice, load_policy
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
@@ -68,7 +69,7 @@ CURRICULUM_IDS = (500_000, HELD_OUT)  # training ids the curriculum's new sites 
 
 
 @dataclass
-class Config(ModelChoice, TrainingConfig):
+class Config(ModelChoice, ParallelConfig, TrainingConfig):
     seed: int = 0
     """Seeds the actor and ORM, their batches, the rollouts and which held-out tasks are scored."""
     interface: str = "semantic"
@@ -109,6 +110,9 @@ class Config(ModelChoice, TrainingConfig):
     """Replayed actions are kept when the actor's confidence (1 / perplexity) is in this band."""
     max_tokens: int = 24
     """Longest reply (the expert's longest, "click previous page", fits)."""
+    chunk_size: int = 0
+    """Tasks per rollout chunk, the unit of parallel work (backend=ray); 0 = all tasks in one batch here,
+    sampled with the phase's seed (as the README's figures were measured)."""
 
     n_layer: int = 3
     n_embd: int = 64
@@ -132,11 +136,6 @@ class Config(ModelChoice, TrainingConfig):
             raise ValueError(f"demo_tasks + phases x tasks_per_phase must stay below {CURRICULUM_IDS[0]}")
 
 
-def base_tasks(first: int, n: int) -> list[WebTask]:
-    """Tasks of the base distribution: ids first .. first+n-1, difficulties 0, 1, 2 in turn."""
-    return [WebTask(i % 3, i) for i in range(first, first + n)]
-
-
 def cloning(policy, cfg: Config, episodes: list[WebEpisode], steps: int, lr: float, seed, progress: Progress,
             title: str) -> float:
     sft = dataclasses.replace(cfg.sft(), learning_rate=lr)
@@ -147,8 +146,9 @@ def cloning(policy, cfg: Config, episodes: list[WebEpisode], steps: int, lr: flo
 
 
 def rollouts(policy, cfg: Config, tasks: list[WebTask], temperature: float, seed) -> list[WebEpisode]:
-    lm = TransformerLM(policy.model.eval(), policy.tok, seed=int(rngs(cfg.seed, *seed).np.integers(2**31)))
-    return play(lm_actor(lm, cfg.max_tokens), tasks, cfg.interface, cfg.max_steps, temperature)
+    """Every task played to its end, in chunks here or on Ray workers (backend, chunk_size)."""
+    player = Player(policy.model.eval(), policy.tok, cfg.interface, cfg.max_steps, cfg.max_tokens, temperature)
+    return list(cfg.evaluator(player)(tasks, int(rngs(cfg.seed, *seed).np.integers(2**31))))
 
 
 def score(policy, cfg: Config) -> dict:
