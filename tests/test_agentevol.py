@@ -11,7 +11,7 @@ from selfevolve.recipes.agentevol import Config, base_model, evaluate
 
 # 300 BC steps take maze from 0 to 0.45 / 0.425 / 0.725 held-out success on seeds 0 / 1 / 2 (about 13 s)
 SMALL = ["envs=maze,calc", "n_layer=2", "n_embd=64", "demo_tasks=60", "explore_tasks=40", "eval_tasks=40",
-         "bc_steps=300", "iteration_steps=100", "iterations=1", "batch_size=32", "specialists=false"]
+         "bc_steps=300", "iteration_steps=10", "iterations=1", "batch_size=32", "specialists=false"]
 
 
 def test_agentevol_learns_from_demonstrations_and_keeps_only_its_successes(tmp_path):

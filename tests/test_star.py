@@ -175,8 +175,9 @@ def test_orm_judge_selects_far_better_than_chance(tmp_path, round0):
     # TINY's 400 held-out problems: precision 0.754 / 0.731 / 0.793 against sample accuracy 0.432 / 0.419 /
     # 0.464), but a quarter of it is wrong, and self-training on it does not raise held-out pass@1 here
     # (0.2775 -> 0.27, 0.2575 -> 0.2425, 0.27 -> 0.2875): the README reports it. This test claims only the
-    # judge, so it runs one iteration on a held-out set smaller than TINY's (the later value of a setting wins)
-    one = [*TINY, "eval_problems=50"]
+    # judge, so it runs one iteration on a held-out set smaller than TINY's and fine-tunes nothing on what the
+    # judge keeps (the later value of a setting wins)
+    one = [*TINY, "eval_problems=50", "iteration_steps=0"]
     judge = ["judge=orm", "orm_samples=4", "orm_steps=300"]
     proc = run_cli("run", "star", "--out", str(out), *sets(one + judge + [round0]))
     assert proc.returncode == 0, proc.stderr
