@@ -104,10 +104,13 @@ def test_a_tiny_run_pretrains_both_tokenisations_and_every_method_learns_the_tas
     assert (tiny_run / "plots" / "task-heavy.png").exists()
 
 
-def test_kill_9_then_resume_equals_an_uninterrupted_run(tiny_run, tmp_path):
+QUICK = [*TINY, "pretrain_steps=20", "adapt_steps=20", "eval_episodes=4"]  # resuming need not learn much
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):
     killed = tmp_path / "killed"
-    kill_9_after(["run", "pasta", "--out", str(killed), *sets(TINY)], "state.json@1")  # after one pretraining
-    assert_resume_finishes_as(killed, tiny_run)
+    kill_9_after(["run", "pasta", "--out", str(killed), *sets(QUICK)], "state.json@1")  # after one pretraining
+    assert_resume_finishes_as(killed, finished_run("pasta", QUICK))
 
 
 def test_bad_settings_are_one_clear_error_before_a_run_exists(tmp_path):

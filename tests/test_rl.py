@@ -152,12 +152,12 @@ def test_a_tiny_grpo_run_raises_its_reward_and_records_every_step(grpo_run):
     assert (run / "plots" / "rl_reward.png").exists() and (run / "plots" / "rl_stats.png").exists()
 
 
-def test_kill_9_mid_iteration_then_resume_equals_an_uninterrupted_grpo_run(tmp_path, grpo_run):
+def test_kill_9_mid_iteration_then_resume_equals_an_uninterrupted_grpo_run(tmp_path, grpo_run, finished_run):
     from helpers import assert_resume_finishes_as, kill_9_after, sets
 
-    round0, straight = grpo_run
+    round0, _ = grpo_run
+    quick = [*TINY, *RL, "iteration_steps=4", "eval_problems=40", f"init_from={round0}"]  # resuming need not learn
     killed = tmp_path / "killed"
-    kill_9_after(["run", "grpo", "--out", str(killed), *sets([*TINY, *RL, f"init_from={round0}"])],
-                 "checkpoints/round-001")  # between iterations 1 and 2
+    kill_9_after(["run", "grpo", "--out", str(killed), *sets(quick)], "checkpoints/round-001")  # between iterations
     assert not (killed / "summary.json").exists()
-    assert_resume_finishes_as(killed, straight)
+    assert_resume_finishes_as(killed, finished_run("grpo", quick))
