@@ -121,13 +121,12 @@ class Player:
     cfg: Config
 
     def __call__(self, rows: np.ndarray, seed: int) -> np.ndarray:
-        cfg, lm, ids = self.cfg, TransformerLM(self.model, self.tok, seed=seed), [int(t) for t in rows]
+        cfg, ids = self.cfg, [int(t) for t in rows]
         if self.variant == "one-agent":
-            played = mobile_agent.play(mobile_agent.lm_operator(lm, cfg.max_tokens), ids, cfg.difficulty,
-                                       mobile_agent.Memory(), 0)
-        else:
-            played = steward.play(lm, ids, cfg.difficulty, self.memory, cfg.replans, cfg.max_sub_steps,
-                                  cfg.temperature, cfg.max_tokens)
+            return mobile_agent.Player(self.model, self.tok, cfg.difficulty, mobile_agent.Memory(), 0, 1.0,
+                                       cfg.max_tokens)(ids, seed)
+        played = steward.play(TransformerLM(self.model, self.tok, seed=seed), ids, cfg.difficulty, self.memory,
+                              cfg.replans, cfg.max_sub_steps, cfg.temperature, cfg.max_tokens)
         out = np.empty(len(played), dtype=object)
         out[:] = played
         return out
