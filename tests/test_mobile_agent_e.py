@@ -29,8 +29,7 @@ from selfevolve.config import build_config, parse_overrides
 from selfevolve.errors import ConfigError
 from selfevolve.evolve.runner import Evaluator
 from selfevolve.models.lm import TransformerLM
-from selfevolve.recipes.mobile_agent_e import MAX_SEQ_LEN, Config
-from selfevolve.store import RunStore
+from selfevolve.recipes.mobile_agent_e import Config
 
 TINY = ["demo_tasks=80", "bc_steps=150", "tasks=4", "update_every=2", "variants=none,both", "resamples=1",
         "n_layer=2", "threads=2"]
@@ -132,19 +131,17 @@ def test_a_tiny_run_learns_to_act_and_compares_memories_on_one_stream(tiny_run):
 
 @pytest.mark.skipif(not importlib.util.find_spec("ray"), reason="needs Ray")
 def test_chunks_played_on_ray_workers_give_the_serial_episodes_for_a_fixed_seed(tiny_run):
-    cfg = build_config(Config, parse_overrides(TINY))
-    policy = cfg.load_policy(MAX_SEQ_LEN)
-    RunStore.open(tiny_run).load_last(policy.model)
+    cfg, trained = build_config(Config, parse_overrides(TINY)), TransformerLM.from_run(tiny_run)
     tasks, _ = cfg.stream()
-    greedy = Player(policy.model, policy.tok, 1, Memory(), 0, 1.0, cfg.max_tokens)(tasks, 0)
+    greedy = Player(trained.model, trained.tok, 1, Memory(), 0, 1.0, cfg.max_tokens)(tasks, 0)
     memory = Memory(guards=sorted({(screen, action.split()[0]) for p in greedy for screen, action in p.failures}))
-    player = Player(policy.model, policy.tok, 1, memory, 2, 1.0, cfg.max_tokens)  # guards resample at temperature 1
+    player = Player(trained.model, trained.tok, 1, memory, 2, 1.0, cfg.max_tokens)  # guards resample at temperature 1
     serial = [asdict(p) for p in Evaluator(player, 1)(tasks, 7)]
     assert [asdict(p) for p in Evaluator(player, 1, "ray", workers=2)(tasks, 7)] == serial
     assert sum(p["resampled"] for p in serial) > 0
     assert [asdict(p) for p in Evaluator(player, 1)(tasks, 8)] != serial  # the seed reaches the sampling
     # chunk_size 0 (the default) plays the batch here with the seed itself
-    operator = lm_operator(TransformerLM(policy.model, policy.tok, seed=7), cfg.max_tokens)
+    operator = lm_operator(TransformerLM(trained.model, trained.tok, seed=7), cfg.max_tokens)
     assert [asdict(p) for p in Evaluator(player, 0)(tasks, 7)] == [asdict(p) for p in play(operator, tasks, 1, memory,
                                                                                           2, 1.0)]
 

@@ -26,8 +26,7 @@ from selfevolve.models.lm import TransformerLM
 from selfevolve.models.policy import TINY as TINY_MODEL
 from selfevolve.models.policy import load_policy
 from selfevolve.progress import Progress
-from selfevolve.recipes.webrl import MAX_SEQ_LEN, Config
-from selfevolve.store import RunStore
+from selfevolve.recipes.webrl import Config
 from selfevolve.train.dpo import answer_logprobs
 from selfevolve.train.rl import confidence, kl_regression_loss, kl_regression_update
 from selfevolve.train.sft import Examples, SFTConfig
@@ -164,15 +163,13 @@ def test_a_tiny_run_learns_to_act_and_compares_variants_on_equal_episodes(tiny_r
 
 @pytest.mark.skipif(not importlib.util.find_spec("ray"), reason="needs Ray")
 def test_chunks_played_on_ray_workers_give_the_serial_episodes_for_a_fixed_seed(tiny_run):
-    cfg = build_config(Config, parse_overrides(TINY))
-    policy = cfg.load_policy(MAX_SEQ_LEN)
-    RunStore.open(tiny_run).load_last(policy.model)
-    player = Player(policy.model, policy.tok, cfg.interface, cfg.max_steps, cfg.max_tokens, 1.0)
+    cfg, trained = build_config(Config, parse_overrides(TINY)), TransformerLM.from_run(tiny_run)
+    player = Player(trained.model, trained.tok, cfg.interface, cfg.max_steps, cfg.max_tokens, 1.0)
     serial = [asdict(ep) for ep in Evaluator(player, 3)(HELD[::15], 7)]
     assert [asdict(ep) for ep in Evaluator(player, 3, "ray", workers=2)(HELD[::15], 7)] == serial
     assert [asdict(ep) for ep in Evaluator(player, 3)(HELD[::15], 8)] != serial  # the seed reaches the sampling
     # chunk_size 0 (the default) plays every task in one batch with the seed itself, as the recipe always has
-    lm = TransformerLM(policy.model, policy.tok, seed=7)
+    lm = TransformerLM(trained.model, trained.tok, seed=7)
     assert [asdict(ep) for ep in Evaluator(player, 0)(HELD[::15], 7)] == [
         asdict(ep) for ep in play(lm_actor(lm, cfg.max_tokens), HELD[::15], cfg.interface, cfg.max_steps, 1.0)]
 

@@ -32,6 +32,7 @@ import numpy as np
 from selfevolve.agents.env import parse_react
 from selfevolve.agents.experience import Shortcut, mine_shortcuts, recurring_failures, tip
 from selfevolve.agents.phone import APPS, Phone
+from selfevolve.evolve.runner import object_rows
 from selfevolve.models.lm import TransformerLM
 
 VERBS = {"open", "tap", "type", "swipe", "back", "home"}
@@ -228,7 +229,5 @@ class Player:
 
     def __call__(self, task_ids: list[int], seed: int) -> np.ndarray:
         operator = lm_operator(TransformerLM(self.model, self.tok, seed=seed), self.max_tokens)
-        out = np.empty(len(task_ids), dtype=object)
-        out[:] = play(operator, [int(t) for t in task_ids], self.difficulty, self.memory, self.resamples,
-                      self.temperature)
-        return out
+        return object_rows(play(operator, [int(t) for t in task_ids], self.difficulty, self.memory, self.resamples,
+                                self.temperature))

@@ -21,6 +21,7 @@ import numpy as np
 from selfevolve.agents.app_env import Widget
 from selfevolve.agents.env import parse_react
 from selfevolve.agents.web import TEMPLATES, Web
+from selfevolve.evolve.runner import object_rows
 from selfevolve.models.lm import TransformerLM
 from selfevolve.train.sft import Examples
 
@@ -189,6 +190,5 @@ class Player:
 
     def __call__(self, tasks: list[WebTask], seed: int) -> np.ndarray:
         lm = TransformerLM(self.model, self.tok, seed=seed)
-        out = np.empty(len(tasks), dtype=object)
-        out[:] = play(lm_actor(lm, self.max_tokens), list(tasks), self.interface, self.max_steps, self.temperature)
-        return out
+        return object_rows(play(lm_actor(lm, self.max_tokens), list(tasks), self.interface, self.max_steps,
+                                self.temperature))

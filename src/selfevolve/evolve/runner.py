@@ -23,6 +23,13 @@ def _call(fn: ChunkFn, rows: np.ndarray, seed: int) -> np.ndarray:
     return fn(rows, seed)
 
 
+def object_rows(items: list) -> np.ndarray:
+    """One row per item, whatever it is (an episode, not a fitness): what a chunk function returns."""
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
 def chunk_seed(seed: int, chunk: int) -> int:
     return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
 

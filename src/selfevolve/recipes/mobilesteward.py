@@ -35,7 +35,7 @@ import torch
 from selfevolve.agents import mobile_agent, steward
 from selfevolve.agents.phone import Phone, StreamConfig, plot_success_by_batch, stream_record
 from selfevolve.config import check_min, check_some_of
-from selfevolve.evolve.runner import ParallelConfig
+from selfevolve.evolve.runner import ParallelConfig, object_rows
 from selfevolve.models.lm import TransformerLM
 from selfevolve.models.policy import ModelChoice
 from selfevolve.progress import Progress
@@ -125,11 +125,8 @@ class Player:
         if self.variant == "one-agent":
             return mobile_agent.Player(self.model, self.tok, cfg.difficulty, mobile_agent.Memory(), 0, 1.0,
                                        cfg.max_tokens)(ids, seed)
-        played = steward.play(TransformerLM(self.model, self.tok, seed=seed), ids, cfg.difficulty, self.memory,
-                              cfg.replans, cfg.max_sub_steps, cfg.temperature, cfg.max_tokens)
-        out = np.empty(len(played), dtype=object)
-        out[:] = played
-        return out
+        return object_rows(steward.play(TransformerLM(self.model, self.tok, seed=seed), ids, cfg.difficulty,
+                                        self.memory, cfg.replans, cfg.max_sub_steps, cfg.temperature, cfg.max_tokens))
 
 
 def play_stream(cfg: Config, variant: str, policy, tasks: list[int], memory_path: Path, progress: Progress) -> tuple[
