@@ -8,7 +8,7 @@ from helpers import assert_clean_error, run_cli, sets, summary
 from selfevolve.models.policy import Policy
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
-from selfevolve.tasks.base import one_digit_off
+from selfevolve.tasks.base import first_digit_up, one_digit_off
 from selfevolve.train.correction import (
     REVISE,
     CorrectionTrainer,
@@ -41,13 +41,14 @@ def test_transitions_by_hand():
                  "unchanged": 0.5}
 
 
-def test_one_digit_off_changes_exactly_one_digit():
+def test_wrong_first_answers_change_exactly_one_digit():
     rng = np.random.default_rng(0)
     for text in ["3*25+3", "1024", "(7+1)*9"]:
         for _ in range(50):
             wrong = one_digit_off(text, rng)
             assert len(wrong) == len(text) and sum(a != b for a, b in zip(wrong, text, strict=True)) == 1
             assert all(a == b or (a.isdigit() and b.isdigit()) for a, b in zip(wrong, text, strict=True))
+    assert [first_digit_up(t) for t in ["3*25+3", "(9+1)*9", "x"]] == ["4*25+3", "(0+1)*9", "x0"]
 
 
 def tiny_policy(seed: int = 0) -> Policy:
@@ -145,6 +146,8 @@ def test_a_tiny_score_run_records_both_stages_and_every_attempt_measure(tmp_path
                        "objective must be one of score, turn2, star")
     assert_clean_error(run_cli("run", "score", "--out", str(tmp_path / "x"), "--set", "iteration_steps=0"),
                        "iteration_steps must be >= 1")
+    assert_clean_error(run_cli("run", "score", "--out", str(tmp_path / "x"), "--set", "fixable_mistakes=1.5"),
+                       "fixable_mistakes must be a share in [0, 1]")
     run = tmp_path / "run"
     tiny = ["difficulty=3", "n_layer=1", "n_embd=32", "num_labelled=200", "round0_steps=30", "iterations=2",
             "iteration_steps=2", "prompts_per_step=4", "eval_problems=20", "threads=2"]
@@ -156,6 +159,21 @@ def test_a_tiny_score_run_records_both_stages_and_every_attempt_measure(tmp_path
         assert r["delta"] == pytest.approx(r["delta_i_to_c"] - r["delta_c_to_i"]) and 0 <= r["unchanged"] <= 1
     assert [r["probe"]["objective"] for r in rounds[1:]] == ["stage1", "stage2"]
     assert all(len(r["rl_steps"]) == 2 for r in rounds[1:]) and (run / "plots" / "correction.png").exists()
+
+
+def test_score_keeps_turn_two_ahead_of_turn_one_on_a_model_that_makes_mistakes_it_can_fix(tmp_path):
+    # round 0 teaches 70% of first answers with their first digit one up, and every second attempt right:
+    # the model makes a mistake in turn 1 that it knows how to fix in turn 2
+    run = tmp_path / "run"
+    tiny = ["task=countdown", "difficulty=2", "n_layer=2", "n_embd=48", "round0_steps=600", "fixable_mistakes=0.7",
+            "iterations=2", "iteration_steps=20", "eval_problems=100", "threads=2"]
+    proc = run_cli("run", "score", "--out", str(run), *sets(tiny))
+    assert proc.returncode == 0, proc.stderr
+    start, *_, last = summary(run)["rounds"]
+    assert start["accuracy_t2"] > start["accuracy_t1"] + 0.1  # the mistakes are there, and fixable
+    assert [r["probe"]["objective"] for r in summary(run)["rounds"][1:]] == ["stage1", "stage2"]
+    # after stage I and II, turn 2 still fixes more than it breaks: no collapse onto turn 1
+    assert last["delta"] > 0 and last["delta_i_to_c"] > last["delta_c_to_i"] and last["unchanged"] < 0.9
 
 
 def test_a_run_from_another_runs_round_0_takes_its_results_only_where_it_would_evaluate_the_same(tmp_path):

@@ -30,7 +30,7 @@ from selfevolve.on_policy import OnPolicyConfig, columns
 from selfevolve.search.answers import Answers
 from selfevolve.search.sampling import ask
 from selfevolve.selftrain import Learned, Proposal, Step, family, self_train
-from selfevolve.tasks.base import Problem, first_attempts
+from selfevolve.tasks.base import Problem, first_attempts, first_digit_up
 from selfevolve.train.correction import CorrectionTrainer, sample_two_attempts, second_prompt, transitions
 from selfevolve.train.rl import step_problems
 from selfevolve.train.sft import Examples
@@ -55,6 +55,10 @@ class Config(OnPolicyConfig):
     it charges a right first answer and the model learns to answer wrong first."""
     first_turn_kl: float = 0.5
     """Stage I's KL weight on the first attempt (kl_coef weighs the rest)."""
+    fixable_mistakes: float = 0.0
+    """Share of round 0's first answers taught wrong the same way (the first digit one up; its second
+    attempts are taught right as always): a model that makes mistakes it knows how to fix, the setting
+    in which tests/test_score.py checks what SCoRe does with them. 0: every answer taught right."""
     group_size: int = 4
     prompts_per_step: int = 16
 
@@ -66,14 +70,20 @@ class Config(OnPolicyConfig):
             raise ValueError("score's rewards are the verifier's (rewards=correct): its measures count right answers")
         if self.alpha < 0 or self.first_turn_kl < 0 or self.stage1_iterations < 0:
             raise ValueError("alpha, first_turn_kl and stage1_iterations must be >= 0")
+        if not 0 <= self.fixable_mistakes <= 1:
+            raise ValueError(f"fixable_mistakes must be a share in [0, 1], got {self.fixable_mistakes}")
         if self.updates_per_batch != 1:
             raise ValueError("score takes one update per batch of two attempts (updates_per_batch=1)")
 
     def round0_examples(self, tok, seed_set: list[Problem], rng: np.random.Generator) -> Examples:
         firsts = first_attempts(seed_set, rng)
+        answers = [p.answer for p in seed_set]
+        if self.fixable_mistakes:  # drawn only then, so that the default's round 0 stays as measured
+            wrong = rng.random(len(seed_set)) < self.fixable_mistakes
+            answers = [first_digit_up(a) if w else a for a, w in zip(answers, wrong, strict=True)]
         return Examples.encode(tok, [p.prompt for p in seed_set] + [second_prompt(p.prompt, f)
                                                                    for p, f in zip(seed_set, firsts, strict=True)],
-                               [p.answer for p in seed_set] * 2)
+                               answers + [p.answer for p in seed_set])
 
     def evaluate_more(self, policy, task, problems: list[Problem], greedy: list[str]) -> dict:
         again = ask(policy, problems, [second_prompt(p.prompt, g) for p, g in zip(problems, greedy, strict=True)],

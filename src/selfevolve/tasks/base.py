@@ -104,6 +104,13 @@ def one_digit_off(text: str, rng: np.random.Generator) -> str:
     return text[:i] + str((int(text[i]) + int(rng.integers(1, 10))) % 10) + text[i + 1:]
 
 
+def first_digit_up(text: str) -> str:
+    """The text with its first digit one up (9 -> 0): one mistake, made the same way every time, so
+    a model taught it makes it on problems it has never seen."""
+    i = next((i for i, c in enumerate(text) if c.isdigit()), None)
+    return text + "0" if i is None else text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1:]
+
+
 def first_attempts(problems: list[Problem], rng: np.random.Generator) -> list[str]:
     """First answers for a model to learn to judge or fix: the right one for every other problem, one
     digit off for the rest."""
