@@ -219,3 +219,20 @@ def hf_greedy_texts(out, prompts: list[str], new_tokens: int) -> tuple[list[list
         ids.append(x[0].tolist())
         texts.append(tok.decode(y, skip_special_tokens=True))
     return ids, texts
+
+
+def assert_phone_example_replays(run_dir: Path, variant: str) -> None:
+    """The report shows the variant's example episode screen by screen, and its recorded actions, played
+    again on a fresh phone, give the outcome the run recorded."""
+    from selfevolve.agents.mobile_agent import ground
+    from selfevolve.agents.phone import Phone
+    from selfevolve.agents.screens import replay
+
+    example = json.loads((run_dir / "episodes" / f"{variant}.json").read_text())
+    env = Phone(example["difficulty"])
+    env.reset(example["task_id"])
+    assert replay(env, example["actions"], lambda a: ground(env, a))[1] == example["success"]
+    screens = sorted((run_dir / "plots").glob(f"example-{variant}-*.png"))
+    pages = len(example["actions"]) + 1  # the report draws the first 12 screens and the last
+    assert len(screens) == min(pages, 13) and (run_dir / "report.html").read_text().count('class="screen"') == len(
+        screens)

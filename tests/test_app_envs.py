@@ -140,3 +140,24 @@ def test_a_screen_is_drawn_with_one_row_per_widget(tmp_path):
     phone = Phone(1)
     phone.reset(5)
     assert render(phone.observe(), tmp_path / "phone.png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("name", ENVS)
+def test_an_episode_replays_screen_by_screen_to_the_outcome_it_had(name, tmp_path):
+    from selfevolve.agents.screens import draw_episode, replay
+
+    env = ENVS[name][0](1)
+    env.reset(7)
+    solution = env.solution()
+    env.reset(7)
+    pages, done = replay(env, solution, lambda a: a)
+    assert done and len(pages) == len(solution) + 1 and [a for _, a in pages] == [*solution, ""]
+    env.reset(7)
+    first = env.observe()
+    assert pages[0][0] == first and not replay(env, solution[:-1], lambda a: a)[1]  # the commit is what finishes
+    env.reset(7)
+    assert not replay(env, ["no such action"] * 3, lambda a: None)[1]
+    # drawn: the first `limit` screens and the last, in order
+    pngs = draw_episode(pages, tmp_path, "ex", "web" if name == "web" else "phone", "task done", limit=2)
+    assert [p.name for p in pngs] == ["ex-00.png", "ex-01.png", f"ex-{len(pages) - 1:02d}.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)

@@ -3,13 +3,21 @@ its own successes keep it right in fewer decisions, guards from recurring failur
 cannot work back to the operator, and a tiny run learns, compares every memory and resumes after kill -9."""
 
 import importlib.util
+import json
 import re
 from dataclasses import asdict
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import assert_refused_before_a_run, assert_resume_finishes_as, kill_9_after, sets, summary
+from helpers import (
+    assert_phone_example_replays,
+    assert_refused_before_a_run,
+    assert_resume_finishes_as,
+    kill_9_after,
+    sets,
+    summary,
+)
 
 from selfevolve.agents.experience import Shortcut
 from selfevolve.agents.mobile_agent import (
@@ -127,6 +135,12 @@ def test_a_tiny_run_learns_to_act_and_compares_memories_on_one_stream(tiny_run):
     assert (len(both.shortcuts), len(both.tips)) == (runs["both"]["batches"][-1]["shortcuts"],
                                                      runs["both"]["batches"][-1]["tips"])
     assert (tiny_run / "plots" / "success-by-batch.png").exists()
+
+
+def test_the_report_replays_an_episode_of_the_last_variant_screen_by_screen(tiny_run):
+    assert_phone_example_replays(tiny_run, "both")
+    played = pq.read_table(tiny_run / "samples" / "round-002.parquet").to_pydict()["success"]
+    assert json.loads((tiny_run / "episodes" / "both.json").read_text())["success"] == any(played)
 
 
 @pytest.mark.skipif(not importlib.util.find_spec("ray"), reason="needs Ray")

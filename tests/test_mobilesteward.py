@@ -4,13 +4,21 @@ from successes fix plans; any reply is survived; a tiny run learns, compares the
 kill -9."""
 
 import importlib.util
+import json
 import re
 from dataclasses import asdict
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import assert_refused_before_a_run, assert_resume_finishes_as, kill_9_after, sets, summary
+from helpers import (
+    assert_phone_example_replays,
+    assert_refused_before_a_run,
+    assert_resume_finishes_as,
+    kill_9_after,
+    sets,
+    summary,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -190,6 +198,12 @@ def tiny_steward(tiny_run):
     policy = cfg.load_policy(MAX_SEQ_LEN)
     RunStore.open(tiny_run).load_last(policy.model)
     return cfg, policy
+
+
+def test_the_report_replays_an_episode_of_the_last_variant_screen_by_screen(tiny_run):
+    assert_phone_example_replays(tiny_run, "steward-memory")
+    played = pq.read_table(tiny_run / "samples" / "round-004.parquet").to_pydict()["success"]
+    assert json.loads((tiny_run / "episodes" / "steward-memory.json").read_text())["success"] == any(played)
 
 
 @pytest.mark.skipif(not importlib.util.find_spec("ray"), reason="needs Ray")

@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 import duckdb
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from helpers import assert_refused_before_a_run, assert_resume_finishes_as, kill_9_after, sets, summary
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from selfevolve.agents.curriculum import Critic, TaskWriter, evolve, in_band
 from selfevolve.agents.orm import agreement, judge, train_orm
+from selfevolve.agents.screens import replay
 from selfevolve.agents.web import Web
 from selfevolve.agents.web_agent import INTERFACES, Player, WebTask, ground, in_words, lm_actor, observation, play
 from selfevolve.config import build_config, parse_overrides
@@ -159,6 +161,19 @@ def test_a_tiny_run_learns_to_act_and_compares_variants_on_equal_episodes(tiny_r
         first.append(action == in_words(env, env.plan[0], "semantic"))
     assert np.mean(first) >= 0.5, first
     assert (tiny_run / "plots" / "held-out.png").exists()
+
+
+def test_the_report_replays_a_rollout_screen_by_screen_and_every_rollout_replays_to_its_verdict(tiny_run):
+    screens = sorted((tiny_run / "plots").glob("example-round-3-*.png"))
+    assert screens and (tiny_run / "report.html").read_text().count('class="screen"') == len(screens)
+    rows = pq.read_table(tiny_run / "samples" / "round-003.parquet").to_pylist()
+    starts = [i for i, r in enumerate(rows) if r["step"] == 0] + [len(rows)]
+    interface = summary(tiny_run)["interface"]
+    for episode in (rows[a:b] for a, b in zip(starts, starts[1:], strict=False)):
+        env = Web(episode[0]["difficulty"])
+        env.reset(episode[0]["task_id"])
+        done = replay(env, [r["action"] for r in episode], lambda a, env=env: ground(env, a, interface))[1]
+        assert done == episode[0]["success"]
 
 
 @pytest.mark.skipif(not importlib.util.find_spec("ray"), reason="needs Ray")

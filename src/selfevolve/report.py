@@ -192,9 +192,14 @@ def write_report(run_dir: Path) -> Path:
     summary_path = store.path / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     plots = recipe.plots(summary, store.path / "plots") if summary else []
-    images = "".join(
-        f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-        for p in plots)
+
+    def img(p: Path, css: str = "") -> str:
+        return f'<img alt="{p.stem}"{css} src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+
+    # an agent's example episode (agents/screens.draw_episode): its screens in order, side by side
+    screens = [p for p in plots if p.stem.startswith("example-")]
+    images = "".join(img(p) for p in plots if p not in screens) + (
+        "<h2>An episode, step by step</h2>" + "".join(img(p, ' class="screen"') for p in screens) if screens else "")
     rounds = store.rounds()
     columns = [k for k in (rounds[0] if rounds else {}) if not isinstance(rounds[0][k], dict | list)]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
@@ -203,6 +208,7 @@ def write_report(run_dir: Path) -> Path:
     title = html.escape(store.path.name)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>selfevolve: {title}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}img{{max-width:100%;margin:1em 0}}
+img.screen{{width:240px;margin:4px;vertical-align:top}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}</style></head>
 <body><h1>{html.escape(store.recipe)}: {title}</h1><p>{html.escape(headline)}</p>{images}
 <h2>Rounds</h2><table><tr>{head}</tr>{rows}</table>

@@ -26,6 +26,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from selfevolve.agents.experience import Shortcut, mine_shortcuts, recurring_fai
 from selfevolve.agents.phone import APPS, Phone
 from selfevolve.evolve.runner import object_rows
 from selfevolve.models.lm import TransformerLM
+from selfevolve.store import atomic_write
 
 VERBS = {"open", "tap", "type", "swipe", "back", "home"}
 SCREENS = {"home", *APPS}
@@ -125,6 +127,31 @@ def ground(env: Phone, action: str) -> str:
         return action
     named = [w.id for w in env.widgets() if w.kind == "item" and name_of(w.label) == " ".join(words[1:])]
     return f"tap {named[0]}" if named else action
+
+
+def keep_example(run_dir: Path, variant: str, episodes: list, difficulty: int) -> None:
+    """The first successful episode of a variant's stream (else its longest), as the report's example: its
+    task and the actions it executed, to replay on the phone (`draw_example`)."""
+    ep = next((e for e in episodes if e.success), max(episodes, key=lambda e: len(e.steps)))
+    example = {"task_id": ep.task_id, "difficulty": difficulty, "template": ep.template, "success": ep.success,
+               "actions": [a for _, a in ep.steps]}
+    atomic_write(run_dir / "episodes" / f"{variant}.json", json.dumps(example))
+
+
+def draw_example(run_dir: Path, variant: str) -> list[Path]:
+    """The example `keep_example` wrote, replayed on the phone screen by screen into the run's plots (none
+    before it exists)."""
+    from selfevolve.agents.screens import draw_episode, replay  # matplotlib: only for the report
+
+    path = run_dir / "episodes" / f"{variant}.json"
+    if not path.exists():
+        return []
+    ex = json.loads(path.read_text())
+    env = Phone(ex["difficulty"])
+    env.reset(ex["task_id"])
+    pages, done = replay(env, ex["actions"], lambda a: ground(env, a))
+    return draw_episode(pages, run_dir / "plots", f"example-{variant}", "phone",
+                        f"{'task done' if done else 'task not done'} ({ex['template']})")
 
 
 def can_work(env: Phone, action: str) -> bool:

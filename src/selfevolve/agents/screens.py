@@ -1,10 +1,12 @@
 """A PhoneSim or WebSim observation drawn as a screen (a PNG for the report: a person would rather look at
 a screen than read its widget list): a phone frame or a browser window, one row per widget, buttons
-and links boxed, fields shown with what was typed."""
+and links boxed, fields shown with what was typed; and an episode replayed screen by screen, each
+captioned with the action the agent took on it, for the run's HTML report."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -17,8 +19,9 @@ ROW = re.compile(r"^\s+\[(?P<id>[^\]]+)\] (?P<kind>\w+): ?(?P<label>.*)$")
 COLOURS = {"button": "#dbe9ff", "link": "#e8f4e8", "item": "#f4f4f4", "field": "#ffffff", "text": None}
 
 
-def render(observation: str, path: Path, device: str = "phone") -> Path:
-    """Draw the observation's task, screen name and widgets; returns the PNG's path."""
+def render(observation: str, path: Path, device: str = "phone", caption: str = "") -> Path:
+    """Draw the observation's task, screen name and widgets, and the caption under them; returns the PNG's
+    path."""
     lines = observation.split("\n")
     header = [line for line in lines if not ROW.match(line)]
     rows = [ROW.match(line).groupdict() for line in lines if ROW.match(line)]
@@ -42,8 +45,31 @@ def render(observation: str, path: Path, device: str = "phone") -> Path:
         ax.text(0.09, y, label[:60], fontsize=7, va="center")
         ax.text(0.91, y, row["id"], fontsize=5, color="#777777", va="center", ha="right")
         y -= step
+    if caption:
+        ax.text(0.5, -0.03, caption, fontsize=7, ha="center", va="top", style="italic", wrap=True)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def replay(env, actions: list[str], native: Callable[[str], str | None]) -> tuple[list[tuple[str, str]], bool]:
+    """Each screen of an episode with the action taken on it, then the last screen (action ""), and whether
+    the task was done: the recorded actions played again on `env`, reset to the episode's task (the
+    environments are deterministic given the task). `native` maps the agent's words to the environment's."""
+    pages, done = [], False
+    for action in actions:
+        pages.append((env.observe(), action))
+        done |= env.step(native(action) or "invalid")[1] >= 1.0
+    return [*pages, (env.observe(), "")], done
+
+
+def draw_episode(pages: list[tuple[str, str]], plot_dir: Path, name: str, device: str, verdict: str,
+                 limit: int = 12) -> list[Path]:
+    """The pages of `replay` as PNGs named NAME-SS.png, in order, for the report: the first `limit` screens
+    and the last one, which carries the verdict."""
+    shown = [*enumerate(pages)][:limit] + ([(len(pages) - 1, pages[-1])] if len(pages) > limit else [])
+    return [render(screen, plot_dir / f"{name}-{n:02d}.png", device,
+                   f"step {n + 1}: {action}" if action else f"after {n} actions: {verdict}")
+            for n, (screen, action) in shown]

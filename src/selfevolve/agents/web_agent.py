@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from selfevolve.agents.app_env import Widget
 from selfevolve.agents.env import parse_react
@@ -166,6 +168,26 @@ def step_table(episodes: list[WebEpisode], judged: list[bool], phases: list[int]
             for n, (prompt, action) in enumerate(zip(ep.prompts, ep.actions, strict=True))]
     names = ("phase", "task_id", "difficulty", "template", "step", "prompt", "action", "success", "judged")
     return {name: [row[k] for row in rows] for k, name in enumerate(names)}
+
+
+def draw_example(run_dir: Path, round_: int, interface: str) -> list[Path]:
+    """One rollout of a round's samples (the first success of its last phase, else that phase's longest
+    rollout) replayed on the site screen by screen into the run's plots (none before the round exists)."""
+    from selfevolve.agents.screens import draw_episode, replay  # matplotlib: only for the report
+
+    path = run_dir / "samples" / f"round-{round_:03d}.parquet"
+    if not path.exists():
+        return []
+    rows = pq.read_table(path, columns=["phase", "task_id", "difficulty", "step", "action", "success"]).to_pylist()
+    rows = [r for r in rows if r["phase"] == max(x["phase"] for x in rows)]
+    starts = [i for i, r in enumerate(rows) if r["step"] == 0] + [len(rows)]
+    episodes = [rows[a:b] for a, b in zip(starts, starts[1:], strict=False)]
+    ep = next((e for e in episodes if e[0]["success"]), max(episodes, key=len))
+    env = Web(ep[0]["difficulty"])
+    env.reset(ep[0]["task_id"])
+    pages, done = replay(env, [r["action"] for r in ep], lambda a: ground(env, a, interface))
+    return draw_episode(pages, run_dir / "plots", f"example-round-{round_}", "web",
+                        f"{'task done' if done else 'task not done'} ({env.template})")
 
 
 def lm_actor(lm, max_tokens: int) -> Actor:

@@ -28,7 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-from selfevolve.agents.mobile_agent import Memory, Played, Player, expert, lm_operator, play
+from selfevolve.agents.mobile_agent import (
+    Memory,
+    Played,
+    Player,
+    draw_example,
+    expert,
+    keep_example,
+    lm_operator,
+    play,
+)
 from selfevolve.agents.phone import StreamConfig, plot_success_by_batch, stream_record
 from selfevolve.config import check_min, check_some_of
 from selfevolve.evolve.runner import ParallelConfig
@@ -165,6 +174,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         played, batches = play_stream(cfg, variant, policy, tasks, store.path / "memory" / f"{variant}.json",
                                       progress)
         store.write_samples(r, samples(played))
+        keep_example(store.path, variant, played, cfg.difficulty)
         record = {"round": r, **stream_record(variant, played, outcome, batches, t0)}
         store.record_round(r, record, {"success": record["success"], "decisions": record["decisions"]})
         progress.log(f"[bold]{variant}[/]  success {record['success']:.3f}  actions {record['actions']:.1f}  "
@@ -201,8 +211,9 @@ def table(summary: dict):
 
 
 def plots(summary: dict, plot_dir: Path) -> list[Path]:
-    return plot_success_by_batch(summary, plot_dir, "Success per batch of the held-out stream (memory grows "
-                                 "between batches)")
+    return [*plot_success_by_batch(summary, plot_dir, "Success per batch of the held-out stream (memory grows "
+                                   "between batches)"),
+            *draw_example(plot_dir.parent, summary["variants"][-1]["variant"])]
 
 
 RECIPE = Recipe(Config, run, headline, plots, table=table, policy=lambda cfg: cfg.load_policy(MAX_SEQ_LEN))

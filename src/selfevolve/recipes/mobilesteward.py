@@ -203,6 +203,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         memory_path = store.path / "memory" / f"{variant}.json"
         episodes, batches = play_stream(cfg, variant, policy, tasks, memory_path, progress)
         store.write_samples(r, samples(episodes))
+        mobile_agent.keep_example(store.path, variant, episodes, cfg.difficulty)
         record = {"round": r, **stream_record(variant, episodes, outcome, batches, t0)}
         store.record_round(r, record, {"success": record["success"], "actions": record["actions"]})
         progress.log(f"[bold]{variant}[/]  success {record['success']:.3f}  (held-out templates "
@@ -238,8 +239,9 @@ def table(summary: dict):
 
 
 def plots(summary: dict, plot_dir: Path) -> list[Path]:
-    return plot_success_by_batch(summary, plot_dir, "Success per batch of the held-out stream (memories grow "
-                                 "between batches)")
+    return [*plot_success_by_batch(summary, plot_dir, "Success per batch of the held-out stream (memories grow "
+                                   "between batches)"),
+            *mobile_agent.draw_example(plot_dir.parent, summary["variants"][-1]["variant"])]
 
 
 RECIPE = Recipe(Config, run, headline, plots, table=table, policy=lambda cfg: cfg.load_policy(MAX_SEQ_LEN))

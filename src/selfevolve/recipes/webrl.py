@@ -44,6 +44,7 @@ from selfevolve.agents.web_agent import (
     WebEpisode,
     WebTask,
     base_tasks,
+    draw_example,
     outcome,
     play,
     step_examples,
@@ -294,7 +295,8 @@ def plots(summary: dict, plot_dir: Path) -> list[Path]:
 
     xs = list(range(len(next(iter(summary["held_out"].values())))))
     return [plot_lines(xs, summary["held_out"], "Held-out success per phase (0 = behavioural cloning; equal "
-                       "episodes per phase)", "phase", "success rate", plot_dir / "held-out.png")]
+                       "episodes per phase)", "phase", "success rate", plot_dir / "held-out.png"),
+            *draw_example(plot_dir.parent, len(summary["variants"]) + 1, summary["interface"])]
 
 
 RECIPE = Recipe(Config, run, headline, plots, table=table, policy=lambda cfg: cfg.load_policy(MAX_SEQ_LEN))
