@@ -179,7 +179,8 @@ def draw_example(run_dir: Path, round_: int, interface: str) -> list[Path]:
     if not path.exists():
         return []
     rows = pq.read_table(path, columns=["phase", "task_id", "difficulty", "step", "action", "success"]).to_pylist()
-    rows = [r for r in rows if r["phase"] == max(x["phase"] for x in rows)]
+    last = max(r["phase"] for r in rows)
+    rows = [r for r in rows if r["phase"] == last]
     starts = [i for i, r in enumerate(rows) if r["step"] == 0] + [len(rows)]
     episodes = [rows[a:b] for a, b in zip(starts, starts[1:], strict=False)]
     ep = next((e for e in episodes if e[0]["success"]), max(episodes, key=len))
