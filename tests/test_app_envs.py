@@ -158,6 +158,6 @@ def test_an_episode_replays_screen_by_screen_to_the_outcome_it_had(name, tmp_pat
     env.reset(7)
     assert not replay(env, ["no such action"] * 3, lambda a: None)[1]
     # drawn: the first `limit` screens and the last, in order
-    pngs = draw_episode(pages, tmp_path, "ex", "web" if name == "web" else "phone", "task done", limit=2)
-    assert [p.name for p in pngs] == ["ex-00.png", "ex-01.png", f"ex-{len(pages) - 1:02d}.png"]
+    pngs = draw_episode(pages, done, env.template, tmp_path, "ex", "web" if name == "web" else "phone", limit=2)
+    assert [p.name for p in pngs] == ["example-ex-00.png", "example-ex-01.png", f"example-ex-{len(pages) - 1:02d}.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)

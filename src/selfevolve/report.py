@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from selfevolve.agents.screens import EXAMPLE  # noqa: E402
 from selfevolve.store import RunStore, atomic_write  # noqa: E402
 
 
@@ -197,7 +198,7 @@ def write_report(run_dir: Path) -> Path:
         return f'<img alt="{p.stem}"{css} src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
 
     # an agent's example episode (agents/screens.draw_episode): its screens in order, side by side
-    screens = [p for p in plots if p.stem.startswith("example-")]
+    screens = [p for p in plots if p.stem.startswith(EXAMPLE)]
     images = "".join(img(p) for p in plots if p not in screens) + (
         "<h2>An episode, step by step</h2>" + "".join(img(p, ' class="screen"') for p in screens) if screens else "")
     rounds = store.rounds()

@@ -149,9 +149,8 @@ def draw_example(run_dir: Path, variant: str) -> list[Path]:
     ex = json.loads(path.read_text())
     env = Phone(ex["difficulty"])
     env.reset(ex["task_id"])
-    pages, done = replay(env, ex["actions"], lambda a: ground(env, a))
-    return draw_episode(pages, run_dir / "plots", f"example-{variant}", "phone",
-                        f"{'task done' if done else 'task not done'} ({ex['template']})")
+    return draw_episode(*replay(env, ex["actions"], lambda a: ground(env, a)), ex["template"], run_dir / "plots",
+                        variant, "phone")
 
 
 def can_work(env: Phone, action: str) -> bool:

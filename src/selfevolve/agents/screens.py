@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 ROW = re.compile(r"^\s+\[(?P<id>[^\]]+)\] (?P<kind>\w+): ?(?P<label>.*)$")
+EXAMPLE = "example-"  # how the report tells an episode's screens from the plots
 COLOURS = {"button": "#dbe9ff", "link": "#e8f4e8", "item": "#f4f4f4", "field": "#ffffff", "text": None}
 
 
@@ -65,11 +66,12 @@ def replay(env, actions: list[str], native: Callable[[str], str | None]) -> tupl
     return [*pages, (env.observe(), "")], done
 
 
-def draw_episode(pages: list[tuple[str, str]], plot_dir: Path, name: str, device: str, verdict: str,
+def draw_episode(pages: list[tuple[str, str]], done: bool, about: str, plot_dir: Path, name: str, device: str,
                  limit: int = 12) -> list[Path]:
-    """The pages of `replay` as PNGs named NAME-SS.png, in order, for the report: the first `limit` screens
-    and the last one, which carries the verdict."""
+    """The pages of `replay` as PNGs named example-NAME-SS.png (the report shows these as the episode), in
+    order: the first `limit` screens and the last one, which says whether the task (`about`) was done."""
+    verdict = f"{'task done' if done else 'task not done'} ({about})"
     shown = [*enumerate(pages)][:limit] + ([(len(pages) - 1, pages[-1])] if len(pages) > limit else [])
-    return [render(screen, plot_dir / f"{name}-{n:02d}.png", device,
+    return [render(screen, plot_dir / f"{EXAMPLE}{name}-{n:02d}.png", device,
                    f"step {n + 1}: {action}" if action else f"after {n} actions: {verdict}")
             for n, (screen, action) in shown]

@@ -186,9 +186,8 @@ def draw_example(run_dir: Path, round_: int, interface: str) -> list[Path]:
     ep = next((e for e in episodes if e[0]["success"]), max(episodes, key=len))
     env = Web(ep[0]["difficulty"])
     env.reset(ep[0]["task_id"])
-    pages, done = replay(env, [r["action"] for r in ep], lambda a: ground(env, a, interface))
-    return draw_episode(pages, run_dir / "plots", f"example-round-{round_}", "web",
-                        f"{'task done' if done else 'task not done'} ({env.template})")
+    return draw_episode(*replay(env, [r["action"] for r in ep], lambda a: ground(env, a, interface)), env.template,
+                        run_dir / "plots", f"round-{round_}", "web")
 
 
 def lm_actor(lm, max_tokens: int) -> Actor:
