@@ -55,6 +55,49 @@ def test_the_short_to_long_loss_reads_the_reference_on_the_short_prompt():
     assert loss == pytest.approx(float(expected), rel=1e-5)
 
 
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_a_pair_reads_its_prompt_once_with_the_log_probabilities_and_gradients_of_reading_it_twice(lora):
+    from selfevolve.models.lora import LoraSpec, add_lora
+    from selfevolve.train.dpo import pair_logprobs
+
+    tok, task = CharTokenizer(), LongLookupTask(max_chunks=6)
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(tok.vocab_size, n_layer=2, n_head=2, n_embd=32, max_seq_len=task.max_seq_len,
+                                          pos_encoding="rope"))
+    if lora:
+        model = add_lora(model, LoraSpec(r=4))
+        for name, w in model.named_parameters():  # adapters that change the output (B starts at zero)
+            if "lora_B" in name:
+                torch.nn.init.normal_(w, std=0.1)
+    problems = task.sample(6, 6, np.random.default_rng(3))
+    long = [p.prompt for p in problems]
+    good = Examples.encode(tok, long, [p.answer for p in problems])
+    bad = Examples.encode(tok, long, ["7", "123", "45", "", "9999", "12"])
+    index = torch.tensor([4, 0, 2, 5])
+    params = [w for w in model.parameters() if w.requires_grad]
+
+    def grads(loss):
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)])
+
+    read = []  # the tokens each pass embeds
+    model.embed_tokens.register_forward_hook(lambda _m, inputs, _out: read.append(inputs[0].numel()))
+    apart = (*answer_logprobs(model, *good.batch(index)), answer_logprobs(model, *bad.batch(index))[0])
+    shared = pair_logprobs(model, good, bad, index)
+    assert len(read) == 3 and read[2] < 0.6 * (read[0] + read[1])  # each document read once, not twice
+    assert torch.equal(shared[1], apart[1])  # the same answer tokens
+    for a, b in ((apart[0], shared[0]), (apart[2], shared[2])):
+        assert torch.allclose(a, b, atol=1e-4)
+    weigh = torch.arange(1.0, 5.0)  # a loss that weighs every pair and side differently
+    expected = grads((weigh * apart[0] - weigh.flip(0) * apart[2]).sum())
+    got = grads((weigh * shared[0] - weigh.flip(0) * shared[2]).sum())
+    assert float((got - expected).norm() / expected.norm()) < 1e-5  # float rounding only
+    # pairs whose two rows have different prompts are read apart, exactly as before
+    other = Examples.encode(tok, long[1:] + long[:1], ["7", "123", "45", "", "9999", "12"])
+    assert all(torch.equal(a, b) for a, b in zip(pair_logprobs(model, good, other, index),
+                                                 (*answer_logprobs(model, *good.batch(index)),
+                                                  answer_logprobs(model, *other.batch(index))[0]), strict=True))
+
 def test_a_tiny_longpo_run_reports_long_and_short_context_accuracy(tmp_path):
     assert_clean_error(run_cli("run", "longpo", "--out", str(tmp_path / "x"), "--set", "objective=ppo"),
                        "objective must be one of longpo, dpo, sft")

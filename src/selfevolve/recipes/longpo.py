@@ -31,7 +31,7 @@ from selfevolve.search.sampling import NO_STOP, answer, ask
 from selfevolve.selftrain import Learned, Proposal, SelfTrainConfig, Step, family, finetune_on_kept, self_train
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.long_lookup import LongLookupTask, short_prompt
-from selfevolve.train.dpo import PreferenceConfig, reference_logprobs, train_pairs
+from selfevolve.train.dpo import PreferenceConfig, reference_pairs, train_pairs
 from selfevolve.train.sft import Examples
 
 OBJECTIVES = ("longpo", "dpo", "sft")
@@ -120,8 +120,7 @@ def learn_short_to_long(step: Step, samples: dict[str, list]) -> Learned:
     long, chosen, rejected = (list(x) for x in zip(*pairs, strict=True))
     good, bad = Examples.encode(tok, long, chosen), Examples.encode(tok, long, rejected)
     seen = [short_prompt(p) for p in long] if cfg.objective == "longpo" else long  # what the reference reads
-    reference = (reference_logprobs(step.base, Examples.encode(tok, seen, chosen)),
-                 reference_logprobs(step.base, Examples.encode(tok, seen, rejected)))
+    reference = reference_pairs(step.base, Examples.encode(tok, seen, chosen), Examples.encode(tok, seen, rejected))
     loss, tokens = train_pairs(step.policy.model, step.optimizer, cfg.preference_sft(), good, bad, cfg.iteration_steps,
                                cfg.beta, cfg.nll_weight, step.gen, step.progress,
                                f"round {step.r}: {cfg.objective} on {len(pairs)} pairs", reference=reference)
