@@ -37,36 +37,32 @@ def share_prompts(model: torch.nn.Module, examples: Examples, group: int) -> Sha
     (groups of one, rows of a group with different prompts, or a model other than ours)."""
     if group < 2 or len(examples) % group or not isinstance(model, Transformer):
         return None
-    n, starts = len(examples), range(0, len(examples), group)
-    for s in starts:
-        length = int(examples.prompt_lens[s])
-        if not (examples.prompt_lens[s:s + group] == length).all() or not (
-                examples.ids[s:s + group, :length] == examples.ids[s, :length]).all():
-            return None
-    inputs, labels = examples.batch(torch.arange(n))
-    T = inputs.shape[1] + 1  # the unshared sequences' width; the last token is never an input
+    n, T = len(examples), int(examples.lens.max())  # T: the unshared sequences' width
+    firsts = torch.arange(0, n, group)
+    col = torch.arange(T)
+    prompt_lens = examples.prompt_lens.view(-1, group)
+    in_prompt = col < examples.prompt_lens[firsts, None]
+    same = examples.ids.reshape(len(firsts), group, -1)[:, :, :T] == examples.ids[firsts, None, :T]
+    if not ((prompt_lens == prompt_lens[:, :1]).all() and (same | ~in_prompt[:, None]).all()):
+        return None
     # each completion carries its own copy of the prompt's last token, so that no output is read twice
     # (the backward of a repeated read accumulates in a thread-dependent order: results would vary)
-    width = max(int(examples.lens[s:s + group].sum() - (group - 1) * (examples.prompt_lens[s] - 1)) for s in starts)
-    ids = torch.zeros((len(starts), width), dtype=torch.long)
-    segment = torch.full((len(starts), width), -2)  # -1 prompt, i completion i of the group, -2 padding
-    take = torch.zeros((len(starts), width), dtype=torch.long)  # each token's (row * T + column) unshared
-    source, target, unshared = [], [], []
-    for g, s in enumerate(starts):
-        head = int(examples.prompt_lens[s]) - 1  # the prompt but its last token
-        ids[g, :head], segment[g, :head] = examples.ids[s, :head], -1
-        take[g, :head] = s * T + torch.arange(head)
-        at = head
-        for i in range(group):
-            row, end = s + i, int(examples.lens[s + i])
-            size = end - head  # the prompt's last token, then the completion
-            ids[g, at:at + size], segment[g, at:at + size] = examples.ids[row, head:end], i
-            take[g, at:at + size] = row * T + torch.arange(head, end)
-            for j in range(size - 1):  # completion token j is predicted by the token before it
-                source.append((g, at + j))
-                target.append(int(examples.ids[row, head + 1 + j]))
-                unshared.append((row, head + j))
-            at += size
+    heads, ends = examples.prompt_lens - 1, examples.lens  # a row's segment: columns heads..ends-1
+    sizes = (ends - heads).view(-1, group)
+    at = heads + (sizes.cumsum(1) - sizes).flatten()  # where each row's segment starts in its group's row
+    group_of = torch.arange(n) // group
+    width = int((heads[firsts] + sizes.sum(1)).max())
+    ids = torch.zeros((len(firsts), width), dtype=torch.long)
+    segment = torch.full((len(firsts), width), -2)  # -1 prompt, i completion i of the group, -2 padding
+    take = torch.zeros((len(firsts), width), dtype=torch.long)  # each token's (row * T + column) unshared
+    g, c = (col < heads[firsts, None]).nonzero(as_tuple=True)  # the prompt but its last token, once a group
+    ids[g, c], segment[g, c], take[g, c] = examples.ids[firsts[g], c], -1, firsts[g] * T + c
+    r, c = ((col >= heads[:, None]) & (col < ends[:, None])).nonzero(as_tuple=True)
+    g, at_packed = group_of[r], at[r] + c - heads[r]
+    ids[g, at_packed], segment[g, at_packed], take[g, at_packed] = examples.ids[r, c], r % group, r * T + c
+    r, c = ((col >= heads[:, None]) & (col < ends[:, None] - 1)).nonzero(as_tuple=True)
+    source = (group_of[r], at[r] + c - heads[r])  # completion token c + 1 is predicted by the token before it
+    target, unshared = examples.ids[r, c + 1], (r, c)
     key = torch.arange(width)
     same = (segment[:, None, :] == -1) | (segment[:, None, :] == segment[:, :, None])  # (groups, query, key)
     mask = (key[None, :] <= key[:, None])[None] & same
@@ -78,10 +74,9 @@ def share_prompts(model: torch.nn.Module, examples: Examples, group: int) -> Sha
             return None
         return torch.nn.functional.pad(unshared_positions, (0, 1)).flatten()[take]
 
+    inputs, labels = examples.batch(torch.arange(n))
     rope, index = model.positions(inputs)
-    src, rows = torch.tensor(source), torch.tensor(unshared)
-    return SharedPrompts(ids, gather(rope), gather(index), mask[:, None], (src[:, 0], src[:, 1]),
-                         torch.tensor(target), (rows[:, 0], rows[:, 1]), labels)
+    return SharedPrompts(ids, gather(rope), gather(index), mask[:, None], source, target, unshared, labels)
 
 
 def shared_logprobs(model: Transformer, packed: SharedPrompts, temperature: float
