@@ -45,7 +45,7 @@ def pair_logprobs(model: torch.nn.Module, chosen: Examples, rejected: Examples, 
     n = len(index)
     pairs = Examples.concat([chosen.select(index), rejected.select(index)])
     pairs = pairs.select(torch.stack([torch.arange(n), torch.arange(n, 2 * n)], 1).flatten())  # c0, r0, c1, ...
-    packed = share_prompts(model, pairs, 2) if n else None
+    packed = share_prompts(model, pairs, 2)
     if packed is None:
         pi_c, n_c = answer_logprobs(model, *chosen.batch(index))
         return pi_c, n_c, answer_logprobs(model, *rejected.batch(index))[0]
