@@ -67,7 +67,8 @@ def measure(ours_model, hf, batch: int, args) -> None:
     tokens = batch * args.new
     floor = matmul_seconds(ours_model, batch, args.prompt, args.new, args.device)
     emit(bench="sampler_hf", model=args.model, peer=f"transformers {transformers.__version__} generate",
-         device=args.device, dtype=args.dtype, batch=batch, prompt=args.prompt, new_tokens=args.new, unit="tokens/s",
+         device=args.device, random_weights=args.random_weights, dtype=args.dtype, batch=batch, prompt=args.prompt,
+         new_tokens=args.new, unit="tokens/s",
          ours_tokens_per_s=round(tokens / best["ours"], 1), hf_tokens_per_s=round(tokens / best["hf"], 1),
          speedup=round(best["hf"] / best["ours"], 2), same_tokens=bool(torch.equal(out["ours"], out["hf"])),
          same_token_fraction=round((out["ours"] == out["hf"]).float().mean().item(), 4),
