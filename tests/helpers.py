@@ -230,8 +230,7 @@ def assert_phone_example_replays(run_dir: Path, variant: str) -> None:
 
     example = json.loads((run_dir / "episodes" / f"{variant}.json").read_text())
     env = Phone(example["difficulty"])
-    env.reset(example["task_id"])
-    assert replay(env, example["actions"], lambda a: ground(env, a))[1] == example["success"]
+    assert replay(env, example["task_id"], example["actions"], lambda a: ground(env, a))[1] == example["success"]
     screens = sorted((run_dir / "plots").glob(f"example-{variant}-*.png"))
     pages = len(example["actions"]) + 1  # the report draws the first 12 screens and the last
     assert len(screens) == min(pages, 13) and (run_dir / "report.html").read_text().count('class="screen"') == len(

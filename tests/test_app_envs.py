@@ -148,15 +148,12 @@ def test_an_episode_replays_screen_by_screen_to_the_outcome_it_had(name, tmp_pat
 
     env = ENVS[name][0](1)
     env.reset(7)
-    solution = env.solution()
-    env.reset(7)
-    pages, done = replay(env, solution, lambda a: a)
+    solution, first = env.solution(), env.observe()
+    env.step(solution[0])  # replay starts the task again, whatever state the environment is in
+    pages, done = replay(env, 7, solution, lambda a: a)
     assert done and len(pages) == len(solution) + 1 and [a for _, a in pages] == [*solution, ""]
-    env.reset(7)
-    first = env.observe()
-    assert pages[0][0] == first and not replay(env, solution[:-1], lambda a: a)[1]  # the commit is what finishes
-    env.reset(7)
-    assert not replay(env, ["no such action"] * 3, lambda a: None)[1]
+    assert pages[0][0] == first and not replay(env, 7, solution[:-1], lambda a: a)[1]  # the commit is what finishes
+    assert not replay(env, 7, ["no such action"] * 3, lambda a: None)[1]
     # drawn: the first `limit` screens and the last, in order
     pngs = draw_episode(pages, done, env.template, tmp_path, "ex", "web" if name == "web" else "phone", limit=2)
     assert [p.name for p in pngs] == ["example-ex-00.png", "example-ex-01.png", f"example-ex-{len(pages) - 1:02d}.png"]

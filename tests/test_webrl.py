@@ -171,8 +171,8 @@ def test_the_report_replays_a_rollout_screen_by_screen_and_every_rollout_replays
     interface = summary(tiny_run)["interface"]
     for episode in (rows[a:b] for a, b in zip(starts, starts[1:], strict=False)):
         env = Web(episode[0]["difficulty"])
-        env.reset(episode[0]["task_id"])
-        done = replay(env, [r["action"] for r in episode], lambda a, env=env: ground(env, a, interface))[1]
+        done = replay(env, episode[0]["task_id"], [r["action"] for r in episode],
+                      lambda a, env=env: ground(env, a, interface))[1]
         assert done == episode[0]["success"]
 
 

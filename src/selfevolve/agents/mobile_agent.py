@@ -148,9 +148,8 @@ def draw_example(run_dir: Path, variant: str) -> list[Path]:
         return []
     ex = json.loads(path.read_text())
     env = Phone(ex["difficulty"])
-    env.reset(ex["task_id"])
-    return draw_episode(*replay(env, ex["actions"], lambda a: ground(env, a)), ex["template"], run_dir / "plots",
-                        variant, "phone")
+    return draw_episode(*replay(env, ex["task_id"], ex["actions"], lambda a: ground(env, a)), ex["template"],
+                        run_dir / "plots", variant, "phone")
 
 
 def can_work(env: Phone, action: str) -> bool:

@@ -55,10 +55,12 @@ def render(observation: str, path: Path, device: str = "phone", caption: str = "
     return path
 
 
-def replay(env, actions: list[str], native: Callable[[str], str | None]) -> tuple[list[tuple[str, str]], bool]:
+def replay(env, task_id: int, actions: list[str], native: Callable[[str], str | None]
+           ) -> tuple[list[tuple[str, str]], bool]:
     """Each screen of an episode with the action taken on it, then the last screen (action ""), and whether
-    the task was done: the recorded actions played again on `env`, reset to the episode's task (the
+    the task was done: the recorded actions played again on `env` from the start of task `task_id` (the
     environments are deterministic given the task). `native` maps the agent's words to the environment's."""
+    env.reset(task_id)
     pages, done = [], False
     for action in actions:
         pages.append((env.observe(), action))
