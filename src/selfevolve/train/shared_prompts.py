@@ -42,8 +42,8 @@ def share_prompts(model: torch.nn.Module, examples: Examples, group: int) -> Sha
     col = torch.arange(T)
     prompt_lens = examples.prompt_lens.view(-1, group)
     in_prompt = col < examples.prompt_lens[firsts, None]
-    same = examples.ids.reshape(len(firsts), group, -1)[:, :, :T] == examples.ids[firsts, None, :T]
-    if not ((prompt_lens == prompt_lens[:, :1]).all() and (same | ~in_prompt[:, None]).all()):
+    as_first = examples.ids.reshape(len(firsts), group, -1)[:, :, :T] == examples.ids[firsts, None, :T]
+    if not ((prompt_lens == prompt_lens[:, :1]).all() and (as_first | ~in_prompt[:, None]).all()):
         return None
     # each completion carries its own copy of the prompt's last token, so that no output is read twice
     # (the backward of a repeated read accumulates in a thread-dependent order: results would vary)
