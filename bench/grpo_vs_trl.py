@@ -6,8 +6,10 @@ A 4 x 128 transformer with our character tokenizer is fine-tuned on Countdown (r
 third of held-out problems right) and exported as a Llama with its tokenizer; both trainers then
 load that directory and run the same number of GRPO steps on the same prompts: group-normalised
 advantages, sequence-mean loss, clip 0.2, one update per batch, the same beta (KL), learning
-rate, temperature 1 and completion length, reward 1 for a correct answer. Each prints completions
-per second of the RL steps (loading excluded) and the mean reward of every step; ours runs twice,
+rate, temperature 1 and completion length, reward 1 for a correct answer, AdamW with the same
+betas. Each prints completions per second of the RL steps (loading excluded), the mean reward of
+every step, and the greedy pass@1 of its final model on held-out problems (none of them a training
+prompt, answered by the same greedy decoder) beside round 0's; ours runs twice,
 with each group's prompt read once in training (the default) and once per completion
 (`share_prompts=false`). TRL is a
 bench-only dependency (`pip install 'trl==1.16.*'`).
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from common import SHAPE, emit
 
 from selfevolve.config import build_config
@@ -34,15 +37,18 @@ from selfevolve.recipes import get_recipe
 from selfevolve.rng import rngs
 from selfevolve.store import RunStore
 from selfevolve.tasks import get_task
+from selfevolve.tasks.base import held_out_split
 from selfevolve.train.rl import RLConfig, Trainer, train_steps
 from selfevolve.train.sft import SFTConfig, make_optimizer
+
+LABELLED = 1500  # round 0's labelled seed problems
 
 
 def round0(out: Path, seed: int) -> Path:
     """Round 0 of bench/star_family.py's Countdown setting at the benches' model shape, exported as a Llama."""
     from selfevolve.models.hf_export import export_run
 
-    cfg = build_config(get_recipe("star").Config, {"difficulty": 3, "num_labelled": 1500, "round0_steps": 400,
+    cfg = build_config(get_recipe("star").Config, {"difficulty": 3, "num_labelled": LABELLED, "round0_steps": 400,
                                                    "iterations": 0, "eval_problems": 200, "seed": seed, **SHAPE})
     store = RunStore.create(out / "round0", "star", "")
     with Progress(enabled=False) as progress:
@@ -50,7 +56,17 @@ def round0(out: Path, seed: int) -> Path:
     return export_run(store, cfg.policy(get_task("countdown")), out / "hf")
 
 
-def ours(model_dir: Path, problems, args, seed: int, share_prompts: bool = True) -> tuple[float, list[float]]:
+def pass1(model, tok, held: list) -> float:
+    """Greedy pass@1 on the held-out problems."""
+    from selfevolve.search.sampling import answer
+
+    task = get_task("countdown")
+    greedy, _ = answer(model, tok, held, max_new=task.max_answer_tokens)
+    return float(np.mean([task.verify(p, t) for p, t in zip(held, greedy, strict=True)]))
+
+
+def ours(model_dir: Path, problems, args, seed: int, share_prompts: bool = True
+         ) -> tuple[float, list[float], torch.nn.Module]:
     model, tok = load(str(model_dir))
     policy, task = Policy(model, tok), get_task("countdown")
     cfg = RLConfig(group_size=args.group, prompts_per_step=args.prompts, kl_coef=args.beta,
@@ -61,10 +77,10 @@ def ours(model_dir: Path, problems, args, seed: int, share_prompts: bool = True)
     t0 = time.perf_counter()
     log = train_steps(trainer, problems, args.steps, lambda p: p.prompt, lambda ps: {"problem": ps},
                       correct_reward(task), args.new, rngs(seed, "bench").torch, Progress(enabled=False), "ours")
-    return time.perf_counter() - t0, [s["reward_mean"] for _, _, s in log]
+    return time.perf_counter() - t0, [s["reward_mean"] for _, _, s in log], model
 
 
-def trl(model_dir: Path, problems, args, seed: int, work: Path) -> tuple[float, list[float]]:
+def trl(model_dir: Path, problems, args, seed: int, work: Path) -> tuple[float, list[float], Path]:
     import datasets
     import transformers
     from trl import GRPOConfig, GRPOTrainer
@@ -81,6 +97,7 @@ def trl(model_dir: Path, problems, args, seed: int, work: Path) -> tuple[float, 
                         max_completion_length=args.new, learning_rate=args.lr, beta=args.beta, max_steps=args.steps,
                         logging_steps=1, temperature=1.0, loss_type="grpo", scale_rewards="group", epsilon=0.2,
                         num_iterations=1, lr_scheduler_type="constant", weight_decay=0.0, warmup_steps=0,
+                        adam_beta2=0.98,  # ours (train/sft.make_optimizer)
                         save_strategy="no", shuffle_dataset=False, dataloader_num_workers=0,
                         disable_tqdm=True)
     trainer = GRPOTrainer(model=transformers.AutoModelForCausalLM.from_pretrained(model_dir), reward_funcs=reward,
@@ -89,7 +106,8 @@ def trl(model_dir: Path, problems, args, seed: int, work: Path) -> tuple[float, 
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0
-    return seconds, [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    trainer.save_model(str(work / "trl-final"))
+    return seconds, [h["reward"] for h in trainer.state.log_history if "reward" in h], work / "trl-final"
 
 
 def main() -> None:
@@ -99,21 +117,25 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--new", type=int, default=12)
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--lr", type=float, default=RLConfig.rl_learning_rate, help="both trainers (our default)")
     ap.add_argument("--beta", type=float, default=0.04)
+    ap.add_argument("--held-out", type=int, default=300, help="held-out problems for the final pass@1")
     args = ap.parse_args()
-    import torch
-
     torch.set_num_threads(2)
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = round0(Path(tmp), seed)
             problems = get_task("countdown").sample(args.steps * args.prompts, 3, rngs(seed, "rl-bench").np,
                                                     mixed=True)
+            countdown = get_task("countdown")
+            seed_set = countdown.sample(LABELLED, 3, rngs(seed, 0).np, mixed=True)  # round 0's, as selftrain draws it
+            held, _ = held_out_split(countdown, args.held_out, 3, seed, "test",
+                                     {p.prompt for p in problems + seed_set}, "rl-bench", mixed=True)
             completions = args.steps * args.prompts * args.group
-            t_ours, r_ours = ours(model_dir, problems, args, seed)
-            t_unshared, r_unshared = ours(model_dir, problems, args, seed, share_prompts=False)
-            t_trl, r_trl = trl(model_dir, problems, args, seed, Path(tmp))
+            t_ours, r_ours, trained = ours(model_dir, problems, args, seed)
+            t_unshared, r_unshared, _ = ours(model_dir, problems, args, seed, share_prompts=False)
+            t_trl, r_trl, trl_dir = trl(model_dir, problems, args, seed, Path(tmp))
+            tok = load(str(model_dir))[1]
             emit(bench="grpo_vs_trl", seed=seed, peer=f"trl {__import__('trl').__version__} GRPOTrainer (CPU)",
                  steps=args.steps, prompts=args.prompts, group=args.group, new_tokens=args.new, unit="completions/s",
                  ours_completions_per_s=round(completions / t_ours, 1),
@@ -124,7 +146,10 @@ def main() -> None:
                  ours_reward_first5=round(float(np.mean(r_ours[:5])), 3),
                  ours_reward_last5=round(float(np.mean(r_ours[-5:])), 3),
                  trl_reward_first5=round(float(np.mean(r_trl[:5])), 3),
-                 trl_reward_last5=round(float(np.mean(r_trl[-5:])), 3),
+                 trl_reward_last5=round(float(np.mean(r_trl[-5:])), 3), held_out=len(held),
+                 round0_pass1=round(pass1(load(str(model_dir))[0], tok, held), 3),
+                 ours_pass1=round(pass1(trained, tok, held), 3),
+                 trl_pass1=round(pass1(load(str(trl_dir))[0], tok, held), 3),
                  ours_rewards=json.dumps([round(r, 3) for r in r_ours]),
                  trl_rewards=json.dumps([round(r, 3) for r in r_trl]))
 

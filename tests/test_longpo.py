@@ -111,6 +111,37 @@ def test_a_tiny_longpo_run_reports_long_and_short_context_accuracy(tmp_path):
     assert set(rounds[1]["probe"]) == {"short_correct", "long_correct"}
 
 
+@pytest.mark.parametrize("objective", ["longpo", "dpo", "sft"])
+def test_every_objective_learns_from_the_same_pairs_and_raises_their_chosen_answers(objective):
+    """The pairs whose two answers differ (and both stopped), for LongPO and for both baselines alike:
+    SFT is on their chosen answers at the same steps, batch size and learning rate."""
+    import copy
+
+    from selfevolve.models.policy import Policy
+    from selfevolve.progress import Progress
+    from selfevolve.recipes.longpo import Config, learn_short_to_long
+    from selfevolve.search.sampling import NO_STOP
+    from selfevolve.selftrain import Step
+
+    tok, task = CharTokenizer(), LongLookupTask(max_chunks=2)
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(tok.vocab_size, n_layer=1, n_head=2, n_embd=32, max_seq_len=task.max_seq_len,
+                                          pos_encoding="rope"))
+    problems = task.sample(4, 2, np.random.default_rng(3))
+    long_answers = ["12", problems[1].answer, NO_STOP, "999"]  # pairs: problems 0 and 3 only
+    samples = {"prompt": [p.prompt for p in problems for _ in range(2)],
+               "answer": [a for p, w in zip(problems, long_answers, strict=True) for a in (p.answer, w)]}
+    cfg = Config(objective=objective, iteration_steps=15, dpo_learning_rate=3e-3, batch_size=2, threads=1)
+    chosen = Examples.encode(tok, [problems[i].prompt for i in (0, 3)], [problems[i].answer for i in (0, 3)])
+    nll = lambda: -float(reference_logprobs(model, chosen).sum())  # noqa: E731
+    before = nll()
+    step = Step(1, cfg, task, Policy(model, tok), make_optimizer(model, cfg.sft()), torch.Generator().manual_seed(0),
+                Progress(enabled=False), None, [], chosen, [], copy.deepcopy(model).eval(), [])
+    learned = learn_short_to_long(step, samples)
+    assert learned.info == {"pairs": 2} and learned.tokens > 0
+    assert nll() < before - 1.0  # the chosen answers of the two pairs became likelier on the long prompt
+
+
 def test_a_pretrained_model_learns_short_questions_only_and_the_smollm2_preset_is_overridable(tmp_path):
     from helpers import save_bpe_llama
 

@@ -10,7 +10,8 @@ Short-to-Long Preference Optimization", arXiv:2502.13922
              the whole document (rejected); on the pairs that differ, DPO on the long prompt against
              the round-0 model reading the *short* prompt (the short-to-long reference), plus an NLL
              term on the chosen answer; `objective=dpo` takes the usual reference (the round-0 model
-             on the long prompt), `objective=sft` fine-tunes on the chosen answers
+             on the long prompt), `objective=sft` fine-tunes on the same pairs' chosen answers (same
+             steps, batch size and learning rate)
     every iteration: held-out accuracy from the whole document (pass1) and from the short context
              (short_pass1, the skill to keep)
 
@@ -28,11 +29,11 @@ from selfevolve.config import check_one_of
 from selfevolve.models.policy import TINY
 from selfevolve.search.answers import Answers
 from selfevolve.search.sampling import NO_STOP, answer, ask
-from selfevolve.selftrain import Learned, Proposal, SelfTrainConfig, Step, family, finetune_on_kept, self_train
+from selfevolve.selftrain import Learned, Proposal, SelfTrainConfig, Step, family, self_train
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.long_lookup import LongLookupTask, short_prompt
 from selfevolve.train.dpo import PreferenceConfig, reference_pairs, train_pairs
-from selfevolve.train.sft import Examples
+from selfevolve.train.sft import Examples, train_on_pools
 
 OBJECTIVES = ("longpo", "dpo", "sft")
 
@@ -50,7 +51,8 @@ class Config(PreferenceConfig, SelfTrainConfig):
     unequally after 30 round-0 steps: the setting of the measured claim); --set values override a preset's."""
     task: str = "lookup"
     objective: str = "longpo"
-    """longpo (short-to-long reference), dpo (the usual long-input reference) or sft (on the chosen answers)."""
+    """longpo (short-to-long reference), dpo (the usual long-input reference) or sft (on the same pairs'
+    chosen answers, at dpo_learning_rate)."""
     difficulty: int = 14
     """Chunks of four facts in a held-out or new document (training documents have 1 to this many)."""
     samples_per_problem: int = 2  # one answer from the short context, one from the whole document
@@ -108,9 +110,10 @@ def short_and_long(step: Step, problems: list[Problem]) -> Proposal:
 
 
 def learn_short_to_long(step: Step, samples: dict[str, list]) -> Learned:
+    """The iteration's steps on the pairs whose two answers differ: DPO + NLL against the short-input (longpo)
+    or long-input (dpo) reference, or (sft) fine-tuning on their chosen answers with the same steps,
+    batch size and learning rate, so the baselines differ from LongPO in the objective only."""
     cfg, tok = step.cfg, step.policy.tok
-    if cfg.objective == "sft":
-        return finetune_on_kept(step, samples)
     prompts, answers = samples["prompt"], samples["answer"]
     pairs = [(prompts[i], answers[i], answers[i + 1]) for i in range(0, len(prompts), 2)
              if answers[i] != answers[i + 1] and NO_STOP not in (answers[i], answers[i + 1])]
@@ -119,11 +122,15 @@ def learn_short_to_long(step: Step, samples: dict[str, list]) -> Learned:
         return Learned(step.optimizer, float("nan"), 0, {"pairs": 0})
     long, chosen, rejected = (list(x) for x in zip(*pairs, strict=True))
     good, bad = Examples.encode(tok, long, chosen), Examples.encode(tok, long, rejected)
+    title = f"round {step.r}: {cfg.objective} on {len(pairs)} pairs"
+    if cfg.objective == "sft":
+        loss, tokens = train_on_pools(step.policy.model, step.optimizer, cfg.preference_sft(), [good], [1.0],
+                                      cfg.iteration_steps, step.gen, step.progress, title)
+        return Learned(step.optimizer, loss, tokens, {"pairs": len(pairs)})
     seen = [short_prompt(p) for p in long] if cfg.objective == "longpo" else long  # what the reference reads
     reference = reference_pairs(step.base, Examples.encode(tok, seen, chosen), Examples.encode(tok, seen, rejected))
     loss, tokens = train_pairs(step.policy.model, step.optimizer, cfg.preference_sft(), good, bad, cfg.iteration_steps,
-                               cfg.beta, cfg.nll_weight, step.gen, step.progress,
-                               f"round {step.r}: {cfg.objective} on {len(pairs)} pairs", reference=reference)
+                               cfg.beta, cfg.nll_weight, step.gen, step.progress, title, reference=reference)
     return Learned(step.optimizer, loss, tokens, {"pairs": len(pairs)})
 
 

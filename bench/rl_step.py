@@ -1,0 +1,83 @@
+"""Where one GRPO step of bench/grpo_vs_trl.py goes: milliseconds per phase, on the same round-0 model.
+
+    python bench/rl_step.py [--seed 0] [--steps 30] [--threads 2]
+
+Phases: sampling (and scoring) the completions, packing the shared prompts and the reference's
+forward, the policy's forward and loss, backward, and the optimiser step (clip + AdamW). Also
+prints the machine's matrix-product rate at the step's largest product, against which the model's
+FLOPs can be read. One JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import emit
+from grpo_vs_trl import round0
+
+from selfevolve.judge.rewards import correct_reward
+from selfevolve.models.hf import load
+from selfevolve.models.policy import Policy
+from selfevolve.rng import rngs
+from selfevolve.tasks import get_task
+from selfevolve.train.rl import RLConfig, Trainer, advantages, sample_batch, step_problems
+from selfevolve.train.sft import SFTConfig, lr_at, make_optimizer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, tok = load(str(round0(Path(tmp), args.seed)))
+    task, cfg = get_task("countdown"), RLConfig(group_size=8, prompts_per_step=8)
+    sft = SFTConfig(learning_rate=cfg.rl_learning_rate, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0)
+    trainer = Trainer(Policy(model, tok), cfg, make_optimizer(model, sft), sft, args.steps, copy.deepcopy(model))
+    problems = task.sample(args.steps * cfg.prompts_per_step, 3, rngs(args.seed, "rl-bench").np, mixed=True)
+    gen, reward = rngs(args.seed, "bench").torch, correct_reward(task)
+    phases = {name: [] for name in ("sample", "prepare", "forward", "backward", "optimizer")}
+    for s in range(args.steps):
+        chunk = step_problems(problems, s, cfg.prompts_per_step)
+        t = [time.perf_counter()]
+        batch = sample_batch(trainer.policy, [p.prompt for p in chunk], {"problem": chunk}, reward, cfg.group_size,
+                             12, cfg.rl_temperature, gen)
+        t.append(time.perf_counter())
+        prepared = trainer.prepare(batch)
+        t.append(time.perf_counter())
+        model.train()
+        loss, _ = trainer.loss(prepared, advantages(batch.rewards, cfg.algorithm).flatten(), cfg.kl_coef, 12)
+        t.append(time.perf_counter())
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t.append(time.perf_counter())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), sft.grad_clip)
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = lr_at(s, args.steps, sft)
+        trainer.optimizer.step()
+        t.append(time.perf_counter())
+        for name, a, b in zip(phases, t[:-1], t[1:], strict=True):
+            phases[name].append(b - a)
+    tokens = int(prepared.shared.ids.numel()) if prepared.shared is not None else int(prepared.inputs.numel())
+    a, b = torch.randn(tokens, model.cfg.n_embd), torch.randn(model.cfg.n_embd, model.cfg.intermediate_size)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(50):
+        a @ b
+    gflops = 2 * a.shape[0] * a.shape[1] * b.shape[1] * 50 / (time.perf_counter() - t0) / 1e9
+    ms = {f"{name}_ms": round(1000 * float(np.median(v[3:])), 2) for name, v in phases.items()}  # after warm-up
+    emit(bench="rl_step", seed=args.seed, steps=args.steps, threads=args.threads, unit="ms per step (median)",
+         **ms, step_ms=round(sum(ms.values()), 2), packed_tokens_last_step=tokens,
+         matmul_gflops_at_that_size=round(gflops, 1))
+
+
+if __name__ == "__main__":
+    main()
