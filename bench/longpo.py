@@ -1,7 +1,10 @@
 """LongPO against its two baselines at the same pairs: DPO with the usual long-input reference, and SFT on
 the chosen (short-context) answers; seeds 0-2.
 
-    python bench/longpo.py [--seeds 0,1,2] [--set key=value ...] [--out runs/longpo]
+    python bench/longpo.py [--seeds 0,1,2] [--objectives longpo,dpo,sft] [--set key=value ...] [--out runs/longpo]
+
+`--objectives star` adds plain self-training (STaR on every chosen answer, labelled examples mixed in,
+at the round-0 learning rate): not a baseline at the same pairs, but what the method competes with.
 
 Per seed, round 0 (next-token training on documents, question answering on short contexts only) is
 trained once and shared through `init_from`; every objective then answers the same new questions

@@ -100,7 +100,7 @@ def test_a_pair_reads_its_prompt_once_with_the_log_probabilities_and_gradients_o
 
 def test_a_tiny_longpo_run_reports_long_and_short_context_accuracy(tmp_path):
     assert_clean_error(run_cli("run", "longpo", "--out", str(tmp_path / "x"), "--set", "objective=ppo"),
-                       "objective must be one of longpo, dpo, sft")
+                       "objective must be one of longpo, dpo, sft, star")
     run = tmp_path / "run"
     tiny = ["n_layer=1", "n_embd=32", "num_labelled=100", "round0_steps=20", "iterations=1", "difficulty=4",
             "problems_per_iteration=40", "iteration_steps=5", "eval_problems=20", "threads=2"]
@@ -109,6 +109,10 @@ def test_a_tiny_longpo_run_reports_long_and_short_context_accuracy(tmp_path):
     rounds = summary(run)["rounds"]
     assert all(0 <= r["short_pass1"] <= 1 for r in rounds) and "pairs" in rounds[1]
     assert set(rounds[1]["probe"]) == {"short_correct", "long_correct"}
+    star = tmp_path / "star"  # plain self-training from the same round 0
+    proc = run_cli("run", "longpo", "--out", str(star), *sets([*tiny, "objective=star", f"init_from={run}"]))
+    assert proc.returncode == 0, proc.stderr
+    assert summary(star)["rounds"][0]["pass1"] == rounds[0]["pass1"] and "pairs" not in summary(star)["rounds"][1]
 
 
 @pytest.mark.parametrize("objective", ["longpo", "dpo", "sft"])

@@ -11,7 +11,7 @@ Short-to-Long Preference Optimization", arXiv:2502.13922
              the round-0 model reading the *short* prompt (the short-to-long reference), plus an NLL
              term on the chosen answer; `objective=dpo` takes the usual reference (the round-0 model
              on the long prompt), `objective=sft` fine-tunes on the same pairs' chosen answers (same
-             steps, batch size and learning rate)
+             steps, batch size and learning rate), `objective=star` self-trains as STaR does
     every iteration: held-out accuracy from the whole document (pass1) and from the short context
              (short_pass1, the skill to keep)
 
@@ -29,13 +29,13 @@ from selfevolve.config import check_one_of
 from selfevolve.models.policy import TINY
 from selfevolve.search.answers import Answers
 from selfevolve.search.sampling import NO_STOP, answer, ask
-from selfevolve.selftrain import Learned, Proposal, SelfTrainConfig, Step, family, self_train
+from selfevolve.selftrain import Learned, Proposal, SelfTrainConfig, Step, family, finetune_on_kept, self_train
 from selfevolve.tasks.base import Problem
 from selfevolve.tasks.long_lookup import LongLookupTask, short_prompt
 from selfevolve.train.dpo import PreferenceConfig, reference_pairs, train_pairs
 from selfevolve.train.sft import Examples, train_on_pools
 
-OBJECTIVES = ("longpo", "dpo", "sft")
+OBJECTIVES = ("longpo", "dpo", "sft", "star")
 
 
 @dataclass
@@ -51,8 +51,8 @@ class Config(PreferenceConfig, SelfTrainConfig):
     unequally after 30 round-0 steps: the setting of the measured claim); --set values override a preset's."""
     task: str = "lookup"
     objective: str = "longpo"
-    """longpo (short-to-long reference), dpo (the usual long-input reference) or sft (on the same pairs'
-    chosen answers, at dpo_learning_rate)."""
+    """longpo (short-to-long reference), dpo (the usual long-input reference), sft (on the same pairs'
+    chosen answers, at dpo_learning_rate) or star (STaR on every chosen answer with labelled examples)."""
     difficulty: int = 14
     """Chunks of four facts in a held-out or new document (training documents have 1 to this many)."""
     samples_per_problem: int = 2  # one answer from the short context, one from the whole document
@@ -112,8 +112,12 @@ def short_and_long(step: Step, problems: list[Problem]) -> Proposal:
 def learn_short_to_long(step: Step, samples: dict[str, list]) -> Learned:
     """The iteration's steps on the pairs whose two answers differ: DPO + NLL against the short-input (longpo)
     or long-input (dpo) reference, or (sft) fine-tuning on their chosen answers with the same steps,
-    batch size and learning rate, so the baselines differ from LongPO in the objective only."""
+    batch size and learning rate, so the baselines differ from LongPO in the objective only. `star` is
+    plain self-training instead: STaR's step on every chosen answer, labelled examples mixed in, at
+    learning_rate."""
     cfg, tok = step.cfg, step.policy.tok
+    if cfg.objective == "star":
+        return finetune_on_kept(step, samples)
     prompts, answers = samples["prompt"], samples["answer"]
     pairs = [(prompts[i], answers[i], answers[i + 1]) for i in range(0, len(prompts), 2)
              if answers[i] != answers[i + 1] and NO_STOP not in (answers[i], answers[i + 1])]
