@@ -8,8 +8,10 @@ Without --base-url the bench serves --model with `selfevolve serve` on 127.0.0.1
 DSPy (3.x) runs the same two-node pipeline (the same instructions, as two `Predict` modules) and
 optimises it with `BootstrapFewShotWithRandomSearch` on the same training problems, choosing on the
 same dev problems; `--candidates` sets its random-search size, which fixes its model-call budget
-(printed beside ours). Prints one JSON line per seed and task: held-out accuracy before and after
-optimisation on each side and the model calls each optimisation made.
+(printed beside ours). A reply without DSPy's field markers is read whole as the one output field,
+as our nodes read replies (`--dspy-markers`: DSPy's adapters alone, which a 135M model fails). Prints
+one JSON line per seed and task: held-out accuracy before and after optimisation on each side and
+the model calls each optimisation made.
 """
 
 from __future__ import annotations
@@ -29,14 +31,29 @@ from selfevolve.search.symbolic import default_pipeline
 from selfevolve.tasks.wordmath import same_number
 
 
-def dspy_side(cfg: Config, base_url: str, candidates: int) -> dict:
+def dspy_side(cfg: Config, base_url: str, candidates: int, whole_replies: bool = True) -> dict:
     import dspy
     from dspy.teleprompt import BootstrapFewShotWithRandomSearch
+
+    class WholeReply(dspy.ChatAdapter):
+        """DSPy's chat format; a reply without its field markers is the value of the one output field,
+        as our pipeline's nodes read replies (small models seldom write the markers)."""
+
+        def __init__(self) -> None:
+            super().__init__(use_json_adapter_fallback=False)
+
+        def parse(self, signature, completion: str) -> dict:
+            try:
+                return super().parse(signature, completion)
+            except Exception:  # DSPy raises its AdapterParseError; a one-field reply needs no markers
+                if len(signature.output_fields) != 1:
+                    raise
+                return {next(iter(signature.output_fields)): completion.strip()}
 
     train, dev, test = splits(cfg)
     lm = dspy.LM(f"openai/{cfg.model}", api_base=base_url, api_key="none", temperature=cfg.temperature,
                  max_tokens=cfg.max_tokens, cache=False)
-    dspy.configure(lm=lm)
+    dspy.configure(lm=lm, adapter=WholeReply() if whole_replies else None)
     first, last = default_pipeline()
     analysis = dspy.Signature("problem -> analysis", first.instruction)
     solution = dspy.Signature("problem, analysis -> answer", last.instruction + " The answer is a number.")
@@ -83,6 +100,8 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--base-url", default="")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dspy-markers", action="store_true",
+                        help="DSPy's own adapters only (a reply without field markers fails, then a JSON retry)")
     parser.add_argument("--out", type=Path, default=Path("runs/symbolic"))
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
@@ -95,7 +114,7 @@ def main() -> None:
                           "model": name, "base_url": base_url}
                 s = run("symbolic", args.out / f"{task}-{seed}", values)
                 optimisation_calls = s["lm_calls"] - s["rounds"][-1]["lm_calls"]
-                theirs = dspy_side(build_config(Config, values), base_url, args.candidates)
+                theirs = dspy_side(build_config(Config, values), base_url, args.candidates, not args.dspy_markers)
                 emit(bench="symbolic", seed=seed, task=task, problems=s["problems"], model=args.model,
                      ours_initial=s["test_accuracy"]["initial"], ours_optimised=s["test_accuracy"]["optimised"],
                      ours_calls=optimisation_calls, ours_dev_by_step=s["dev_by_step"],

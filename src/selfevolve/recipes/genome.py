@@ -178,10 +178,21 @@ def experts(cfg: Config, model, tok, store: RunStore, progress: Progress) -> dic
                          cfg.expert_replay, make_replay, base=cfg.model)
 
 
-def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
-    cfg.use_threads()
-    saved = store.read_state("GENOME state")
-    start = time.perf_counter() - (saved["wall_seconds"] if saved else 0.0)
+@dataclass
+class MergeSpace:
+    """The experts as rows of flat adapter vectors, the model that evaluates a merge of them on the dev
+    split (`fitness`), and the test split behind its one read."""
+
+    names: list[str]
+    X: torch.Tensor
+    fitness: AdapterEval
+    spec: LoraSpec
+    test: HeldOutSplit
+
+
+def merge_space(cfg: Config, store: RunStore, progress: Progress) -> MergeSpace:
+    """The base model and the experts (trained once; a resumed run, or a bench reading a finished one,
+    loads them), and the splits."""
     base, tok = base_model(cfg, store, progress)
     spec = read_adapter(Path(cfg.adapters[0]))[0] if cfg.adapters else cfg.lora()
     model = add_lora(base.eval(), spec, seed=cfg.seed)
@@ -189,10 +200,18 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     model.eval()
     names = list(pool)
     flat = Flat.of(pool[names[0]])
-    X = torch.stack([flat.flatten(pool[n]) for n in names])
     dev = skill_problems(cfg.target, cfg.dev_size, rngs(cfg.seed, DEV).np)
     test = HeldOutSplit(skill_problems(cfg.target, cfg.test_size, rngs(cfg.seed, TEST).np))
-    fitness = AdapterEval(model, tok, flat, dev)
+    return MergeSpace(names, torch.stack([flat.flatten(pool[n]) for n in names]), AdapterEval(model, tok, flat, dev),
+                      spec, test)
+
+
+def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
+    cfg.use_threads()
+    saved = store.read_state("GENOME state")
+    start = time.perf_counter() - (saved["wall_seconds"] if saved else 0.0)
+    space = merge_space(cfg, store, progress)
+    names, X, fitness, test = space.names, space.X, space.fitness, space.test
     evaluate = cfg.evaluator(fitness)
 
     def dev_fitness(rows: torch.Tensor) -> torch.Tensor:
@@ -231,12 +250,13 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     dev_accuracy = fitness.scores(candidates, ensemble)
     problems = test.read()
     test_accuracy = fitness.scores(candidates, ensemble, problems)
-    save_adapter(fitness.load(state.best), spec, store.path / "genome_best", base=cfg.model)
+    save_adapter(fitness.load(state.best), space.spec, store.path / "genome_best", base=cfg.model)
     summary = {"recipe": "genome", "model": cfg.model, "seed": cfg.seed, "experts": names,
                "target": list(cfg.target), "test_accuracy": test_accuracy, "dev_accuracy": dev_accuracy,
                "dev_accuracy_by_generation": [r["best_dev"] for r in log], "generations_log": log,
                "evaluations": budget, "random_search_evaluations": budget, "test_reads": test.reads,
-               "dev_size": len(dev), "test_size": len(problems), "wall_seconds": time.perf_counter() - start}
+               "dev_size": len(fitness.problems), "test_size": len(problems),
+               "wall_seconds": time.perf_counter() - start}
     store.write_summary(summary)
     store.event("finished")
     return summary
