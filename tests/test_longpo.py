@@ -102,8 +102,8 @@ def test_a_tiny_longpo_run_reports_long_and_short_context_accuracy(tmp_path):
     assert_clean_error(run_cli("run", "longpo", "--out", str(tmp_path / "x"), "--set", "objective=ppo"),
                        "objective must be one of longpo, dpo, sft, star")
     run = tmp_path / "run"
-    tiny = ["n_layer=1", "n_embd=32", "num_labelled=100", "round0_steps=20", "iterations=1", "difficulty=4",
-            "problems_per_iteration=40", "iteration_steps=5", "eval_problems=20", "threads=2"]
+    tiny = ["preset=tiny", "n_layer=1", "n_embd=32", "num_labelled=100", "round0_steps=20", "iterations=1",
+            "difficulty=4", "problems_per_iteration=40", "iteration_steps=5", "eval_problems=20", "threads=2"]
     proc = run_cli("run", "longpo", "--out", str(run), *sets(tiny))
     assert proc.returncode == 0, proc.stderr
     rounds = summary(run)["rounds"]
@@ -146,7 +146,7 @@ def test_every_objective_learns_from_the_same_pairs_and_raises_their_chosen_answ
     assert nll() < before - 1.0  # the chosen answers of the two pairs became likelier on the long prompt
 
 
-def test_a_pretrained_model_learns_short_questions_only_and_the_smollm2_preset_is_overridable(tmp_path):
+def test_a_pretrained_model_learns_short_questions_only_and_the_presets_are_overridable(tmp_path):
     from helpers import save_bpe_llama
 
     from selfevolve.config import build_config
@@ -154,12 +154,15 @@ def test_a_pretrained_model_learns_short_questions_only_and_the_smollm2_preset_i
     from selfevolve.recipes.longpo import Config
 
     seed_set = LongLookupTask().sample(6, 3, np.random.default_rng(0))
-    tiny = Config().round0_examples(CharTokenizer(), seed_set, np.random.default_rng(0))
+    tiny = Config(model="tiny").round0_examples(CharTokenizer(), seed_set, np.random.default_rng(0))
     save_bpe_llama(tmp_path / "llama", [p.prompt + p.answer for p in seed_set])
     _, tok = load(str(tmp_path / "llama"))
     pretrained = Config(model=str(tmp_path / "llama")).round0_examples(tok, seed_set, np.random.default_rng(0))
     assert (len(tiny), len(pretrained)) == (12, 6)  # documents (next token) and questions; questions alone
     short = Examples.encode(tok, [short_prompt(p.prompt) for p in seed_set], [p.answer for p in seed_set])
     assert torch.equal(pretrained.ids, short.ids) and torch.equal(pretrained.prompt_lens, short.prompt_lens)
-    preset = build_config(Config, {"preset": "smollm2", "iterations": "1"})
-    assert (preset.model, preset.lora_r, preset.round0_steps, preset.iterations) == ("smollm2", 8, 30, 1)
+    default = build_config(Config, {})  # SmolLM2, one iteration: the setting of the measured claim
+    assert (default.model, default.lora_r, default.round0_steps, default.iterations) == ("smollm2", 8, 30, 1)
+    assert build_config(Config, {"preset": "smollm2", "iterations": "2"}) == build_config(Config, {"iterations": "2"})
+    tiny = build_config(Config, {"preset": "tiny", "iterations": "2"})
+    assert (tiny.model, tiny.lora_r, tiny.round0_steps, tiny.iterations) == ("tiny", 0, 1500, 2)

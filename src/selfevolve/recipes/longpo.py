@@ -42,24 +42,29 @@ OBJECTIVES = ("longpo", "dpo", "sft", "star")
 class Config(PreferenceConfig, SelfTrainConfig):
     LATER_ROUNDS = (*SelfTrainConfig.LATER_ROUNDS, "objective", "beta", "nll_weight", "dpo_learning_rate")
     PRESETS: ClassVar[dict[str, dict]] = {
-        "default": {},
-        "smollm2": {"model": "smollm2", "lora_r": 8, "learning_rate": 1e-3, "batch_size": 8, "num_labelled": 400,
-                    "round0_steps": 30, "iterations": 2, "problems_per_iteration": 200, "iteration_steps": 20,
-                    "eval_problems": 100}}
-    preset: str = "default"
-    """default (the tiny model) or smollm2 (SmolLM2 with LoRA r=8, which reads a chunk and a whole document
-    unequally after 30 round-0 steps: the setting of the measured claim); --set values override a preset's."""
+        "smollm2": {},
+        "tiny": {"model": "tiny", "lora_r": 0, "batch_size": 64, "num_labelled": 2000, "round0_steps": 1500,
+                 "iterations": 4, "problems_per_iteration": 1000, "iteration_steps": 100, "eval_problems": 300}}
+    preset: str = "smollm2"
+    """smollm2 (the defaults: SmolLM2 with LoRA r=8, which reads a chunk and a whole document unequally
+    after 30 round-0 steps) or tiny (a small transformer trained from scratch, which learns no lookup at
+    this size: see the README); --set values override a preset's."""
     task: str = "lookup"
     objective: str = "longpo"
     """longpo (short-to-long reference), dpo (the usual long-input reference), sft (on the same pairs'
     chosen answers, at dpo_learning_rate) or star (STaR on every chosen answer with labelled examples)."""
+    model: str = "smollm2"
+    lora_r: int = 8
+    batch_size: int = 8
     difficulty: int = 14
     """Chunks of four facts in a held-out or new document (training documents have 1 to this many)."""
     samples_per_problem: int = 2  # one answer from the short context, one from the whole document
-    num_labelled: int = 2000
-    round0_steps: int = 1500
-    problems_per_iteration: int = 1000
-    iteration_steps: int = 100
+    num_labelled: int = 400
+    round0_steps: int = 30
+    iterations: int = 1
+    problems_per_iteration: int = 200
+    iteration_steps: int = 20
+    eval_problems: int = 100
 
     def __post_init__(self) -> None:
         super().__post_init__()
