@@ -125,9 +125,8 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = round0(Path(tmp), seed)
-            problems = get_task("countdown").sample(args.steps * args.prompts, 3, rngs(seed, "rl-bench").np,
-                                                    mixed=True)
             countdown = get_task("countdown")
+            problems = countdown.sample(args.steps * args.prompts, 3, rngs(seed, "rl-bench").np, mixed=True)
             seed_set = countdown.sample(LABELLED, 3, rngs(seed, 0).np, mixed=True)  # round 0's, as selftrain draws it
             held, _ = held_out_split(countdown, args.held_out, 3, seed, "test",
                                      {p.prompt for p in problems + seed_set}, "rl-bench", mixed=True)
