@@ -42,11 +42,12 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         run_dir = args.out / f"s{seed}"
         s = finished_or_run("genome", run_dir, {**parse_overrides(args.set), "seed": seed})
-        cfg = build_config(Config, RunStore.open(run_dir).config_values())
+        store = RunStore.open(run_dir)
+        cfg = build_config(Config, store.config_values())
         cfg.use_threads()
         t0 = time.perf_counter()
         with Progress(enabled=False) as progress:
-            space = merge_space(cfg, RunStore.open(run_dir), progress)
+            space = merge_space(cfg, store, progress)
         weights = [w for w in itertools.product(values, repeat=len(space.names)) if any(w)]
         points = {f"w={','.join(f'{x:g}' for x in w)}": torch.tensor(w) @ space.X for w in weights}
         test = space.test.read()

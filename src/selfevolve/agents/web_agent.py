@@ -185,9 +185,8 @@ def draw_example(run_dir: Path, round_: int, interface: str) -> list[Path]:
     episodes = [rows[a:b] for a, b in zip(starts, starts[1:], strict=False)]
     ep = next((e for e in episodes if e[0]["success"]), max(episodes, key=len))
     env = Web(ep[0]["difficulty"])
-    return draw_episode(*replay(env, ep[0]["task_id"], [r["action"] for r in ep], lambda a: ground(env, a, interface)),
-                        env.template,
-                        run_dir / "plots", f"round-{round_}", "web")
+    pages, done = replay(env, ep[0]["task_id"], [r["action"] for r in ep], lambda a: ground(env, a, interface))
+    return draw_episode(pages, done, env.template, run_dir / "plots", f"round-{round_}", "web")
 
 
 def lm_actor(lm, max_tokens: int) -> Actor:
