@@ -42,6 +42,7 @@ from selfevolve.train.rl import RLConfig, Trainer, train_steps
 from selfevolve.train.sft import SFTConfig, make_optimizer
 
 LABELLED = 1500  # round 0's labelled seed problems
+NEW_TOKENS = 12  # completion length: a three-number Countdown answer is at most 11 characters and a stop
 
 
 def round0(out: Path, seed: int) -> Path:
@@ -65,18 +66,24 @@ def pass1(model, tok, held: list) -> float:
     return float(np.mean([task.verify(p, t) for p, t in zip(held, greedy, strict=True)]))
 
 
+def our_trainer(model, tok, steps: int, lr: float, beta: float, **rl) -> Trainer:
+    """Our trainer as the bench runs it: constant learning rate, no weight decay, a frozen reference
+    copy when beta > 0 (also bench/rl_step.py's)."""
+    cfg = RLConfig(kl_coef=beta, rl_learning_rate=lr, aggregation="sequence-mean", **rl)
+    sft = SFTConfig(learning_rate=lr, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0)
+    return Trainer(Policy(model, tok), cfg, make_optimizer(model, sft), sft, steps,
+                   copy.deepcopy(model) if beta else None)
+
+
 def ours(model_dir: Path, problems, args, seed: int, share_prompts: bool = True
          ) -> tuple[float, list[float], torch.nn.Module]:
     model, tok = load(str(model_dir))
-    policy, task = Policy(model, tok), get_task("countdown")
-    cfg = RLConfig(group_size=args.group, prompts_per_step=args.prompts, kl_coef=args.beta,
-                   rl_learning_rate=args.lr, aggregation="sequence-mean", share_prompts=share_prompts)
-    sft = SFTConfig(learning_rate=args.lr, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0)
-    trainer = Trainer(policy, cfg, make_optimizer(model, sft), sft, args.steps,
-                      copy.deepcopy(model) if args.beta else None)
+    trainer = our_trainer(model, tok, args.steps, args.lr, args.beta, group_size=args.group,
+                          prompts_per_step=args.prompts, share_prompts=share_prompts)
     t0 = time.perf_counter()
     log = train_steps(trainer, problems, args.steps, lambda p: p.prompt, lambda ps: {"problem": ps},
-                      correct_reward(task), args.new, rngs(seed, "bench").torch, Progress(enabled=False), "ours")
+                      correct_reward(get_task("countdown")), args.new, rngs(seed, "bench").torch,
+                      Progress(enabled=False), "ours")
     return time.perf_counter() - t0, [s["reward_mean"] for _, _, s in log], model
 
 
@@ -116,7 +123,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--group", type=int, default=8)
-    ap.add_argument("--new", type=int, default=12)
+    ap.add_argument("--new", type=int, default=NEW_TOKENS)
     ap.add_argument("--lr", type=float, default=RLConfig.rl_learning_rate, help="both trainers (our default)")
     ap.add_argument("--beta", type=float, default=0.04)
     ap.add_argument("--held-out", type=int, default=300, help="held-out problems for the final pass@1")

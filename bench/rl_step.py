@@ -11,7 +11,6 @@ FLOPs can be read. One JSON line.
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 import time
 from pathlib import Path
@@ -19,15 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import emit
-from grpo_vs_trl import round0
+from grpo_vs_trl import NEW_TOKENS, our_trainer, round0
 
 from selfevolve.judge.rewards import correct_reward
 from selfevolve.models.hf import load
-from selfevolve.models.policy import Policy
 from selfevolve.rng import rngs
 from selfevolve.tasks import get_task
-from selfevolve.train.rl import RLConfig, Trainer, advantages, sample_batch, step_problems
-from selfevolve.train.sft import SFTConfig, lr_at, make_optimizer
+from selfevolve.train.rl import RLConfig, advantages, sample_batch, step_problems
+from selfevolve.train.sft import lr_at
 
 
 def main() -> None:
@@ -39,9 +37,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model, tok = load(str(round0(Path(tmp), args.seed)))
-    task, cfg = get_task("countdown"), RLConfig(group_size=8, prompts_per_step=8)
-    sft = SFTConfig(learning_rate=cfg.rl_learning_rate, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0)
-    trainer = Trainer(Policy(model, tok), cfg, make_optimizer(model, sft), sft, args.steps, copy.deepcopy(model))
+    task = get_task("countdown")
+    trainer = our_trainer(model, tok, args.steps, RLConfig.rl_learning_rate, 0.04, group_size=8, prompts_per_step=8)
+    cfg, sft = trainer.cfg, trainer.sft
     problems = task.sample(args.steps * cfg.prompts_per_step, 3, rngs(args.seed, "rl-bench").np, mixed=True)
     gen, reward = rngs(args.seed, "bench").torch, correct_reward(task)
     phases = {name: [] for name in ("sample", "prepare", "forward", "backward", "optimizer")}
@@ -49,12 +47,12 @@ def main() -> None:
         chunk = step_problems(problems, s, cfg.prompts_per_step)
         t = [time.perf_counter()]
         batch = sample_batch(trainer.policy, [p.prompt for p in chunk], {"problem": chunk}, reward, cfg.group_size,
-                             12, cfg.rl_temperature, gen)
+                             NEW_TOKENS, cfg.rl_temperature, gen)
         t.append(time.perf_counter())
         prepared = trainer.prepare(batch)
         t.append(time.perf_counter())
         model.train()
-        loss, _ = trainer.loss(prepared, advantages(batch.rewards, cfg.algorithm).flatten(), cfg.kl_coef, 12)
+        loss, _ = trainer.loss(prepared, advantages(batch.rewards, cfg.algorithm).flatten(), cfg.kl_coef, NEW_TOKENS)
         t.append(time.perf_counter())
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from selfevolve.judge.invariance import auc
 from selfevolve.judge.reward import RewardModel, train_pointwise
 from selfevolve.models.policy import Policy
 from selfevolve.progress import Progress
@@ -26,8 +27,9 @@ def train_outcome_judge(policy: Policy, task: Task, labelled: list[Problem], sam
         seen = sample_and_judge(policy, task, labelled, samples, temperature, gen, advance=advance)
     prompts = [p.prompt for p, row in zip(seen.problems, seen.texts, strict=True) for _ in row]
     orm = RewardModel.from_policy(policy.model)
-    loss = train_pointwise(orm, Examples.encode(policy.tok, prompts, [t for row in seen.texts for t in row]),
-                           seen.correct.ravel(), steps, sft, gen, progress, f"{title}: train the ORM")
+    examples = Examples.encode(policy.tok, prompts, [t for row in seen.texts for t in row])
+    loss = train_pointwise(orm, examples, seen.correct.ravel(), steps, sft, gen, progress, f"{title}: train the ORM")
+    fit_auc = auc(orm.score(examples), seen.correct.ravel())
 
     def judge(problems: list[Problem], texts: list[list[str]], correct: np.ndarray) -> np.ndarray:
         flat = [t for row in texts for t in row]
@@ -36,4 +38,4 @@ def train_outcome_judge(policy: Policy, task: Task, labelled: list[Problem], sam
         scores[[t == NO_STOP for t in flat]] = 0.0  # an unfinished answer is no answer
         return scores.reshape(correct.shape)
 
-    return judge, {"orm_loss": loss, "orm_samples": int(seen.correct.size)}, orm
+    return judge, {"orm_loss": loss, "orm_fit_auc": fit_auc, "orm_samples": int(seen.correct.size)}, orm
