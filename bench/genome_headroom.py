@@ -1,7 +1,7 @@
 """How much room the merge space leaves above the best expert: GENOME's headroom, measured before tuning it.
 
     python bench/genome_headroom.py [--seeds 0,1,2] [--grid 0,0.5,1] [--set key=value ...]
-                                    [--out runs/genome-headroom]
+                                    [--per-skill 100] [--out runs/genome-headroom]
 
 Per seed, a GENOME run (the recipe with --set values; reused when finished) provides the base model,
 the experts and the splits. Every merge sum_i w_i x_i of the expert adapters with each weight w_i
@@ -11,7 +11,8 @@ oracle measurement of what a search could find, never a way to choose. Prints on
 seed: the best expert (chosen on dev) on dev and test; the grid point best on dev and its test
 accuracy (what a perfect dev search over this grid would report); the best test accuracy anywhere
 in the grid (the headroom); how many points beat the best expert on test; and the run's own
-genome_best.
+genome_best. Then one line per source skill (`--per-skill` fresh problems of it): the base model,
+each expert, the uniform merge, the plain sum and the grid's best point on it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from star_family import finished_or_run
 from selfevolve.config import build_config, parse_overrides
 from selfevolve.progress import Progress
 from selfevolve.recipes.genome import Config, merge_space
+from selfevolve.rng import rngs
 from selfevolve.store import RunStore
+from selfevolve.tasks.skills import skill_problems
 
 
 def main() -> None:
@@ -36,6 +39,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--grid", default="0,0.5,1", help="the values each expert's weight takes")
     ap.add_argument("--set", action="append", default=[], help="a GENOME setting: key=value")
+    ap.add_argument("--per-skill", type=int, default=100, help="problems a skill in the skill lines (0: none)")
     ap.add_argument("--out", type=Path, default=Path("runs/genome-headroom"))
     args = ap.parse_args()
     values = [float(v) for v in args.grid.split(",")]
@@ -64,6 +68,19 @@ def main() -> None:
              points_above_best_expert_on_test=sum(v > best_expert for v in test_acc.values()),
              genome_best_dev=s["dev_accuracy"]["genome_best"], genome_best_test=s["test_accuracy"]["genome_best"],
              uniform_merge_test=s["test_accuracy"]["uniform_merge"], seconds=round(time.perf_counter() - t0, 1))
+        if args.per_skill:
+            skill_table(cfg, space, points[on_test], args.per_skill)
+
+
+def skill_table(cfg: Config, space, grid_best: torch.Tensor, n: int) -> None:
+    """What each model does on every source skill, on fresh problems (neither dev nor test): whether the
+    base knows the skills, whether each expert gains on its own, and what merging keeps of them."""
+    models = {"base": torch.zeros(space.X.shape[1]), **{f"expert:{k}": x for k, x in zip(space.names, space.X, strict=True)},
+              "uniform_merge": space.X.mean(0), "sum": space.X.sum(0), "grid_best_on_test": grid_best}
+    for skill in cfg.skills:
+        problems = skill_problems((skill,), n, rngs(cfg.seed, f"skill-table-{skill}").np)
+        emit(bench="genome_headroom_skills", seed=cfg.seed, model=cfg.model, skill=skill, problems=n,
+             **{k: round(v, 3) for k, v in space.fitness.scores(models, {}, problems).items()})
 
 
 if __name__ == "__main__":
