@@ -75,7 +75,8 @@ def main() -> None:
 def skill_table(cfg: Config, space, grid_best: torch.Tensor, n: int) -> None:
     """What each model does on every source skill, on fresh problems (neither dev nor test): whether the
     base knows the skills, whether each expert gains on its own, and what merging keeps of them."""
-    models = {"base": torch.zeros(space.X.shape[1]), **{f"expert:{k}": x for k, x in zip(space.names, space.X, strict=True)},
+    experts = {f"expert:{k}": x for k, x in zip(space.names, space.X, strict=True)}
+    models = {"base": torch.zeros(space.X.shape[1]), **experts,
               "uniform_merge": space.X.mean(0), "sum": space.X.sum(0), "grid_best_on_test": grid_best}
     for skill in cfg.skills:
         problems = skill_problems((skill,), n, rngs(cfg.seed, f"skill-table-{skill}").np)
