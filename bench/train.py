@@ -32,12 +32,12 @@ def main() -> None:
     inputs, labels = x[:, :-1], x[:, 1:]
     cfg = SFTConfig()
     ours_opt = make_optimizer(model, cfg)
-    hf_opt = torch.optim.AdamW(hf.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=True)
+    hf_opt = torch.optim.AdamW(hf.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
     def ours() -> None:
         sft_step(model, ours_opt, inputs, labels, lr_at(10, 100, cfg), cfg)
 
-    def theirs() -> None:  # the plain way: forward, backward, clip, step (fused AdamW, as ours and the Trainer)
+    def theirs() -> None:  # the plain way: forward with labels, backward, clip, step
         out = hf(input_ids=inputs)
         loss = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten())
         hf_opt.zero_grad(set_to_none=True)

@@ -84,6 +84,10 @@ class Config(ParallelConfig, TrainingConfig):
     """Share of each expert's batches that replay the rest, so an expert learns its own skill
     without overwriting what the model does on the other skills' prompts: the tiny base model's
     mixture of all skills, or a pretrained base model's own writing (see `evolve/experts.py`)."""
+    replay_own_writing: bool = False
+    """Tiny base: replay what the base model itself writes after the other skills' prompts instead of
+    its training mixture (a pretrained base always does), so an expert learns only its own skill and
+    experts' updates touch separate behaviours."""
     pop_size: int = 10
     """Individuals per generation (the experts are generation 0)."""
     generations: int = 12
@@ -164,7 +168,7 @@ def experts(cfg: Config, model, tok, store: RunStore, progress: Progress) -> dic
         return {Path(a).name: read_adapter(Path(a))[1] for a in cfg.adapters}
 
     def make_replay():
-        if cfg.model == "tiny":
+        if cfg.model == "tiny" and not cfg.replay_own_writing:
             mixture = Examples.of_problems(tok, base_mixture(cfg))
             return lambda skill: mixture
         return own_writing(model, tok, skill_problems(cfg.skills, 100 * len(cfg.skills), rngs(cfg.seed, REPLAY).np),

@@ -158,8 +158,7 @@ def make_optimizer(model: Transformer, cfg: SFTConfig) -> torch.optim.AdamW:
     decay = [p for n, p in trainable if p.dim() >= 2 and "emb" not in n]
     other = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n)]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
-    # fused: one kernel per step instead of a loop over tensors (about 2.5x faster a step on CPU, as TRL runs it)
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.98), fused=True)
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.98))
 
 
 def sft_step(
