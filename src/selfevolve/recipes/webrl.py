@@ -27,9 +27,8 @@ templates, `team` never trained on). `interface`: AutoGLM's semantic actions + g
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -139,11 +138,10 @@ class Config(ModelChoice, ParallelConfig, TrainingConfig):
 
 def cloning(policy, cfg: Config, episodes: list[WebEpisode], steps: int, lr: float, seed, progress: Progress,
             title: str) -> float:
-    sft = dataclasses.replace(cfg.sft(), learning_rate=lr)
-    data = step_examples(policy.tok, episodes)
-    loss, _ = train_on_pools(policy.model, make_optimizer(policy.model, sft), sft, [data], [1.0], steps,
-                             rngs(cfg.seed, *seed).torch, progress, title)
-    return loss
+    """Behavioural cloning of the episodes' actions at this learning rate; the last loss."""
+    sft = replace(cfg.sft(), learning_rate=lr)
+    return train_on_pools(policy.model, make_optimizer(policy.model, sft), sft, [step_examples(policy.tok, episodes)],
+                          [1.0], steps, rngs(cfg.seed, *seed).torch, progress, title)[0]
 
 
 def rollouts(policy, cfg: Config, tasks: list[WebTask], temperature: float, seed) -> list[WebEpisode]:
@@ -175,7 +173,7 @@ def webrl_update(policy, cfg: Config, variant: str, phase: int, episodes: list[W
         parts.append(replayed.select(keep))
         advantages += torch.tensor([a for ep, a in replay for _ in ep.actions])[keep].tolist()
     data = Examples.concat(parts)
-    sft = dataclasses.replace(cfg.sft(), learning_rate=cfg.update_lr)
+    sft = replace(cfg.sft(), learning_rate=cfg.update_lr)
     loss = kl_regression_update(policy, data, torch.tensor(advantages, dtype=torch.float32), cfg.beta,
                                 cfg.update_steps, sft, rngs(cfg.seed, variant, phase).torch, progress,
                                 f"{variant} phase {phase}: KL-regression on {len(data)} actions")
@@ -186,8 +184,7 @@ def webrl_update(policy, cfg: Config, variant: str, phase: int, episodes: list[W
 def run_variant(cfg: Config, variant: str, policy, orm, first: list[WebEpisode], demos: list[WebEpisode],
                 progress: Progress) -> tuple[dict, dict[str, list]]:
     """One variant's phases from the BC actor; returns its record and its actions' table."""
-    critic, replay, kept = Critic(), [], []
-    writer = TaskWriter(*CURRICULUM_IDS)
+    critic, replay, kept, writer = Critic(), [], [], TaskWriter(*CURRICULUM_IDS)
     curriculum = variant not in ("filtered-bc", "fixed-tasks", "bc-continued")
     phases, played, env_steps, episodes, tasks = [], [], 0, first, []
     for phase in range(1, cfg.phases + 1):
