@@ -25,20 +25,33 @@ import torch
 from selfevolve.evolve.ops import SELECTIONS, crossover, mutate, select, succession, survive
 
 
-@dataclass(frozen=True)
+@dataclass
 class GenomeConfig:
+    """GENOME's evolution settings; also a mixin of the genome recipe's config."""
+
     pop_size: int = 10
+    """Individuals per generation (the experts are generation 0)."""
     elites: int = 2
+    """The best this many survive each generation unchanged."""
     selection: str = "roulette"
+    """Parent selection: roulette, tournament or rank."""
     tournament_size: int = 3
+    """Contenders per pick when selection=tournament."""
     crossover_rate: float = 0.8
-    crossover_scale: float = 1.2  # child = scale * fitness-weighted average (as the GENOME authors' code)
-    mutation_rate: float = 0.1  # fraction of a child's weights that get noise
-    mutation_sigma: float = 0.05  # noise std as a fraction of the child's own weight std
-    succession: bool = True  # GENOME+
+    """Share of children made by crossover (the rest copy one parent)."""
+    crossover_scale: float = 1.2
+    """A crossover child is this times its parents' fitness-weighted average (1.2 in the GENOME code)."""
+    mutation_rate: float = 0.1
+    """Fraction of a child's weights that get Gaussian noise."""
+    mutation_sigma: float = 0.05
+    """Noise std as a fraction of the individuals' weight std (their mean)."""
+    succession: bool = True
+    """GENOME+: move each child towards its line's best and the best ever, away from the worst."""
     succession_step: float = 1.0
+    """GENOME+: the size of that move."""
 
     def __post_init__(self) -> None:
+        getattr(super(), "__post_init__", lambda: None)()  # a mixin: the recipe's other bases check theirs
         if self.pop_size < 2 or not 0 <= self.elites < self.pop_size:
             raise ValueError(f"need pop_size >= 2 and 0 <= elites < pop_size, got {self.pop_size}, {self.elites}")
         if self.selection not in SELECTIONS:

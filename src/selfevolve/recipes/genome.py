@@ -51,7 +51,7 @@ REPLAY_TOKENS = 8  # of a pretrained base's writing an expert replays: longer th
 
 
 @dataclass
-class Config(ParallelConfig, TrainingConfig):
+class Config(GenomeConfig, ParallelConfig, TrainingConfig):
     seed: int = 0
     """Seeds the base model, experts, splits and evolution; same seed = same run."""
     model: str = "tiny"
@@ -88,24 +88,8 @@ class Config(ParallelConfig, TrainingConfig):
     """Tiny base: replay what the base model itself writes after the other skills' prompts instead of
     its training mixture (a pretrained base always does), so an expert learns only its own skill and
     experts' updates touch separate behaviours."""
-    pop_size: int = 10
-    """Individuals per generation (the experts are generation 0)."""
     generations: int = 12
     """Generations of evolution."""
-    elites: int = 2
-    """The best this many survive each generation unchanged."""
-    selection: str = "roulette"
-    """Parent selection: roulette, tournament or rank."""
-    crossover_rate: float = 0.8
-    """Share of children made by crossover (the rest copy one parent)."""
-    crossover_scale: float = 1.2
-    """A crossover child is this times its parents' fitness-weighted average (1.2 in the GENOME code)."""
-    mutation_rate: float = 0.1
-    """Fraction of a child's weights that get Gaussian noise."""
-    mutation_sigma: float = 0.05
-    """Noise std as a fraction of the population's weight std."""
-    succession: bool = True
-    """GENOME+: move each child towards its line's best and the best ever, away from the worst."""
     ensemble_k: int = 3
     """Members of the final ensemble (the best on dev), majority vote."""
     ties_density: float = 0.5
@@ -123,18 +107,12 @@ class Config(ParallelConfig, TrainingConfig):
         check_skills(self.target, "target")
         if self.dev_size > 200:
             raise ValueError(f"dev_size must be at most 200 (GENOME adapts from ~200 examples), got {self.dev_size}")
-        if not 0 <= self.expert_replay < 1:
-            raise ValueError(f"expert_replay must be in [0, 1), got {self.expert_replay}")
-        if not 0 < self.ties_density <= 1:
-            raise ValueError(f"ties_density must be in (0, 1], got {self.ties_density}")
+        if not (0 <= self.expert_replay < 1 and 0 < self.ties_density <= 1):
+            raise ValueError(f"need expert_replay in [0, 1) and ties_density in (0, 1], got {self.expert_replay}, "
+                             f"{self.ties_density}")
         n_experts = len(self.adapters) or len(self.skills)
         if n_experts < 2 or self.ensemble_k > self.pop_size:
             raise ValueError("need at least 2 experts and ensemble_k <= pop_size")
-        self.genome()
-
-    def genome(self) -> GenomeConfig:
-        return GenomeConfig(self.pop_size, self.elites, self.selection, 3, self.crossover_rate, self.crossover_scale,
-                            self.mutation_rate, self.mutation_sigma, self.succession)
 
     def lora(self) -> LoraSpec:
         return LoraSpec(r=self.lora_r, alpha=self.lora_alpha)
@@ -215,20 +193,19 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     saved = store.read_state("GENOME state")
     start = time.perf_counter() - (saved["wall_seconds"] if saved else 0.0)
     space = merge_space(cfg, store, progress)
-    names, X, fitness, test = space.names, space.X, space.fitness, space.test
-    evaluate = cfg.evaluator(fitness)
+    names, X, fitness, test, evaluate = space.names, space.X, space.fitness, space.test, cfg.evaluator(space.fitness)
 
     def dev_fitness(rows: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(evaluate(rows.numpy(), cfg.seed)).float()
 
     if saved:
         expert_dev = torch.tensor(saved["expert_dev"])
-        evo = Genome(cfg.genome(), X, expert_dev)
+        evo = Genome(cfg, X, expert_dev)
         state = GenomeState.restore(saved["tensors"], saved["genome"])
         progress.log(f"resuming at generation {state.generation}")
     else:
         expert_dev = dev_fitness(X)
-        evo = Genome(cfg.genome(), X, expert_dev)
+        evo = Genome(cfg, X, expert_dev)
         state = evo.init(cfg.seed)
         checkpoint(store, state, expert_dev, len(X), expert_dev, time.perf_counter() - start)
     with progress.task("GENOME: evolve", cfg.generations, state.generation) as advance:
