@@ -115,6 +115,16 @@ def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_
         assert len(ray["generations_log"]) == 3  # generation 0 (the experts) and two more
 
 
+def assert_greedy_writing(model, pool, rows: int = 3) -> None:
+    """The pool's first rows continue their prompts with the model's greedy tokens, one full forward per token."""
+    for i in range(rows):
+        seq = pool.ids[i, : pool.prompt_lens[i]].tolist()
+        with torch.no_grad():
+            for _ in range(int(pool.lens[i] - pool.prompt_lens[i])):
+                seq.append(int(model(torch.tensor([seq]))[0, -1].argmax()))
+        assert seq == pool.ids[i, : pool.lens[i]].tolist()
+
+
 def test_experts_of_a_pretrained_base_replay_what_it_writes_after_the_other_skills(smollm2):
     from selfevolve.evolve.experts import own_writing
     from selfevolve.models.hf import load
@@ -127,12 +137,7 @@ def test_experts_of_a_pretrained_base_replay_what_it_writes_after_the_other_skil
     pool = own_writing(model, tok, problems, 8)("copy")
     tags = {tok.decode(row[:n].tolist()).split(":")[0] for row, n in zip(pool.ids, pool.prompt_lens, strict=True)}
     assert len(pool) == 20 and tags == {"upper", "swap"}  # never the expert's own skill
-    for i in range(3):  # the base's own greedy writing (adapter B = 0), one full forward per token
-        seq = pool.ids[i, : pool.prompt_lens[i]].tolist()
-        with torch.no_grad():
-            for _ in range(int(pool.lens[i] - pool.prompt_lens[i])):
-                seq.append(int(model(torch.tensor([seq]))[0, -1].argmax()))
-        assert seq == pool.ids[i, : pool.lens[i]].tolist()
+    assert_greedy_writing(model, pool)  # adapter B = 0: the base's own
 
 
 def test_bad_genome_config_gets_one_clear_error(tmp_path):
@@ -142,3 +147,24 @@ def test_bad_genome_config_gets_one_clear_error(tmp_path):
                        "fly")
     assert_clean_error(run_cli("run", "genome", "--out", str(tmp_path / "b"), "--set", "dev_size=500"),
                        "at most 200")
+
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_tiny_experts_replay_the_base_s_mixture_or_its_own_writing(own):
+    """The tiny base's experts replay its training mixture (every skill, gold answers), or with
+    replay_own_writing what the base itself writes after the other skills' prompts."""
+    from selfevolve.config import build_config
+    from selfevolve.models.policy import load_policy
+    from selfevolve.recipes.genome import Config, base_mixture, replay
+
+    cfg = build_config(Config, {"skills": ("reverse", "upper", "shift"), "replay_own_writing": own})
+    base = load_policy("tiny", 0, 32, 2, 2, 32)  # untrained: its own writing is not the gold answer
+    pool = replay(cfg, base.model.eval(), base.tok)("reverse")
+    prompts = [base.tok.decode(row[:n].tolist()) for row, n in zip(pool.ids, pool.prompt_lens, strict=True)]
+    if not own:
+        mixture = base_mixture(cfg)
+        assert prompts == [p.prompt for p in mixture] and "reverse" in {p.split(":")[0] for p in prompts}
+        return
+    assert {p.split(":")[0] for p in prompts} == {"upper", "shift"}  # never the expert's own skill
+    assert_greedy_writing(base.model, pool)

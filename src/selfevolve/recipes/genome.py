@@ -31,7 +31,7 @@ import torch
 from selfevolve.config import check_min
 from selfevolve.errors import SelfEvolveError
 from selfevolve.evolve.adapters import AdapterEval
-from selfevolve.evolve.experts import own_writing, train_experts
+from selfevolve.evolve.experts import Replay, own_writing, train_experts
 from selfevolve.evolve.genome import Genome, GenomeConfig, GenomeState
 from selfevolve.evolve.ops import Flat, linear_merge, random_merge_search, ties_merge
 from selfevolve.evolve.runner import ParallelConfig
@@ -85,9 +85,8 @@ class Config(GenomeConfig, ParallelConfig, TrainingConfig):
     without overwriting what the model does on the other skills' prompts: the tiny base model's
     mixture of all skills, or a pretrained base model's own writing (see `evolve/experts.py`)."""
     replay_own_writing: bool = False
-    """Tiny base: replay what the base model itself writes after the other skills' prompts instead of
-    its training mixture (a pretrained base always does), so an expert learns only its own skill and
-    experts' updates touch separate behaviours."""
+    """Tiny base: experts replay what it writes after the other skills' prompts, not its training mixture
+    (as on a pretrained base), so each learns only its own skill."""
     generations: int = 12
     """Generations of evolution."""
     ensemble_k: int = 3
@@ -139,25 +138,26 @@ def base_mixture(cfg: Config) -> list[Problem]:
     return skill_problems(skills, 20_000, rngs(cfg.seed, BASE).np)
 
 
+def replay(cfg: Config, model, tok) -> Replay:
+    """What each expert replays: the tiny base model's mixture of every skill, or (a pretrained base, or
+    `replay_own_writing`) what the base writes after the other skills' prompts."""
+    if cfg.model == "tiny" and not cfg.replay_own_writing:
+        mixture = Examples.of_problems(tok, base_mixture(cfg))
+        return lambda skill: mixture
+    return own_writing(model, tok, skill_problems(cfg.skills, 100 * len(cfg.skills), rngs(cfg.seed, REPLAY).np),
+                       REPLAY_TOKENS)
+
+
 def experts(cfg: Config, model, tok, store: RunStore, progress: Progress) -> dict[str, dict[str, torch.Tensor]]:
-    """Adapter weights per expert: the user's adapters, or one trained per source skill with a replay
-    of the rest (the tiny base model's mixture of every skill, or a pretrained base's own writing)."""
+    """Adapter weights per expert: the user's adapters, or one trained per source skill with a replay."""
     if cfg.adapters:
         return {Path(a).name: read_adapter(Path(a))[1] for a in cfg.adapters}
-
-    def make_replay():
-        if cfg.model == "tiny" and not cfg.replay_own_writing:
-            mixture = Examples.of_problems(tok, base_mixture(cfg))
-            return lambda skill: mixture
-        return own_writing(model, tok, skill_problems(cfg.skills, 100 * len(cfg.skills), rngs(cfg.seed, REPLAY).np),
-                           REPLAY_TOKENS)
-
     data = {skill: Examples.of_problems(tok, skill_problems((skill,), 5_000, rngs(cfg.seed, 10 + i).np))
             for i, skill in enumerate(cfg.skills)}
     sft = SFTConfig(learning_rate=cfg.expert_learning_rate, batch_size=cfg.batch_size, weight_decay=0.0,
                     warmup_steps=min(50, cfg.expert_steps // 4))
     return train_experts(model, data, sft, cfg.expert_steps, cfg.lora(), store.path / "experts", cfg.seed, progress,
-                         cfg.expert_replay, make_replay, base=cfg.model)
+                         cfg.expert_replay, lambda: replay(cfg, model, tok), base=cfg.model)
 
 
 @dataclass
