@@ -8,11 +8,11 @@ load that directory and run the same number of GRPO steps on the same prompts: g
 advantages, sequence-mean loss, clip 0.2, one update per batch, the same beta (KL), learning
 rate, temperature 1 and completion length, reward 1 for a correct answer, AdamW with the same
 betas (TRL's fused, ours not); TRL without its default gradient checkpointing (a memory saving that
-only costs time at this size). Each prints completions per second of the RL steps (loading excluded), the mean reward of
-every step, and the greedy pass@1 of its final model on held-out problems (none of them a training
-prompt, answered by the same greedy decoder) beside round 0's; ours runs twice,
-with each group's prompt read once in training (the default) and once per completion
-(`share_prompts=false`). TRL is a
+only costs time at this size). Each prints completions per second of the RL steps (loading
+excluded), the mean reward of every step, and the greedy pass@1 of its final model on held-out
+problems (none of them a training prompt, answered by the same greedy decoder) beside round 0's;
+ours runs twice, with each group's prompt read once in training (the default) and once per
+completion (`share_prompts=false`). TRL is a
 bench-only dependency (`pip install 'trl==1.16.*'`).
 """
 
