@@ -27,6 +27,7 @@ from common import emit
 from star_family import finished_or_run
 
 from selfevolve.config import build_config, parse_overrides
+from selfevolve.evolve.ops import linear_merge
 from selfevolve.progress import Progress
 from selfevolve.recipes.genome import Config, merge_space
 from selfevolve.rng import rngs
@@ -77,7 +78,7 @@ def skill_table(cfg: Config, space, grid_best: torch.Tensor, n: int) -> None:
     base knows the skills, whether each expert gains on its own, and what merging keeps of them."""
     experts = {f"expert:{k}": x for k, x in zip(space.names, space.X, strict=True)}
     models = {"base": torch.zeros(space.X.shape[1]), **experts,
-              "uniform_merge": space.X.mean(0), "sum": space.X.sum(0), "grid_best_on_test": grid_best}
+              "uniform_merge": linear_merge(space.X), "sum": space.X.sum(0), "grid_best_on_test": grid_best}
     for skill in cfg.skills:
         problems = skill_problems((skill,), n, rngs(cfg.seed, f"skill-table-{skill}").np)
         emit(bench="genome_headroom_skills", seed=cfg.seed, model=cfg.model, skill=skill, problems=n,

@@ -115,6 +115,27 @@ def test_short_genome_run_reads_test_once_reports_every_baseline_and_matches_on_
         assert len(ray["generations_log"]) == 3  # generation 0 (the experts) and two more
 
 
+def test_a_merge_of_experts_is_that_merge_of_their_weight_updates(finished_run):
+    """The experts share their frozen A, so only their B matrices are merged: the sum of two experts'
+    vectors adds their weight updates (merging A too would double it, and every update with it)."""
+    from selfevolve.config import build_config
+    from selfevolve.progress import Progress
+    from selfevolve.recipes.genome import Config, merge_space
+    from selfevolve.store import RunStore
+
+    store = RunStore.open(finished_run("genome", GENOME_SHORT))
+    space = merge_space(build_config(Config, store.config_values()), store, Progress(enabled=False))
+    assert all("lora_B" in name for name in space.fitness.flat.names)
+
+    def update(vector):  # one adapted layer's weight update, scale x B A
+        m = space.fitness.load(vector).layers[0].self_attn.q_proj
+        return m.scaling["default"] * m.lora_B["default"].weight @ m.lora_A["default"].weight
+
+    x, y = space.X[0], space.X[1]
+    assert update(x).abs().max() > 1e-3 and update(y).abs().max() > 1e-3
+    torch.testing.assert_close(update(x + y), update(x) + update(y))
+
+
 def assert_greedy_writing(model, pool, rows: int = 3) -> None:
     """The pool's first rows continue their prompts with the model's greedy tokens, one full forward per token."""
     for i in range(rows):

@@ -16,6 +16,17 @@ def accuracy(predicted: list[str], problems: list[Problem]) -> float:
     return float(np.mean([a == p.answer for a, p in zip(predicted, problems, strict=True)]))
 
 
+def split_shared(pool: dict[str, dict[str, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
+    """(the weights every adapter holds equally, each adapter's other weights). Experts trained from one
+    frozen A share it; merging only their B matrices makes a merge of experts exactly that merge of their
+    weight updates B A (merging A too would scale it: a plain sum of two would be twice both updates)."""
+    first = next(iter(pool.values()))
+    shared = {k: v for k, v in first.items() if all(torch.equal(v, a[k]) for a in pool.values())}
+    if len(shared) == len(first):
+        raise ValueError("the adapters are identical: there is nothing to merge")
+    return shared, {name: {k: v for k, v in a.items() if k not in shared} for name, a in pool.items()}
+
+
 class AdapterEval:
     """Answers of an adapted model for flat adapter vectors; picklable (the model travels with it), so
     each Ray worker evaluates on its own copy."""

@@ -30,13 +30,13 @@ import torch
 
 from selfevolve.config import check_min
 from selfevolve.errors import SelfEvolveError
-from selfevolve.evolve.adapters import AdapterEval
+from selfevolve.evolve.adapters import AdapterEval, split_shared
 from selfevolve.evolve.experts import Replay, own_writing, train_experts
 from selfevolve.evolve.genome import Genome, GenomeConfig, GenomeState
 from selfevolve.evolve.ops import Flat, linear_merge, random_merge_search, ties_merge
 from selfevolve.evolve.runner import ParallelConfig
 from selfevolve.models.hf_export import export_model
-from selfevolve.models.lora import LoraSpec, add_lora, load_adapter, read_adapter, save_adapter
+from selfevolve.models.lora import LoraSpec, add_lora, load_adapter, read_adapter, save_adapter, set_adapter_state
 from selfevolve.models.policy import load_policy
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
@@ -162,8 +162,8 @@ def experts(cfg: Config, model, tok, store: RunStore, progress: Progress) -> dic
 
 @dataclass
 class MergeSpace:
-    """The experts as rows of flat adapter vectors, the model that evaluates a merge of them on the dev
-    split (`fitness`), and the test split behind its one read."""
+    """The experts as rows of flat vectors (the adapter weights that differ between them), the model
+    that evaluates a merge of them on the dev split (`fitness`), and the test split behind its one read."""
 
     names: list[str]
     X: torch.Tensor
@@ -178,8 +178,8 @@ def merge_space(cfg: Config, store: RunStore, progress: Progress) -> MergeSpace:
     base, tok = base_model(cfg, store, progress)
     spec = read_adapter(Path(cfg.adapters[0]))[0] if cfg.adapters else cfg.lora()
     model = add_lora(base.eval(), spec, seed=cfg.seed)
-    pool = experts(cfg, model, tok, store, progress)
-    model.eval()
+    shared, pool = split_shared(experts(cfg, model, tok, store, progress))
+    set_adapter_state(model.eval(), shared)  # held fixed (our experts' one A): the merges are of the rest
     names = list(pool)
     flat = Flat.of(pool[names[0]])
     dev = skill_problems(cfg.target, cfg.dev_size, rngs(cfg.seed, DEV).np)
