@@ -1,0 +1,68 @@
+"""GENOME over many seeds: each method's test accuracy against the best expert and the uniform merge, with
+bootstrap 95% intervals over seeds.
+
+    python bench/genome_seeds.py [--seeds 0-9] [--set key=value ...] [--out runs/genome-seeds]
+
+One `selfevolve run genome` per seed (--set values for all; a finished run in out/sS with the same
+settings is read, not run again, so two processes given different seeds and the same --out share
+the work, and a last call over every seed prints the summary). Prints one JSON line per seed (test
+accuracy of every method, dev accuracy of the best expert and genome_best: the dev-test gap), then
+one line per method: mean test accuracy over seeds with its interval, and the paired difference from
+the best expert and from the uniform merge (same seed) with its interval and how many seeds it wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from common import emit
+from star_family import finished_or_run
+
+from selfevolve.config import parse_overrides
+from selfevolve.metrics import mean_interval
+
+METHODS = ("best_expert", "uniform_merge", "ties_merge", "random_search", "genome_best", "genome_ensemble")
+
+
+def seed_list(text: str) -> list[int]:
+    """'0-9' or '0,3,5'."""
+    if "-" in text:
+        first, last = text.split("-")
+        return list(range(int(first), int(last) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0-9")
+    ap.add_argument("--set", action="append", default=[], help="a GENOME setting: key=value")
+    ap.add_argument("--out", type=Path, default=Path("runs/genome-seeds"))
+    args = ap.parse_args()
+    seeds = seed_list(args.seeds)
+    test = {m: [] for m in METHODS}
+    for seed in seeds:
+        s = finished_or_run("genome", args.out / f"s{seed}", {**parse_overrides(args.set), "seed": seed})
+        for m in METHODS:
+            test[m].append(s["test_accuracy"][m])
+        emit(bench="genome_seeds", seed=seed, model=s["model"], **{m: s["test_accuracy"][m] for m in METHODS},
+             best_expert_dev=s["dev_accuracy"]["best_expert"], genome_best_dev=s["dev_accuracy"]["genome_best"],
+             evaluations=s["evaluations"], seconds=round(s["wall_seconds"]))
+    rng = np.random.default_rng(0)
+    values = {m: np.array(v) for m, v in test.items()}
+
+    def ci(x: np.ndarray) -> list[float]:
+        return [round(q, 4) for q in mean_interval(x, rng)]
+
+    for m, v in values.items():
+        vs_expert, vs_uniform = v - values["best_expert"], v - values["uniform_merge"]
+        emit(bench="genome_seeds_mean", method=m, seeds=len(seeds), mean=round(float(v.mean()), 4), ci95=ci(v),
+             minus_best_expert=round(float(vs_expert.mean()), 4), minus_best_expert_ci95=ci(vs_expert),
+             seeds_above_best_expert=int((vs_expert > 0).sum()),
+             minus_uniform_merge=round(float(vs_uniform.mean()), 4), minus_uniform_merge_ci95=ci(vs_uniform),
+             seeds_above_uniform_merge=int((vs_uniform > 0).sum()))
+
+
+if __name__ == "__main__":
+    main()
