@@ -136,6 +136,19 @@ def test_a_merge_of_experts_is_that_merge_of_their_weight_updates(finished_run):
     torch.testing.assert_close(update(x + y), update(x) + update(y))
 
 
+def test_shared_adapter_weights_are_held_and_identical_adapters_refused():
+    from selfevolve.errors import ConfigError
+    from selfevolve.evolve.adapters import split_shared
+
+    a = {"q.lora_A": torch.ones(2, 3), "q.lora_B": torch.zeros(3, 2)}
+    b = {"q.lora_A": torch.ones(2, 3), "q.lora_B": torch.ones(3, 2)}
+    shared, rest = split_shared({"a": a, "b": b})
+    assert list(shared) == ["q.lora_A"] and {n: list(w) for n, w in rest.items()} == {"a": ["q.lora_B"], "b": ["q.lora_B"]}
+    assert torch.equal(rest["b"]["q.lora_B"], b["q.lora_B"])
+    with pytest.raises(ConfigError, match="identical"):
+        split_shared({"a": a, "c": dict(a)})
+
+
 def assert_greedy_writing(model, pool, rows: int = 3) -> None:
     """The pool's first rows continue their prompts with the model's greedy tokens, one full forward per token."""
     for i in range(rows):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from selfevolve.errors import ConfigError
 from selfevolve.evolve.ops import Flat, majority_vote
 from selfevolve.models.lora import set_adapter_state
 from selfevolve.search.sampling import answer
@@ -23,7 +24,7 @@ def split_shared(pool: dict[str, dict[str, torch.Tensor]]) -> tuple[dict[str, to
     first = next(iter(pool.values()))
     shared = {k: v for k, v in first.items() if all(torch.equal(v, a[k]) for a in pool.values())}
     if len(shared) == len(first):
-        raise ValueError("the adapters are identical: there is nothing to merge")
+        raise ConfigError("the adapters are identical: there is nothing to merge")
     return shared, {name: {k: v for k, v in a.items() if k not in shared} for name, a in pool.items()}
 
 
