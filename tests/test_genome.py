@@ -143,7 +143,8 @@ def test_shared_adapter_weights_are_held_and_identical_adapters_refused():
     a = {"q.lora_A": torch.ones(2, 3), "q.lora_B": torch.zeros(3, 2)}
     b = {"q.lora_A": torch.ones(2, 3), "q.lora_B": torch.ones(3, 2)}
     shared, rest = split_shared({"a": a, "b": b})
-    assert list(shared) == ["q.lora_A"] and {n: list(w) for n, w in rest.items()} == {"a": ["q.lora_B"], "b": ["q.lora_B"]}
+    assert list(shared) == ["q.lora_A"]
+    assert {n: list(w) for n, w in rest.items()} == {"a": ["q.lora_B"], "b": ["q.lora_B"]}
     assert torch.equal(rest["b"]["q.lora_B"], b["q.lora_B"])
     with pytest.raises(ConfigError, match="identical"):
         split_shared({"a": a, "c": dict(a)})
