@@ -78,5 +78,13 @@ def interleaved_best(fns: dict, repeats: int, steps: int = 1, device: str = "cpu
     return best
 
 
+def seed_list(text: str) -> list[int]:
+    """Seeds from the command line: '0-9' (a range, both ends included), '0,3,5' or '7'."""
+    if "-" in text:
+        first, last = text.split("-")
+        return list(range(int(first), int(last) + 1))
+    return [int(s) for s in text.split(",")]
+
+
 def emit(**record) -> None:
     print(json.dumps(record), flush=True)

@@ -14,17 +14,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import emit
+from common import emit, seed_list
 
 from selfevolve.agents.finmem import VARIANTS, performance, trade
 from selfevolve.agents.market import make_market
 from selfevolve.metrics import mean_interval
 from selfevolve.recipes.finmem import Config
-
-
-def seeds(text: str) -> list[int]:
-    first, _, last = text.partition("-")
-    return list(range(int(first), int(last or first) + 1))
 
 
 def interval(values: np.ndarray, rng: np.random.Generator) -> list[float]:
@@ -47,7 +42,7 @@ def main() -> None:
     ap.add_argument("--dev", default="10-14", help="the development markets the defaults were chosen on")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    for split, markets in (("dev", seeds(args.dev)), ("fresh", seeds(args.seeds))):
+    for split, markets in (("dev", seed_list(args.dev)), ("fresh", seed_list(args.seeds))):
         result = sharpes(markets, Config())
         for variant, values in result.items():
             diff = values - result["layered"]

@@ -17,21 +17,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import emit
+from common import emit, seed_list
 from star_family import finished_or_run
 
 from selfevolve.config import parse_overrides
 from selfevolve.metrics import mean_interval
 
 METHODS = ("best_expert", "uniform_merge", "ties_merge", "random_search", "genome_best", "genome_ensemble")
-
-
-def seed_list(text: str) -> list[int]:
-    """'0-9' or '0,3,5'."""
-    if "-" in text:
-        first, last = text.split("-")
-        return list(range(int(first), int(last) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def main() -> None:

@@ -184,7 +184,6 @@ def test_bad_genome_config_gets_one_clear_error(tmp_path):
                        "at most 200")
 
 
-
 @pytest.mark.parametrize("own", [False, True])
 def test_tiny_experts_replay_the_base_s_mixture_or_its_own_writing(own):
     """The tiny base's experts replay its training mixture (every skill, gold answers), or with
