@@ -86,5 +86,7 @@ def seed_list(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def emit(**record) -> None:
+def emit(**record) -> dict:
+    """Print one JSON line; returns the record, for a summary line over several."""
     print(json.dumps(record), flush=True)
+    return record

@@ -1,12 +1,13 @@
 """How much room the merge space leaves above the best expert: GENOME's headroom, measured before tuning it.
 
-    python bench/genome_headroom.py [--seeds 0,1,2] [--grid 0,0.5,1] [--set key=value ...]
+    python bench/genome_headroom.py [--seeds 0,1,2] [--grid 0,0.5,1] [--experts copy,upper] [--set key=value ...]
                                     [--per-skill 100] [--out runs/genome-headroom]
 
 Per seed, a GENOME run (the recipe with --set values; reused when finished) provides the base model,
 the experts and the splits. Every merge sum_i w_i x_i of the expert adapters with each weight w_i
 from --grid (all zero left out; a single expert, a plain sum and an average are among them) is
-scored on the dev split and on the test split. The test split is read here for every point: an
+scored on the dev split and on the test split (--experts: only these experts weighted, the others
+at 0: a finer grid where each evaluation is slow, as on SmolLM2). The test split is read here for every point: an
 oracle measurement of what a search could find, never a way to choose. Prints one JSON line per
 seed: the best expert (chosen on dev) on dev and test; the grid point best on dev and its test
 accuracy (what a perfect dev search over this grid would report); the best test accuracy anywhere
@@ -39,6 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--grid", default="0,0.5,1", help="the values each expert's weight takes")
+    ap.add_argument("--experts", default="", help="comma-separated skills whose experts the grid weights (all)")
     ap.add_argument("--set", action="append", default=[], help="a GENOME setting: key=value")
     ap.add_argument("--per-skill", type=int, default=100, help="problems a skill in the skill lines (0: none)")
     ap.add_argument("--out", type=Path, default=Path("runs/genome-headroom"))
@@ -53,7 +55,11 @@ def main() -> None:
         t0 = time.perf_counter()
         with Progress(enabled=False) as progress:
             space = merge_space(cfg, store, progress)
-        weights = [w for w in itertools.product(values, repeat=len(space.names)) if any(w)]
+        chosen = args.experts.split(",") if args.experts else space.names
+        if unknown := set(chosen) - set(space.names):
+            raise SystemExit(f"--experts: no expert for {sorted(unknown)}; the run has {space.names}")
+        axes = [values if name in chosen else [0.0] for name in space.names]
+        weights = [w for w in itertools.product(*axes) if any(w)]
         points = {f"w={','.join(f'{x:g}' for x in w)}": torch.tensor(w) @ space.X for w in weights}
         test = space.test.read()
         dev_acc = space.fitness.scores(points, {})

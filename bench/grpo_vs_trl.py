@@ -1,6 +1,6 @@
 """Our GRPO trainer against TRL's GRPOTrainer: the same model, prompts and settings, in one process run.
 
-    python bench/grpo_vs_trl.py [--seeds 0,1,2] [--steps 30] [--prompts 8] [--group 8] [--new 12]
+    python bench/grpo_vs_trl.py [--seeds 0-9] [--steps 30] [--prompts 8] [--group 8] [--new 12]
 
 A 4 x 128 transformer with our character tokenizer is fine-tuned on Countdown (round 0, about a
 third of held-out problems right) and exported as a Llama with its tokenizer; both trainers then
@@ -12,8 +12,10 @@ only costs time at this size). Each prints completions per second of the RL step
 excluded), the mean reward of every step, and the greedy pass@1 of its final model on held-out
 problems (none of them a training prompt, answered by the same greedy decoder) beside round 0's;
 ours runs twice, with each group's prompt read once in training (the default) and once per
-completion (`share_prompts=false`). TRL is a
-bench-only dependency (`pip install 'trl==1.16.*'`).
+completion (`share_prompts=false`). A last line sums up the seeds: the speedup's median and range, and the
+paired differences ours - TRL (same seed) of the mean training reward over all steps, of the last
+five steps' and of held-out pass@1, each with a bootstrap 95% interval over seeds and the seeds
+ours is above, level or below. TRL is a bench-only dependency (`pip install 'trl==1.16.*'`).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import SHAPE, emit
+from common import SHAPE, emit, seed_list
 
 from selfevolve.config import build_config
 from selfevolve.judge.rewards import correct_reward
+from selfevolve.metrics import mean_interval
 from selfevolve.models.hf import load
 from selfevolve.models.policy import Policy
 from selfevolve.progress import Progress
@@ -131,7 +134,8 @@ def main() -> None:
     ap.add_argument("--held-out", type=int, default=300, help="held-out problems for the final pass@1")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    for seed in (int(s) for s in args.seeds.split(",")):
+    rows = []
+    for seed in seed_list(args.seeds):
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = round0(Path(tmp), seed)
             countdown = get_task("countdown")
@@ -144,22 +148,41 @@ def main() -> None:
             t_unshared, r_unshared, _ = ours(model_dir, problems, args, seed, share_prompts=False)
             t_trl, r_trl, trl_dir = trl(model_dir, problems, args, seed, Path(tmp))
             tok = load(str(model_dir))[1]
-            emit(bench="grpo_vs_trl", seed=seed, peer=f"trl {__import__('trl').__version__} GRPOTrainer (CPU)",
-                 steps=args.steps, prompts=args.prompts, group=args.group, new_tokens=args.new, unit="completions/s",
-                 ours_completions_per_s=round(completions / t_ours, 1),
-                 trl_completions_per_s=round(completions / t_trl, 1), speedup=round(t_trl / t_ours, 2),
-                 ours_unshared_completions_per_s=round(completions / t_unshared, 1),
-                 unshared_speedup=round(t_trl / t_unshared, 2),
-                 same_rewards_unshared=bool(np.allclose(r_ours, r_unshared)),
-                 ours_reward_first5=round(float(np.mean(r_ours[:5])), 3),
-                 ours_reward_last5=round(float(np.mean(r_ours[-5:])), 3),
-                 trl_reward_first5=round(float(np.mean(r_trl[:5])), 3),
-                 trl_reward_last5=round(float(np.mean(r_trl[-5:])), 3), held_out=len(held),
-                 round0_pass1=round(pass1(load(str(model_dir))[0], tok, held), 3),
-                 ours_pass1=round(pass1(trained, tok, held), 3),
-                 trl_pass1=round(pass1(load(str(trl_dir))[0], tok, held), 3),
-                 ours_rewards=json.dumps([round(r, 3) for r in r_ours]),
-                 trl_rewards=json.dumps([round(r, 3) for r in r_trl]))
+            peer = f"trl {__import__('trl').__version__} GRPOTrainer (CPU)"
+            rows.append(emit(
+                bench="grpo_vs_trl", seed=seed, peer=peer,
+                steps=args.steps, prompts=args.prompts, group=args.group, new_tokens=args.new, unit="completions/s",
+                ours_completions_per_s=round(completions / t_ours, 1),
+                trl_completions_per_s=round(completions / t_trl, 1), speedup=round(t_trl / t_ours, 2),
+                ours_unshared_completions_per_s=round(completions / t_unshared, 1),
+                unshared_speedup=round(t_trl / t_unshared, 2),
+                same_rewards_unshared=bool(np.allclose(r_ours, r_unshared)),
+                ours_reward_first5=round(float(np.mean(r_ours[:5])), 3),
+                ours_reward_last5=round(float(np.mean(r_ours[-5:])), 3),
+                trl_reward_first5=round(float(np.mean(r_trl[:5])), 3),
+                trl_reward_last5=round(float(np.mean(r_trl[-5:])), 3), held_out=len(held),
+                round0_pass1=round(pass1(load(str(model_dir))[0], tok, held), 3),
+                ours_pass1=round(pass1(trained, tok, held), 3),
+                trl_pass1=round(pass1(load(str(trl_dir))[0], tok, held), 3),
+                ours_rewards=json.dumps([round(r, 3) for r in r_ours]),
+                trl_rewards=json.dumps([round(r, 3) for r in r_trl])))
+    summary(rows)
+
+
+def summary(rows: list[dict]) -> None:
+    """One line over seeds: the speedup, and ours - TRL in reward and held-out pass@1 with intervals."""
+    rng = np.random.default_rng(0)
+    reward = {who: np.array([np.mean(json.loads(r[f"{who}_rewards"])) for r in rows]) for who in ("ours", "trl")}
+    diffs = {"reward_all_steps": reward["ours"] - reward["trl"],
+             "reward_last5": np.array([r["ours_reward_last5"] - r["trl_reward_last5"] for r in rows]),
+             "held_out_pass1": np.array([r["ours_pass1"] - r["trl_pass1"] for r in rows])}
+    speedups = [r["speedup"] for r in rows]
+    emit(bench="grpo_vs_trl_seeds", seeds=len(rows), speedup_median=float(np.median(speedups)),
+         speedup_range=[min(speedups), max(speedups)],
+         **{f"ours_minus_trl_{k}": round(float(v.mean()), 4) for k, v in diffs.items()},
+         **{f"ours_minus_trl_{k}_ci95": [round(q, 4) for q in mean_interval(v, rng)] for k, v in diffs.items()},
+         **{f"ours_minus_trl_{k}_above_level_below": [int((v > 1e-9).sum()), int((abs(v) <= 1e-9).sum()),
+                                                      int((v < -1e-9).sum())] for k, v in diffs.items()})
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def main() -> None:
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         t.append(time.perf_counter())
-        torch.nn.utils.clip_grad_norm_(model.parameters(), sft.grad_clip)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), sft.grad_clip, foreach=True)
         for group in trainer.optimizer.param_groups:
             group["lr"] = lr_at(s, args.steps, sft)
         trainer.optimizer.step()

@@ -213,10 +213,8 @@ class Attention(nn.Module):
             g = self.n_head // self.n_kv_head
             qg = q.view(B, self.n_kv_head, g, -1)
             scores = (qg @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, n_kv, g, T_total)
-            if mask.dtype == torch.bool:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            else:  # an additive bias per query head
-                scores = scores + mask.reshape(mask.shape[0], self.n_kv_head, g, -1)
+            # an additive mask (see Transformer.features), shared by the heads or one per query head
+            scores = scores + (mask if mask.shape[1] == 1 else mask.reshape(mask.shape[0], self.n_kv_head, g, -1))
             y = (scores.softmax(-1) @ v).view(B, self.n_head, 1, -1)
         else:  # training (mask None: plain causal, no padding on the left) or prefill
             gqa = self.n_kv_head != self.n_head
@@ -346,6 +344,8 @@ class Transformer(nn.Module):
             rope = rope_cos_sin(positions, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta)
         if self.cfg.pos_encoding in DIGIT_ALIBI:
             mask = self._alibi_mask(digit_pos, mask, cache)
+        elif mask is not None:  # additive, once for every layer: each would convert a boolean one itself
+            mask = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(~mask, float("-inf"))
         for block in self.layers:
             x = block(x, rope, mask, cache)
         if cache is not None:
