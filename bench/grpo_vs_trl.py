@@ -12,10 +12,11 @@ only costs time at this size). Each prints completions per second of the RL step
 excluded), the mean reward of every step, and the greedy pass@1 of its final model on held-out
 problems (none of them a training prompt, answered by the same greedy decoder) beside round 0's;
 ours runs twice, with each group's prompt read once in training (the default) and once per
-completion (`share_prompts=false`). A last line sums up the seeds: the speedup's median and range, and the
-paired differences ours - TRL (same seed) of the mean training reward over all steps, of the last
-five steps' and of held-out pass@1, each with a bootstrap 95% interval over seeds and the seeds
-ours is above, level or below. TRL is a bench-only dependency (`pip install 'trl==1.16.*'`).
+completion (`share_prompts=false`). A last line sums up the seeds: the speedup's median and
+range, the mean held-out pass@1 of round 0, ours and TRL's, and the paired differences ours - TRL
+(same seed) of the mean training reward over all steps, of the last five steps' and of held-out
+pass@1, each with a bootstrap 95% interval over seeds and the seeds ours is above, level or below.
+TRL is a bench-only dependency (`pip install 'trl==1.16.*'`).
 """
 
 from __future__ import annotations
@@ -177,8 +178,10 @@ def summary(rows: list[dict]) -> None:
              "reward_last5": np.array([r["ours_reward_last5"] - r["trl_reward_last5"] for r in rows]),
              "held_out_pass1": np.array([r["ours_pass1"] - r["trl_pass1"] for r in rows])}
     speedups = [r["speedup"] for r in rows]
-    emit(bench="grpo_vs_trl_seeds", seeds=len(rows), speedup_median=float(np.median(speedups)),
+    emit(bench="grpo_vs_trl_seeds", seeds=len(rows), speedup_median=round(float(np.median(speedups)), 2),
          speedup_range=[min(speedups), max(speedups)],
+         **{f"{who}_pass1_mean": round(float(np.mean([r[f"{who}_pass1"] for r in rows])), 4)
+            for who in ("round0", "ours", "trl")},
          **{f"ours_minus_trl_{k}": round(float(v.mean()), 4) for k, v in diffs.items()},
          **{f"ours_minus_trl_{k}_ci95": [round(q, 4) for q in mean_interval(v, rng)] for k, v in diffs.items()},
          **{f"ours_minus_trl_{k}_above_level_below": [int((v > 1e-9).sum()), int((abs(v) <= 1e-9).sum()),
