@@ -158,7 +158,7 @@ def make_optimizer(model: Transformer, cfg: SFTConfig) -> torch.optim.AdamW:
     decay = [p for n, p in trainable if p.dim() >= 2 and "emb" not in n]
     other = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n)]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
-    # foreach: one kernel per op over all tensors, the same values bit for bit as the per-tensor loop
+    # foreach: each op over all tensors in one call (no Python loop per tensor), the same values bit for bit
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.98), foreach=True)
 
 
