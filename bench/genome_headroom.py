@@ -6,9 +6,9 @@
 Per seed, a GENOME run (the recipe with --set values; reused when finished) provides the base model,
 the experts and the splits. Every merge sum_i w_i x_i of the expert adapters with each weight w_i
 from --grid (all zero left out; a single expert, a plain sum and an average are among them) is
-scored on the dev split and on the test split (--experts: only these experts weighted, the others
-at 0: a finer grid where each evaluation is slow, as on SmolLM2). The test split is read here for every point: an
-oracle measurement of what a search could find, never a way to choose. Prints one JSON line per
+scored on the dev split and on the test split (--experts: only these experts weighted, the others at
+0: a finer grid where each evaluation is slow, as on SmolLM2). The test split is read here for every
+point: an oracle measurement of what a search could find, never a way to choose. Prints one JSON line per
 seed: the best expert (chosen on dev) on dev and test; the grid point best on dev and its test
 accuracy (what a perfect dev search over this grid would report); the best test accuracy anywhere
 in the grid (the headroom); how many points beat the best expert on test; and the run's own
@@ -46,6 +46,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/genome-headroom"))
     args = ap.parse_args()
     values = [float(v) for v in args.grid.split(",")]
+    skills = build_config(Config, parse_overrides(args.set)).skills  # one expert per skill
+    chosen = args.experts.split(",") if args.experts else list(skills)
+    if unknown := set(chosen) - set(skills):  # before any run: a typo should not cost a GENOME run first
+        raise SystemExit(f"--experts: no expert for {sorted(unknown)}; the experts are {', '.join(skills)}")
     for seed in (int(s) for s in args.seeds.split(",")):
         run_dir = args.out / f"s{seed}"
         s = finished_or_run("genome", run_dir, {**parse_overrides(args.set), "seed": seed})
@@ -55,9 +59,6 @@ def main() -> None:
         t0 = time.perf_counter()
         with Progress(enabled=False) as progress:
             space = merge_space(cfg, store, progress)
-        chosen = args.experts.split(",") if args.experts else space.names
-        if unknown := set(chosen) - set(space.names):
-            raise SystemExit(f"--experts: no expert for {sorted(unknown)}; the run has {space.names}")
         axes = [values if name in chosen else [0.0] for name in space.names]
         weights = [w for w in itertools.product(*axes) if any(w)]
         points = {f"w={','.join(f'{x:g}' for x in w)}": torch.tensor(w) @ space.X for w in weights}
