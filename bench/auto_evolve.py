@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import emit
+from common import emit, seed_list
 from star_family import run
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/auto-evolve"))
     args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         s = run("auto-evolve", args.out / f"{args.task}-{seed}", {
             "seed": seed, "task": args.task, "difficulty": args.difficulty, "problems": args.problems,
             "refinements": args.refinements, "model": args.model, "base_url": args.base_url, "threads": args.threads})

@@ -29,7 +29,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from common import emit
+from common import emit, seed_list
 from star_family import run
 
 from selfevolve.evolve.program_problems import get_problem
@@ -120,7 +120,7 @@ def main() -> None:
 
 
 def bench(args, operators: list[str], base_url: str) -> None:
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         for problem in args.problems.split(","):
             for operator in operators:
                 if operator == "openevolve":

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import emit
+from common import emit, seed_list
 from star_family import finished_or_run
 
 from selfevolve.config import build_config, parse_overrides
@@ -50,7 +50,7 @@ def main() -> None:
     chosen = args.experts.split(",") if args.experts else list(skills)
     if unknown := set(chosen) - set(skills):  # before any run: a typo should not cost a GENOME run first
         raise SystemExit(f"--experts: no expert for {sorted(unknown)}; the experts are {', '.join(skills)}")
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         run_dir = args.out / f"s{seed}"
         s = finished_or_run("genome", run_dir, {**parse_overrides(args.set), "seed": seed})
         store = RunStore.open(run_dir)

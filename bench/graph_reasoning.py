@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import emit
+from common import emit, seed_list
 from star_family import run
 
 KEEP = ("nodes", "edges", "communities", "modularity", "largest_component_share", "average_path_length",
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/graph-reasoning"))
     args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         for steering in args.steering.split(","):
             s = run("graph-reasoning", args.out / f"{steering}-{seed}", {
                 "seed": seed, "steering": steering, "iterations": args.iterations, "model": args.model,

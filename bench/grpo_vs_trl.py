@@ -148,7 +148,7 @@ def main() -> None:
             t_ours, r_ours, trained = ours(model_dir, problems, args, seed)
             t_unshared, r_unshared, _ = ours(model_dir, problems, args, seed, share_prompts=False)
             t_trl, r_trl, trl_dir = trl(model_dir, problems, args, seed, Path(tmp))
-            tok = load(str(model_dir))[1]
+            base, tok = load(str(model_dir))
             peer = f"trl {__import__('trl').__version__} GRPOTrainer (CPU)"
             rows.append(emit(
                 bench="grpo_vs_trl", seed=seed, peer=peer,
@@ -162,7 +162,7 @@ def main() -> None:
                 ours_reward_last5=round(float(np.mean(r_ours[-5:])), 3),
                 trl_reward_first5=round(float(np.mean(r_trl[:5])), 3),
                 trl_reward_last5=round(float(np.mean(r_trl[-5:])), 3), held_out=len(held),
-                round0_pass1=round(pass1(load(str(model_dir))[0], tok, held), 3),
+                round0_pass1=round(pass1(base, tok, held), 3),
                 ours_pass1=round(pass1(trained, tok, held), 3),
                 trl_pass1=round(pass1(load(str(trl_dir))[0], tok, held), 3),
                 ours_rewards=json.dumps([round(r, 3) for r in r_ours]),

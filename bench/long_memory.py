@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import emit
+from common import emit, seed_list
 from star_family import finished_or_run
 
 from selfevolve.config import parse_overrides
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/long-memory"))
     args = parser.parse_args()
     by_variant: dict[str, list[dict]] = {}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         out = args.out / f"s{seed}"
         s = finished_or_run("long-memory", out, {**parse_overrides(args.set), "seed": seed})
         for r in s["variants"]:

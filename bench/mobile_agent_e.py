@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import emit
+from common import emit, seed_list
 from star_family import finished_or_run
 
 from selfevolve.agents.phone import HELD_OUT_TEMPLATES
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/mobile-agent-e"))
     args = parser.parse_args()
     by_variant: dict[str, list[dict]] = {}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         s = finished_or_run("mobile-agent-e", args.out / f"s{seed}", {**parse_overrides(args.set), "seed": seed})
         for r in s["variants"]:
             unseen = [v for t, v in r["by_template"].items() if t in HELD_OUT_TEMPLATES]

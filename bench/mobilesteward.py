@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from common import emit
+from common import emit, seed_list
 from star_family import finished_or_run
 
 from selfevolve.agents.mobile_agent import name_of
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/mobilesteward"))
     args = parser.parse_args()
     by_variant: dict[str, list[dict]] = {}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         s = finished_or_run("mobilesteward", args.out / f"s{seed}", {**parse_overrides(args.set), "seed": seed})
         for r in s["variants"]:
             half = r["batches"][len(r["batches"]) // 2:]

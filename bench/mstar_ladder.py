@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import emit
+from common import emit, seed_list
 from star_family import SETTING, run
 
 RUNGS = {"iterative": ("star", {"restart": True, "problems_per_iteration": 3200}),
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/mstar-ladder"))
     args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         base = {**SETTING, "seed": seed, "threads": args.threads}
         t0 = time.time()
         round0 = run("star", args.out / f"s{seed}" / "round0", {**base, "iterations": 0})

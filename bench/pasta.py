@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import emit
+from common import emit, seed_list
 from star_family import finished_or_run
 
 from selfevolve.config import parse_overrides
@@ -32,7 +32,7 @@ def main() -> None:
     env = settings.get("env", "point-mass")
     out = args.out or Path("runs/pasta" if env == "point-mass" else f"runs/pasta-{env}")
     by_task: dict[str, list[dict]] = {}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         s = finished_or_run("pasta", out / f"s{seed}", {**settings, "seed": seed})
         for t in s["tasks"]:
             emit(bench="pasta", env=env, seed=seed, task=t["task"], expert=round(t["expert"], 4),

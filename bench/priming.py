@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import emit
+from common import emit, seed_list
 from star_family import run
 
 from selfevolve.config import parse_overrides
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
     parser.add_argument("--out", type=Path, default=Path("runs/priming"))
     args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         for style in args.styles.split(","):
             values = {**parse_overrides(args.set), "priming": style, "seed": seed, "threads": args.threads}
             s = run("priming", args.out / f"s{seed}" / style, values)

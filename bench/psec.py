@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import emit
+from common import emit, seed_list
 from star_family import run
 
 from selfevolve.config import parse_overrides
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
     parser.add_argument("--out", type=Path, default=Path("runs/psec"))
     args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = seed_list(args.seeds)
     for demos in (int(d) for d in args.demos.split(",")):
         by_task: dict[str, list[dict]] = {}
         for seed in seeds:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import emit
+from common import emit, seed_list
 from star_family import finished_or_run
 
 from selfevolve.config import parse_overrides
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
     parser.add_argument("--out", type=Path, default=Path("runs/r1t1"))
     args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         base = {**parse_overrides(args.set), "seed": seed, "threads": args.threads}
         for start in ("templates", "direct"):
             finished_or_run("r1t1", args.out / f"s{seed}" / f"round0-{start}",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import emit
+from common import emit, seed_list
 from star_family import finished_or_run
 
 from selfevolve.config import parse_overrides
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
     parser.add_argument("--out", type=Path, default=Path("runs/rstar-long"))
     args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         values = {"preset": "long", **parse_overrides(args.set), "seed": seed, "threads": args.threads}
         out = args.out / f"s{seed}"
         s = finished_or_run("rstar", out, values)

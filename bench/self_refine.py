@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import emit
+from common import emit, seed_list
 from star_family import from_round0, run
 
 from selfevolve.config import parse_overrides
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
     parser.add_argument("--out", type=Path, default=Path("runs/self"))
     args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         base = {**parse_overrides(args.set), "seed": seed, "threads": args.threads}
         out = args.out / f"s{seed}"
         runs = [*from_round0("self", out, base, {f: {"filter": f} for f in FILTERS}),

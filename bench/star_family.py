@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from common import emit
+from common import emit, seed_list
 
 from selfevolve.config import build_config, config_to_toml, parse_overrides
 from selfevolve.progress import Progress
@@ -81,7 +81,7 @@ def objective_runs(recipe: str, doc: str, objectives: tuple[str, ...]) -> Iterat
     parser.add_argument("--set", action="append", default=[], help="override a setting: key=value")
     parser.add_argument("--out", type=Path, default=Path("runs") / recipe)
     args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         values = {**parse_overrides(args.set), "seed": seed, "threads": args.threads}
         for objective, summary in from_round0(recipe, args.out / f"s{seed}", values,
                                               {o: {"objective": o} for o in args.objectives.split(",")}):

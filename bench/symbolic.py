@@ -20,7 +20,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from common import emit
+from common import emit, seed_list
 from evolve_program import served
 from star_family import run
 
@@ -108,7 +108,7 @@ def main() -> None:
         base_url = args.base_url or stack.enter_context(served(args.model, args.threads))
         name = args.model if args.base_url else "lm"
         for task in args.tasks.split(","):
-            for seed in (int(s) for s in args.seeds.split(",")):
+            for seed in seed_list(args.seeds):
                 values = {"seed": seed, "task": task, "steps": args.steps, "batch": args.batch,
                           "dev_problems": args.dev, "problems": args.problems, "max_tokens": args.max_tokens,
                           "model": name, "base_url": base_url}

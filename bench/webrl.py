@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from common import emit
+from common import emit, seed_list
 from star_family import finished_or_run
 
 from selfevolve.agents.web import Web
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/webrl"))
     args = parser.parse_args()
     means: dict[tuple[str, str], list[dict]] = {}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         for name in args.runs.split(","):
             values = {**RUNS[name], **parse_overrides(args.set), "seed": seed}
             s, interface = finished_or_run("webrl", args.out / f"{name}-s{seed}", values), values["interface"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import emit
+from common import emit, seed_list
 from star_family import run
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/wordmath-headroom"))
     args = parser.parse_args()
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seed_list(args.seeds):
         for task in args.tasks.split(","):
             s = run("rstar", args.out / f"{task}-{seed}", {
                 "seed": seed, "task": task, "rounds": 0, "eval_split": "dev", "eval_problems": args.problems,
