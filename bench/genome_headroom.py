@@ -28,12 +28,11 @@ from common import emit, seed_list
 from star_family import finished_or_run
 
 from selfevolve.config import build_config, parse_overrides
+from selfevolve.evolve.experts import problems
 from selfevolve.evolve.ops import linear_merge
 from selfevolve.progress import Progress
 from selfevolve.recipes.genome import Config, merge_space
-from selfevolve.rng import rngs
 from selfevolve.store import RunStore
-from selfevolve.tasks.skills import skill_problems
 
 
 def main() -> None:
@@ -87,9 +86,9 @@ def skill_table(cfg: Config, space, grid_best: torch.Tensor, n: int) -> None:
     models = {"base": torch.zeros(space.X.shape[1]), **experts,
               "uniform_merge": linear_merge(space.X), "sum": space.X.sum(0), "grid_best_on_test": grid_best}
     for skill in cfg.skills:
-        problems = skill_problems((skill,), n, rngs(cfg.seed, f"skill-table-{skill}").np)
+        fresh = problems(cfg, space.fitness.tok, (skill,), n, f"skill-table-{skill}")
         emit(bench="genome_headroom_skills", seed=cfg.seed, model=cfg.model, skill=skill, problems=n,
-             **{k: round(v, 3) for k, v in space.fitness.scores(models, {}, problems).items()})
+             **{k: round(v, 3) for k, v in space.fitness.scores(models, {}, fresh).items()})
 
 
 if __name__ == "__main__":

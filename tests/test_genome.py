@@ -175,6 +175,29 @@ def test_experts_of_a_pretrained_base_replay_what_it_writes_after_the_other_skil
     assert_greedy_writing(model, pool)  # adapter B = 0: the base's own
 
 
+def test_solved_examples_as_chat_turns_let_the_pretrained_base_do_a_skill_it_was_not_taught(smollm2):
+    """shots=3: each problem follows three solved problems of its skill as chat turns in SmolLM2's template;
+    the words and answers asked are those of shots=0, and the untrained base now capitalises most words."""
+    from selfevolve.config import build_config
+    from selfevolve.evolve.experts import problems
+    from selfevolve.models.hf import load
+    from selfevolve.recipes.genome import Config
+    from selfevolve.search.sampling import answer
+
+    base, tok = load(str(smollm2))
+    cfg = {"model": str(smollm2), "skills": ("title", "upper")}
+    bare, shown = (problems(build_config(Config, {**cfg, "shots": k}), tok, ("title",), 20, 7) for k in (0, 3))
+    assert [p.answer for p in bare] == [p.answer for p in shown]
+    for p in shown:
+        assert p.prompt.count("<|im_start|>assistant") == 4 and p.prompt.count("title: ") == 4
+        assert p.prompt.endswith(f"title: {p.fields['word']}<|im_end|>\n<|im_start|>assistant\n")
+
+    def accuracy(ps):
+        return np.mean([a.strip() == p.answer for a, p in zip(answer(base.eval(), tok, ps)[0], ps, strict=True)])
+
+    assert accuracy(bare) == 0 and accuracy(shown) >= 0.5
+
+
 def test_bad_genome_config_gets_one_clear_error(tmp_path):
     from helpers import assert_clean_error
 
@@ -182,6 +205,7 @@ def test_bad_genome_config_gets_one_clear_error(tmp_path):
                        "fly")
     assert_clean_error(run_cli("run", "genome", "--out", str(tmp_path / "b"), "--set", "dev_size=500"),
                        "at most 200")
+    assert_clean_error(run_cli("run", "genome", "--out", str(tmp_path / "c"), "--set", "shots=3"), "pretrained")
 
 
 @pytest.mark.parametrize("own", [False, True])
@@ -189,8 +213,9 @@ def test_tiny_experts_replay_the_base_s_mixture_or_its_own_writing(own):
     """The tiny base's experts replay its training mixture (every skill, gold answers), or with
     replay_own_writing what the base itself writes after the other skills' prompts."""
     from selfevolve.config import build_config
+    from selfevolve.evolve.experts import base_mixture, replay
     from selfevolve.models.policy import load_policy
-    from selfevolve.recipes.genome import Config, base_mixture, replay
+    from selfevolve.recipes.genome import Config
 
     cfg = build_config(Config, {"skills": ("reverse", "upper", "shift"), "replay_own_writing": own})
     base = load_policy("tiny", 0, 32, 2, 2, 32)  # untrained: its own writing is not the gold answer

@@ -40,6 +40,14 @@ def transcript(messages: list[dict]) -> str:
     return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
 
 
+def chat_prompt(tok, messages: list[dict]) -> str:
+    """The prompt for the assistant's next turn in the tokenizer's own chat template, or a transcript."""
+    hf = getattr(tok, "hf", None)
+    if hf is not None and getattr(hf, "chat_template", None):
+        return hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return transcript(messages)
+
+
 class TransformerLM:
     """Our transformer and its tokenizer (CharTokenizer or an HF tokenizer) behind the interface."""
 
@@ -110,10 +118,7 @@ class TransformerLM:
         return float(logits.gather(1, torch.tensor(c)[:, None]).sum())
 
     def chat_prompt(self, messages: list[dict]) -> str:
-        hf = getattr(self.tok, "hf", None)
-        if hf is not None and getattr(hf, "chat_template", None):
-            return hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return transcript(messages)
+        return chat_prompt(self.tok, messages)
 
     def chat(self, messages: list[dict], **kw) -> str:
         return self.generate([self.chat_prompt(messages)], **kw)[0][0].text

@@ -18,6 +18,8 @@ arXiv:2503.01155
 
     selfevolve run genome
     selfevolve run genome --set model=smollm2
+    selfevolve run genome --set model=smollm2 --set shots=3 --set skills=upper,double,last,title,reverse
+        --set target=upper,double,last      (skills the base does partly once it is shown solved ones)
 """
 
 from __future__ import annotations
@@ -30,162 +32,33 @@ import torch
 
 from selfevolve.config import check_min
 from selfevolve.errors import SelfEvolveError
-from selfevolve.evolve.adapters import AdapterEval, split_shared
-from selfevolve.evolve.experts import Replay, own_writing, train_experts
+from selfevolve.evolve.experts import ExpertsConfig, base_model, merge_space
 from selfevolve.evolve.genome import Genome, GenomeConfig, GenomeState
-from selfevolve.evolve.ops import Flat, linear_merge, random_merge_search, ties_merge
+from selfevolve.evolve.ops import linear_merge, random_merge_search, ties_merge
 from selfevolve.evolve.runner import ParallelConfig
 from selfevolve.models.hf_export import export_model
-from selfevolve.models.lora import LoraSpec, add_lora, load_adapter, read_adapter, save_adapter, set_adapter_state
-from selfevolve.models.policy import load_policy
+from selfevolve.models.lora import load_adapter, save_adapter
 from selfevolve.progress import Progress
 from selfevolve.recipe import Recipe
 from selfevolve.rng import rngs
 from selfevolve.store import RunStore
-from selfevolve.tasks.base import HeldOutSplit, Problem
-from selfevolve.tasks.skills import check_skills, skill_problems
-from selfevolve.train.sft import Examples, SFTConfig, TrainingConfig, make_optimizer, train_on_pools
-
-DEV, TEST, BASE, REPLAY = 1, 2, 3, 4  # random streams of the splits, the base model's data, replay prompts
-REPLAY_TOKENS = 8  # of a pretrained base's writing an expert replays: longer than any answer
 
 
 @dataclass
-class Config(GenomeConfig, ParallelConfig, TrainingConfig):
-    seed: int = 0
-    """Seeds the base model, experts, splits and evolution; same seed = same run."""
-    model: str = "tiny"
-    """tiny (a small transformer trained in the run), smollm2, or a local HF Llama directory."""
-    skills: tuple[str, ...] = ("reverse", "upper", "shift", "rotate", "swap")
-    """Source skills: one expert each (see tasks/skills.py)."""
-    target: tuple[str, ...] = ("reverse", "upper")
-    """The target task: an even mixture of these skills."""
-    adapters: tuple[str, ...] = ()
-    """peft LoRA adapter directories to use as the experts instead of training them."""
-    n_layer: int = 3
-    """Layers of the tiny base model."""
-    n_embd: int = 96
-    """Width of the tiny base model."""
-    learning_rate: float = 3e-3
-    """Peak learning rate of the tiny base model."""
-    threads: int = 2
-    """Torch CPU threads."""
-    base_steps: int = 700
-    """Training steps of the tiny base model on all skills (it learns each one partly)."""
-    lora_r: int = 8
-    """Rank of the expert adapters."""
-    lora_alpha: int = 16
-    """LoRA scale numerator (updates are scaled by alpha / r)."""
-    expert_steps: int = 300
-    """Training steps of each expert on its skill."""
-    expert_learning_rate: float = 2e-3
-    """Peak learning rate of the experts (small: their updates must stay mergeable)."""
-    expert_replay: float = 0.5
-    """Share of each expert's batches that replay the rest, so an expert learns its own skill
-    without overwriting what the model does on the other skills' prompts: the tiny base model's
-    mixture of all skills, or a pretrained base model's own writing (see `evolve/experts.py`)."""
-    replay_own_writing: bool = False
-    """Tiny base: experts replay what it writes after the other skills' prompts, not its training mixture
-    (as on a pretrained base), so each learns only its own skill."""
+class Config(GenomeConfig, ParallelConfig, ExpertsConfig):
     generations: int = 12
     """Generations of evolution."""
     ensemble_k: int = 3
     """Members of the final ensemble (the best on dev), majority vote."""
     ties_density: float = 0.5
     """Fraction of each expert's weights that TIES keeps."""
-    dev_size: int = 200
-    """Dev problems: the only data that selection and every other choice see (at most 200)."""
-    test_size: int = 500
-    """Test problems, read once at the end."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_min(self, 1, "base_steps", "expert_steps", "lora_r", "lora_alpha", "generations", "ensemble_k",
-                  "dev_size", "test_size")
-        check_skills(self.skills, "skills")
-        check_skills(self.target, "target")
-        if self.dev_size > 200:
-            raise ValueError(f"dev_size must be at most 200 (GENOME adapts from ~200 examples), got {self.dev_size}")
-        if not (0 <= self.expert_replay < 1 and 0 < self.ties_density <= 1):
-            raise ValueError(f"need expert_replay in [0, 1) and ties_density in (0, 1], got {self.expert_replay}, "
-                             f"{self.ties_density}")
-        n_experts = len(self.adapters) or len(self.skills)
-        if n_experts < 2 or self.ensemble_k > self.pop_size:
-            raise ValueError("need at least 2 experts and ensemble_k <= pop_size")
-
-    def lora(self) -> LoraSpec:
-        return LoraSpec(r=self.lora_r, alpha=self.lora_alpha)
-
-
-def base_model(cfg: Config, store: RunStore, progress: Progress):
-    """(model, tokenizer): an HF model, or the tiny model trained here on every skill (once; a resumed
-    run loads it)."""
-    base = load_policy(cfg.model, cfg.seed, 32, cfg.n_layer, cfg.n_head, cfg.n_embd)
-    if cfg.model == "tiny" and 0 in store.completed_rounds():
-        store.load_last(base.model)
-    elif cfg.model == "tiny":
-        sft = cfg.sft()
-        optimizer = make_optimizer(base.model, sft)
-        train_on_pools(base.model, optimizer, sft, [Examples.of_problems(base.tok, base_mixture(cfg))], [1.0],
-                       cfg.base_steps, rngs(cfg.seed, "base").torch, progress, "base model: all skills")
-        store.save_checkpoint(0, base.model, base.model.cfg.to_dict(), optimizer, {"round": 0})
-    return base.model, base.tok
-
-
-def base_mixture(cfg: Config) -> list[Problem]:
-    """What the tiny base model learns from: every skill (and copying), evenly."""
-    skills = tuple(dict.fromkeys(("copy", *cfg.skills, *cfg.target)))
-    return skill_problems(skills, 20_000, rngs(cfg.seed, BASE).np)
-
-
-def replay(cfg: Config, model, tok) -> Replay:
-    """What each expert replays: the tiny base model's mixture of every skill, or (a pretrained base, or
-    `replay_own_writing`) what the base writes after the other skills' prompts."""
-    if cfg.model == "tiny" and not cfg.replay_own_writing:
-        mixture = Examples.of_problems(tok, base_mixture(cfg))
-        return lambda skill: mixture
-    return own_writing(model, tok, skill_problems(cfg.skills, 100 * len(cfg.skills), rngs(cfg.seed, REPLAY).np),
-                       REPLAY_TOKENS)
-
-
-def experts(cfg: Config, model, tok, store: RunStore, progress: Progress) -> dict[str, dict[str, torch.Tensor]]:
-    """Adapter weights per expert: the user's adapters, or one trained per source skill with a replay."""
-    if cfg.adapters:
-        return {Path(a).name: read_adapter(Path(a))[1] for a in cfg.adapters}
-    data = {skill: Examples.of_problems(tok, skill_problems((skill,), 5_000, rngs(cfg.seed, 10 + i).np))
-            for i, skill in enumerate(cfg.skills)}
-    sft = SFTConfig(learning_rate=cfg.expert_learning_rate, batch_size=cfg.batch_size, weight_decay=0.0,
-                    warmup_steps=min(50, cfg.expert_steps // 4))
-    return train_experts(model, data, sft, cfg.expert_steps, cfg.lora(), store.path / "experts", cfg.seed, progress,
-                         cfg.expert_replay, lambda: replay(cfg, model, tok), base=cfg.model)
-
-
-@dataclass
-class MergeSpace:
-    """The experts as rows of flat vectors (the adapter weights that differ between them), the model
-    that evaluates a merge of them on the dev split (`fitness`), and the test split behind its one read."""
-
-    names: list[str]
-    X: torch.Tensor
-    fitness: AdapterEval
-    spec: LoraSpec
-    test: HeldOutSplit
-
-
-def merge_space(cfg: Config, store: RunStore, progress: Progress) -> MergeSpace:
-    """The base model and the experts (trained once; a resumed run, or a bench reading a finished one,
-    loads them), and the splits."""
-    base, tok = base_model(cfg, store, progress)
-    spec = read_adapter(Path(cfg.adapters[0]))[0] if cfg.adapters else cfg.lora()
-    model = add_lora(base.eval(), spec, seed=cfg.seed)
-    shared, pool = split_shared(experts(cfg, model, tok, store, progress))
-    set_adapter_state(model.eval(), shared)  # held fixed (our experts' one A): the merges are of the rest
-    names = list(pool)
-    flat = Flat.of(pool[names[0]])
-    dev = skill_problems(cfg.target, cfg.dev_size, rngs(cfg.seed, DEV).np)
-    test = HeldOutSplit(skill_problems(cfg.target, cfg.test_size, rngs(cfg.seed, TEST).np))
-    return MergeSpace(names, torch.stack([flat.flatten(pool[n]) for n in names]), AdapterEval(model, tok, flat, dev),
-                      spec, test)
+        check_min(self, 1, "generations", "ensemble_k")
+        if not 0 < self.ties_density <= 1 or self.ensemble_k > self.pop_size:
+            raise ValueError(f"need ties_density in (0, 1] and ensemble_k <= pop_size, got {self.ties_density}, "
+                             f"{self.ensemble_k}")
 
 
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:

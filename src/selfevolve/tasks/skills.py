@@ -8,6 +8,8 @@ mixture of skills: no single expert covers it, a merge of the right experts can.
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -33,6 +35,9 @@ SKILLS = {
     "rotate": lambda w: w[1:] + w[:1],
     "swap": _swap,  # swap neighbouring letters pairwise
     "sort": lambda w: "".join(sorted(w)),
+    "title": str.capitalize,
+    "double": lambda w: w + w,
+    "last": lambda w: w[-1],
 }
 
 
@@ -53,4 +58,22 @@ def skill_problems(skills: tuple[str, ...], n: int, rng: np.random.Generator, mi
         skill = skills[i % len(skills)]
         word = "".join(rng.choice(letters, length))
         out.append(Problem(f"{skill}:{word}=", SKILLS[skill](word), int(length), {"skill": skill, "word": word}))
+    return out
+
+
+def with_examples(problems: list[Problem], shots: int, rng: np.random.Generator,
+                  render: Callable[[list[dict]], str]) -> list[Problem]:
+    """The problems with `shots` solved problems of the same skill (fresh words) before each, as earlier
+    turns of a chat that `render` (a chat template) writes out. A pretrained model then partly does skills
+    it was never trained on, so an expert sharpens a skill instead of learning a new format from nothing."""
+    if not shots:
+        return problems
+    out = []
+    for p in problems:
+        skill, turns = p.fields["skill"], []
+        for solved in skill_problems((skill,), shots, rng):
+            turns += [{"role": "user", "content": f"{skill}: {solved.fields['word']}"},
+                      {"role": "assistant", "content": solved.answer}]
+        prompt = render([*turns, {"role": "user", "content": f"{skill}: {p.fields['word']}"}])
+        out.append(replace(p, prompt=prompt))
     return out
