@@ -205,7 +205,7 @@ def test_bad_genome_config_gets_one_clear_error(tmp_path):
                        "fly")
     assert_clean_error(run_cli("run", "genome", "--out", str(tmp_path / "b"), "--set", "dev_size=500"),
                        "at most 200")
-    assert_clean_error(run_cli("run", "genome", "--out", str(tmp_path / "c"), "--set", "shots=3"), "pretrained")
+    assert_clean_error(run_cli("run", "genome", "--out", str(tmp_path / "c"), "--set", "shots=1"), "pretrained")
 
 
 @pytest.mark.parametrize("own", [False, True])

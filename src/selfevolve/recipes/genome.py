@@ -18,8 +18,8 @@ arXiv:2503.01155
 
     selfevolve run genome
     selfevolve run genome --set model=smollm2
-    selfevolve run genome --set model=smollm2 --set shots=3 --set skills=upper,double,last,title,reverse
-        --set target=upper,double,last      (skills the base does partly once it is shown solved ones)
+    selfevolve run genome --set model=smollm2 --set shots=1 --set skills=upper,double,title,last
+        --set target=upper,double,title      (skills the base does partly once it is shown a solved one)
 """
 
 from __future__ import annotations

@@ -69,8 +69,8 @@ def with_examples(problems: list[Problem], shots: int, rng: np.random.Generator,
     if not shots:
         return problems
     out = []
-    for p in problems:
-        skill, turns = p.fields["skill"], []
+    for p in problems:  # an empty system turn: a template's default one (SmolLM2's) would double the prompt
+        skill, turns = p.fields["skill"], [{"role": "system", "content": ""}]
         for solved in skill_problems((skill,), shots, rng):
             turns += [{"role": "user", "content": f"{skill}: {solved.fields['word']}"},
                       {"role": "assistant", "content": solved.answer}]
