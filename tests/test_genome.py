@@ -168,11 +168,16 @@ def test_experts_of_a_pretrained_base_replay_what_it_writes_after_the_other_skil
 
     base, tok = load(str(smollm2))
     model = add_lora(base.eval(), LoraSpec(r=4, alpha=8), seed=0).eval()
-    problems = skill_problems(("copy", "upper", "swap"), 30, np.random.default_rng(0))
-    pool = own_writing(model, tok, problems, 8)("copy")
+    problems = skill_problems(("copy", "upper", "double"), 30, np.random.default_rng(0))
+    pool = own_writing(model, tok, problems)("copy")
     tags = {tok.decode(row[:n].tolist()).split(":")[0] for row, n in zip(pool.ids, pool.prompt_lens, strict=True)}
-    assert len(pool) == 20 and tags == {"upper", "swap"}  # never the expert's own skill
+    assert len(pool) == 20 and tags == {"upper", "double"}  # never the expert's own skill
     assert_greedy_writing(model, pool)  # adapter B = 0: the base's own
+    longest = max(len(tok.encode(p.answer)) for p in problems)  # a doubled word, in SmolLM2's tokens
+    written = pool.lens - pool.prompt_lens
+    stopped = [tok.eos_id in row[n:m].tolist() for row, n, m in zip(pool.ids, pool.prompt_lens, pool.lens, strict=True)]
+    assert all(s or w > longest + 1 for s, w in zip(stopped, written.tolist(), strict=True))  # cut only past any answer
+    assert not all(stopped)
 
 
 def test_solved_examples_as_chat_turns_let_the_pretrained_base_do_a_skill_it_was_not_taught(smollm2):

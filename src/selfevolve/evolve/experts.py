@@ -26,9 +26,6 @@ from selfevolve.train.sft import Examples, SFTConfig, TrainingConfig, make_optim
 
 Replay = Callable[[str], Examples]  # skill -> what its expert replays
 DEV, TEST, BASE, REPLAY = 1, 2, 3, 4  # random streams of the splits, the base model's data, replay prompts
-# of a pretrained base's writing an expert replays: longer than every answer but `double`'s (on SmolLM2, 17%
-# of those with their stop token are longer, and the replay of the base's writing after them is cut)
-REPLAY_TOKENS = 8
 
 
 @dataclass
@@ -122,17 +119,19 @@ def train_experts(model, data: dict[str, Examples], sft: SFTConfig, steps: int, 
     return experts
 
 
-def own_writing(model, tok, problems: list[Problem], new_tokens: int) -> Replay:
+def own_writing(model, tok, problems: list[Problem]) -> Replay:
     """Replay for experts on a pretrained base, which knows none of the skills: replaying their answers
     would teach every expert every skill, so each expert replays what the base itself writes (greedy,
     no adapter) after the other skills' prompts. An expert that only ever saw its own skill applies it to
     every prompt, whatever the tag, and a merge of such experts does one skill or the other; with this
-    replay the tag keeps deciding, and a merge can hold several skills."""
+    replay the tag keeps deciding, and a merge can hold several skills. The base may write as long as
+    the longest answer and its stop (a character is at least a token), so no answer it gets right is cut."""
     from selfevolve.models.sampler import generate
 
     prompts = [tok.encode(p.prompt) for p in problems]
     with torch.no_grad():
-        written = generate(model, prompts, new_tokens, stop_id=tok.eos_id, pad_id=tok.pad_id)
+        written = generate(model, prompts, max(len(p.answer) for p in problems) + 3, stop_id=tok.eos_id,
+                           pad_id=tok.pad_id)
 
     def pool(skill: str) -> Examples:
         rows = [i for i, p in enumerate(problems) if p.fields["skill"] != skill]
@@ -174,7 +173,7 @@ def replay(cfg: ExpertsConfig, model, tok) -> Replay:
     if cfg.model == "tiny" and not cfg.replay_own_writing:
         mixture = Examples.of_problems(tok, base_mixture(cfg))
         return lambda skill: mixture
-    return own_writing(model, tok, problems(cfg, tok, cfg.skills, 100 * len(cfg.skills), REPLAY), REPLAY_TOKENS)
+    return own_writing(model, tok, problems(cfg, tok, cfg.skills, 100 * len(cfg.skills), REPLAY))
 
 
 def experts(cfg: ExpertsConfig, model, tok, store: RunStore, progress: Progress) -> dict[str, dict[str, torch.Tensor]]:
