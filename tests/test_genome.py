@@ -211,6 +211,25 @@ def test_bad_genome_config_gets_one_clear_error(tmp_path):
     assert_clean_error(run_cli("run", "genome", "--out", str(tmp_path / "b"), "--set", "dev_size=500"),
                        "at most 200")
     assert_clean_error(run_cli("run", "genome", "--out", str(tmp_path / "c"), "--set", "shots=1"), "pretrained")
+    assert_clean_error(run_cli("run", "genome", "--out", str(tmp_path / "d"), "--set", "base_share=0"), "base_share")
+
+
+def test_a_broad_tiny_base_learns_the_experts_skills_at_base_share_and_every_other_skill_besides():
+    from collections import Counter
+
+    from selfevolve.config import build_config
+    from selfevolve.evolve.experts import base_mixture
+    from selfevolve.recipes.genome import Config
+    from selfevolve.tasks.skills import SKILLS
+
+    even = Counter(p.fields["skill"] for p in base_mixture(build_config(Config, {})))
+    assert set(even) == {"copy", "reverse", "upper", "shift", "rotate", "swap"}
+    assert max(even.values()) - min(even.values()) <= 1
+    cfg = build_config(Config, {"base_share": 0.2, "target": ("reverse", "sort")})
+    broad = [p.fields["skill"] for p in base_mixture(cfg)]
+    own = {"reverse", "upper", "shift", "rotate", "swap", "sort"}
+    assert len(broad) == 20_000 and sum(s in own for s in broad) == 4_000 and set(broad) == set(SKILLS)
+    assert sum(s in own for s in broad[:1000]) in range(150, 250)  # shuffled in, not a block
 
 
 @pytest.mark.parametrize("own", [False, True])

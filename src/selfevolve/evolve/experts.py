@@ -21,7 +21,7 @@ from selfevolve.progress import Progress
 from selfevolve.rng import rngs
 from selfevolve.store import RunStore
 from selfevolve.tasks.base import HeldOutSplit, Problem
-from selfevolve.tasks.skills import check_skills, skill_problems, with_examples
+from selfevolve.tasks.skills import SKILLS, check_skills, skill_problems, with_examples
 from selfevolve.train.sft import Examples, SFTConfig, TrainingConfig, make_optimizer, train_on_pools
 
 Replay = Callable[[str], Examples]  # skill -> what its expert replays
@@ -55,6 +55,9 @@ class ExpertsConfig(TrainingConfig):
     """Torch CPU threads."""
     base_steps: int = 700
     """Training steps of the tiny base model on all skills (it learns each one partly)."""
+    base_share: float = 1.0
+    """Share of the tiny base model's training problems from copying and the source and target skills; below 1,
+    the rest come from every other skill (copying among them): a broadly trained base that does these partly."""
     lora_r: int = 8
     """Rank of the expert adapters."""
     lora_alpha: int = 16
@@ -84,6 +87,8 @@ class ExpertsConfig(TrainingConfig):
             raise ValueError("shots needs a pretrained model (model=smollm2 or an HF directory)")
         if self.dev_size > 200:
             raise ValueError(f"dev_size must be at most 200 (GENOME adapts from ~200 examples), got {self.dev_size}")
+        if not 0 < self.base_share <= 1:
+            raise ValueError(f"need base_share in (0, 1], got {self.base_share}")
         if not 0 <= self.expert_replay < 1:
             raise ValueError(f"need expert_replay in [0, 1), got {self.expert_replay}")
         if len(self.adapters or self.skills) < 2:
@@ -156,9 +161,15 @@ def base_model(cfg: ExpertsConfig, store: RunStore, progress: Progress):
 
 
 def base_mixture(cfg: ExpertsConfig) -> list[Problem]:
-    """What the tiny base model learns from: every skill (and copying), evenly."""
-    skills = tuple(dict.fromkeys(("copy", *cfg.skills, *cfg.target)))
-    return skill_problems(skills, 20_000, rngs(cfg.seed, BASE).np)
+    """What the tiny base model learns from: every skill (and copying), evenly; with base_share < 1 that
+    share of it, the rest every other skill (shuffled in)."""
+    rng = rngs(cfg.seed, BASE).np
+    if cfg.base_share == 1:
+        return skill_problems(tuple(dict.fromkeys(("copy", *cfg.skills, *cfg.target))), 20_000, rng)
+    own = tuple(dict.fromkeys((*cfg.skills, *cfg.target)))
+    n = round(20_000 * cfg.base_share)
+    mixed = skill_problems(own, n, rng) + skill_problems(tuple(s for s in SKILLS if s not in own), 20_000 - n, rng)
+    return [mixed[i] for i in rng.permutation(len(mixed))]
 
 
 def problems(cfg: ExpertsConfig, tok, skills: tuple[str, ...], n: int, stream) -> list[Problem]:
