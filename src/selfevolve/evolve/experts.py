@@ -56,8 +56,9 @@ class ExpertsConfig(TrainingConfig):
     base_steps: int = 700
     """Training steps of the tiny base model on all skills (it learns each one partly)."""
     base_share: float = 1.0
-    """Share of the tiny base model's training problems from copying and the source and target skills; below 1,
-    the rest come from every other skill (copying among them): a broadly trained base that does these partly."""
+    """Share of the tiny base model's training problems from the source and target skills (at 1, an even mixture
+    of them and copying); below 1 the rest come from every other skill, copying among them: a broadly trained
+    base that does these skills partly."""
     lora_r: int = 8
     """Rank of the expert adapters."""
     lora_alpha: int = 16
@@ -161,8 +162,8 @@ def base_model(cfg: ExpertsConfig, store: RunStore, progress: Progress):
 
 
 def base_mixture(cfg: ExpertsConfig) -> list[Problem]:
-    """What the tiny base model learns from: every skill (and copying), evenly; with base_share < 1 that
-    share of it, the rest every other skill (shuffled in)."""
+    """What the tiny base model learns from: the source and target skills and copying, evenly; with
+    base_share < 1 that share from the source and target skills, the rest from every other skill (shuffled in)."""
     rng = rngs(cfg.seed, BASE).np
     if cfg.base_share == 1:
         return skill_problems(tuple(dict.fromkeys(("copy", *cfg.skills, *cfg.target))), 20_000, rng)
