@@ -131,13 +131,13 @@ def own_writing(model, tok, problems: list[Problem]) -> Replay:
     no adapter) after the other skills' prompts. An expert that only ever saw its own skill applies it to
     every prompt, whatever the tag, and a merge of such experts does one skill or the other; with this
     replay the tag keeps deciding, and a merge can hold several skills. The base may write as long as
-    the longest answer and its stop (a character is at least a token), so no answer it gets right is cut."""
+    the longest answer and its stop, so no answer it gets right is cut."""
     from selfevolve.models.sampler import generate
+    from selfevolve.search.sampling import answer_room
 
     prompts = [tok.encode(p.prompt) for p in problems]
     with torch.no_grad():
-        written = generate(model, prompts, max(len(p.answer) for p in problems) + 3, stop_id=tok.eos_id,
-                           pad_id=tok.pad_id)
+        written = generate(model, prompts, answer_room(problems), stop_id=tok.eos_id, pad_id=tok.pad_id)
 
     def pool(skill: str) -> Examples:
         rows = [i for i, p in enumerate(problems) if p.fields["skill"] != skill]

@@ -31,15 +31,21 @@ def majority_vote(groups: list[list[str]]) -> list[tuple[str, float]]:
     return out
 
 
+def answer_room(problems: list[Problem]) -> int:
+    """New tokens enough for the longest gold answer and its stop, with 2 to spare (a character is at
+    least one token, so this holds for a subword tokenizer too)."""
+    return max(len(p.answer) for p in problems) + 3
+
+
 def answer(model: Transformer, tok: CharTokenizer, problems: list[Problem], *, digit_offset: int = 0,
            num_samples: int = 1, temperature: float = 0.0, generator: torch.Generator | None = None,
            max_new: int | None = None, advance: Callable[[int], None] | None = None) -> tuple[list[str], torch.Tensor]:
     """Answers (prompt-major when num_samples > 1) and each answer's lowest token probability;
     `advance(n)` is told as each batch of n problems is answered (a progress bar).
 
-    An answer that does not stop within max_new tokens (default: the longest gold answer + 3) is "<no stop>".
+    An answer that does not stop within max_new tokens (default: `answer_room`) is "<no stop>".
     """
-    max_new = max_new or max(len(p.answer) for p in problems) + 3
+    max_new = max_new or answer_room(problems)
     out = generate(model, [tok.encode(p.prompt) for p in problems], max_new, stop_id=tok.eos_id,
                    pad_id=tok.pad_id, num_samples=num_samples, temperature=temperature,
                    digit_offset=digit_offset, generator=generator, on_batch=advance)
