@@ -136,6 +136,28 @@ def test_a_merge_of_experts_is_that_merge_of_their_weight_updates(finished_run):
     torch.testing.assert_close(update(x + y), update(x) + update(y))
 
 
+def test_answers_are_kept_per_adapter_and_prompts_and_equal_a_fresh_evaluation(finished_run):
+    """The final scoring asks again for adapters evolution evaluated: it gets the same answers without
+    generating them again, and never another adapter's or another problem set's."""
+    from selfevolve.config import build_config
+    from selfevolve.evolve.adapters import AdapterEval
+    from selfevolve.progress import Progress
+    from selfevolve.recipes.genome import Config, merge_space
+    from selfevolve.store import RunStore
+
+    store = RunStore.open(finished_run("genome", GENOME_SHORT))
+    space = merge_space(build_config(Config, store.config_values()), store, Progress(enabled=False))
+    ev, X = space.fitness, space.X
+    first = ev.answers(X[0])
+    assert ev.answers(X[0].clone()) is first  # the same vector: kept, not generated again
+    fresh = AdapterEval(ev.model, ev.tok, ev.flat, ev.problems)
+    assert ev.answers(X[1]) != first and ev.answers(X[1]) == fresh.answers(X[1])
+    assert fresh.answers(X[0]) == first
+    other = skill_problems(("reverse",), 4, np.random.default_rng(9))
+    assert ev.answers(X[0], other) == AdapterEval(ev.model, ev.tok, ev.flat, other).answers(X[0])
+    assert len(ev.answers(X[0], other)) == 4 and len(ev.known) == 3
+
+
 def test_shared_adapter_weights_are_held_and_identical_adapters_refused():
     from selfevolve.errors import ConfigError
     from selfevolve.evolve.adapters import split_shared

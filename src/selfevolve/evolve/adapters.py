@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 
@@ -30,10 +32,13 @@ def split_shared(pool: dict[str, dict[str, torch.Tensor]]) -> tuple[dict[str, to
 
 class AdapterEval:
     """Answers of an adapted model for flat adapter vectors; picklable (the model travels with it), so
-    each Ray worker evaluates on its own copy."""
+    each Ray worker evaluates on its own copy. Answers are kept per vector and problem set: the final
+    scoring asks again for what evolution already evaluated (the experts, the best, the ensemble's
+    members), and greedy answers of the same adapter to the same prompts are the same."""
 
     def __init__(self, model, tok, flat: Flat, problems: list[Problem]) -> None:
         self.model, self.tok, self.flat, self.problems = model, tok, flat, problems
+        self.known: dict[bytes, list[str]] = {}
 
     def load(self, vector: torch.Tensor):
         """The model with this adapter in place."""
@@ -41,7 +46,12 @@ class AdapterEval:
         return self.model
 
     def answers(self, vector: torch.Tensor, problems: list[Problem] | None = None) -> list[str]:
-        return [a.strip() for a in answer(self.load(vector), self.tok, problems or self.problems)[0]]
+        problems = problems or self.problems
+        key = hashlib.blake2b(vector.detach().contiguous().numpy().tobytes(), digest_size=16)
+        key.update("\0".join(p.prompt for p in problems).encode())
+        if (k := key.digest()) not in self.known:
+            self.known[k] = [a.strip() for a in answer(self.load(vector), self.tok, problems)[0]]
+        return self.known[k]
 
     def scores(self, candidates: dict[str, torch.Tensor], ensemble: dict[str, list[torch.Tensor]],
                problems: list[Problem] | None = None) -> dict[str, float]:
