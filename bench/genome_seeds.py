@@ -11,8 +11,9 @@ one line per method: mean test accuracy over seeds with its interval, and the pa
 the best expert and from the uniform merge (same seed) with its interval and how many seeds it wins.
 
 A study longer than a session keeps a record (`--record bench/results/NAME.jsonl`, committed): each
-finished seed's line is added with the full settings and the commit that ran it, and a seed already
-recorded with the same settings is read from it, not run again, when runs/ no longer holds it.
+finished seed's line is added with the full settings and the commit checked out when it was added (the
+one that ran it, unless it was read from a run in --out), and a seed recorded with the same settings
+is read from it, not run again, when runs/ no longer holds it.
 """
 
 from __future__ import annotations
@@ -84,12 +85,12 @@ def recorded(path: Path | None, values: dict) -> dict | None:
 
 
 def record(path: Path, values: dict, line: dict) -> None:
-    """Add a finished seed's line to the record, with its full settings and the commit that ran it."""
+    """Add a finished seed's line to the record, with its full settings and the commit checked out now."""
     settings = config_to_dict(build_config(get_recipe("genome").Config, values))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     old = path.read_text() if path.exists() else ""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, old + json.dumps({"settings": settings, "commit": commit, "line": line}) + "\n")
+    atomic_write(path, old + json.dumps({"settings": settings, "recorded_at": commit, "line": line}) + "\n")
 
 
 if __name__ == "__main__":
