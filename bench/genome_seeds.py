@@ -11,26 +11,22 @@ one line per method: mean test accuracy over seeds with its interval, and the pa
 the best expert and from the uniform merge (same seed) with its interval and how many seeds it wins.
 
 A study longer than a session keeps a record (`--record bench/results/NAME.jsonl`, committed): each
-finished seed's line is added with the full settings and the commit checked out when it was added (the
-one that ran it, unless it was read from a run in --out), and a seed recorded with the same settings
-is read from it, not run again, when runs/ no longer holds it.
+finished seed's summary is added with its full settings and the commit checked out when it was added
+(the one that ran it, unless it was read from a run in --out), and a seed recorded with the same
+settings is read from it, not run again, when runs/ no longer holds it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 from common import emit, seed_list
 from star_family import finished_or_run
 
-from selfevolve.config import build_config, config_to_dict, parse_overrides
+from selfevolve.config import parse_overrides
 from selfevolve.metrics import mean_interval
-from selfevolve.recipes import get_recipe
-from selfevolve.store import atomic_write
 
 METHODS = ("best_expert", "uniform_merge", "ties_merge", "random_search", "genome_best", "genome_ensemble")
 
@@ -40,23 +36,17 @@ def main() -> None:
     ap.add_argument("--seeds", default="0-9")
     ap.add_argument("--set", action="append", default=[], help="a GENOME setting: key=value")
     ap.add_argument("--out", type=Path, default=Path("runs/genome-seeds"))
-    ap.add_argument("--record", type=Path, help="JSON lines of finished seeds, read and added to")
+    ap.add_argument("--record", type=Path, help="a JSON-lines file of finished runs, read and added to")
     args = ap.parse_args()
     seeds = seed_list(args.seeds)
     test = {m: [] for m in METHODS}
     for seed in seeds:
-        line = recorded(args.record, values := {**parse_overrides(args.set), "seed": seed})
-        if line is None:
-            s = finished_or_run("genome", args.out / f"s{seed}", values)
-            line = {"bench": "genome_seeds", "seed": seed, "model": s["model"],
-                    **{m: s["test_accuracy"][m] for m in METHODS}, "best_expert_dev": s["dev_accuracy"]["best_expert"],
-                    "genome_best_dev": s["dev_accuracy"]["genome_best"], "evaluations": s["evaluations"],
-                    "seconds": round(s["wall_seconds"])}
-            if args.record:
-                record(args.record, values, line)
+        s = finished_or_run("genome", args.out / f"s{seed}", {**parse_overrides(args.set), "seed": seed}, args.record)
         for m in METHODS:
-            test[m].append(line[m])
-        emit(**line)
+            test[m].append(s["test_accuracy"][m])
+        emit(bench="genome_seeds", seed=seed, model=s["model"], **{m: s["test_accuracy"][m] for m in METHODS},
+             best_expert_dev=s["dev_accuracy"]["best_expert"], genome_best_dev=s["dev_accuracy"]["genome_best"],
+             evaluations=s["evaluations"], seconds=round(s["wall_seconds"]))
     rng = np.random.default_rng(0)
     values = {m: np.array(v) for m, v in test.items()}
 
@@ -70,27 +60,6 @@ def main() -> None:
              seeds_above_best_expert=int((vs_expert > 0).sum()),
              minus_uniform_merge=round(float(vs_uniform.mean()), 4), minus_uniform_merge_ci95=ci(vs_uniform),
              seeds_above_uniform_merge=int((vs_uniform > 0).sum()))
-
-
-def recorded(path: Path | None, values: dict) -> dict | None:
-    """The line of a seed recorded in `path` with these settings (all of them, defaults included), or None."""
-    if path is None or not path.exists():
-        return None
-    config = get_recipe("genome").Config
-    want = build_config(config, values)
-    for entry in map(json.loads, path.read_text().splitlines()):
-        if build_config(config, entry["settings"]) == want:
-            return entry["line"]
-    return None
-
-
-def record(path: Path, values: dict, line: dict) -> None:
-    """Add a finished seed's line to the record, with its full settings and the commit checked out now."""
-    settings = config_to_dict(build_config(get_recipe("genome").Config, values))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    old = path.read_text() if path.exists() else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, old + json.dumps({"settings": settings, "recorded_at": commit, "line": line}) + "\n")
 
 
 if __name__ == "__main__":

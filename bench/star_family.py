@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +26,10 @@ from pathlib import Path
 import numpy as np
 from common import emit, seed_list
 
-from selfevolve.config import build_config, config_to_toml, parse_overrides
+from selfevolve.config import build_config, config_to_dict, config_to_toml, parse_overrides
 from selfevolve.progress import Progress
 from selfevolve.recipes import get_recipe
-from selfevolve.store import RunStore
+from selfevolve.store import RunStore, atomic_write
 
 SETTING = {"difficulty": 3, "num_labelled": 1500, "n_embd": 64, "round0_steps": 400, "problems_per_iteration": 1000,
            "samples_per_problem": 4, "iteration_steps": 200, "eval_problems": 500}
@@ -49,17 +50,34 @@ def run(recipe: str, out: Path, values: dict) -> dict:
         return module.run(cfg, store, progress)
 
 
-def finished_or_run(recipe: str, out: Path, values: dict) -> dict:
+def finished_or_run(recipe: str, out: Path, values: dict, record: Path | None = None) -> dict:
     """The summary of a run in `out` with the same settings (finished, or resumed from its last
-    complete round: a bench stopped mid-run loses nothing), or of a new run there."""
+    complete round: a bench stopped mid-run loses nothing), or of a new run there.
+
+    record: a JSON-lines file kept in the repo (bench/results/). A summary recorded there with the same
+    recipe and settings (all of them, defaults included) is read, not run again, and every other is
+    added with its settings and the commit checked out then: a study longer than a session, whose
+    runs/ is gone when the next one starts, goes on where it stopped."""
     module = get_recipe(recipe)
     cfg = build_config(module.Config, values)
+    if record is not None and record.exists():
+        for entry in map(json.loads, record.read_text().splitlines()):
+            if entry["recipe"] == recipe and build_config(module.Config, entry["settings"]) == cfg:
+                return entry["summary"]
     if (out / "config.toml").exists() and build_config(module.Config, RunStore.open(out).config_values()) == cfg:
         if (out / "summary.json").exists():
-            return json.loads((out / "summary.json").read_text())
-        with Progress(enabled=False) as progress:
-            return module.run(cfg, RunStore.open(out), progress)
-    return run(recipe, out, values)
+            summary = json.loads((out / "summary.json").read_text())
+        else:
+            with Progress(enabled=False) as progress:
+                summary = module.run(cfg, RunStore.open(out), progress)
+    else:
+        summary = run(recipe, out, values)
+    if record is not None:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+        entry = {"recipe": recipe, "settings": config_to_dict(cfg), "recorded_at": commit.strip(), "summary": summary}
+        record.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(record, (record.read_text() if record.exists() else "") + json.dumps(entry) + "\n")
+    return summary
 
 
 def from_round0(recipe: str, out: Path, values: dict, conditions: dict[str, dict]) -> Iterator[tuple[str, dict]]:
