@@ -79,11 +79,12 @@ def interleaved_best(fns: dict, repeats: int, steps: int = 1, device: str = "cpu
 
 
 def seed_list(text: str) -> list[int]:
-    """Seeds from the command line: '0-9' (a range, both ends included), '0,3,5' or '7'."""
-    if "-" in text:
-        first, last = text.split("-")
-        return list(range(int(first), int(last) + 1))
-    return [int(s) for s in text.split(",")]
+    """Seeds from the command line: '0-9' (a range, both ends included), '0,3,5', '7' or a mix ('0,2-8')."""
+    seeds = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        seeds += range(int(first), int(last or first) + 1)
+    return seeds
 
 
 def emit(**record) -> dict:
