@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from selfevolve.models.hf_export import export_hf
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
+from selfevolve.store import atomic_write
 
 SHAPE = {"n_layer": 4, "n_embd": 128, "n_head": 4}
 
@@ -91,3 +93,24 @@ def emit(**record) -> dict:
     """Print one JSON line; returns the record, for a summary line over several."""
     print(json.dumps(record), flush=True)
     return record
+
+
+def add_to_record(record: Path, entry: dict) -> None:
+    """Append one JSON line to a record kept in the repo (bench/results/), with the commit checked out:
+    studies longer than a session keep each finished run there, since runs/ is gone by the next one."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({**entry, "recorded_at": commit}) + "\n"
+    atomic_write(record, (record.read_text() if record.exists() else "") + line)
+
+
+def recorded(record: Path | None, key: dict, compute, *args) -> dict:
+    """The result recorded under `key` in `record` (read, not computed again), or `compute(*args)`, added there."""
+    if record is not None and record.exists():
+        for entry in map(json.loads, record.read_text().splitlines()):
+            if entry.get("key") == key:
+                return entry["result"]
+    result = compute(*args)
+    if record is not None:
+        add_to_record(record, {"key": key, "result": result})
+    return result

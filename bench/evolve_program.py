@@ -4,7 +4,7 @@ edits to the same code, against OpenEvolve with the same model behind the same e
 
     python bench/evolve_program.py [--seeds 0,1,2] [--problems regression,packing,minimize]
                                    [--operators lm,random,openevolve] [--generations 8] [--children 16]
-                                   [--model smollm2] [--base-url URL] [--out runs/evolve-program]
+                                   [--model smollm2] [--base-url URL] [--out runs/evolve-program] [--record FILE]
 
 With `openevolve` among the operators and no --base-url, the bench serves --model itself with
 `selfevolve serve` on 127.0.0.1, and our loop asks the same server. OpenEvolve (0.4, full rewrites,
@@ -14,7 +14,9 @@ through our sandbox.
 Every side gets 1 + generations x children evaluations (GP, population 32: its best training RMSE
 at the first generation where it has evaluated as many expressions). Prints one JSON line per run: best score (higher is
 better), the score of the starting program, the share of children that ran and scored, evaluations
-per second, seconds in the model.
+per second, seconds in the model. With --record (a JSON-lines file in bench/results/), a run recorded
+there with the same problem, seed, operator, budget and model is read, not run again, and every new one
+is added: a study of many half-hour runs spans sessions.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from common import emit, seed_list
+from common import emit, recorded, seed_list
 from star_family import run
 
 from selfevolve.evolve.program_problems import get_problem
@@ -110,6 +112,7 @@ def main() -> None:
     parser.add_argument("--base-url", default="")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/evolve-program"))
+    parser.add_argument("--record", type=Path, help="a JSON-lines file of finished runs, read and added to")
     args = parser.parse_args()
     operators = args.operators.split(",")
     if "openevolve" in operators and not args.base_url:
@@ -119,24 +122,29 @@ def main() -> None:
         bench(args, operators, args.base_url)
 
 
+def one_run(args, operator: str, problem: str, seed: int, base_url: str) -> dict:
+    """One operator's run on one problem and seed: what the bench prints for it."""
+    if operator == "openevolve":
+        return {"operator": "openevolve 0.4", **openevolve(problem, seed, base_url, args.generations * args.children,
+                                                          args.out / f"{problem}-openevolve-{seed}")}
+    s = run("evolve-program", args.out / f"{problem}-{operator}-{seed}", {
+        "seed": seed, "problem": problem, "operator": operator, "generations": args.generations,
+        "children": args.children, "model": "lm" if base_url else args.model, "base_url": base_url,
+        "threads": args.threads})
+    return {"operator": operator, "model": s["model"], "start_score": s["start_score"], "best_score": s["best_score"],
+            "best_metrics": s["best_metrics"], "evaluations": s["evaluations"], "valid_share": s["valid_share"],
+            "evaluations_per_second": s["evaluations_per_second"], "lm_seconds": s["lm_seconds"],
+            "wall_seconds": s["wall_seconds"]}
+
+
 def bench(args, operators: list[str], base_url: str) -> None:
     for seed in seed_list(args.seeds):
         for problem in args.problems.split(","):
             for operator in operators:
-                if operator == "openevolve":
-                    o = openevolve(problem, seed, base_url, args.generations * args.children,
-                                   args.out / f"{problem}-openevolve-{seed}")
-                    emit(bench="evolve_program", problem=problem, seed=seed, operator="openevolve 0.4", **o)
-                    continue
-                s = run("evolve-program", args.out / f"{problem}-{operator}-{seed}", {
-                    "seed": seed, "problem": problem, "operator": operator, "generations": args.generations,
-                    "children": args.children, "model": "lm" if base_url else args.model, "base_url": base_url,
-                    "threads": args.threads})
-                emit(bench="evolve_program", problem=problem, seed=seed, operator=operator,
-                     model=s["model"], start_score=s["start_score"], best_score=s["best_score"],
-                     best_metrics=s["best_metrics"], evaluations=s["evaluations"], valid_share=s["valid_share"],
-                     evaluations_per_second=s["evaluations_per_second"], lm_seconds=s["lm_seconds"],
-                     wall_seconds=s["wall_seconds"])
+                key = {"problem": problem, "seed": seed, "operator": operator, "generations": args.generations,
+                       "children": args.children, "model": args.model}
+                emit(bench="evolve_program", problem=problem, seed=seed,
+                     **recorded(args.record, key, one_run, args, operator, problem, seed, base_url))
             if problem == "regression":  # GP's best RMSE once it has spent as many evaluations
                 budget = 1 + args.generations * args.children
                 g = run("gp", args.out / f"regression-gp-{seed}", {

@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from common import emit, seed_list
+from common import add_to_record, emit, seed_list
 
 from selfevolve.config import build_config, config_to_dict, config_to_toml, parse_overrides
 from selfevolve.progress import Progress
 from selfevolve.recipes import get_recipe
-from selfevolve.store import RunStore, atomic_write
+from selfevolve.store import RunStore
 
 SETTING = {"difficulty": 3, "num_labelled": 1500, "n_embd": 64, "round0_steps": 400, "problems_per_iteration": 1000,
            "samples_per_problem": 4, "iteration_steps": 200, "eval_problems": 500}
@@ -73,10 +72,7 @@ def finished_or_run(recipe: str, out: Path, values: dict, record: Path | None = 
     else:
         summary = run(recipe, out, values)
     if record is not None:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
-        entry = {"recipe": recipe, "settings": config_to_dict(cfg), "recorded_at": commit.strip(), "summary": summary}
-        record.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(record, (record.read_text() if record.exists() else "") + json.dumps(entry) + "\n")
+        add_to_record(record, {"recipe": recipe, "settings": config_to_dict(cfg), "summary": summary})
     return summary
 
 

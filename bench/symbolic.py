@@ -2,7 +2,7 @@
 
     python bench/symbolic.py [--seeds 0,1,2] [--tasks wordmath,lookup] [--steps 3] [--batch 4]
                              [--dev 10] [--problems 20] [--candidates 2] [--model smollm2 | --base-url URL]
-                             [--out runs/symbolic]
+                             [--out runs/symbolic] [--record FILE]
 
 Without --base-url the bench serves --model with `selfevolve serve` on 127.0.0.1 and both sides ask it.
 DSPy (3.x) runs the same two-node pipeline (the same instructions, as two `Predict` modules) and
@@ -11,7 +11,8 @@ same dev problems; `--candidates` sets its random-search size, which fixes its m
 (printed beside ours). A reply without DSPy's field markers is read whole as the one output field,
 as our nodes read replies (`--dspy-markers`: DSPy's adapters alone, which a 135M model fails). Prints
 one JSON line per seed and task: held-out accuracy before and after optimisation on each side and
-the model calls each optimisation made.
+the model calls each optimisation made. With --record (a JSON-lines file in bench/results/), a seed and
+task recorded there with the same settings is read, not run again, and every new one is added.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from common import emit, seed_list
+from common import emit, recorded, seed_list
 from evolve_program import served
 from star_family import run
 
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--dspy-markers", action="store_true",
                         help="DSPy's own adapters only (a reply without field markers fails, then a JSON retry)")
     parser.add_argument("--out", type=Path, default=Path("runs/symbolic"))
+    parser.add_argument("--record", type=Path, help="a JSON-lines file of finished runs, read and added to")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         base_url = args.base_url or stack.enter_context(served(args.model, args.threads))
@@ -112,15 +114,22 @@ def main() -> None:
                 values = {"seed": seed, "task": task, "steps": args.steps, "batch": args.batch,
                           "dev_problems": args.dev, "problems": args.problems, "max_tokens": args.max_tokens,
                           "model": name, "base_url": base_url}
-                s = run("symbolic", args.out / f"{task}-{seed}", values)
-                optimisation_calls = s["lm_calls"] - s["rounds"][-1]["lm_calls"]
-                theirs = dspy_side(build_config(Config, values), base_url, args.candidates, not args.dspy_markers)
-                emit(bench="symbolic", seed=seed, task=task, problems=s["problems"], model=args.model,
-                     ours_initial=s["test_accuracy"]["initial"], ours_optimised=s["test_accuracy"]["optimised"],
-                     ours_calls=optimisation_calls, ours_dev_by_step=s["dev_by_step"],
-                     dspy_initial=theirs["initial"], dspy_optimised=theirs["optimised"], dspy_calls=theirs["calls"],
-                     best_pipeline=s["best_pipeline"], wall_seconds=round(s["wall_seconds"], 1))
+                key = {**values, "model": args.model, "candidates": args.candidates, "dspy_markers": args.dspy_markers}
+                del key["base_url"]  # a new port each time
+                emit(bench="symbolic", seed=seed, task=task,
+                     **recorded(args.record, key, both_sides, args, values, task, seed, base_url))
 
+
+def both_sides(args, values: dict, task: str, seed: int, base_url: str) -> dict:
+    """Our optimiser and DSPy's on one task and seed: what the bench prints for it."""
+    s = run("symbolic", args.out / f"{task}-{seed}", values)
+    optimisation_calls = s["lm_calls"] - s["rounds"][-1]["lm_calls"]
+    theirs = dspy_side(build_config(Config, values), base_url, args.candidates, not args.dspy_markers)
+    return {"problems": s["problems"], "model": args.model, "ours_initial": s["test_accuracy"]["initial"],
+            "ours_optimised": s["test_accuracy"]["optimised"], "ours_calls": optimisation_calls,
+            "ours_dev_by_step": s["dev_by_step"], "dspy_initial": theirs["initial"],
+            "dspy_optimised": theirs["optimised"], "dspy_calls": theirs["calls"], "best_pipeline": s["best_pipeline"],
+            "wall_seconds": round(s["wall_seconds"], 1)}
 
 if __name__ == "__main__":
     main()
