@@ -8,7 +8,8 @@ settings is read, not run again, so two processes given different seeds and the 
 the work, and a last call over every seed prints the summary). Prints one JSON line per seed (test
 accuracy of every method, dev accuracy of the best expert and genome_best: the dev-test gap), then
 one line per method: mean test accuracy over seeds with its interval, and the paired difference from
-the best expert and from the uniform merge (same seed) with its interval and how many seeds it wins.
+the best expert and from the uniform merge (same seed) with its interval and how many seeds it wins
+(and against TIES), and its mean dev accuracy (which chooses: the dev-test gap).
 
 A study longer than a session keeps a record (`--record bench/results/NAME.jsonl`, committed): each
 finished seed's summary is added with its full settings and the commit checked out when it was added
@@ -39,11 +40,12 @@ def main() -> None:
     ap.add_argument("--record", type=Path, help="a JSON-lines file of finished runs, read and added to")
     args = ap.parse_args()
     seeds = seed_list(args.seeds)
-    test = {m: [] for m in METHODS}
+    test, dev = {m: [] for m in METHODS}, {m: [] for m in METHODS}
     for seed in seeds:
         s = finished_or_run("genome", args.out / f"s{seed}", {**parse_overrides(args.set), "seed": seed}, args.record)
         for m in METHODS:
             test[m].append(s["test_accuracy"][m])
+            dev[m].append(s["dev_accuracy"][m])
         emit(bench="genome_seeds", seed=seed, model=s["model"], **{m: s["test_accuracy"][m] for m in METHODS},
              best_expert_dev=s["dev_accuracy"]["best_expert"], genome_best_dev=s["dev_accuracy"]["genome_best"],
              evaluations=s["evaluations"], seconds=round(s["wall_seconds"]))
@@ -59,7 +61,8 @@ def main() -> None:
              minus_best_expert=round(float(vs_expert.mean()), 4), minus_best_expert_ci95=ci(vs_expert),
              seeds_above_best_expert=int((vs_expert > 0).sum()),
              minus_uniform_merge=round(float(vs_uniform.mean()), 4), minus_uniform_merge_ci95=ci(vs_uniform),
-             seeds_above_uniform_merge=int((vs_uniform > 0).sum()))
+             seeds_above_uniform_merge=int((vs_uniform > 0).sum()),
+             seeds_above_ties_merge=int((v > values["ties_merge"]).sum()), dev_mean=round(float(np.mean(dev[m])), 4))
 
 
 if __name__ == "__main__":
