@@ -9,7 +9,9 @@ the work, and a last call over every seed prints the summary). Prints one JSON l
 accuracy of every method, dev accuracy of the best expert and genome_best: the dev-test gap), then
 one line per method: mean test accuracy over seeds with its interval, and the paired difference from
 the best expert and from the uniform merge (same seed) with its interval and how many seeds it wins
-(and against TIES), and its mean dev accuracy (which chooses: the dev-test gap).
+(and against TIES), and its mean dev accuracy (which chooses: the dev-test gap). `--versus key=value`
+runs each seed a second time with that setting changed (out/sS-versus) and ends with genome_best's
+paired difference between the two (e.g. `--versus succession=false`: GENOME+ against plain GENOME).
 
 A study longer than a session keeps a record (`--record bench/results/NAME.jsonl`, committed): each
 finished seed's summary is added with its full settings and the commit checked out when it was added
@@ -38,17 +40,27 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="a GENOME setting: key=value")
     ap.add_argument("--out", type=Path, default=Path("runs/genome-seeds"))
     ap.add_argument("--record", type=Path, help="a JSON-lines file of finished runs, read and added to")
+    ap.add_argument("--versus", action="append", default=[],
+                    help="key=value: each seed also runs with this changed (e.g. succession=false, GENOME without "
+                         "its + step); a last line pairs the two genome_best's")
     args = ap.parse_args()
     seeds = seed_list(args.seeds)
     test, dev = {m: [] for m in METHODS}, {m: [] for m in METHODS}
+    versus = []  # genome_best with the --versus settings, per seed
     for seed in seeds:
-        s = finished_or_run("genome", args.out / f"s{seed}", {**parse_overrides(args.set), "seed": seed}, args.record)
+        settings = {**parse_overrides(args.set), "seed": seed}
+        s = finished_or_run("genome", args.out / f"s{seed}", settings, args.record)
+        if args.versus:
+            other = finished_or_run("genome", args.out / f"s{seed}-versus",
+                                    {**settings, **parse_overrides(args.versus)}, args.record)
+            versus.append(other["test_accuracy"]["genome_best"])
         for m in METHODS:
             test[m].append(s["test_accuracy"][m])
             dev[m].append(s["dev_accuracy"][m])
         emit(bench="genome_seeds", seed=seed, model=s["model"], **{m: s["test_accuracy"][m] for m in METHODS},
              best_expert_dev=s["dev_accuracy"]["best_expert"], genome_best_dev=s["dev_accuracy"]["genome_best"],
-             evaluations=s["evaluations"], seconds=round(s["wall_seconds"]))
+             evaluations=s["evaluations"], seconds=round(s["wall_seconds"]),
+             **({"genome_best_versus": versus[-1]} if args.versus else {}))
     rng = np.random.default_rng(0)
     values = {m: np.array(v) for m, v in test.items()}
 
@@ -63,6 +75,12 @@ def main() -> None:
              minus_uniform_merge=round(float(vs_uniform.mean()), 4), minus_uniform_merge_ci95=ci(vs_uniform),
              seeds_above_uniform_merge=int((vs_uniform > 0).sum()),
              seeds_above_ties_merge=int((v > values["ties_merge"]).sum()), dev_mean=round(float(np.mean(dev[m])), 4))
+    if versus:
+        diff = values["genome_best"] - np.array(versus)
+        emit(bench="genome_seeds_versus", versus=args.versus, seeds=len(seeds), genome_best=round(float(
+            values["genome_best"].mean()), 4), genome_best_versus=round(float(np.mean(versus)), 4),
+             minus_versus=round(float(diff.mean()), 4), minus_versus_ci95=ci(diff), seeds_above=int((diff > 0).sum()),
+             seeds_below=int((diff < 0).sum()))
 
 
 if __name__ == "__main__":
