@@ -142,7 +142,7 @@ def bench(args, operators: list[str], base_url: str) -> None:
         for problem in args.problems.split(","):
             for operator in operators:
                 key = {"problem": problem, "seed": seed, "operator": operator, "generations": args.generations,
-                       "children": args.children, "model": args.model}
+                       "children": args.children, "model": args.model, "served": bool(base_url)}
                 emit(bench="evolve_program", problem=problem, seed=seed,
                      **recorded(args.record, key, one_run, args, operator, problem, seed, base_url))
             if problem == "regression":  # GP's best RMSE once it has spent as many evaluations
