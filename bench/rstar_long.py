@@ -7,9 +7,10 @@ A run already finished in --out with the same settings, or recorded in --record 
 in the repo, which every finished run is added to: a seed takes about an hour, so the study spans
 sessions), is read, not run again. Prints one JSON line per seed, round and strategy: accuracy and
 generated tokens per problem at each N (1, 4, 16, 64; `pass` is some one of the N samples right, the
-ceiling of every chooser), then one line per seed with the last round's PPM - majority and PPM - PRM
-at N = 16, the pairs the search gave and the reward models' steps, and a last line with the means
-over the seeds at N = 16.
+ceiling of every chooser), one line per seed and round with its seconds, the PPM pairs its search gave
+and the PPM's and PRM's accuracy on held-out pairs, then one line per seed with the last round's
+PPM - majority and PPM - PRM at N = 16, the pairs the search gave and the reward models' steps, and a
+last line with the means over the seeds at N = 16.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def main() -> None:
         values = {"preset": "long", **parse_overrides(args.set), "seed": seed, "threads": args.threads}
         s = finished_or_run("rstar", args.out / f"s{seed}", values, args.record)
         for r in s["rounds"]:
+            emit(bench="rstar_long_round", seed=seed, round=r["round"], wall_seconds=round(r["wall_seconds"]),
+                 pairs=r.get("pairs"), ppm_pair_accuracy=r.get("ppm_pair_accuracy"),
+                 prm_pair_accuracy=r.get("prm_pair_accuracy"))
             for strategy, by_n in r["accuracy"].items():
                 emit(bench="rstar_long", seed=seed, round=r["round"], strategy=strategy, accuracy=by_n,
                      tokens=r["tokens"].get(strategy, {}))

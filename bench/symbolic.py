@@ -114,8 +114,8 @@ def main() -> None:
                 values = {"seed": seed, "task": task, "steps": args.steps, "batch": args.batch,
                           "dev_problems": args.dev, "problems": args.problems, "max_tokens": args.max_tokens,
                           "model": name, "base_url": base_url}
-                key = {**values, "model": args.model, "candidates": args.candidates, "dspy_markers": args.dspy_markers}
-                del key["base_url"]  # a new port each time
+                key = {**{k: v for k, v in values.items() if k != "base_url"},  # a new port each time
+                       "model": args.model, "candidates": args.candidates, "dspy_markers": args.dspy_markers}
                 emit(bench="symbolic", seed=seed, task=task,
                      **recorded(args.record, key, both_sides, args, values, task, seed, base_url))
 
@@ -130,6 +130,7 @@ def both_sides(args, values: dict, task: str, seed: int, base_url: str) -> dict:
             "ours_dev_by_step": s["dev_by_step"], "dspy_initial": theirs["initial"],
             "dspy_optimised": theirs["optimised"], "dspy_calls": theirs["calls"], "best_pipeline": s["best_pipeline"],
             "wall_seconds": round(s["wall_seconds"], 1)}
+
 
 if __name__ == "__main__":
     main()
