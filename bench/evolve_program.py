@@ -22,6 +22,7 @@ is added: a study of many half-hour runs spans sessions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import subprocess
@@ -75,6 +76,19 @@ def served(model: str, threads: int):
         proc.wait(timeout=30)
 
 
+class Endpoint:
+    """The base URL both sides ask: --base-url, or `selfevolve serve MODEL` started at the first request,
+    so that a bench whose runs are all in the record reads them without loading a model."""
+
+    def __init__(self, base_url: str, model: str, threads: int, stack: contextlib.ExitStack) -> None:
+        self.base_url, self.model, self.threads, self.stack = base_url, model, threads, stack
+
+    def __call__(self) -> str:
+        if not self.base_url:
+            self.base_url = self.stack.enter_context(served(self.model, self.threads))
+        return self.base_url
+
+
 def openevolve(problem: str, seed: int, base_url: str, iterations: int, out: Path) -> dict:
     """OpenEvolve on the same problem, model, endpoint and budget; its candidates run in our sandbox."""
     from openevolve import run_evolution
@@ -115,15 +129,16 @@ def main() -> None:
     parser.add_argument("--record", type=Path, help="a JSON-lines file of finished runs, read and added to")
     args = parser.parse_args()
     operators = args.operators.split(",")
-    if "openevolve" in operators and not args.base_url:
-        with served(args.model, args.threads) as base:
-            bench(args, operators, base)
-    else:
-        bench(args, operators, args.base_url)
+    with contextlib.ExitStack() as stack:
+        if "openevolve" in operators or args.base_url:
+            bench(args, operators, Endpoint(args.base_url, args.model, args.threads, stack))
+        else:
+            bench(args, operators, None)
 
 
-def one_run(args, operator: str, problem: str, seed: int, base_url: str) -> dict:
+def one_run(args, operator: str, problem: str, seed: int, endpoint: Endpoint | None) -> dict:
     """One operator's run on one problem and seed: what the bench prints for it."""
+    base_url = endpoint() if endpoint else ""
     if operator == "openevolve":
         return {"operator": "openevolve 0.4", **openevolve(problem, seed, base_url, args.generations * args.children,
                                                           args.out / f"{problem}-openevolve-{seed}")}
@@ -137,14 +152,14 @@ def one_run(args, operator: str, problem: str, seed: int, base_url: str) -> dict
             "wall_seconds": s["wall_seconds"]}
 
 
-def bench(args, operators: list[str], base_url: str) -> None:
+def bench(args, operators: list[str], endpoint: Endpoint | None) -> None:
     for seed in seed_list(args.seeds):
         for problem in args.problems.split(","):
             for operator in operators:
                 key = {"problem": problem, "seed": seed, "operator": operator, "generations": args.generations,
-                       "children": args.children, "model": args.model, "served": bool(base_url)}
+                       "children": args.children, "model": args.model, "served": endpoint is not None}
                 emit(bench="evolve_program", problem=problem, seed=seed,
-                     **recorded(args.record, key, one_run, args, operator, problem, seed, base_url))
+                     **recorded(args.record, key, one_run, args, operator, problem, seed, endpoint))
             if problem == "regression":  # GP's best RMSE once it has spent as many evaluations
                 budget = 1 + args.generations * args.children
                 g = run("gp", args.out / f"regression-gp-{seed}", {

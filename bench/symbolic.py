@@ -22,7 +22,7 @@ import contextlib
 from pathlib import Path
 
 from common import emit, recorded, seed_list
-from evolve_program import served
+from evolve_program import Endpoint
 from star_family import run
 
 from selfevolve.config import build_config
@@ -107,24 +107,24 @@ def main() -> None:
     parser.add_argument("--record", type=Path, help="a JSON-lines file of finished runs, read and added to")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
-        base_url = args.base_url or stack.enter_context(served(args.model, args.threads))
+        endpoint = Endpoint(args.base_url, args.model, args.threads, stack)
         name = args.model if args.base_url else "lm"
         for task in args.tasks.split(","):
             for seed in seed_list(args.seeds):
                 values = {"seed": seed, "task": task, "steps": args.steps, "batch": args.batch,
                           "dev_problems": args.dev, "problems": args.problems, "max_tokens": args.max_tokens,
-                          "model": name, "base_url": base_url}
-                key = {**{k: v for k, v in values.items() if k != "base_url"},  # a new port each time
-                       "model": args.model, "candidates": args.candidates, "dspy_markers": args.dspy_markers}
+                          "model": name}
+                key = {**values, "model": args.model, "candidates": args.candidates, "dspy_markers": args.dspy_markers}
                 emit(bench="symbolic", seed=seed, task=task,
-                     **recorded(args.record, key, both_sides, args, values, task, seed, base_url))
+                     **recorded(args.record, key, both_sides, args, values, task, seed, endpoint))
 
 
-def both_sides(args, values: dict, task: str, seed: int, base_url: str) -> dict:
+def both_sides(args, values: dict, task: str, seed: int, endpoint: Endpoint) -> dict:
     """Our optimiser and DSPy's on one task and seed: what the bench prints for it."""
+    values = {**values, "base_url": endpoint()}
     s = run("symbolic", args.out / f"{task}-{seed}", values)
     optimisation_calls = s["lm_calls"] - s["rounds"][-1]["lm_calls"]
-    theirs = dspy_side(build_config(Config, values), base_url, args.candidates, not args.dspy_markers)
+    theirs = dspy_side(build_config(Config, values), values["base_url"], args.candidates, not args.dspy_markers)
     return {"problems": s["problems"], "model": args.model, "ours_initial": s["test_accuracy"]["initial"],
             "ours_optimised": s["test_accuracy"]["optimised"], "ours_calls": optimisation_calls,
             "ours_dev_by_step": s["dev_by_step"], "dspy_initial": theirs["initial"],
