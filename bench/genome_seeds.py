@@ -10,8 +10,9 @@ accuracy of every method, dev accuracy of the best expert and genome_best: the d
 one line per method: mean test accuracy over seeds with its interval, and the paired difference from
 the best expert and from the uniform merge (same seed) with its interval and how many seeds it wins
 (and against TIES), and its mean dev accuracy (which chooses: the dev-test gap). `--versus key=value`
-runs each seed a second time with that setting changed (out/sS-versus) and ends with genome_best's
-paired difference between the two (e.g. `--versus succession=false`: GENOME+ against plain GENOME).
+runs each seed a second time with that setting changed (out/sS-versus), adds its genome_best to the
+method lines (`genome_best_versus`) and ends with genome_best's paired difference between the two
+(e.g. `--versus succession=false`: GENOME+ against plain GENOME).
 
 A study longer than a session keeps a record (`--record bench/results/NAME.jsonl`, committed): each
 finished seed's summary is added with its full settings and the commit checked out when it was added
@@ -46,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     seeds = seed_list(args.seeds)
     test, dev = {m: [] for m in METHODS}, {m: [] for m in METHODS}
-    versus = []  # genome_best with the --versus settings, per seed
+    versus, versus_dev = [], []  # genome_best with the --versus settings, per seed
     for seed in seeds:
         settings = {**parse_overrides(args.set), "seed": seed}
         s = finished_or_run("genome", args.out / f"s{seed}", settings, args.record)
@@ -54,6 +55,7 @@ def main() -> None:
             other = finished_or_run("genome", args.out / f"s{seed}-versus",
                                     {**settings, **parse_overrides(args.versus)}, args.record)
             versus.append(other["test_accuracy"]["genome_best"])
+            versus_dev.append(other["dev_accuracy"]["genome_best"])
         for m in METHODS:
             test[m].append(s["test_accuracy"][m])
             dev[m].append(s["dev_accuracy"][m])
@@ -62,6 +64,8 @@ def main() -> None:
              evaluations=s["evaluations"], seconds=round(s["wall_seconds"]),
              **({"genome_best_versus": versus[-1]} if args.versus else {}))
     rng = np.random.default_rng(0)
+    if versus:  # a method of its own in the summary lines: against the best expert, uniform and TIES too
+        test["genome_best_versus"], dev["genome_best_versus"] = versus, versus_dev
     values = {m: np.array(v) for m, v in test.items()}
 
     def ci(x: np.ndarray) -> list[float]:
