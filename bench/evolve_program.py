@@ -130,10 +130,8 @@ def main() -> None:
     args = parser.parse_args()
     operators = args.operators.split(",")
     with contextlib.ExitStack() as stack:
-        if "openevolve" in operators or args.base_url:
-            bench(args, operators, Endpoint(args.base_url, args.model, args.threads, stack))
-        else:
-            bench(args, operators, None)
+        asks_a_server = "openevolve" in operators or args.base_url
+        bench(args, operators, Endpoint(args.base_url, args.model, args.threads, stack) if asks_a_server else None)
 
 
 def one_run(args, operator: str, problem: str, seed: int, endpoint: Endpoint | None) -> dict:

@@ -46,26 +46,25 @@ def main() -> None:
                          "its + step); a last line pairs the two genome_best's")
     args = ap.parse_args()
     seeds = seed_list(args.seeds)
-    test, dev = {m: [] for m in METHODS}, {m: [] for m in METHODS}
-    versus, versus_dev = [], []  # genome_best with the --versus settings, per seed
+    # with --versus, genome_best under those settings is a method of its own in the summary lines
+    methods = (*METHODS, "genome_best_versus") if args.versus else METHODS
+    test, dev = {m: [] for m in methods}, {m: [] for m in methods}
     for seed in seeds:
         settings = {**parse_overrides(args.set), "seed": seed}
         s = finished_or_run("genome", args.out / f"s{seed}", settings, args.record)
         if args.versus:
             other = finished_or_run("genome", args.out / f"s{seed}-versus",
                                     {**settings, **parse_overrides(args.versus)}, args.record)
-            versus.append(other["test_accuracy"]["genome_best"])
-            versus_dev.append(other["dev_accuracy"]["genome_best"])
+            test["genome_best_versus"].append(other["test_accuracy"]["genome_best"])
+            dev["genome_best_versus"].append(other["dev_accuracy"]["genome_best"])
         for m in METHODS:
             test[m].append(s["test_accuracy"][m])
             dev[m].append(s["dev_accuracy"][m])
         emit(bench="genome_seeds", seed=seed, model=s["model"], **{m: s["test_accuracy"][m] for m in METHODS},
              best_expert_dev=s["dev_accuracy"]["best_expert"], genome_best_dev=s["dev_accuracy"]["genome_best"],
              evaluations=s["evaluations"], seconds=round(s["wall_seconds"]),
-             **({"genome_best_versus": versus[-1]} if args.versus else {}))
+             **({"genome_best_versus": test["genome_best_versus"][-1]} if args.versus else {}))
     rng = np.random.default_rng(0)
-    if versus:  # a method of its own in the summary lines: against the best expert, uniform and TIES too
-        test["genome_best_versus"], dev["genome_best_versus"] = versus, versus_dev
     values = {m: np.array(v) for m, v in test.items()}
 
     def ci(x: np.ndarray) -> list[float]:
@@ -79,10 +78,10 @@ def main() -> None:
              minus_uniform_merge=round(float(vs_uniform.mean()), 4), minus_uniform_merge_ci95=ci(vs_uniform),
              seeds_above_uniform_merge=int((vs_uniform > 0).sum()),
              seeds_above_ties_merge=int((v > values["ties_merge"]).sum()), dev_mean=round(float(np.mean(dev[m])), 4))
-    if versus:
-        diff = values["genome_best"] - np.array(versus)
+    if args.versus:
+        diff = values["genome_best"] - values["genome_best_versus"]
         emit(bench="genome_seeds_versus", versus=args.versus, seeds=len(seeds), genome_best=round(float(
-            values["genome_best"].mean()), 4), genome_best_versus=round(float(np.mean(versus)), 4),
+            values["genome_best"].mean()), 4), genome_best_versus=round(float(values["genome_best_versus"].mean()), 4),
              minus_versus=round(float(diff.mean()), 4), minus_versus_ci95=ci(diff), seeds_above=int((diff > 0).sum()),
              seeds_below=int((diff < 0).sum()))
 
