@@ -4,11 +4,13 @@ edits to the same code, against OpenEvolve with the same model behind the same e
 
     python bench/evolve_program.py [--seeds 0,1,2] [--problems regression,packing,minimize]
                                    [--operators lm,random,openevolve] [--generations 8] [--children 16]
-                                   [--model smollm2] [--base-url URL] [--out runs/evolve-program] [--record FILE]
+                                   [--openevolve-workers 16] [--model smollm2] [--base-url URL]
+                                   [--out runs/evolve-program] [--record FILE]
 
 With `openevolve` among the operators and no --base-url, the bench serves --model itself with
 `selfevolve serve` on 127.0.0.1, and our loop asks the same server. OpenEvolve (0.4, full rewrites,
-2 islands, `generations x children` iterations) scores its candidates with the same evaluator,
+2 islands, `generations x children` iterations, --openevolve-workers processes, each one request at a
+time: by default as many as our loop's requests at once) scores its candidates with the same evaluator,
 through our sandbox.
 
 Every side gets 1 + generations x children evaluations (GP, population 32: its best training RMSE
@@ -89,7 +91,7 @@ class Endpoint:
         return self.base_url
 
 
-def openevolve(problem: str, seed: int, base_url: str, iterations: int, out: Path) -> dict:
+def openevolve(problem: str, seed: int, base_url: str, iterations: int, workers: int, out: Path) -> dict:
     """OpenEvolve on the same problem, model, endpoint and budget; its candidates run in our sandbox."""
     from openevolve import run_evolution
     from openevolve.config import load_config
@@ -104,7 +106,7 @@ def openevolve(problem: str, seed: int, base_url: str, iterations: int, out: Pat
         "llm": {"api_base": base_url, "api_key": "none", "models": [{"name": "lm", "weight": 1.0}],
                 "temperature": 0.8, "max_tokens": 256, "timeout": 600, "retries": 1},
         "database": {"num_islands": 2, "population_size": 200},
-        "evaluator": {"timeout": 30, "parallel_evaluations": 2, "cascade_evaluation": False}}))
+        "evaluator": {"timeout": 30, "parallel_evaluations": workers, "cascade_evaluation": False}}))
     t0 = time.time()
     result = run_evolution(spec.program, str(out / "evaluator.py"), load_config(str(out / "config.yaml")),
                            iterations=iterations, output_dir=str(out / "output"), cleanup=False)
@@ -122,6 +124,8 @@ def main() -> None:
     parser.add_argument("--operators", default="lm,random")
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--children", type=int, default=16)
+    parser.add_argument("--openevolve-workers", type=int, default=16,
+                        help="OpenEvolve's parallel_evaluations: its requests in flight at once")
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--base-url", default="")
     parser.add_argument("--threads", type=int, default=2)
@@ -138,8 +142,10 @@ def one_run(args, operator: str, problem: str, seed: int, endpoint: Endpoint | N
     """One operator's run on one problem and seed: what the bench prints for it."""
     base_url = endpoint() if endpoint else ""
     if operator == "openevolve":
-        return {"operator": "openevolve 0.4", **openevolve(problem, seed, base_url, args.generations * args.children,
-                                                          args.out / f"{problem}-openevolve-{seed}")}
+        workers = args.openevolve_workers
+        out = args.out / f"{problem}-openevolve-{seed}-w{workers}"
+        return {"operator": "openevolve 0.4",
+                **openevolve(problem, seed, base_url, args.generations * args.children, workers, out)}
     s = run("evolve-program", args.out / f"{problem}-{operator}-{seed}", {
         "seed": seed, "problem": problem, "operator": operator, "generations": args.generations,
         "children": args.children, "model": "lm" if base_url else args.model, "base_url": base_url,
@@ -155,7 +161,8 @@ def bench(args, operators: list[str], endpoint: Endpoint | None) -> None:
         for problem in args.problems.split(","):
             for operator in operators:
                 key = {"problem": problem, "seed": seed, "operator": operator, "generations": args.generations,
-                       "children": args.children, "model": args.model, "served": endpoint is not None}
+                       "children": args.children, "model": args.model, "served": endpoint is not None,
+                       **({"workers": args.openevolve_workers} if operator == "openevolve" else {})}
                 emit(bench="evolve_program", problem=problem, seed=seed,
                      **recorded(args.record, key, one_run, args, operator, problem, seed, endpoint))
             if problem == "regression":  # GP's best RMSE once it has spent as many evaluations
