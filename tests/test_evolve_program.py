@@ -14,7 +14,9 @@ from selfevolve.config import build_config
 from selfevolve.errors import ConfigError
 from selfevolve.evolve.cascade import Stage, cascade
 from selfevolve.evolve.diffs import DiffError
-from selfevolve.evolve.operators import child_program, evolvable, random_edit
+from selfevolve.evolve.operators import child_program, evolvable, prompt, random_edit
+from selfevolve.evolve.problems import BENCHMARKS
+from selfevolve.evolve.program_db import Program
 from selfevolve.evolve.program_problems import get_problem
 from selfevolve.models.lm import ReplayLM, ScriptedLM, logged_calls
 from selfevolve.progress import Progress
@@ -57,6 +59,16 @@ def test_each_built_in_evaluator_ranks_a_known_better_program_higher():
     return best[1], best[2]'''
     body = p.program[p.program.index("    best = None"):p.program.index("# EVOLVE-BLOCK-END")].rstrip("\n")
     assert score("minimize", body, local) > random_search
+
+
+def test_the_model_is_never_told_a_regression_benchmark_s_name_or_formula():
+    """Else it copies the answer (SmolLM2 did, from "nguyen-2: x^4 + x^3 + x^2 + x") and the search is moot."""
+    for name, bench in BENCHMARKS.items():
+        if bench.n_vars == 1:
+            p = get_problem("regression", 0, name)
+            start = Program(p.program, {"score": -1.0})
+            asked = json.dumps(prompt(p.description, start, [start], ["a failure"], "rewrite"))
+            assert name not in asked and bench.formula not in asked and "20 data points" in asked, asked
 
 
 def test_a_reply_becomes_a_child_program_or_one_message_for_the_model():

@@ -69,7 +69,9 @@ def evaluate(program):
     error = rmse(program.f, X, Y)
     return {{"score": -error, "rmse": error, "test_rmse": rmse(program.f, X_TEST, Y_TEST)}}
 '''
-    return ProgramProblem(f"{data.description}, as code", program, evaluator)
+    # what the model is told: never the benchmark's name or formula, which it could copy
+    told = f"a function of x that fits {len(xs)} data points with x in [{min(xs):.2f}, {max(xs):.2f}], as code"
+    return ProgramProblem(told, program, evaluator)
 
 
 PACKING_PROGRAM = '''# EVOLVE-BLOCK-START
