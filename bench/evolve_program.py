@@ -4,14 +4,14 @@ edits to the same code, against OpenEvolve with the same model behind the same e
 
     python bench/evolve_program.py [--seeds 0,1,2] [--problems regression,packing,minimize]
                                    [--operators lm,random,openevolve] [--generations 8] [--children 16]
-                                   [--openevolve-workers 16] [--model smollm2] [--base-url URL]
+                                   [--openevolve-workers N] [--model smollm2] [--base-url URL]
                                    [--out runs/evolve-program] [--record FILE]
 
 With `openevolve` among the operators and no --base-url, the bench serves --model itself with
 `selfevolve serve` on 127.0.0.1, and our loop asks the same server. OpenEvolve (0.4, full rewrites,
 2 islands, `generations x children` iterations, --openevolve-workers processes, each one request at a
-time: by default as many as our loop's requests at once) scores its candidates with the same evaluator,
-through our sandbox.
+time: by default --children, as many as our loop sends at once) scores its candidates with the same
+evaluator, through our sandbox.
 
 Every side gets 1 + generations x children evaluations (GP, population 32: its best training RMSE
 at the first generation where it has evaluated as many expressions). Prints one JSON line per run: best score (higher is
@@ -124,14 +124,15 @@ def main() -> None:
     parser.add_argument("--operators", default="lm,random")
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--children", type=int, default=16)
-    parser.add_argument("--openevolve-workers", type=int, default=16,
-                        help="OpenEvolve's parallel_evaluations: its requests in flight at once")
+    parser.add_argument("--openevolve-workers", type=int, default=0,
+                        help="OpenEvolve's parallel_evaluations, its requests in flight at once (0: --children)")
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--base-url", default="")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/evolve-program"))
     parser.add_argument("--record", type=Path, help="a JSON-lines file of finished runs, read and added to")
     args = parser.parse_args()
+    args.openevolve_workers = args.openevolve_workers or args.children
     operators = args.operators.split(",")
     with contextlib.ExitStack() as stack:
         asks_a_server = "openevolve" in operators or args.base_url

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from common import emit
@@ -20,10 +21,6 @@ from evolve_program import served
 
 from selfevolve.models.lm import OpenAILM, TransformerLM, logged_calls
 from selfevolve.store import RunStore
-
-
-def first_difference(a: str, b: str) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 def main() -> None:
@@ -38,7 +35,7 @@ def main() -> None:
     local = TransformerLM.from_pretrained(args.model).chats(conversations, temperature=0.0, max_tokens=args.max_tokens)
     with served(args.model, args.threads) as base:
         remote = OpenAILM(base, "lm").chats(conversations, temperature=0.0, max_tokens=args.max_tokens)
-    differ = [{"call": i, "at": first_difference(a.text, b.text), "local_chars": len(a.text),
+    differ = [{"call": i, "at": len(os.path.commonprefix([a.text, b.text])), "local_chars": len(a.text),
                "served_chars": len(b.text)} for i, (a, b) in enumerate(zip(local, remote, strict=True))
               if a.text != b.text]
     emit(bench="served_vs_local", run=str(args.run), calls=len(conversations),
