@@ -11,7 +11,8 @@ With `openevolve` among the operators and no --base-url, the bench serves --mode
 `selfevolve serve` on 127.0.0.1, and our loop asks the same server. OpenEvolve (0.4, full rewrites,
 2 islands, `generations x children` iterations, --openevolve-workers processes, each one request at a
 time: by default --children, as many as our loop sends at once) scores its candidates with the same
-evaluator, through our sandbox.
+evaluator, through our sandbox, and keeps every prompt and reply in its checkpoint after the last
+iteration; bench/reply_stats.py reads them, and ours, from the run directories.
 
 Every side gets 1 + generations x children evaluations (GP, population 32: its best training RMSE
 at the first generation where it has evaluated as many expressions). Prints one JSON line per run: best score (higher is
@@ -102,7 +103,8 @@ def openevolve(problem: str, seed: int, base_url: str, iterations: int, workers:
     log.write_text("")
     (out / "evaluator.py").write_text(ADAPTER.format(evaluator=spec.evaluator, log=str(log)))
     (out / "config.yaml").write_text(json.dumps({
-        "max_iterations": iterations, "random_seed": seed, "diff_based_evolution": False,
+        "max_iterations": iterations, "checkpoint_interval": iterations, "random_seed": seed,
+        "diff_based_evolution": False,
         "llm": {"api_base": base_url, "api_key": "none", "models": [{"name": "lm", "weight": 1.0}],
                 "temperature": 0.8, "max_tokens": 256, "timeout": 600, "retries": 1},
         "database": {"num_islands": 2, "population_size": 200},
@@ -147,7 +149,7 @@ def one_run(args, operator: str, problem: str, seed: int, endpoint: Endpoint | N
         out = args.out / f"{problem}-openevolve-{seed}-w{workers}"
         return {"operator": "openevolve 0.4",
                 **openevolve(problem, seed, base_url, args.generations * args.children, workers, out)}
-    s = run("evolve-program", args.out / f"{problem}-{operator}-{seed}", {
+    s = run("evolve-program", args.out / f"{problem}-{operator}-{seed}{'-served' if base_url else ''}", {
         "seed": seed, "problem": problem, "operator": operator, "generations": args.generations,
         "children": args.children, "model": "lm" if base_url else args.model, "base_url": base_url,
         "threads": args.threads})
