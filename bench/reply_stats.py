@@ -1,7 +1,9 @@
-"""What the model's replies looked like in finished program-evolution runs, ours and OpenEvolve's: the
-share that stopped at the token limit, the share that opens a code fence and never closes it, and
-the share of children that failed on a line of backticks, and the prompt's length, so that why one
-side's children fail is counted, not read off by hand.
+"""What the model's replies looked like in finished program-evolution runs, ours and OpenEvolve's:
+so that why one side's children fail is counted, not read off by hand.
+
+Per run: the share of replies that stopped at the token limit, the share that open a code fence and
+never close it (an odd number of ```), the share of children whose error quotes a line of
+backticks, and the median prompt length in characters.
 
     python bench/reply_stats.py runs/evolve-program/packing-lm-0-served runs/evolve-program/packing-openevolve-0-w16
 
@@ -48,6 +50,8 @@ def openevolve(run: Path) -> dict:
 
 
 def stats(run: Path) -> dict:
+    if not (run / "config.yaml").exists() and not (run / "samples").is_dir():
+        raise SystemExit(f"{run}: not a run directory of bench/evolve_program.py (no samples/ or config.yaml)")
     side = "openevolve" if (run / "config.yaml").exists() else "ours"
     got = (openevolve if side == "openevolve" else ours)(run)
     replies, tokens, errors = got["replies"], got["tokens"], got["errors"]
