@@ -7,7 +7,7 @@ backticks, and the median prompt length in characters.
 
     python bench/reply_stats.py runs/evolve-program/packing-lm-0-served runs/evolve-program/packing-openevolve-0-w16
 
-Our runs keep every call in DIR/samples/round-NNN.parquet and the limit in DIR/config.toml.
+Our runs keep every call in their samples (DIR/samples/round-NNN.parquet) and the limit in their config.
 OpenEvolve's keep each program's prompt, reply and token usage in their last checkpoint (the bench
 saves one after the last iteration; runs from before that have one at iteration 100 only, so
 `replies` says how many were read). Prints one JSON line per run directory.
@@ -18,22 +18,24 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tomllib
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from common import emit
+
+from selfevolve.errors import RunDirError
+from selfevolve.store import RunStore
 
 
 def ours(run: Path) -> dict:
     """Replies, their token counts, prompt lengths (characters) and children's errors of our loop, and
     its token limit."""
-    rows = [r for f in sorted((run / "samples").glob("round-*.parquet")) for r in pq.read_table(f).to_pylist()]
+    store = RunStore.open(run)
+    rows = [row for r in store.rounds() if r["round"] > 0 for row in store.read_samples(r["round"]).to_pylist()]
     rows = [r for r in rows if r["prompt"]]  # random edits ask no model
     return {"replies": [r["response"] for r in rows], "tokens": [r["tokens"] for r in rows],
             "prompts": [sum(len(m["content"]) for m in json.loads(r["prompt"])) for r in rows],
             "errors": [r["error"] for r in rows],
-            "limit": tomllib.loads((run / "config.toml").read_text())["max_tokens"]}
+            "limit": store.config_values()["max_tokens"]}
 
 
 def openevolve(run: Path) -> dict:
@@ -50,10 +52,11 @@ def openevolve(run: Path) -> dict:
 
 
 def stats(run: Path) -> dict:
-    if not (run / "config.yaml").exists() and not (run / "samples").is_dir():
-        raise SystemExit(f"{run}: not a run directory of bench/evolve_program.py (no samples/ or config.yaml)")
     side = "openevolve" if (run / "config.yaml").exists() else "ours"
-    got = (openevolve if side == "openevolve" else ours)(run)
+    try:
+        got = (openevolve if side == "openevolve" else ours)(run)
+    except RunDirError as err:
+        raise SystemExit(f"{err} (nor an OpenEvolve run of bench/evolve_program.py: no config.yaml)") from None
     replies, tokens, errors = got["replies"], got["tokens"], got["errors"]
     if not replies:
         raise SystemExit(f"{run}: no model replies found (is it a finished run of the program-evolution bench?)")
