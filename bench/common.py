@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import tempfile
@@ -97,11 +98,14 @@ def emit(**record) -> dict:
 
 def add_to_record(record: Path, entry: dict) -> None:
     """Append one JSON line to a record kept in the repo (bench/results/), with the commit checked out:
-    studies longer than a session keep each finished run there, since runs/ is gone by the next one."""
+    studies longer than a session keep each finished run there, since runs/ is gone by the next one.
+    Benches run side by side may add to one record: a lock beside it keeps each from losing another's line."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     record.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({**entry, "recorded_at": commit}) + "\n"
-    atomic_write(record, (record.read_text() if record.exists() else "") + line)
+    with open(record.with_name(record.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        atomic_write(record, (record.read_text() if record.exists() else "") + line)
 
 
 def recorded(record: Path | None, key: dict, compute, *args) -> dict:
