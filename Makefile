@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/selfevolve run length-gen
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
