@@ -20,8 +20,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/selfevolve run length-gen
 
+# one test process per core, each of one thread: tiny models leave a second thread of one process half idle
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	SELFEVOLVE_TEST_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

@@ -2,8 +2,10 @@ import os
 
 import pytest
 import torch
+from helpers import TEST_THREADS
 
-torch.set_num_threads(int(os.environ.get("SELFEVOLVE_TEST_THREADS", "2")))
+torch.set_num_threads(TEST_THREADS)
+os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)  # the default of every run the tests start
 
 
 @pytest.fixture

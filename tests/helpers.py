@@ -11,22 +11,27 @@ import sys
 import tempfile
 from pathlib import Path
 
+# torch threads of the tests and of the runs they start: `make test` runs two test processes of one
+# thread each on a 2-core machine (tiny models keep a second thread of one process half idle)
+TEST_THREADS = int(os.environ.get("SELFEVOLVE_TEST_THREADS", "2"))
+THREADS = f"threads={TEST_THREADS}"
+
 # A short length-gen run: labels up to 4 digits, one round of self-labelled 5-digit problems
 # (about 45 s on 2 cores). With seed 0, round 0 is right on about half of the 5-digit problems.
 FAST = ["labelled_max_digits=4", "target_digits=5", "num_labelled=20000", "round0_steps=800", "round_steps=150",
         "num_unlabelled=1000", "eval_problems=100", "eval_extra_digits=1", "max_rounds=1", "advance_at=0",
-        "threads=2"]
+        THREADS]
 
 # a star run of a few seconds: a 1 x 32 model, one short iteration
 QUICK_STAR = ["difficulty=3", "num_labelled=200", "n_embd=32", "n_layer=1", "round0_steps=20", "iterations=1",
               "problems_per_iteration=50", "samples_per_problem=2", "iteration_steps=10", "eval_problems=20",
-              "threads=2"]
+              THREADS]
 # a GP run of a second
 QUICK_GP = ["generations=2", "pop_size=20"]
 
 # A short GENOME run on a tiny base model with three experts trained in the run (about 25 s).
 GENOME_SHORT = ["skills=reverse,upper,shift", "base_steps=100", "expert_steps=30", "pop_size=6", "generations=6",
-                "dev_size=30", "test_size=30", "ensemble_k=2"]
+                "dev_size=30", "test_size=30", "ensemble_k=2", THREADS]
 
 
 def selfevolve_cmd(*args: str) -> list[str]:

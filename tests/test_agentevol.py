@@ -5,7 +5,7 @@ to the same result."""
 
 import duckdb
 import pandas as pd
-from helpers import assert_resume_finishes_as, kill_9_after, run_cli, sets, summary
+from helpers import THREADS, assert_resume_finishes_as, kill_9_after, run_cli, sets, summary
 
 from selfevolve.recipes.agentevol import Config, base_model, evaluate
 
@@ -38,7 +38,7 @@ def test_agentevol_learns_from_demonstrations_and_keeps_only_its_successes(tmp_p
 
 
 TINY = ["envs=maze,calc", "n_layer=1", "n_embd=32", "demo_tasks=20", "explore_tasks=10", "eval_tasks=10",
-        "bc_steps=30", "iteration_steps=10", "iterations=2", "batch_size=16", "specialists=true", "threads=2"]
+        "bc_steps=30", "iteration_steps=10", "iterations=2", "batch_size=16", "specialists=true", THREADS]
 
 
 def test_kill_9_mid_iteration_then_resume_equals_an_uninterrupted_run(tmp_path):

@@ -5,7 +5,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from helpers import assert_clean_error, run_cli, sets
+from helpers import THREADS, assert_clean_error, run_cli, sets
 
 from selfevolve.evolve.ga import DeepGA, GAConfig, GAState
 from selfevolve.evolve.noise import NoiseTable, reconstruct
@@ -74,7 +74,7 @@ def test_ray_and_serial_evaluation_agree():
 
 def test_deep_ga_cli_solves_cartpole_and_reports(tmp_path):
     out = tmp_path / "ga"
-    proc = run_cli("run", "deep-ga", "--out", str(out), *sets(["pop_size=50", "hidden=16"]))
+    proc = run_cli("run", "deep-ga", "--out", str(out), *sets(["pop_size=50", "hidden=16", THREADS]))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval_mean_return"] >= 475 and summary["eval_episodes"] == 100

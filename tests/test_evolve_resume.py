@@ -2,14 +2,14 @@
 that was never interrupted, with nothing lost or duplicated."""
 
 import pytest
-from helpers import GENOME_SHORT, assert_resume_finishes_as, kill_9_after, sets, summary
+from helpers import GENOME_SHORT, THREADS, assert_resume_finishes_as, kill_9_after, sets, summary
 
 from selfevolve.store import RunStore
 
 RUNS = {
     # success_error=0 / solve_return=1e9: never solved, so every generation runs
     "gp": ["problem=nguyen-7", "generations=8", "pop_size=300", "mate_choice=ideal", "success_error=0"],
-    "deep-ga": ["pop_size=60", "hidden=8", "max_generations=8", "solve_return=1e9", "episodes=2"],
+    "deep-ga": ["pop_size=60", "hidden=8", "max_generations=8", "solve_return=1e9", "episodes=2", THREADS],
     "genome": GENOME_SHORT,
     "finmem": ["days=1000"],  # one variant per round, one samples file each
 }

@@ -3,7 +3,7 @@ of the same run, for every recipe that learns from problems; the counts are in t
 
 import numpy as np
 import pyarrow.parquet as pq
-from helpers import run_cli, sets, summary
+from helpers import THREADS, run_cli, sets, summary
 
 from selfevolve.config import build_config
 from selfevolve.recipes import get_recipe
@@ -15,7 +15,7 @@ from selfevolve.tasks.base import Problem, sample_unseen
 # two-number Countdown: a small problem space, where a held-out draw meets training problems often
 SMALL_SPACE = ["task=countdown", "difficulty=2", "num_labelled=300", "n_embd=32", "n_layer=1", "round0_steps=20",
                "iterations=2", "problems_per_iteration=300", "samples_per_problem=2", "iteration_steps=5",
-               "eval_problems=200", "threads=2"]
+               "eval_problems=200", THREADS]
 
 
 def test_sample_unseen_draws_again_and_runs_out_honestly():

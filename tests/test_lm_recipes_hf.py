@@ -4,7 +4,7 @@ transformers alone."""
 
 import numpy as np
 import pytest
-from helpers import hf_greedy_texts, run_cli, save_bpe_llama, sets, summary
+from helpers import THREADS, hf_greedy_texts, run_cli, save_bpe_llama, sets, summary
 
 from selfevolve.agents.rollout import expert_episodes, prompt_of
 from selfevolve.tasks.wordmath import WordMathTask
@@ -41,7 +41,7 @@ def test_rstar_searches_and_learns_on_a_bpe_llama_and_exports_it(tmp_path, bpe_l
     run = tmp_path / "rstar"
     values = [f"model={bpe_llama}", "rounds=1", "seed_problems=200", "round0_steps=300", "train_problems=6",
               "rollouts=3", "eval_problems=10", "eval_n=1,2", "policy_steps=5", "reward_steps=5", "widen=2",
-              "threads=2"]
+              THREADS]
     proc = run_cli("run", "rstar", "--out", str(run), *sets(values))
     assert proc.returncode == 0, proc.stderr
     round0, round1 = summary(run)["rounds"]
@@ -80,7 +80,7 @@ def test_agentevol_clones_and_explores_on_a_bpe_llama_and_exports_it(tmp_path, b
 
     run = tmp_path / "agentevol"
     values = [f"model={bpe_llama}", "envs=maze,calc", "demo_tasks=40", "bc_steps=400", "iterations=1",
-              "explore_tasks=10", "iteration_steps=20", "eval_tasks=20", "specialists=false", "threads=2"]
+              "explore_tasks=10", "iteration_steps=20", "eval_tasks=20", "specialists=false", THREADS]
     proc = run_cli("run", "agentevol", "--out", str(run), *sets(values))
     assert proc.returncode == 0, proc.stderr
     untrained = evaluate(base_model(Config(model=str(bpe_llama))), Config(eval_tasks=20), ("maze",), None, "")
@@ -110,7 +110,7 @@ def test_genome_evolves_lora_experts_of_a_bpe_llama_and_exports_the_best_merge(t
     run = tmp_path / "genome"
     proc = run_cli("run", "genome", "--out", str(run), *sets([*GENOME_SHORT, f"model={bpe_llama}", "generations=2",
                                                              "expert_steps=10", "pop_size=4", "dev_size=20",
-                                                             "test_size=20", "threads=2"]))
+                                                             "test_size=20", THREADS]))
     assert proc.returncode == 0, proc.stderr
     s = summary(run)
     assert s["test_reads"] == 1 and s["dev_accuracy"]["genome_best"] >= s["dev_accuracy"]["best_expert"]

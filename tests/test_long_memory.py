@@ -6,14 +6,14 @@ import re
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import assert_refused_before_a_run, assert_resume_finishes_as, kill_9_after, sets, summary
+from helpers import THREADS, assert_refused_before_a_run, assert_resume_finishes_as, kill_9_after, sets, summary
 
 from selfevolve.agents.users import UserMemory, population, user_sessions
 from selfevolve.config import build_config
 from selfevolve.errors import ConfigError
 from selfevolve.recipes.long_memory import VARIANTS, Config, facts_so_far, reader_examples, recent
 
-TINY = ["users=12", "train_users=150", "sessions=6", "reader_steps=500", "distill_steps=20", "threads=2"]
+TINY = ["users=12", "train_users=150", "sessions=6", "reader_steps=500", "distill_steps=20", THREADS]
 QUICK = [*TINY, "reader_steps=50"]  # what resuming must reproduce does not depend on how well it reads
 
 

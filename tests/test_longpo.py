@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import assert_clean_error, run_cli, sets, summary
+from helpers import THREADS, assert_clean_error, run_cli, sets, summary
 
 from selfevolve.models.tokenizer import CharTokenizer
 from selfevolve.models.transformer import Transformer, TransformerConfig
@@ -103,7 +103,7 @@ def test_a_tiny_longpo_run_reports_long_and_short_context_accuracy(tmp_path):
                        "objective must be one of longpo, dpo, sft, star")
     run = tmp_path / "run"
     tiny = ["preset=tiny", "n_layer=1", "n_embd=32", "num_labelled=100", "round0_steps=20", "iterations=1",
-            "difficulty=4", "problems_per_iteration=40", "iteration_steps=5", "eval_problems=20", "threads=2"]
+            "difficulty=4", "problems_per_iteration=40", "iteration_steps=5", "eval_problems=20", THREADS]
     proc = run_cli("run", "longpo", "--out", str(run), *sets(tiny))
     assert proc.returncode == 0, proc.stderr
     rounds = summary(run)["rounds"]

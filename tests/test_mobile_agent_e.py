@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from helpers import (
+    THREADS,
     assert_phone_example_replays,
     assert_refused_before_a_run,
     assert_resume_finishes_as,
@@ -40,7 +41,7 @@ from selfevolve.models.lm import TransformerLM
 from selfevolve.recipes.mobile_agent_e import Config
 
 TINY = ["demo_tasks=80", "bc_steps=150", "tasks=4", "update_every=2", "variants=none,both", "resamples=1",
-        "n_layer=2", "threads=2"]
+        "n_layer=2", THREADS]
 
 
 def test_the_expert_through_the_agent_solves_every_task_reading_only_its_notes_across_apps():
@@ -161,7 +162,7 @@ def test_chunks_played_on_ray_workers_give_the_serial_episodes_for_a_fixed_seed(
 
 
 QUICK = ["demo_tasks=10", "bc_steps=10", "tasks=3", "update_every=2", "variants=none,both", "resamples=1",
-         "n_layer=1", "batch_size=8", "threads=2"]
+         "n_layer=1", "batch_size=8", THREADS]
 
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from helpers import (
+    THREADS,
     assert_phone_example_replays,
     assert_refused_before_a_run,
     assert_resume_finishes_as,
@@ -149,7 +150,7 @@ def test_any_reply_of_either_role_is_survived_and_never_counted_a_success_it_is_
 
 
 TINY = ["demo_tasks=80", "bc_steps=150", "tasks=6", "update_every=3", "chunk_size=2", "n_layer=2", "batch_size=16",
-        "threads=2"]
+        THREADS]
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +182,7 @@ def test_a_tiny_run_learns_both_roles_and_compares_the_agents_on_one_stream(tiny
 
 
 QUICK = ["demo_tasks=10", "bc_steps=10", "tasks=3", "update_every=2", "variants=one-agent,steward-memory",
-         "n_layer=1", "batch_size=8", "max_sub_steps=3", "threads=2"]
+         "n_layer=1", "batch_size=8", "max_sub_steps=3", THREADS]
 
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):

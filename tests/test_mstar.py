@@ -3,7 +3,7 @@ run whose every iteration chooses its temperature by it."""
 
 import numpy as np
 import pyarrow.parquet as pq
-from helpers import assert_clean_error, run_cli, sets, summary
+from helpers import THREADS, assert_clean_error, run_cli, sets, summary
 
 from selfevolve.recipes.mstar import reward_pass_at_2
 from selfevolve.search.answers import Answers, sample_table
@@ -40,7 +40,7 @@ def test_an_mstar_run_keeps_ranked_correct_answers_at_the_temperature_reward_pas
     run = tmp_path / "run"
     tiny = ["difficulty=3", "num_labelled=300", "n_embd=32", "n_layer=1", "round0_steps=100", "iterations=1",
             "problems_per_iteration=300", "probe_problems=40", "samples_per_problem=4", "iteration_steps=20",
-            "orm_steps=20", "eval_problems=30", "threads=2"]
+            "orm_steps=20", "eval_problems=30", THREADS]
     assert run_cli("run", "mstar", "--out", str(run), *sets(tiny)).returncode == 0
     record = summary(run)["rounds"][1]
     probe = {t: v["reward_pass@2"] for t, v in record["probe"].items() if isinstance(v, dict)}

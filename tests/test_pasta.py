@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import (
+    THREADS,
     assert_refused_before_a_run,
     assert_resume_finishes_as,
     kill_9_after,
@@ -22,7 +23,8 @@ from selfevolve.recipes.pasta import METHODS, Config, build, policy
 from selfevolve.tasks.point_mass import HIGH, LOW
 
 TINY = ["pretrain_skills=hold,move", "noise_levels=0.3", "pretrain_episodes=8", "pretrain_steps=150",
-        "adapt_steps=150", "eval_episodes=20", "episode_steps=30", "tasks=heavy", "n_embd=32", "context=3"]
+        "adapt_steps=150", "eval_episodes=20", "episode_steps=30", "tasks=heavy", "n_embd=32", "context=3",
+        THREADS]
 
 
 def test_component_tokens_round_trip_within_half_a_bin_and_each_dimension_has_its_own_ids():

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from helpers import assert_clean_error, run_cli, sets, summary
+from helpers import THREADS, assert_clean_error, run_cli, sets, summary
 
 from selfevolve.tasks.countdown import CountdownTask
 from selfevolve.tasks.countdown_traces import STYLES, TracedCountdown, count_behaviours, final_answer
@@ -96,7 +96,7 @@ def test_bad_priming_values_are_one_clear_error(tmp_path):
 
 
 TINY = ["n_layer=1", "n_embd=48", "num_labelled=300", "round0_steps=250", "iterations=1", "iteration_steps=3",
-        "prompts_per_step=8", "group_size=4", "eval_problems=30", "threads=2"]
+        "prompts_per_step=8", "group_size=4", "eval_problems=30", THREADS]
 
 
 @pytest.mark.parametrize("style", ["search", "answer"])

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from helpers import THREADS, assert_resume_finishes_as, kill_9_after, sets, summary
 
 from selfevolve.judge.rewards import combine, correct_reward, length_penalty, resolve
 from selfevolve.tasks import get_task
@@ -123,7 +124,7 @@ def test_reward_functions_with_trls_signature_plug_in(tmp_path, monkeypatch):
 
 # the tiny setting of tests/test_star.py: its round-0 model answers 27% of held-out problems
 TINY = ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400", "samples_per_problem=4",
-        "eval_problems=400", "threads=2"]
+        "eval_problems=400", THREADS]
 # 160 problems an iteration, so 40 steps of 16 prompts see each 4 times: the reward on them rises by 0.10-0.11
 # over 80 steps on seeds 0 and 1 (on 640 new problems, seen once each, by +0.04 / +0.01: it learns the
 # prompts it trains on faster than it generalises)
@@ -135,13 +136,11 @@ def grpo_run(finished_run):
     # the same settings as test_star.py's round0 fixture, so one session trains that model once
     round0 = finished_run("star", ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400",
                                    "iterations=1", "problems_per_iteration=1200", "samples_per_problem=4",
-                                   "iteration_steps=300", "eval_problems=400", "threads=2", "iterations=0"])
+                                   "iteration_steps=300", "eval_problems=400", THREADS, "iterations=0"])
     return round0, finished_run("grpo", [*TINY, *RL, f"init_from={round0}"])
 
 
 def test_a_tiny_grpo_run_raises_its_reward_and_records_every_step(grpo_run):
-    from helpers import summary
-
     _, run = grpo_run
     s = summary(run)
     steps = [x for r in s["rounds"][1:] for x in r["rl_steps"]]
@@ -153,8 +152,6 @@ def test_a_tiny_grpo_run_raises_its_reward_and_records_every_step(grpo_run):
 
 
 def test_kill_9_mid_iteration_then_resume_equals_an_uninterrupted_grpo_run(tmp_path, grpo_run, finished_run):
-    from helpers import assert_resume_finishes_as, kill_9_after, sets
-
     round0, _ = grpo_run
     quick = [*TINY, *RL, "iteration_steps=4", "eval_problems=40", f"init_from={round0}"]  # resuming need not learn
     killed = tmp_path / "killed"

@@ -4,14 +4,14 @@ and resume, bad settings."""
 import json
 
 import pytest
-from helpers import assert_clean_error, assert_resume_finishes_as, kill_9_after, run_cli, sets
+from helpers import THREADS, assert_clean_error, assert_resume_finishes_as, kill_9_after, run_cli, sets
 
 from selfevolve.config import build_config
 from selfevolve.recipes.rstar import Config
 from selfevolve.search.strategies import STRATEGIES
 
 TINY = ["rounds=2", "seed_problems=60", "round0_steps=30", "train_problems=12", "rollouts=3", "eval_problems=6",
-        "eval_n=1,4", "policy_steps=5", "reward_steps=5", "n_embd=32", "n_layer=1", "widen=2", "threads=2"]
+        "eval_n=1,4", "policy_steps=5", "reward_steps=5", "n_embd=32", "n_layer=1", "widen=2", THREADS]
 
 
 def test_rstar_writes_every_strategy_per_round_and_resumes_a_finished_run(finished_run):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import assert_clean_error, run_cli, sets, summary
+from helpers import THREADS, assert_clean_error, run_cli, sets, summary
 
 from selfevolve.models.policy import Policy
 from selfevolve.models.tokenizer import CharTokenizer
@@ -150,7 +150,7 @@ def test_a_tiny_score_run_records_both_stages_and_every_attempt_measure(tmp_path
                        "fixable_mistakes must be a share in [0, 1]")
     run = tmp_path / "run"
     tiny = ["difficulty=3", "n_layer=1", "n_embd=32", "num_labelled=200", "round0_steps=30", "iterations=2",
-            "iteration_steps=2", "prompts_per_step=4", "eval_problems=20", "threads=2"]
+            "iteration_steps=2", "prompts_per_step=4", "eval_problems=20", THREADS]
     proc = run_cli("run", "score", "--out", str(run), *sets(tiny))
     assert proc.returncode == 0, proc.stderr
     rounds = summary(run)["rounds"]
@@ -166,7 +166,7 @@ def test_score_keeps_turn_two_ahead_of_turn_one_on_a_model_that_makes_mistakes_i
     # the model makes a mistake in turn 1 that it knows how to fix in turn 2
     run = tmp_path / "run"
     tiny = ["task=countdown", "difficulty=2", "n_layer=2", "n_embd=48", "round0_steps=600", "fixable_mistakes=0.7",
-            "iterations=2", "iteration_steps=20", "eval_problems=100", "threads=2"]
+            "iterations=2", "iteration_steps=20", "eval_problems=100", THREADS]
     proc = run_cli("run", "score", "--out", str(run), *sets(tiny))
     assert proc.returncode == 0, proc.stderr
     start, *_, last = summary(run)["rounds"]
@@ -178,7 +178,7 @@ def test_score_keeps_turn_two_ahead_of_turn_one_on_a_model_that_makes_mistakes_i
 
 def test_a_run_from_another_runs_round_0_takes_its_results_only_where_it_would_evaluate_the_same(tmp_path):
     tiny = ["difficulty=2", "n_layer=2", "n_embd=48", "num_labelled=600", "round0_steps=300", "iterations=0",
-            "eval_problems=20", "threads=2"]
+            "eval_problems=20", THREADS]
     measures = ("pass1", "passk", "accuracy_t1", "accuracy_t2", "delta", "delta_i_to_c", "delta_c_to_i", "unchanged")
 
     def round0(name: str, *more: str) -> dict:

@@ -3,7 +3,7 @@
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from helpers import assert_clean_error, run_cli, sets, summary
+from helpers import THREADS, assert_clean_error, run_cli, sets, summary
 
 from selfevolve.models.policy import Policy
 from selfevolve.models.tokenizer import CharTokenizer
@@ -57,7 +57,7 @@ def test_self_keeps_by_its_filter_and_reports_refinement_at_inference(tmp_path):
     assert_clean_error(run_cli("run", "self", "--out", str(tmp_path / "x"), "--set", "task=wordmath"),
                        "self needs a task that writes feedback")
     tiny = ["n_layer=1", "n_embd=48", "num_labelled=300", "round0_steps=300", "iterations=1",
-            "problems_per_iteration=100", "iteration_steps=5", "eval_problems=20", "threads=2"]
+            "problems_per_iteration=100", "iteration_steps=5", "eval_problems=20", THREADS]
     run = tmp_path / "oracle"
     proc = run_cli("run", "self", "--out", str(run), *sets([*tiny, "filter=oracle"]))
     assert proc.returncode == 0, proc.stderr

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import hf_greedy_texts, run_cli, save_word_level_llama, summary
+from helpers import THREADS, hf_greedy_texts, run_cli, save_word_level_llama, summary
 
 pytest.importorskip("transformers")
 
@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 # 0.78 on 100 unseen problems, about 4 s)
 CD2 = ["task=countdown", "difficulty=2", "num_labelled=1000", "round0_steps=400", "learning_rate=3e-3",
        "iterations=1", "problems_per_iteration=100", "samples_per_problem=4", "iteration_steps=20", "eval_problems=50",
-       "threads=2"]
+       THREADS]
 
 
 def lora_settings(word_llama):

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers import QUICK_GP, QUICK_STAR, assert_clean_error, run_cli, sets, summary
+from helpers import QUICK_GP, QUICK_STAR, THREADS, assert_clean_error, run_cli, sets, summary
 
 from selfevolve.judge.uncertainty import mc_dropout, pair_uncertainty
 from selfevolve.metrics import exploration_metrics
@@ -113,7 +113,7 @@ def test_mc_dropout_perturbs_only_inside_and_uncertainty_is_a_spread():
 # pass@1 moves by -0.0075..+0.0425 on seeds 0-4 after 150 steps)
 TINY = ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400", "iterations=1",
         "problems_per_iteration=1200", "samples_per_problem=4", "iteration_steps=300", "eval_problems=400",
-        "threads=2"]
+        THREADS]
 
 
 @pytest.fixture(scope="module")

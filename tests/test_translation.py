@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import assert_clean_error, run_cli, sets
+from helpers import THREADS, assert_clean_error, run_cli, sets
 
 from selfevolve.judge.rewards import resolve
 from selfevolve.tasks import get_task
@@ -98,7 +98,7 @@ def test_a_tiny_r1t1_run_reports_chrf_on_seen_and_unseen_languages(tmp_path):
                        "r1t1 translates toy languages")
     run = tmp_path / "run"
     tiny = ["n_layer=1", "n_embd=32", "num_labelled=100", "round0_steps=10", "iterations=1", "iteration_steps=2",
-            "prompts_per_step=4", "group_size=2", "eval_problems=10", "threads=2"]
+            "prompts_per_step=4", "group_size=2", "eval_problems=10", THREADS]
     proc = run_cli("run", "r1t1", "--out", str(run), *sets(tiny))
     assert proc.returncode == 0, proc.stderr
     rounds = json.loads((run / "summary.json").read_text())["rounds"]

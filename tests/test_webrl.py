@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers import assert_refused_before_a_run, assert_resume_finishes_as, kill_9_after, sets, summary
+from helpers import THREADS, assert_refused_before_a_run, assert_resume_finishes_as, kill_9_after, sets, summary
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -134,7 +134,7 @@ def test_the_kl_regression_update_moves_actions_the_way_their_advantages_say():
 
 
 TINY = ["demo_tasks=60", "bc_steps=250", "phases=2", "tasks_per_phase=12", "eval_tasks=6", "orm_steps=20",
-        "update_steps=10", "max_steps=6", "variants=webrl,no-kl", "n_layer=2", "batch_size=16", "threads=2"]
+        "update_steps=10", "max_steps=6", "variants=webrl,no-kl", "n_layer=2", "batch_size=16", THREADS]
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +191,7 @@ def test_chunks_played_on_ray_workers_give_the_serial_episodes_for_a_fixed_seed(
 
 QUICK = ["demo_tasks=20", "bc_steps=20", "phases=2", "tasks_per_phase=6", "eval_tasks=3", "orm_steps=5",
          "update_steps=3", "max_steps=4", "variants=webrl,filtered-bc,bc-continued,verifier-reward", "n_layer=1",
-         "batch_size=8", "threads=2"]
+         "batch_size=8", THREADS]
 
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(finished_run, tmp_path):

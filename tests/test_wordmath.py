@@ -3,7 +3,7 @@
 import json
 
 import numpy as np
-from helpers import run_cli, sets
+from helpers import THREADS, run_cli, sets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,7 +81,7 @@ def test_user_problems_are_read_and_bad_lines_named(tmp_path):
 def test_the_star_recipes_run_unchanged_on_wordmath(tmp_path):
     quick = ["task=wordmath", "difficulty=2", "num_labelled=100", "n_embd=32", "n_layer=1", "round0_steps=10",
              "iterations=1", "problems_per_iteration=30", "samples_per_problem=2", "iteration_steps=5",
-             "eval_problems=10", "threads=2"]
+             "eval_problems=10", THREADS]
     for recipe in ("star", "dpo"):
         proc = run_cli("run", recipe, "--out", str(tmp_path / recipe), *sets(quick))
         assert proc.returncode == 0, proc.stderr
