@@ -1,16 +1,19 @@
 """Where one GRPO step of bench/grpo_vs_trl.py goes: milliseconds per phase, on the same round-0 model.
 
-    python bench/rl_step.py [--seed 0] [--steps 30] [--threads 2]
+    python bench/rl_step.py [--seed 0] [--steps 30] [--threads 2] [--profile]
 
 Phases: sampling (and scoring) the completions, packing the shared prompts and the reference's
 forward, the policy's forward and loss, backward, and the optimiser step (clip + AdamW). Also
 prints the machine's matrix-product rate at the step's largest product, against which the model's
-FLOPs can be read. One JSON line.
+FLOPs can be read. One JSON line; with --profile a second one: the operators that take most of the
+steps' CPU time after warm-up (torch.profiler, which slows them: phase times then read high), each
+with its share, calls and mean microseconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +36,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--profile", action="store_true", help="also print the operators that take the time")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,7 +47,9 @@ def main() -> None:
     problems = task.sample(args.steps * cfg.prompts_per_step, 3, rngs(args.seed, "rl-bench").np, mixed=True)
     gen, reward = rngs(args.seed, "bench").torch, correct_reward(task)
     phases = {name: [] for name in ("sample", "prepare", "forward", "backward", "optimizer")}
-    for s in range(args.steps):
+
+    def step(s: int):
+        """One step, its phases timed into `phases`; returns its prepared batch."""
         chunk = step_problems(problems, s, cfg.prompts_per_step)
         t = [time.perf_counter()]
         batch = sample_batch(trainer.policy, [p.prompt for p in chunk], {"problem": chunk}, reward, cfg.group_size,
@@ -64,6 +70,14 @@ def main() -> None:
         t.append(time.perf_counter())
         for name, a, b in zip(phases, t[:-1], t[1:], strict=True):
             phases[name].append(b - a)
+        return prepared
+
+    for s in range(3):  # warm-up: not in the medians, nor in the profile
+        step(s)
+    profiling = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+    with profiling if args.profile else contextlib.nullcontext():
+        for s in range(3, args.steps):
+            prepared = step(s)
     tokens = int(prepared.shared.ids.numel()) if prepared.shared is not None else int(prepared.inputs.numel())
     a, b = torch.randn(tokens, model.cfg.n_embd), torch.randn(model.cfg.n_embd, model.cfg.intermediate_size)
     a @ b
@@ -71,10 +85,16 @@ def main() -> None:
     for _ in range(50):
         a @ b
     gflops = 2 * a.shape[0] * a.shape[1] * b.shape[1] * 50 / (time.perf_counter() - t0) / 1e9
-    ms = {f"{name}_ms": round(1000 * float(np.median(v[3:])), 2) for name, v in phases.items()}  # after warm-up
+    ms = {f"{name}_ms": round(1000 * float(np.median(v[3:])), 2) for name, v in phases.items()}
     emit(bench="rl_step", seed=args.seed, steps=args.steps, threads=args.threads, unit="ms per step (median)",
          **ms, step_ms=round(sum(ms.values()), 2), packed_tokens_last_step=tokens,
          matmul_gflops_at_that_size=round(gflops, 1))
+    if args.profile:
+        ops = sorted(profiling.key_averages(), key=lambda e: -e.self_cpu_time_total)
+        total = sum(e.self_cpu_time_total for e in ops)
+        emit(bench="rl_step_profile", seed=args.seed, steps=args.steps - 3, unit="share of self CPU time",
+             top=[{"op": e.key, "share": round(e.self_cpu_time_total / total, 3), "calls": e.count,
+                   "mean_us": round(e.self_cpu_time_total / e.count, 1)} for e in ops[:12]])
 
 
 if __name__ == "__main__":
