@@ -10,9 +10,10 @@ optimises it with `BootstrapFewShotWithRandomSearch` on the same training proble
 same dev problems; `--candidates` sets its random-search size, which fixes its model-call budget
 (printed beside ours). A reply without DSPy's field markers is read whole as the one output field,
 as our nodes read replies (`--dspy-markers`: DSPy's adapters alone, which a 135M model fails). Prints
-one JSON line per seed and task: held-out accuracy before and after optimisation on each side and
-the model calls each optimisation made. With --record (a JSON-lines file in bench/results/), a seed and
-task recorded there with the same settings is read, not run again, and every new one is added.
+one JSON line per seed and task: held-out accuracy before and after optimisation on each side, dev
+accuracy by step (ours) and by candidate (DSPy's), and the model calls each optimisation made. With
+--record (a JSON-lines file in bench/results/), a seed and task recorded there with the same settings
+is read, not run again, and every new one is added.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ def dspy_side(cfg: Config, base_url: str, candidates: int, whole_replies: bool =
                                               num_candidate_programs=candidates, num_threads=4, max_errors=10**6)
     best = search.compile(Agent(), trainset=examples(train), valset=examples(dev))
     calls = len(lm.history) - before
-    return {"initial": initial, "optimised": accuracy(best, test), "calls": calls}
+    # dev accuracy of each candidate in the order DSPy tried them (its seeds -3, -2, -1, 0, ...)
+    dev_scores = [c["score"] / 100 for c in sorted(best.candidate_programs, key=lambda c: c["seed"])]
+    return {"initial": initial, "optimised": accuracy(best, test), "calls": calls, "dev_by_candidate": dev_scores}
 
 
 def main() -> None:
@@ -128,7 +131,8 @@ def both_sides(args, values: dict, task: str, seed: int, endpoint: Endpoint) -> 
     return {"problems": s["problems"], "model": args.model, "ours_initial": s["test_accuracy"]["initial"],
             "ours_optimised": s["test_accuracy"]["optimised"], "ours_calls": optimisation_calls,
             "ours_dev_by_step": s["dev_by_step"], "dspy_initial": theirs["initial"],
-            "dspy_optimised": theirs["optimised"], "dspy_calls": theirs["calls"], "best_pipeline": s["best_pipeline"],
+            "dspy_optimised": theirs["optimised"], "dspy_calls": theirs["calls"],
+            "dspy_dev_by_candidate": theirs["dev_by_candidate"], "best_pipeline": s["best_pipeline"],
             "wall_seconds": round(s["wall_seconds"], 1)}
 
 
