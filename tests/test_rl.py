@@ -133,7 +133,7 @@ RL = ["iterations=2", "iteration_steps=40", "problems_per_iteration=160", "rl_le
 
 @pytest.fixture(scope="module")
 def grpo_run(finished_run):
-    # the same settings as test_star.py's round0 fixture, so one session trains that model once
+    # the same settings as test_star.py's round0 fixture, so a test process that runs both trains that model once
     round0 = finished_run("star", ["difficulty=3", "num_labelled=1500", "n_embd=64", "round0_steps=400",
                                    "iterations=1", "problems_per_iteration=1200", "samples_per_problem=4",
                                    "iteration_steps=300", "eval_problems=400", THREADS, "iterations=0"])
