@@ -74,8 +74,8 @@ def main() -> None:
 
     for s in range(3):  # warm-up: not in the medians, nor in the profile
         step(s)
-    profiling = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
-    with profiling if args.profile else contextlib.nullcontext():
+    profiling = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if args.profile else None
+    with profiling or contextlib.nullcontext():
         for s in range(3, args.steps):
             prepared = step(s)
     tokens = int(prepared.shared.ids.numel()) if prepared.shared is not None else int(prepared.inputs.numel())
@@ -89,7 +89,7 @@ def main() -> None:
     emit(bench="rl_step", seed=args.seed, steps=args.steps, threads=args.threads, unit="ms per step (median)",
          **ms, step_ms=round(sum(ms.values()), 2), packed_tokens_last_step=tokens,
          matmul_gflops_at_that_size=round(gflops, 1))
-    if args.profile:
+    if profiling is not None:
         ops = sorted(profiling.key_averages(), key=lambda e: -e.self_cpu_time_total)
         total = sum(e.self_cpu_time_total for e in ops)
         emit(bench="rl_step_profile", seed=args.seed, steps=args.steps - 3, unit="share of self CPU time",

@@ -11,8 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-# torch threads of the tests and of the runs they start: `make test` runs two test processes of one
-# thread each on a 2-core machine (tiny models keep a second thread of one process half idle)
+# torch threads of the tests and of the runs they start: `make test` runs one test process per core,
+# each of one thread (tiny models keep a second thread of one process half idle)
 TEST_THREADS = int(os.environ.get("SELFEVOLVE_TEST_THREADS", "2"))
 THREADS = f"threads={TEST_THREADS}"
 
