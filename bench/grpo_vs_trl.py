@@ -12,8 +12,11 @@ only costs time at this size). Each prints completions per second of the RL step
 excluded), the mean reward of every step, and the greedy pass@1 of its final model on held-out
 problems (none of them a training prompt, answered by the same greedy decoder) beside round 0's;
 ours runs twice, with each group's prompt read once in training (the default) and once per
-completion (`share_prompts=false`). A last line sums up the seeds: the speedup's median and
-range, the mean held-out pass@1 of round 0, ours and TRL's, and the paired differences ours - TRL
+completion (`share_prompts=false`). The three runs are repeated `--repeats` times in turn (ours,
+unshared, TRL, ours, ...): this machine's speed drifts by 20% and more within minutes, so each rate
+is the median over repeats and the speedup the median of each repeat's TRL / ours time, runs minutes
+apart; every repeat must give the same rewards (it is recorded). A last line sums up the seeds: the
+speedup's median and range, the mean held-out pass@1 of round 0, ours and TRL's, and the paired differences ours - TRL
 (same seed) of the mean training reward over all steps, of the last five steps' and of held-out
 pass@1, each with a bootstrap 95% interval over seeds and the seeds ours is above, level or below.
 TRL is a bench-only dependency (`pip install 'trl==1.16.*'`).
@@ -133,6 +136,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=RLConfig.rl_learning_rate, help="both trainers (our default)")
     ap.add_argument("--beta", type=float, default=0.04)
     ap.add_argument("--held-out", type=int, default=300, help="held-out problems for the final pass@1")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each trainer, in turn; rates are their medians")
     args = ap.parse_args()
     torch.set_num_threads(2)
     rows = []
@@ -145,18 +149,25 @@ def main() -> None:
             held, _ = held_out_split(countdown, args.held_out, 3, seed, "test",
                                      {p.prompt for p in problems + seed_set}, "rl-bench", mixed=True)
             completions = args.steps * args.prompts * args.group
-            t_ours, r_ours, trained = ours(model_dir, problems, args, seed)
-            t_unshared, r_unshared, _ = ours(model_dir, problems, args, seed, share_prompts=False)
-            t_trl, r_trl, trl_dir = trl(model_dir, problems, args, seed, Path(tmp))
+            runs = []  # per repeat: (seconds, rewards) of ours, ours unshared and TRL
+            for _ in range(args.repeats):
+                t_ours, r_ours, trained = ours(model_dir, problems, args, seed)
+                t_unshared, r_unshared, _ = ours(model_dir, problems, args, seed, share_prompts=False)
+                t_trl, r_trl, trl_dir = trl(model_dir, problems, args, seed, Path(tmp))
+                runs.append(((t_ours, r_ours), (t_unshared, r_unshared), (t_trl, r_trl)))
+            (t_ours, r_ours), (t_unshared, r_unshared), (t_trl, r_trl) = (  # the last repeat's models are scored
+                (float(np.median([run[i][0] for run in runs])), runs[-1][i][1]) for i in range(3))
             base, tok = load(str(model_dir))
             peer = f"trl {__import__('trl').__version__} GRPOTrainer (CPU)"
             rows.append(emit(
-                bench="grpo_vs_trl", seed=seed, peer=peer,
-                steps=args.steps, prompts=args.prompts, group=args.group, new_tokens=args.new, unit="completions/s",
+                bench="grpo_vs_trl", seed=seed, peer=peer, steps=args.steps, prompts=args.prompts, group=args.group,
+                new_tokens=args.new, repeats=args.repeats, unit="completions/s (median over repeats)",
                 ours_completions_per_s=round(completions / t_ours, 1),
-                trl_completions_per_s=round(completions / t_trl, 1), speedup=round(t_trl / t_ours, 2),
+                trl_completions_per_s=round(completions / t_trl, 1), speedup=paired_speedup(runs, 0),
+                speedup_by_repeat=[round(run[2][0] / run[0][0], 2) for run in runs],
                 ours_unshared_completions_per_s=round(completions / t_unshared, 1),
-                unshared_speedup=round(t_trl / t_unshared, 2),
+                unshared_speedup=paired_speedup(runs, 1),
+                same_rewards_every_repeat=all(run[i][1] == runs[0][i][1] for run in runs for i in range(3)),
                 same_rewards_unshared=bool(np.allclose(r_ours, r_unshared)),
                 ours_reward_first5=round(float(np.mean(r_ours[:5])), 3),
                 ours_reward_last5=round(float(np.mean(r_ours[-5:])), 3),
@@ -168,6 +179,11 @@ def main() -> None:
                 ours_rewards=json.dumps([round(r, 3) for r in r_ours]),
                 trl_rewards=json.dumps([round(r, 3) for r in r_trl])))
     summary(rows)
+
+
+def paired_speedup(runs: list, i: int) -> float:
+    """Median over repeats of TRL's time / run i's (0 ours, 1 ours unshared), each pair from one repeat."""
+    return round(float(np.median([run[2][0] / run[i][0] for run in runs])), 2)
 
 
 def summary(rows: list[dict]) -> None:
