@@ -14,11 +14,12 @@ problems (none of them a training prompt, answered by the same greedy decoder) b
 ours runs twice, with each group's prompt read once in training (the default) and once per
 completion (`share_prompts=false`). The three runs are repeated `--repeats` times in turn (ours,
 unshared, TRL, ours, ...): this machine's speed drifts by 20% and more within minutes, so each rate
-is the median over repeats and the speedup the median of each repeat's TRL / ours time, runs minutes
-apart; every repeat must give the same rewards (it is recorded). A last line sums up the seeds: the
-speedup's median and range, the mean held-out pass@1 of round 0, ours and TRL's, and the paired differences ours - TRL
-(same seed) of the mean training reward over all steps, of the last five steps' and of held-out
-pass@1, each with a bootstrap 95% interval over seeds and the seeds ours is above, level or below.
+is the median over repeats and the speedup the median of each repeat's TRL / ours time, a pair run
+seconds apart; every repeat must give the same rewards (recorded). A last line sums up the seeds:
+the speedup's median and range, the mean held-out pass@1 of round 0, ours and TRL's, and the
+paired differences ours - TRL (same seed) of the mean training reward over all steps, of the last
+five steps' and of held-out pass@1, each with a bootstrap 95% interval over seeds and the seeds
+ours is above, level or below.
 TRL is a bench-only dependency (`pip install 'trl==1.16.*'`).
 """
 
