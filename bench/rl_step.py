@@ -5,9 +5,11 @@
 Phases: sampling (and scoring) the completions, packing the shared prompts and the reference's
 forward, the policy's forward and loss, backward, and the optimiser step (clip + AdamW). Also
 prints the machine's matrix-product rate at the step's largest product, against which the model's
-FLOPs can be read. One JSON line; with --profile a second one: the operators that take most of the
-steps' CPU time after warm-up (torch.profiler, which slows them: phase times then read high), each
-with its share, calls and mean microseconds.
+FLOPs can be read, and the milliseconds of one sampling step (a token for every row, 16 cached) at
+the step's 64 rows and at one row, where the kernels have almost nothing to do: the per-operation
+floor of each token. One JSON line; with --profile a second one: the operators that take most of
+the steps' CPU time after warm-up (torch.profiler, which slows them: phase times then read high),
+each with its share, calls and mean microseconds.
 """
 
 from __future__ import annotations
@@ -25,10 +27,29 @@ from grpo_vs_trl import NEW_TOKENS, our_trainer, round0
 
 from selfevolve.judge.rewards import correct_reward
 from selfevolve.models.hf import load
+from selfevolve.models.transformer import KVCache
 from selfevolve.rng import rngs
 from selfevolve.tasks import get_task
 from selfevolve.train.rl import RLConfig, advantages, sample_batch, step_problems
 from selfevolve.train.sft import lr_at
+
+
+def decode_step_ms(model, rows: int, cached: int = 16, repeats: int = 200) -> float:
+    """Median milliseconds of one sampling step of `rows` rows, a new token after `cached` ones each."""
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(model.cfg.vocab_size, (rows, cached + 1), generator=gen)
+    positions = torch.arange(cached + 1).expand(rows, -1)
+    mask = torch.ones(rows, 1, 1, cached + 1, dtype=torch.bool)
+    cache = KVCache(model.cfg, rows, cached + 1, torch.float32, torch.device("cpu"))
+    times = []
+    with torch.inference_mode():
+        model(ids[:, :cached], positions=positions[:, :cached], cache=cache)  # real keys and values in the cache
+        for _ in range(repeats):
+            cache.length = cached
+            t0 = time.perf_counter()
+            model(ids[:, cached:], positions=positions[:, cached:], mask=mask, cache=cache)
+            times.append(time.perf_counter() - t0)
+    return round(1000 * float(np.median(times)), 3)
 
 
 def main() -> None:
@@ -88,7 +109,8 @@ def main() -> None:
     ms = {f"{name}_ms": round(1000 * float(np.median(v[3:])), 2) for name, v in phases.items()}
     emit(bench="rl_step", seed=args.seed, steps=args.steps, threads=args.threads, unit="ms per step (median)",
          **ms, step_ms=round(sum(ms.values()), 2), packed_tokens_last_step=tokens,
-         matmul_gflops_at_that_size=round(gflops, 1))
+         matmul_gflops_at_that_size=round(gflops, 1),
+         decode_step_ms={rows: decode_step_ms(model, rows) for rows in (cfg.group_size * cfg.prompts_per_step, 1)})
     if profiling is not None:
         ops = sorted(profiling.key_averages(), key=lambda e: -e.self_cpu_time_total)
         total = sum(e.self_cpu_time_total for e in ops)
