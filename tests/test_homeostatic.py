@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from helpers import run_cli, sets, summary
 
+from selfevolve.recipes.homeostatic import Config
 from selfevolve.train.homeostatic import MLP, REGULATORS, Need, learn, shuffled, stream, swapped_labels
 
 
@@ -110,3 +111,15 @@ def test_a_short_comparison_runs_reports_every_regulator_and_resumes(tmp_path):
             assert len(t["over_the_stream"]) == 4 and np.mean(t["over_the_stream"]) == pytest.approx(t["mean"])
     for name in ("accuracy_by_rate", "stream-swap-200", "stream-swap-100"):
         assert (out / "plots" / f"{name}.png").is_file()
+    # fresh test seeds: the same dev choice, so seed 2 alone scores what it scored as the third seed
+    fresh = tmp_path / "fresh"
+    proc = run_cli("run", "homeostatic", "--out", str(fresh), *sets(settings[1:] + ["seeds=1", "first_seed=2"]))
+    assert proc.returncode == 0, proc.stderr
+    for r, alone in zip(s["rates"], summary(fresh)["rates"], strict=True):
+        assert alone["chosen"] == r["chosen"]
+        assert all(alone["test"][reg]["per_seed"] == r["test"][reg]["per_seed"][2:] for reg in REGULATORS)
+
+
+def test_test_seeds_may_not_reach_the_dev_streams():
+    with pytest.raises(ValueError, match="dev streams"):
+        Config(first_seed=995, seeds=10)

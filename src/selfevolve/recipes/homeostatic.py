@@ -34,7 +34,9 @@ STREAM_WINDOW = 100  # digits per point of the accuracy-over-the-stream plot
 @dataclass
 class Config:
     seeds: int = 10
-    """Test streams per swap rate (seeds 0..seeds-1); the figures' mean and interval are over them."""
+    """Test streams per swap rate; the figures' mean and interval are over them."""
+    first_seed: int = 0
+    """The test streams are seeds first_seed..first_seed+seeds-1 (fresh seeds: 10 with the default 10)."""
     dev_seeds: int = 3
     """Streams each regulator's settings are chosen on (seeds from 1000)."""
     samples: int = 6000
@@ -55,6 +57,10 @@ class Config:
 
     def __post_init__(self) -> None:
         check_min(self, 1, "seeds", "dev_seeds", "samples")
+        check_min(self, 0, "first_seed")
+        if self.first_seed + self.seeds > DEV_SEEDS_FROM:
+            raise ValueError(f"test seeds {self.first_seed}..{self.first_seed + self.seeds - 1} would reach the "
+                             f"dev streams (seeds from {DEV_SEEDS_FROM}); lower first_seed or seeds")
         if not self.swap_every or min(self.swap_every) < 1:
             raise ValueError(f"swap_every must be positive sample counts, got {self.swap_every}")
         for name in ("lr_grid", "coupling_grid", "adam_grid"):
@@ -91,6 +97,7 @@ def grid(cfg: Config, regulator: str) -> list[tuple[float, float]]:
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     done = {r["swap_every"]: r for r in store.rounds()}
     dev = [DEV_SEEDS_FROM + k for k in range(cfg.dev_seeds)]
+    test_seeds = range(cfg.first_seed, cfg.first_seed + cfg.seeds)
     for r, swap in enumerate(cfg.swap_every):
         if swap in done:
             continue
@@ -107,7 +114,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
                 chosen[reg] = points[int(np.argmax(scores))]
             chosen["random"] = chosen["homeostatic"]
             for reg in REGULATORS:
-                results[reg] = [answers(cfg, reg, s, swap, *chosen[reg]) for s in range(cfg.seeds)]
+                results[reg] = [answers(cfg, reg, s, swap, *chosen[reg]) for s in test_seeds]
                 advance(cfg.seeds)
         per_seed = {reg: [float(right.mean()) for right in v] for reg, v in results.items()}
         record = {"round": r, "swap_every": swap, "chosen": {k: list(v) for k, v in chosen.items()},
@@ -120,7 +127,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             f"{reg} {record['test'][reg]['mean']:.3f}" for reg in REGULATORS))
         done[swap] = record
     rows = [done[s] for s in cfg.swap_every]
-    summary = {"recipe": "homeostatic", "seeds": cfg.seeds, "samples": cfg.samples, "rates": rows,
+    summary = {"recipe": "homeostatic", "seeds": cfg.seeds, "first_seed": cfg.first_seed, "samples": cfg.samples,
+               "rates": rows,
                "wall_seconds": sum(r["wall_seconds"] for r in rows)}
     store.write_summary(summary)
     store.event("finished")
@@ -134,7 +142,8 @@ def headline(summary: dict) -> str:
         best_other = max((reg for reg in REGULATORS if reg != "homeostatic"), key=lambda reg: t[reg]["mean"])
         parts.append(f"swap every {r['swap_every']}: homeostatic {t['homeostatic']['mean']:.3f} vs "
                      f"{best_other} {t[best_other]['mean']:.3f}")
-    return "; ".join(parts) + f" (prequential accuracy, {summary['seeds']} seeds)"
+    first = summary.get("first_seed", 0)  # runs before first_seed existed tested seeds from 0
+    return "; ".join(parts) + f" (prequential accuracy, seeds {first}-{first + summary['seeds'] - 1})"
 
 
 def table(summary: dict):
