@@ -1,6 +1,6 @@
 """Tree GP: ours (three mate-choice modes) vs DEAP's eaSimple, same settings, same process run.
 
-    python bench/gp_vs_deap.py [--seeds 10] [--pop 500] [--gens 50] [--problems nguyen-1,koza-2]
+    python bench/gp_vs_deap.py [--seeds 10] [--first-seed 0] [--pop 500] [--gens 50] [--problems nguyen-1,koza-2]
 Both sides use the same primitive set (add sub mul protected-div sin cos clipped-exp
 protected-log, the inputs and the constant 1), ramped half-and-half initialisation (depth
 1-4), tournament selection (3), one-point subtree crossover (0.5), uniform subtree mutation
@@ -97,27 +97,31 @@ def ours_run(data, seed: int, pop_size: int, gens: int, mate_choice: str) -> tup
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1 (fresh seeds: 20 on)")
     ap.add_argument("--pop", type=int, default=500)
     ap.add_argument("--gens", type=int, default=50)
     ap.add_argument("--problems", default=",".join(BENCHMARKS))
     args = ap.parse_args()
     methods = {"deap": deap_run, **{f"ours-{m}": partial(ours_run, mate_choice=m) for m in ("none", "random", "ideal")}}
     totals = {m: {"successes": 0, "evals": 0, "seconds": 0.0} for m in methods}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     for problem in args.problems.split(","):
         for method, fn in methods.items():
-            results = [fn(benchmark(problem, seed), seed, args.pop, args.gens) for seed in range(args.seeds)]
+            results = [fn(benchmark(problem, seed), seed, args.pop, args.gens) for seed in seeds]
             errors = [r[0] for r in results]
             evals, seconds = sum(r[1] for r in results), sum(r[2] for r in results)
             successes = sum(e < SUCCESS for e in errors)
             for key, value in (("successes", successes), ("evals", evals), ("seconds", seconds)):
                 totals[method][key] += value
-            emit(bench="gp_vs_deap", problem=problem, method=method, seeds=args.seeds, pop=args.pop, gens=args.gens,
-                 success_rate=successes / args.seeds, median_best_error=statistics.median(errors),
+            emit(bench="gp_vs_deap", problem=problem, method=method, seeds=args.seeds, first_seed=args.first_seed,
+                 pop=args.pop, gens=args.gens, success_rate=successes / args.seeds,
+                 median_best_error=statistics.median(errors),
                  evals_per_s=round(evals / seconds, 1), unit="evaluations/s",
                  peer=f"deap {__import__('deap').__version__} eaSimple")
     for method, t in totals.items():
-        emit(bench="gp_vs_deap", problem="all", method=method, seeds=args.seeds, successes=int(t["successes"]),
-             runs=args.seeds * len(args.problems.split(",")), evals_per_s=round(t["evals"] / t["seconds"], 1),
+        emit(bench="gp_vs_deap", problem="all", method=method, seeds=args.seeds, first_seed=args.first_seed,
+             successes=int(t["successes"]), runs=args.seeds * len(args.problems.split(",")),
+             evals_per_s=round(t["evals"] / t["seconds"], 1),
              speedup_vs_deap=round(t["evals"] / t["seconds"] / (totals["deap"]["evals"] / totals["deap"]["seconds"]),
                                    2), unit="evaluations/s")
 
