@@ -128,8 +128,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
         done[swap] = record
     rows = [done[s] for s in cfg.swap_every]
     summary = {"recipe": "homeostatic", "seeds": cfg.seeds, "first_seed": cfg.first_seed, "samples": cfg.samples,
-               "rates": rows,
-               "wall_seconds": sum(r["wall_seconds"] for r in rows)}
+               "rates": rows, "wall_seconds": sum(r["wall_seconds"] for r in rows)}
     store.write_summary(summary)
     store.event("finished")
     return summary
