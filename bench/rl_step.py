@@ -1,6 +1,6 @@
 """Where one GRPO step of bench/grpo_vs_trl.py goes: milliseconds per phase, on the same round-0 model.
 
-    python bench/rl_step.py [--seed 0] [--steps 30] [--threads 2] [--profile]
+    python bench/rl_step.py [--seed 0] [--steps 30] [--threads 2] [--profile] [--compiled]
 
 Phases: sampling (and scoring) the completions, packing the shared prompts and the reference's
 forward, the policy's forward and loss, backward, and the optimiser step (clip + AdamW). Also
@@ -9,7 +9,9 @@ FLOPs can be read, and the milliseconds of one sampling step (a token for every 
 the step's 64 rows and at one row, where the kernels have almost nothing to do: the per-operation
 floor of each token. One JSON line; with --profile a second one: the operators that take most of
 the steps' CPU time after warm-up (torch.profiler, which slows them: phase times then read high),
-each with its share, calls and mean microseconds.
+each with its share, calls and mean microseconds. With --compiled, a third: the same sampling step
+under `torch.compile` (inductor, dynamic shapes, as the cache grows a token a step), beside the eager
+one in the same run, with the seconds the compilation took.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profile", action="store_true", help="also print the operators that take the time")
+    ap.add_argument("--compiled", action="store_true", help="also time the sampling step under torch.compile")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,6 +120,16 @@ def main() -> None:
         emit(bench="rl_step_profile", seed=args.seed, steps=args.steps - 3, unit="share of self CPU time",
              top=[{"op": e.key, "share": round(e.self_cpu_time_total / total, 3), "calls": e.count,
                    "mean_us": round(e.self_cpu_time_total / e.count, 1)} for e in ops[:12]])
+    if args.compiled:
+        rows = (cfg.group_size * cfg.prompts_per_step, 1)
+        eager = {r: decode_step_ms(model, r) for r in rows}
+        compiled = torch.compile(model, dynamic=True)
+        compiled.cfg = model.cfg
+        t0 = time.perf_counter()
+        decode_step_ms(compiled, rows[0], repeats=1)  # compiles the prefill's graph and the step's
+        first_call_s = time.perf_counter() - t0  # shorter when inductor's disk cache holds an earlier run's
+        emit(bench="rl_step_compiled", seed=args.seed, unit="ms per sampling step (median)", eager=eager,
+             compiled={r: decode_step_ms(compiled, r) for r in rows}, first_call_s=round(first_call_s, 1))
 
 
 if __name__ == "__main__":
