@@ -11,7 +11,7 @@ floor of each token. One JSON line; with --profile a second one: the operators t
 the steps' CPU time after warm-up (torch.profiler, which slows them: phase times then read high),
 each with its share, calls and mean microseconds. With --compiled, a third: the same sampling step
 under `torch.compile` (inductor, dynamic shapes, as the cache grows a token a step), beside the eager
-one in the same run, with the seconds the compilation took.
+one in the same run, and the seconds of its first call, which compiles.
 """
 
 from __future__ import annotations
