@@ -1,6 +1,6 @@
 """Where one GRPO step of bench/grpo_vs_trl.py goes: milliseconds per phase, on the same round-0 model.
 
-    python bench/rl_step.py [--seed 0] [--steps 30] [--threads 2] [--profile] [--compiled]
+    python bench/rl_step.py [--seed 0] [--steps 30] [--threads 2] [--profile] [--compiled] [--split]
 
 Phases: sampling (and scoring) the completions, packing the shared prompts and the reference's
 forward, the policy's forward and loss, backward, and the optimiser step (clip + AdamW). Also
@@ -11,7 +11,10 @@ floor of each token. One JSON line; with --profile a second one: the operators t
 the steps' CPU time after warm-up (torch.profiler, which slows them: phase times then read high),
 each with its share, calls and mean microseconds. With --compiled, a third: the same sampling step
 under `torch.compile` (inductor, dynamic shapes, as the cache grows a token a step), beside the first
-line's eager times from the same run, and the seconds of its first call, which compiles.
+line's eager times from the same run, and the seconds of its first call, which compiles. With --split,
+a fourth: the step at 64 rows on one torch thread, on two, and as two halves of 32 rows run at once by
+two Python threads of one torch thread each (the second core is idle while we sample), with one half
+alone.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import contextlib
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -36,22 +40,53 @@ from selfevolve.train.rl import RLConfig, advantages, sample_batch, step_problem
 from selfevolve.train.sft import lr_at
 
 
-def decode_step_ms(model, rows: int, cached: int = 16, repeats: int = 200) -> float:
-    """Median milliseconds of one sampling step of `rows` rows, a new token after `cached` ones each."""
+def decode_step(model, rows: int, cached: int = 16):
+    """One sampling step of `rows` rows, a new token after `cached` ones each, as a call to repeat."""
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(model.cfg.vocab_size, (rows, cached + 1), generator=gen)
     positions = torch.arange(cached + 1).expand(rows, -1)
     mask = torch.ones(rows, 1, 1, cached + 1, dtype=torch.bool)
     cache = KVCache(model.cfg, rows, cached + 1, torch.float32, torch.device("cpu"))
-    times = []
     with torch.inference_mode():
         model(ids[:, :cached], positions=positions[:, :cached], cache=cache)  # real keys and values in the cache
-        for _ in range(repeats):
-            cache.length = cached
-            t0 = time.perf_counter()
+
+    def step() -> None:
+        cache.length = cached
+        with torch.inference_mode():  # per thread: inference mode is thread-local
             model(ids[:, cached:], positions=positions[:, cached:], mask=mask, cache=cache)
-            times.append(time.perf_counter() - t0)
+    return step
+
+
+def median_ms(fn, repeats: int = 200) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
     return round(1000 * float(np.median(times)), 3)
+
+
+def decode_step_ms(model, rows: int) -> float:
+    """Median milliseconds of one sampling step of `rows` rows."""
+    return median_ms(decode_step(model, rows))
+
+
+def split_step_ms(model, rows: int) -> dict:
+    """The sampling step of `rows` rows on one thread, on two (torch's intra-op threads), and split into two
+    halves run at once by two Python threads of one torch thread each: what the second core, idle while
+    sampling, could give if the sampler split its rows."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        halves = [decode_step(model, rows // 2) for _ in range(2)]
+        with ThreadPoolExecutor(2) as pool:
+            split = median_ms(lambda: list(pool.map(lambda half: half(), halves)))
+        one = decode_step_ms(model, rows)
+        torch.set_num_threads(2)
+        return {"one_thread": one, "two_threads": decode_step_ms(model, rows), "split_in_two_threads": split,
+                "half_on_one_thread": median_ms(halves[0])}
+    finally:
+        torch.set_num_threads(threads)
 
 
 def main() -> None:
@@ -61,6 +96,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profile", action="store_true", help="also print the operators that take the time")
     ap.add_argument("--compiled", action="store_true", help="also time the sampling step under torch.compile")
+    ap.add_argument("--split", action="store_true", help="also time the sampling step split between two threads")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,10 +160,13 @@ def main() -> None:
     if args.compiled:
         compiled = torch.compile(model, dynamic=True)  # reads model.cfg through to the model
         t0 = time.perf_counter()
-        decode_step_ms(compiled, rows[0], repeats=1)  # compiles the prefill's graph and the step's
+        median_ms(decode_step(compiled, rows[0]), repeats=1)  # compiles the prefill's graph and the step's
         first_call_s = time.perf_counter() - t0  # shorter when inductor's disk cache holds an earlier run's
         emit(bench="rl_step_compiled", seed=args.seed, unit="ms per sampling step (median)", eager=eager,
              compiled={r: decode_step_ms(compiled, r) for r in rows}, first_call_s=round(first_call_s, 1))
+    if args.split:
+        emit(bench="rl_step_split", seed=args.seed, rows=rows[0], unit="ms per sampling step (median)",
+             **split_step_ms(model, rows[0]))
 
 
 if __name__ == "__main__":
