@@ -81,10 +81,10 @@ def split_step_ms(model, rows: int) -> dict:
         halves = [decode_step(model, rows // 2) for _ in range(2)]
         with ThreadPoolExecutor(2) as pool:
             split = median_ms(lambda: list(pool.map(lambda half: half(), halves)))
-        one = decode_step_ms(model, rows)
+        one, half = decode_step_ms(model, rows), median_ms(halves[0])
         torch.set_num_threads(2)
         return {"one_thread": one, "two_threads": decode_step_ms(model, rows), "split_in_two_threads": split,
-                "half_on_one_thread": median_ms(halves[0])}
+                "half_on_one_thread": half}
     finally:
         torch.set_num_threads(threads)
 
