@@ -54,12 +54,17 @@ LABELLED = 1500  # round 0's labelled seed problems
 NEW_TOKENS = 12  # completion length: a three-number Countdown answer is at most 11 characters and a stop
 
 
+def round0_config(seed: int):
+    """Round 0 of bench/star_family.py's Countdown setting at the benches' model shape."""
+    return build_config(get_recipe("star").Config, {"difficulty": 3, "num_labelled": LABELLED, "round0_steps": 400,
+                                                    "iterations": 0, "eval_problems": 200, "seed": seed, **SHAPE})
+
+
 def round0(out: Path, seed: int) -> Path:
-    """Round 0 of bench/star_family.py's Countdown setting at the benches' model shape, exported as a Llama."""
+    """Round 0 (`round0_config`), trained and exported as a Llama."""
     from selfevolve.models.hf_export import export_run
 
-    cfg = build_config(get_recipe("star").Config, {"difficulty": 3, "num_labelled": LABELLED, "round0_steps": 400,
-                                                   "iterations": 0, "eval_problems": 200, "seed": seed, **SHAPE})
+    cfg = round0_config(seed)
     store = RunStore.create(out / "round0", "star", "")
     with Progress(enabled=False) as progress:
         get_recipe("star").run(cfg, store, progress)
@@ -146,7 +151,7 @@ def main() -> None:
             model_dir = round0(Path(tmp), seed)
             countdown = get_task("countdown")
             problems = countdown.sample(args.steps * args.prompts, 3, rngs(seed, "rl-bench").np, mixed=True)
-            seed_set = countdown.sample(LABELLED, 3, rngs(seed, 0).np, mixed=True)  # round 0's, as selftrain draws it
+            seed_set = round0_config(seed).seed_set(countdown)
             held, _ = held_out_split(countdown, args.held_out, 3, seed, "test",
                                      {p.prompt for p in problems + seed_set}, "rl-bench", mixed=True)
             completions = args.steps * args.prompts * args.group

@@ -23,7 +23,6 @@ from star_family import finished_or_run
 
 from selfevolve.config import build_config
 from selfevolve.recipes.rstar import Config, evaluate_file
-from selfevolve.rng import rngs
 from selfevolve.store import RunStore
 from selfevolve.tasks import get_task
 from selfevolve.tasks.base import held_out_split
@@ -33,8 +32,7 @@ def accuracy_by_steps(out: Path, values: dict, max_steps: int, problems: int, sp
     """The run's policy, greedy, on `problems` held-out problems of the split of each length 1..max_steps."""
     cfg = build_config(Config, values)
     task = get_task(cfg.task)
-    seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
-    seen = {p.prompt for p in seed_set}
+    seen = {p.prompt for p in cfg.seed_set(task)}
     accuracy = []
     for k in range(1, max_steps + 1):
         held_out, _ = held_out_split(task, problems, k, cfg.seed, split, seen, "position-coupling", k)

@@ -7,7 +7,6 @@ from helpers import THREADS, run_cli, sets, summary
 
 from selfevolve.config import build_config
 from selfevolve.recipes import get_recipe
-from selfevolve.rng import rngs
 from selfevolve.store import RunStore
 from selfevolve.tasks import get_task
 from selfevolve.tasks.base import Problem, sample_unseen
@@ -34,7 +33,7 @@ def test_self_training_never_sees_a_held_out_problem(tmp_path):
     s = summary(out)
     cfg = build_config(get_recipe("star").Config, RunStore.open(out).config_values())
     task = get_task(cfg.task)
-    labelled = task.sample(cfg.num_labelled, cfg.difficulty, rngs(cfg.seed, 0).np, mixed=True)
+    labelled = cfg.seed_set(task)
     from selfevolve.selftrain import held_out
 
     test, _ = held_out(cfg, task, {p.prompt for p in labelled})
@@ -56,7 +55,7 @@ def test_the_dev_split_is_apart_from_test_and_labelled_problems():
     cfg = build_config(Config, {"task": "countdown", "difficulty": 3, "num_labelled": 300, "eval_problems": 200})
     dev_cfg = build_config(Config, {**cfg.__dict__, "eval_split": "dev"})
     task = get_task(cfg.task)
-    labelled = {p.prompt for p in task.sample(cfg.num_labelled, cfg.difficulty, rngs(cfg.seed, 0).np, mixed=True)}
+    labelled = {p.prompt for p in cfg.seed_set(task)}
     test, dev = (held_out(c, task, labelled)[0] for c in (cfg, dev_cfg))
     assert len(dev) == len(test) == 200
     test, dev = {p.prompt for p in test}, {p.prompt for p in dev}
@@ -92,10 +91,9 @@ def test_length_gen_and_rstar_dev_splits_are_apart_from_test_and_labelled_proble
 
     cfg = rstar.Config(eval_problems=100)
     task = get_task(cfg.task)
-    seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
-    test, dev = (rstar.held_out(c, task, seed_set)[0] for c in (cfg, build_config(rstar.Config, {"eval_problems": 100,
-                                                                                         "eval_split": "dev"})))
-    t, v, seeds = ({p.prompt for p in x} for x in (test, dev, seed_set))
+    test, dev = (c.held_out(task)[0] for c in (cfg, build_config(rstar.Config, {"eval_problems": 100,
+                                                                                "eval_split": "dev"})))
+    t, v, seeds = ({p.prompt for p in x} for x in (test, dev, cfg.seed_set(task)))
     assert len(t) == len(v) == 100 and not t & v and not v & seeds and not t & seeds
 
 

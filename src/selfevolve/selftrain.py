@@ -136,6 +136,10 @@ class SelfTrainConfig(ModelChoice, TrainingConfig):
         """Whether the hooks need the round-0 model (`Step.base`): ReST-EM restarts from it."""
         return self.restart
 
+    def seed_set(self, task: Task) -> list[Problem]:
+        """Round 0's labelled problems, which every held-out set (here and in benches) leaves out."""
+        return task.sample(self.num_labelled, self.difficulty, rngs(self.seed, 0).np, mixed=True)
+
     def round0_examples(self, tok, seed_set: list[Problem], rng: np.random.Generator) -> Examples:
         """What round 0 and the labelled share of later batches train on: each seed problem's answer."""
         return Examples.of_problems(tok, seed_set)
@@ -340,7 +344,7 @@ def self_train(cfg: SelfTrainConfig, store: RunStore, progress: Progress, propos
     task = cfg.make_task()
     policy = cfg.policy(task)
     optimizer = make_optimizer(policy.model, cfg.sft())
-    seed_set = task.sample(cfg.num_labelled, cfg.difficulty, rngs(cfg.seed, 0).np, mixed=True)
+    seed_set = cfg.seed_set(task)
     labelled = cfg.round0_examples(policy.tok, seed_set, rngs(cfg.seed, "round0-examples").np)
     test, test_redrawn = held_out(cfg, task, {p.prompt for p in seed_set})
     unseen_by = {p.prompt for p in test}  # no self-training (or probe) problem may be a held-out one

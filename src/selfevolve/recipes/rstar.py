@@ -132,6 +132,15 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
         if not self.eval_n or min(self.eval_n) < 1:
             raise ValueError(f"eval_n must be positive numbers of solutions, got {self.eval_n}")
 
+    def seed_set(self, task: WordMathTask) -> list[Problem]:
+        """Round 0's labelled problems, which every held-out set (here and in benches) leaves out."""
+        return task.sample(self.seed_problems, self.seed_difficulty, rngs(self.seed, 0).np, mixed=True)
+
+    def held_out(self, task: WordMathTask) -> tuple[list[Problem], int]:
+        """The eval split's held-out problems (1..eval_difficulty steps), none a seed problem."""
+        return held_out_split(task, self.eval_problems, self.eval_difficulty, self.seed, self.eval_split,
+                              {p.prompt for p in self.seed_set(task)}, mixed=True)
+
     def search_difficulty(self, r: int) -> int:
         """Most steps of round r's search problems."""
         return min(self.train_difficulty + (r - 1) * self.difficulty_step, WordMathTask.max_steps)
@@ -159,9 +168,8 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
         raise SelfEvolveError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if n < 1 or strategy == "greedy" and n != 1:
         raise SelfEvolveError(f"--n must be >= 1 (and 1 for greedy), got {n}")
-    task, policy = get_task(cfg.task), build_policy(cfg)
+    task, policy, last = get_task(cfg.task), build_policy(cfg), store.last_checkpoint()
     store.load_last(policy.model)
-    last = store.last_checkpoint()
     needs = {"ppm": "ppm", "prm": "prm", "orm": "orm", "mcts_ppm": "ppm"}.get(strategy)
     rm = load_process_models(last, policy.model).get(needs) if needs else None
     if needs and rm is None:
@@ -183,20 +191,14 @@ def evaluate_file(store: RunStore, cfg: Config, problems: list[Problem], strateg
                          "correct": correct, "tokens": [int(u) for u in used]}}
 
 
-def held_out(cfg: Config, task: WordMathTask, seed_set: list[Problem]) -> tuple[list[Problem], int]:
-    """The eval split's held-out problems (1..eval_difficulty steps), none a seed problem."""
-    return held_out_split(task, cfg.eval_problems, cfg.eval_difficulty, cfg.seed, cfg.eval_split,
-                          {p.prompt for p in seed_set}, mixed=True)
-
-
 def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     cfg.use_threads()
     task, policy = get_task(cfg.task), build_policy(cfg)
     tok, model = policy.tok, policy.model
     optimizer = make_optimizer(model, cfg.sft())
-    seed_set = task.sample(cfg.seed_problems, cfg.seed_difficulty, rngs(cfg.seed, 0).np, mixed=True)
+    seed_set = cfg.seed_set(task)
     labelled = Examples.of_problems(tok, seed_set)
-    test, test_redrawn = held_out(cfg, task, seed_set)
+    test, test_redrawn = cfg.held_out(task)
     unseen_by = {p.prompt for p in test}  # held-out means unseen: no search problem is a held-out one
     first, records = store.resume_rounds(model, optimizer)
     rms = load_process_models(store.checkpoint_dir(first - 1), model) if first > 1 else None
@@ -230,9 +232,8 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
             sft = pick(merged, "sft")
             with timed(phases, "policy"):
                 if sft["prompt"]:
-                    train_on_pools(model, optimizer, cfg.sft(), [labelled, Examples.encode(tok, sft["prompt"],
-                                                                                             sft["text"])],
-                                   [0.5, 0.5], cfg.policy_steps, gen, progress,
+                    pools = [labelled, Examples.encode(tok, sft["prompt"], sft["text"])]
+                    train_on_pools(model, optimizer, cfg.sft(), pools, [0.5, 0.5], cfg.policy_steps, gen, progress,
                                    f"round {r}: fine-tune on {len(sft['prompt'])} trajectories", cfg.max_line_offset)
             with timed(phases, "reward_models"):
                 rms, reward_steps = train_from_trees(policy, merged, cfg.reward_steps, replace(
@@ -290,9 +291,8 @@ def export(store: RunStore, cfg: Config, out: Path, overwrite: bool) -> Path:
     """The latest policy (LoRA merged) and its tokenizer as an HF model directory, and the reward models
     it has beside it (out/ppm, out/prm, out/orm, each a LlamaForSequenceClassification)."""
     policy = build_policy(cfg)
-    store.load_last(policy.model)
-    return export_model(policy.model, policy.tok, out, overwrite, load_process_models(store.last_checkpoint(),
-                                                                                      policy.model))
+    reward_models = load_process_models(store.last_checkpoint(), store.load_last(policy.model))
+    return export_model(policy.model, policy.tok, out, overwrite, reward_models)
 
 
 RECIPE = Recipe(Config, run, headline, plots, run_name=lambda cfg: cfg.task, table=table, evaluate_file=evaluate_file,
