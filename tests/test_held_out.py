@@ -91,9 +91,10 @@ def test_length_gen_and_rstar_dev_splits_are_apart_from_test_and_labelled_proble
 
     cfg = rstar.Config(eval_problems=100)
     task = get_task(cfg.task)
-    test, dev = (c.held_out(task)[0] for c in (cfg, build_config(rstar.Config, {"eval_problems": 100,
-                                                                                "eval_split": "dev"})))
-    t, v, seeds = ({p.prompt for p in x} for x in (test, dev, cfg.seed_set(task)))
+    seed_set = cfg.seed_set(task)
+    test, dev = (c.held_out(task, seed_set)[0] for c in (cfg, build_config(rstar.Config, {"eval_problems": 100,
+                                                                                          "eval_split": "dev"})))
+    t, v, seeds = ({p.prompt for p in x} for x in (test, dev, seed_set))
     assert len(t) == len(v) == 100 and not t & v and not v & seeds and not t & seeds
 
 

@@ -136,10 +136,10 @@ class Config(ModelChoice, MCTSConfig, TrainingConfig):
         """Round 0's labelled problems, which every held-out set (here and in benches) leaves out."""
         return task.sample(self.seed_problems, self.seed_difficulty, rngs(self.seed, 0).np, mixed=True)
 
-    def held_out(self, task: WordMathTask) -> tuple[list[Problem], int]:
+    def held_out(self, task: WordMathTask, seed_set: list[Problem]) -> tuple[list[Problem], int]:
         """The eval split's held-out problems (1..eval_difficulty steps), none a seed problem."""
         return held_out_split(task, self.eval_problems, self.eval_difficulty, self.seed, self.eval_split,
-                              {p.prompt for p in self.seed_set(task)}, mixed=True)
+                              {p.prompt for p in seed_set}, mixed=True)
 
     def search_difficulty(self, r: int) -> int:
         """Most steps of round r's search problems."""
@@ -198,7 +198,7 @@ def run(cfg: Config, store: RunStore, progress: Progress) -> dict:
     optimizer = make_optimizer(model, cfg.sft())
     seed_set = cfg.seed_set(task)
     labelled = Examples.of_problems(tok, seed_set)
-    test, test_redrawn = cfg.held_out(task)
+    test, test_redrawn = cfg.held_out(task, seed_set)
     unseen_by = {p.prompt for p in test}  # held-out means unseen: no search problem is a held-out one
     first, records = store.resume_rounds(model, optimizer)
     rms = load_process_models(store.checkpoint_dir(first - 1), model) if first > 1 else None
