@@ -14,7 +14,9 @@ under `torch.compile` (inductor, dynamic shapes, as the cache grows a token a st
 line's eager times from the same run, and the seconds of its first call, which compiles. With --split,
 a fourth: the step at 64 rows on one torch thread, on two, and as two halves of 32 rows run at once by
 two Python threads of one torch thread each (the second core is idle while we sample), with one half
-alone.
+alone. With --bf16, a fifth: the training phases again with the reference's and the policy's passes under
+bf16 autocast (this machine's CPU has AMX tiles), beside fp32 phases from the same run, and the matrix-product
+rate in bf16 at the step's largest product.
 """
 
 from __future__ import annotations
@@ -66,6 +68,15 @@ def median_ms(fn, repeats: int = 200) -> float:
     return round(1000 * float(np.median(times)), 3)
 
 
+def matmul_gflops(a: torch.Tensor, b: torch.Tensor, repeats: int = 50) -> float:
+    """The rate of a @ b, after one warm-up product."""
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1] * repeats / (time.perf_counter() - t0) / 1e9
+
+
 def decode_step_ms(model, rows: int) -> float:
     """Median milliseconds of one sampling step of `rows` rows."""
     return median_ms(decode_step(model, rows))
@@ -97,6 +108,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="also print the operators that take the time")
     ap.add_argument("--compiled", action="store_true", help="also time the sampling step under torch.compile")
     ap.add_argument("--split", action="store_true", help="also time the sampling step split between two threads")
+    ap.add_argument("--bf16", action="store_true", help="also time the training phases under bf16 autocast")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,17 +120,19 @@ def main() -> None:
     gen, reward = rngs(args.seed, "bench").torch, correct_reward(task)
     phases = {name: [] for name in ("sample", "prepare", "forward", "backward", "optimizer")}
 
-    def step(s: int):
+    def step(s: int, bf16: bool = False):
         """One step, its phases timed into `phases`; returns its prepared batch."""
         chunk = step_problems(problems, s, cfg.prompts_per_step)
         t = [time.perf_counter()]
         batch = sample_batch(trainer.policy, [p.prompt for p in chunk], {"problem": chunk}, reward, cfg.group_size,
                              NEW_TOKENS, cfg.rl_temperature, gen)
         t.append(time.perf_counter())
-        prepared = trainer.prepare(batch)
-        t.append(time.perf_counter())
-        model.train()
-        loss, _ = trainer.loss(prepared, advantages(batch.rewards, cfg.algorithm).flatten(), cfg.kl_coef, NEW_TOKENS)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            prepared = trainer.prepare(batch)
+            t.append(time.perf_counter())
+            model.train()
+            loss, _ = trainer.loss(prepared, advantages(batch.rewards, cfg.algorithm).flatten(), cfg.kl_coef,
+                                   NEW_TOKENS)
         t.append(time.perf_counter())
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -140,11 +154,7 @@ def main() -> None:
             prepared = step(s)
     tokens = int(prepared.shared.ids.numel()) if prepared.shared is not None else int(prepared.inputs.numel())
     a, b = torch.randn(tokens, model.cfg.n_embd), torch.randn(model.cfg.n_embd, model.cfg.intermediate_size)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(50):
-        a @ b
-    gflops = 2 * a.shape[0] * a.shape[1] * b.shape[1] * 50 / (time.perf_counter() - t0) / 1e9
+    gflops = matmul_gflops(a, b)
     ms = {f"{name}_ms": round(1000 * float(np.median(v[3:])), 2) for name, v in phases.items()}
     rows = (cfg.group_size * cfg.prompts_per_step, 1)
     eager = {r: decode_step_ms(model, r) for r in rows}
@@ -167,6 +177,19 @@ def main() -> None:
     if args.split:
         emit(bench="rl_step_split", seed=args.seed, rows=rows[0], unit="ms per sampling step (median)",
              **split_step_ms(model, rows[0]))
+    if args.bf16:
+        timed = {}
+        for bf16 in (False, True, False, True):  # in turn, against the machine's drift
+            for v in phases.values():
+                v.clear()
+            for s in range(args.steps):
+                step(s, bf16)
+            timed.setdefault(bf16, []).append({n: 1000 * float(np.median(v[3:])) for n, v in phases.items()})
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        emit(bench="rl_step_bf16", seed=args.seed, steps=args.steps, unit="ms per step (median of two runs' medians)",
+             **{("bf16" if bf16 else "fp32"): {f"{n}_ms": round(float(np.median([r[n] for r in runs])), 2)
+                                               for n in phases} for bf16, runs in timed.items()},
+             matmul_gflops_at_that_size={"fp32": round(gflops, 1), "bf16": round(matmul_gflops(a16, b16), 1)})
 
 
 if __name__ == "__main__":
