@@ -63,10 +63,13 @@ CASES = [(e, None) for e in POS_ENCODINGS] + [(e, "lines") for e in ("abacus", "
 
 
 @pytest.mark.parametrize(("pos_encoding", "coupling"), CASES)
-def test_batched_cached_greedy_equals_one_prompt_at_a_time(tok, pos_encoding, coupling):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batched_cached_greedy_equals_one_prompt_at_a_time(tok, pos_encoding, coupling, dtype):
     """Left padding, the KV cache, incremental digit (or line) indices and a prefill read in chunks of three
-    positions must not change any token."""
-    model = tiny_model(tok, pos_encoding, **(lines_coupling(tok) if coupling else {}))
+    positions must not change any token, nor any log-probability beyond rounding: in float64 they agree to
+    the float32 they are returned in; in float32 the chunks' attention rounds differently, and with these
+    logits near 80 the log-probabilities move by up to 1.1e-3 on some CPUs."""
+    model = tiny_model(tok, pos_encoding, **(lines_coupling(tok) if coupling else {})).to(dtype)
     texts = ["12+345=", "9+1=", "123456+7=", "5*5=", "00=9"]
     if coupling:
         texts = ["Ann has 4. She buys 3. How many?\n", "Bob has 2?\nbuys: x = 2\n", "A. B. C. D?\na\nb\n", "Z?\n"]
@@ -75,7 +78,7 @@ def test_batched_cached_greedy_equals_one_prompt_at_a_time(tok, pos_encoding, co
     out = generate(model, prompts, n, stop_id=tok.eos_id)
     chunked = run_to_end(sample_steps(model, prompts, n, stop_id=tok.eos_id, prefill_chunk=3))
     gap = (chunked.logprobs - out.logprobs).abs().max()
-    assert torch.equal(chunked.tokens, out.tokens) and gap < 1e-3, gap
+    assert torch.equal(chunked.tokens, out.tokens) and gap < (1e-6 if dtype == torch.float64 else 1e-2), gap
     for i, p in enumerate(prompts):
         ref = naive_greedy(model, p, n, tok.eos_id)
         assert out.tokens[i, : len(ref)].tolist() == ref

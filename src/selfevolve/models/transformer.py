@@ -266,8 +266,10 @@ class Transformer(nn.Module):
         if isinstance(module, nn.Linear | nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
 
-    def _alibi_mask(self, digit_pos: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None) -> torch.Tensor:
-        """Additive attention bias -slope_h * |index_q - index_k| over digit indices, -inf where masked.
+    def _alibi_mask(self, digit_pos: torch.Tensor, mask: torch.Tensor | None, cache: KVCache | None,
+                    dtype: torch.dtype) -> torch.Tensor:
+        """Additive attention bias -slope_h * |index_q - index_k| over digit indices, -inf where masked, in
+        the queries' dtype (the CPU attention kernel misreads a float32 mask beside float64 queries).
 
         Far digits get a lower score than any distance seen in training, so longer numbers
         never put attention somewhere new (Press et al. 2022, ALiBi, over digit indices).
@@ -282,7 +284,7 @@ class Transformer(nn.Module):
             mask = mask.expand(B, 1, T, keys.shape[1])
         slopes = 2.0 ** (1 - 2.0 * torch.arange(self.cfg.n_head, device=digit_pos.device))  # 2, 1/2, 1/8, ..
         dist = (digit_pos[:, None, :, None] - keys[:, None, None, :]).abs()
-        return torch.where(mask, -slopes[None, :, None, None] * dist, float("-inf"))
+        return torch.where(mask, (-slopes[None, :, None, None] * dist).to(dtype), float("-inf"))
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -343,7 +345,7 @@ class Transformer(nn.Module):
         if positions is not None:
             rope = rope_cos_sin(positions, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta)
         if self.cfg.pos_encoding in DIGIT_ALIBI:
-            mask = self._alibi_mask(digit_pos, mask, cache)
+            mask = self._alibi_mask(digit_pos, mask, cache, x.dtype)
         elif mask is not None:  # additive, once for every layer: each would convert a boolean one itself
             mask = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(~mask, float("-inf"))
         for block in self.layers:
