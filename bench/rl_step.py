@@ -15,8 +15,8 @@ line's eager times from the same run, and the seconds of its first call, which c
 a fourth: the step at 64 rows on one torch thread, on two, and as two halves of 32 rows run at once by
 two Python threads of one torch thread each (the second core is idle while we sample), with one half
 alone. With --bf16, a fifth: the training phases again with the reference's and the policy's passes under
-bf16 autocast (this machine's CPU has AMX tiles), beside fp32 phases from the same run, and the matrix-product
-rate in bf16 at the step's largest product.
+bf16 autocast (fast products on a CPU with AMX tiles), beside fp32 phases from the same run, and the
+matrix-product rate of each at the step's largest product.
 """
 
 from __future__ import annotations

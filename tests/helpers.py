@@ -17,7 +17,8 @@ TEST_THREADS = int(os.environ.get("SELFEVOLVE_TEST_THREADS", "2"))
 THREADS = f"threads={TEST_THREADS}"
 
 # A short length-gen run: labels up to 4 digits, one round of self-labelled 5-digit problems
-# (about 45 s on 2 cores). With seed 0, round 0 is right on about half of the 5-digit problems.
+# (about 50 s on 2 cores). With seed 0, round 0 is right on a third to nine tenths of the 5-digit
+# problems, by CPU (tests/test_length_gen.py).
 FAST = ["labelled_max_digits=4", "target_digits=5", "num_labelled=20000", "round0_steps=800", "round_steps=300",
         "num_unlabelled=1000", "eval_problems=100", "eval_extra_digits=1", "max_rounds=1", "advance_at=0",
         THREADS]
