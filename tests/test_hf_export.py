@@ -34,6 +34,15 @@ def test_exported_model_gives_the_same_greedy_tokens(tmp_path, tok, pos_encoding
                           pad_token_id=tok.pad_id)[:, x.shape[1]:]
     ours = generate(model, prompts, 8, stop_id=-1)
     assert torch.equal(ours.tokens, ref)
+    # in float64 too, over a longer sequence: HF's RMSNorm computes in float32, so the two agree to float32
+    # rounding, which these sharp weights amplify (0.1% of the logits' scale); a misread mask moves them more
+    hf64 = transformers.AutoModelForCausalLM.from_pretrained(out, trust_remote_code=pos_encoding != "rope",
+                                                             dtype=torch.float64).eval()
+    x = torch.tensor([tok.encode(t) for t in ["123456789+987654321=1234567890123", "5+5=" * 8 + "1"]])
+    with torch.no_grad():
+        logits = model.double()(x)
+        gap = (hf64(x).logits - logits).abs().max()
+    assert gap < 1e-3 * logits.abs().max(), gap
     auto = transformers.AutoTokenizer.from_pretrained(out)  # the character tokenizer ships with the weights
     text = tok.alphabet + "\n12 + 7 = 19\n"
     assert auto.encode(text, add_special_tokens=False) == tok.encode(text)

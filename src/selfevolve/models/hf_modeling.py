@@ -69,14 +69,16 @@ class SelfEvolveForCausalLM(LlamaForCausalLM):
         inputs["digit_pos_all"] = digit_positions(input_ids, self.token_kinds(input_ids.device))
         return inputs
 
-    def alibi_mask(self, digit_pos_all, attention_mask, new):
-        """(B, heads, new, T) additive mask: causal, padding, and the digit-index distance bias."""
+    def alibi_mask(self, digit_pos_all, attention_mask, new, dtype):
+        """(B, heads, new, T) additive mask: causal, padding, and the digit-index distance bias, in the
+        model's dtype (attention wants the queries' dtype; the CPU kernel misreads a float32 mask beside
+        float64 queries)."""
         T = digit_pos_all.shape[1]
         causal = torch.ones(new, T, dtype=torch.bool, device=digit_pos_all.device).tril(T - new)
         allowed = causal[None, None] & attention_mask[:, None, None, :].bool()
         slopes = 2.0 ** (1 - 2.0 * torch.arange(self.config.num_attention_heads, device=digit_pos_all.device))
         dist = (digit_pos_all[:, None, -new:, None] - digit_pos_all[:, None, None, :]).abs()
-        return torch.where(allowed, -slopes[None, :, None, None] * dist, float("-inf"))
+        return torch.where(allowed, (-slopes[None, :, None, None] * dist).to(dtype), float("-inf"))
 
     def forward(self, input_ids=None, attention_mask=None, digit_pos_all=None, position_ids=None, **kwargs):
         if digit_pos_all is None:  # a full sequence, no cache
@@ -90,6 +92,6 @@ class SelfEvolveForCausalLM(LlamaForCausalLM):
         if attention_mask is None:  # keeps the mask builder from reading position_ids as packed sequences
             attention_mask = torch.ones_like(digit_pos_all)
         if self.config.pos_encoding in DIGIT_ALIBI:  # a ready 4D mask is used as it is
-            attention_mask = self.alibi_mask(digit_pos_all, attention_mask, input_ids.shape[1])
+            attention_mask = self.alibi_mask(digit_pos_all, attention_mask, input_ids.shape[1], embeds.dtype)
         return super().forward(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                                **kwargs)
