@@ -2,8 +2,11 @@ import pytest
 import torch
 
 from selfevolve.models.sampler import filter_logits, generate, run_to_end, sample_steps
+from selfevolve.judge.uncertainty import mc_dropout
+from selfevolve.models.lora import LoraSpec, add_lora
 from selfevolve.models.transformer import (
     POS_ENCODINGS,
+    KVCache,
     Transformer,
     TransformerConfig,
     digit_positions,
@@ -83,6 +86,46 @@ def test_batched_cached_greedy_equals_one_prompt_at_a_time(tok, pos_encoding, co
         ref = naive_greedy(model, p, n, tok.eos_id)
         assert out.tokens[i, : len(ref)].tolist() == ref
         assert int(out.lengths[i]) == (len(ref) if ref[-1] == tok.eos_id else n)
+
+
+@pytest.mark.parametrize(("pos_encoding", "coupling"), CASES)
+def test_plain_blocks_give_the_modules_values_bit_for_bit(tok, pos_encoding, coupling):
+    """The sampler runs the blocks as plain functions of their weights: a prefill, a cached token after it
+    and a training forward with its gradients must equal the modules' exactly, grouped kv heads included."""
+    torch.manual_seed(0)
+    cfg = TransformerConfig(tok.vocab_size, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, pos_encoding=pos_encoding,
+                            digit_token_ids=tuple(tok.digit_ids), run_start_token_ids=tuple(tok.encode("=")),
+                            **(lines_coupling(tok) if coupling else {}))
+    model = Transformer(cfg)
+    ids = torch.tensor([tok.encode("12+345=67. 8?\n9"), tok.encode("9+1=10.\n23+4=56")])
+    positions, digit_pos = model.positions(ids)
+
+    def run(blocks):
+        cache = KVCache(cfg, 2, ids.shape[1], torch.float32, torch.device("cpu"))
+        with torch.no_grad():
+            prefill = model(ids[:, :-1], cache=cache, blocks=blocks)
+            last = model(ids[:, -1:], positions=None if positions is None else positions[:, -1:],
+                         digit_pos=None if digit_pos is None else digit_pos[:, -1:],
+                         mask=torch.ones(2, 1, 1, ids.shape[1], dtype=torch.bool), cache=cache, blocks=blocks)
+        model.zero_grad()
+        logits = model(ids, blocks=blocks)
+        logits.square().mean().backward()
+        return prefill, last, logits, [p.grad.clone() for p in model.parameters()]
+
+    plain, modules = run(model.plain_blocks()), run(None)
+    for a, b in zip(plain[:3], modules[:3], strict=True):
+        assert torch.equal(a, b)
+    assert all(torch.equal(a, b) for a, b in zip(plain[3], modules[3], strict=True))
+
+
+def test_adapted_or_hooked_models_keep_their_modules(tok):
+    """LoRA layers and forward hooks (MC dropout) live in the modules: no plain path for them."""
+    model = tiny_model(tok, "rope")
+    assert model.plain_blocks() is not None
+    with mc_dropout(model, 0.5):
+        assert model.plain_blocks() is None
+    assert model.plain_blocks() is not None
+    assert add_lora(model, LoraSpec(r=2, targets=("v_proj",))).plain_blocks() is None
 
 
 @pytest.mark.parametrize("pos_encoding", ["rope", "abacus-all"])

@@ -115,6 +115,7 @@ def sample_steps(model: Transformer, prompts: list[list[int]], max_new_tokens: i
     model.eval()
     device = next(model.parameters()).device
     cfg = model.cfg
+    blocks = model.plain_blocks()
     stops = torch.tensor(stop_id if isinstance(stop_id, tuple) else (stop_id,), device=device)
     U, P = len(prompts), max(len(p) for p in prompts)
     if P + max_new_tokens > cfg.max_seq_len and cfg.pos_encoding == "rope":
@@ -139,7 +140,7 @@ def sample_steps(model: Transformer, prompts: list[list[int]], max_new_tokens: i
         b = min(P, a + chunk)
         logits = model(idx[:, a:b], positions=None if positions is None else positions[:, a:b],
                        digit_pos=None if digit_pos is None else digit_pos[:, a:b], mask=mask[:, :, a:b, :b],
-                       cache=prefill, last_only=True)[:, -1]
+                       cache=prefill, last_only=True, blocks=blocks)[:, -1]
         if b < P:
             yield
 
@@ -191,5 +192,6 @@ def sample_steps(model: Transformer, prompts: list[list[int]], max_new_tokens: i
             digit_pos=digit_pos,
             mask=valid[:, None, None, : cache.length + 1],
             cache=cache,
+            blocks=blocks,
         )[:, -1]
     return Samples(tokens[:, : t + 1].cpu(), logprobs[:, : t + 1].cpu(), lengths.cpu())

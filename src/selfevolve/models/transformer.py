@@ -186,6 +186,35 @@ class KVCache:
         self.k, self.v, self.digit_pos = self.k[:, rows], self.v[:, rows], self.digit_pos[rows]
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_head: int, n_kv_head: int, layer: int, rope,
+           mask, cache: KVCache | None) -> torch.Tensor:
+    """Attention over projected queries, keys and values (B, T, heads * hs each), before the output
+    projection: RoPE, the cache, then the product. (B, T, n_head * hs)."""
+    B, T, _ = q.shape
+    q = q.view(B, T, n_head, -1).transpose(1, 2)
+    k, v = k.view(B, T, n_kv_head, -1).transpose(1, 2), v.view(B, T, n_kv_head, -1).transpose(1, 2)
+    if rope is not None:  # (B, heads, T, hs)
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+    if cache is not None:
+        start, end = cache.length, cache.length + T
+        cache.k[layer, :, :, start:end] = k
+        cache.v[layer, :, :, start:end] = v
+        k, v = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
+    if T == 1 and cache is not None and mask is not None:
+        # one new token per row: plain batched matmuls beat the fused CPU kernel here (~4x); the
+        # query heads sharing a kv head are the rows of one matmul
+        g = n_head // n_kv_head
+        qg = q.view(B, n_kv_head, g, -1)
+        scores = (qg @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, n_kv, g, T_total)
+        # an additive mask (see Transformer.features), shared by the heads or one per query head
+        scores = scores + (mask if mask.shape[1] == 1 else mask.reshape(mask.shape[0], n_kv_head, g, -1))
+        y = (scores.softmax(-1) @ v).view(B, n_head, 1, -1)
+    else:  # training (mask None: plain causal, no padding on the left) or prefill
+        gqa = n_kv_head != n_head
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=gqa)
+    return y.transpose(1, 2).reshape(B, T, -1)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig, layer: int) -> None:
         super().__init__()
@@ -197,29 +226,9 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
 
     def forward(self, x, rope, mask, cache: KVCache | None):
-        B, T, C = x.shape
-        q = self.q_proj(x).view(B, T, self.n_head, -1).transpose(1, 2)
-        k, v = (p(x).view(B, T, self.n_kv_head, -1).transpose(1, 2) for p in (self.k_proj, self.v_proj))
-        if rope is not None:  # (B, heads, T, hs)
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if cache is not None:
-            start, end = cache.length, cache.length + T
-            cache.k[self.layer, :, :, start:end] = k
-            cache.v[self.layer, :, :, start:end] = v
-            k, v = cache.k[self.layer, :, :, :end], cache.v[self.layer, :, :, :end]
-        if T == 1 and cache is not None and mask is not None:
-            # one new token per row: plain batched matmuls beat the fused CPU kernel here (~4x); the
-            # query heads sharing a kv head are the rows of one matmul
-            g = self.n_head // self.n_kv_head
-            qg = q.view(B, self.n_kv_head, g, -1)
-            scores = (qg @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, n_kv, g, T_total)
-            # an additive mask (see Transformer.features), shared by the heads or one per query head
-            scores = scores + (mask if mask.shape[1] == 1 else mask.reshape(mask.shape[0], self.n_kv_head, g, -1))
-            y = (scores.softmax(-1) @ v).view(B, self.n_head, 1, -1)
-        else:  # training (mask None: plain causal, no padding on the left) or prefill
-            gqa = self.n_kv_head != self.n_head
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=gqa)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
+        y = attend(self.q_proj(x), self.k_proj(x), self.v_proj(x), self.n_head, self.n_kv_head, self.layer, rope,
+                   mask, cache)
+        return self.o_proj(y)
 
 
 class MLP(nn.Module):
@@ -244,6 +253,18 @@ class Block(nn.Module):
     def forward(self, x, rope, mask, cache):
         x = x + self.self_attn(self.input_layernorm(x), rope, mask, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
+
+
+def plain_block(x: torch.Tensor, weights: tuple[torch.Tensor, ...], cfg: TransformerConfig, layer: int, rope, mask,
+                cache: KVCache | None) -> torch.Tensor:
+    """`Block.forward` as plain functions of its weights (`Transformer.plain_blocks`): the same operations
+    in the same order, so the same values bit for bit, without the eleven module calls of a block."""
+    ln1, wq, wk, wv, wo, ln2, gate, up, down = weights
+    h = F.rms_norm(x, (x.shape[-1],), ln1, cfg.norm_eps)
+    x = x + F.linear(attend(F.linear(h, wq), F.linear(h, wk), F.linear(h, wv), cfg.n_head, cfg.n_kv_head, layer,
+                            rope, mask, cache), wo)
+    h = F.rms_norm(x, (x.shape[-1],), ln2, cfg.norm_eps)
+    return x + F.linear(F.silu(F.linear(h, gate)) * F.linear(h, up), down)
 
 
 class Transformer(nn.Module):
@@ -285,6 +306,24 @@ class Transformer(nn.Module):
         slopes = 2.0 ** (1 - 2.0 * torch.arange(self.cfg.n_head, device=digit_pos.device))  # 2, 1/2, 1/8, ..
         dist = (digit_pos[:, None, :, None] - keys[:, None, None, :]).abs()
         return torch.where(mask, (-slopes[None, :, None, None] * dist).to(dtype), float("-inf"))
+
+    def plain_blocks(self) -> list[tuple[torch.Tensor, ...]] | None:
+        """Each block's weights, for `features(blocks=...)` to run the blocks as plain functions: while
+        sampling a small model one token at a time, the modules' own call overhead costs about a fifth of
+        a step. None where a module is adapted (LoRA) or hooked (MC dropout): those need the modules.
+        Gathered once by the caller, since checking costs about as much as it saves on one token."""
+        kinds = (RMSNorm, nn.Linear, nn.Linear, nn.Linear, nn.Linear, RMSNorm, nn.Linear, nn.Linear, nn.Linear)
+        out = []
+        for b in self.layers:
+            a, m = b.self_attn, b.mlp
+            modules = (b.input_layernorm, a.q_proj, a.k_proj, a.v_proj, a.o_proj, b.post_attention_layernorm,
+                       m.gate_proj, m.up_proj, m.down_proj)
+            if any(type(module) is not kind for module, kind in zip(modules, kinds, strict=True)):
+                return None
+            if any(module._forward_hooks or module._forward_pre_hooks for module in (b, a, m, *modules)):
+                return None
+            out.append(tuple(module.weight for module in modules))
+        return out
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -329,12 +368,14 @@ class Transformer(nn.Module):
         mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
         digit_offset: torch.Tensor | None = None,
+        blocks: list[tuple[torch.Tensor, ...]] | None = None,
     ) -> torch.Tensor:
         """Final normed hidden states (B, T, n_embd) for token ids (B, T): what lm_head and reward heads read.
 
         positions, digit_pos: RoPE positions and abacus indices (B, T), by default `positions(idx)`
         shifted by digit_offset (B,); pass them when idx continues cached tokens. mask: boolean
-        attention mask (B, 1, T, T_total), None for plain causal.
+        attention mask (B, 1, T, T_total), None for plain causal. blocks: `plain_blocks()`, to run the
+        blocks without their modules (the same values).
         """
         if positions is None and digit_pos is None:
             positions, digit_pos = self.positions(idx, digit_offset=digit_offset)
@@ -348,8 +389,11 @@ class Transformer(nn.Module):
             mask = self._alibi_mask(digit_pos, mask, cache, x.dtype)
         elif mask is not None:  # additive, once for every layer: each would convert a boolean one itself
             mask = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(~mask, float("-inf"))
-        for block in self.layers:
-            x = block(x, rope, mask, cache)
+        for i, block in enumerate(self.layers):
+            if blocks is None:
+                x = block(x, rope, mask, cache)
+            else:
+                x = plain_block(x, blocks[i], self.cfg, i, rope, mask, cache)
         if cache is not None:
             cache.length += idx.shape[1]
         return self.norm(x)
