@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from selfevolve.models.sampler import filter_logits, generate, run_to_end, sample_steps
 from selfevolve.judge.uncertainty import mc_dropout
 from selfevolve.models.lora import LoraSpec, add_lora
+from selfevolve.models.sampler import filter_logits, generate, run_to_end, sample_steps
 from selfevolve.models.transformer import (
     POS_ENCODINGS,
     KVCache,

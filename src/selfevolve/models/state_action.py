@@ -57,7 +57,7 @@ class ActionStateTransformer(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Causal features of embedded tokens (B, L, C)."""
         positions = torch.arange(x.shape[1]).expand(x.shape[0], -1)
-        rope = rope_cos_sin(positions, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta)
+        rope = rope_cos_sin(positions, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta, x.dtype)
         for block in self.layers:
             x = block(x, rope, None, None)
         return self.norm(x)

@@ -32,6 +32,7 @@ a long solution as in a short one.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -140,23 +141,32 @@ def line_positions(idx: torch.Tensor, kinds: torch.Tensor, valid: torch.Tensor) 
     return index, place
 
 
-def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.cache
+def inverse_frequencies(head_dim: int, theta: float, device: torch.device) -> torch.Tensor:
+    """RoPE's inverse frequencies, made once: the sampler asks for them every token. An ordinary tensor
+    even when first asked inside inference mode, so that training can use it too."""
+    with torch.inference_mode(False):
+        return (1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))).to(device)
+
+
+def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and signed sin tables for rotate-half RoPE at the given positions. (B, T) -> 2 x (B, 1, T, hs).
 
-    The sin table's first half is negated, so that `apply_rope` rotates by a roll instead of slicing,
-    negating and concatenating: fewer ops a layer, the same values bit for bit."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-    freqs = positions[..., None].float() * inv_freq.to(positions.device)
+    Computed in fp32 and given in `dtype`, the queries' (as HF applies them). The sin table's first half
+    is negated, so that `apply_rope` rotates by a roll instead of slicing, negating and concatenating:
+    fewer ops a layer, the same values bit for bit."""
+    freqs = positions[..., None].float() * inverse_frequencies(head_dim, theta, positions.device)
     emb = torch.cat((freqs, freqs), dim=-1)[:, None]
     sin = emb.sin()
     sin[..., : head_dim // 2].neg_()
-    return emb.cos(), sin
+    return emb.cos().to(dtype), sin.to(dtype)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
     """Llama's x * cos + rotate_half(x) * sin, rotate_half(x) = (-x2, x1) = roll(x) with the sign in the table."""
     rolled = x.roll(x.shape[-1] // 2, -1)
-    return x * cos.to(x.dtype) + rolled * signed_sin.to(x.dtype)  # tables in fp32, applied in x's dtype (as HF)
+    return x * cos + rolled * signed_sin
 
 
 class RMSNorm(nn.Module):
@@ -384,7 +394,7 @@ class Transformer(nn.Module):
             x = x + self.digit_pos_emb(digit_pos.clamp(max=self.cfg.digit_pos_size - 1))
         rope = None
         if positions is not None:
-            rope = rope_cos_sin(positions, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta)
+            rope = rope_cos_sin(positions, self.cfg.n_embd // self.cfg.n_head, self.cfg.rope_theta, x.dtype)
         if self.cfg.pos_encoding in DIGIT_ALIBI:
             mask = self._alibi_mask(digit_pos, mask, cache, x.dtype)
         elif mask is not None:  # additive, once for every layer: each would convert a boolean one itself
