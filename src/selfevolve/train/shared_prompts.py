@@ -83,7 +83,8 @@ def shared_logprobs(model: Transformer, packed: SharedPrompts, temperature: floa
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What `logprobs_and_entropy` gives for the unshared batch: per-token log-probabilities of the
     completions at `temperature`, their mask and each position's entropy (no gradient), (N, T - 1) each."""
-    x = model.features(packed.ids, positions=packed.positions, digit_pos=packed.digit_pos, mask=packed.mask)
+    x = model.features(packed.ids, positions=packed.positions, digit_pos=packed.digit_pos, mask=packed.mask,
+                       blocks=model.plain_blocks())
     logits = model.lm_head(x[packed.source]).float()
     logp_all = (logits if temperature == 1.0 else logits / temperature).log_softmax(-1)
     picked = logp_all.gather(-1, packed.target[:, None]).squeeze(-1)
