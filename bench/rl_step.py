@@ -2,21 +2,22 @@
 
     python bench/rl_step.py [--seed 0] [--steps 30] [--threads 2] [--profile] [--compiled] [--split]
 
-Phases: sampling (and scoring) the completions, packing the shared prompts and the reference's
-forward, the policy's forward and loss, backward, and the optimiser step (clip + AdamW). Also
-prints the machine's matrix-product rate at the step's largest product, against which the model's
-FLOPs can be read, and the milliseconds of one sampling step (a token for every row, 16 cached) at
-the step's 64 rows and at one row, where the kernels have almost nothing to do: the per-operation
-floor of each token. One JSON line; with --profile a second one: the operators that take most of
-the steps' CPU time after warm-up (torch.profiler, which slows them: phase times then read high),
-each with its share, calls and mean microseconds. With --compiled, a third: the same sampling step
-under `torch.compile` (inductor, dynamic shapes, as the cache grows a token a step), beside the first
-line's eager times from the same run, and the seconds of its first call, which compiles. With --split,
-a fourth: the step at 64 rows on one torch thread, on two, and as two halves of 32 rows run at once by
-two Python threads of one torch thread each (the second core is idle while we sample), with one half
-alone. With --bf16, a fifth: the training phases again with the reference's and the policy's passes under
-bf16 autocast (fast products on a CPU with AMX tiles), beside fp32 phases from the same run, and the
-matrix-product rate of each at the step's largest product.
+Phases: sampling (and scoring) the completions, packing the shared prompts and the reference's forward,
+the policy's forward and loss, backward, and the optimiser step (clip + AdamW). Also prints the
+machine's matrix-product rate at the step's largest product, against which the model's FLOPs can be
+read, and the milliseconds of one sampling step (a token for every row, 16 cached) at the step's 64 rows
+and at one row, where the kernels have almost nothing to do: the per-operation floor of each token; and
+the same step with the blocks run through their modules instead of as plain functions of their weights
+(the sampler's way, the same values), from the same run. One JSON line; with --profile a second one: the
+operators that take most of the steps' CPU time after warm-up (torch.profiler, which slows them: phase
+times then read high), each with its share, calls and mean microseconds. With --compiled, a third: the
+same sampling step under `torch.compile` (inductor, dynamic shapes, as the cache grows a token a step),
+beside the first line's eager times from the same run, and the seconds of its first call, which
+compiles. With --split, a fourth: the step at 64 rows on one torch thread, on two, and as two halves of
+32 rows run at once by two Python threads of one torch thread each (the second core is idle while we
+sample), with one half alone. With --bf16, a fifth: the training phases again with the reference's and
+the policy's passes under bf16 autocast (fast products on a CPU with AMX tiles), beside fp32 phases from
+the same run, and the matrix-product rate of each at the step's largest product.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from selfevolve.train.rl import RLConfig, advantages, sample_batch, step_problem
 from selfevolve.train.sft import lr_at
 
 
-def decode_step(model, rows: int, cached: int = 16):
-    """One sampling step of `rows` rows, a new token after `cached` ones each, as a call to repeat."""
+def decode_step(model, rows: int, cached: int = 16, plain: bool = True):
+    """One sampling step of `rows` rows, a new token after `cached` ones each, as a call to repeat: with
+    the blocks as plain functions, as the sampler runs them, or (plain=False) through their modules."""
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(model.cfg.vocab_size, (rows, cached + 1), generator=gen)
     positions = torch.arange(cached + 1).expand(rows, -1)
@@ -52,10 +54,12 @@ def decode_step(model, rows: int, cached: int = 16):
     with torch.inference_mode():
         model(ids[:, :cached], positions=positions[:, :cached], cache=cache)  # real keys and values in the cache
 
+    blocks = model.plain_blocks() if plain else None
+
     def step() -> None:
         cache.length = cached
         with torch.inference_mode():  # per thread: inference mode is thread-local
-            model(ids[:, cached:], positions=positions[:, cached:], mask=mask, cache=cache)
+            model(ids[:, cached:], positions=positions[:, cached:], mask=mask, cache=cache, blocks=blocks)
     return step
 
 
@@ -77,9 +81,9 @@ def matmul_gflops(a: torch.Tensor, b: torch.Tensor, repeats: int = 50) -> float:
     return 2 * a.shape[0] * a.shape[1] * b.shape[1] * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def decode_step_ms(model, rows: int) -> float:
+def decode_step_ms(model, rows: int, plain: bool = True) -> float:
     """Median milliseconds of one sampling step of `rows` rows."""
-    return median_ms(decode_step(model, rows))
+    return median_ms(decode_step(model, rows, plain=plain))
 
 
 def split_step_ms(model, rows: int) -> dict:
@@ -158,9 +162,10 @@ def main() -> None:
     ms = {f"{name}_ms": round(1000 * float(np.median(v[3:])), 2) for name, v in phases.items()}
     rows = (cfg.group_size * cfg.prompts_per_step, 1)
     eager = {r: decode_step_ms(model, r) for r in rows}
+    modules = {r: decode_step_ms(model, r, plain=False) for r in rows}
     emit(bench="rl_step", seed=args.seed, steps=args.steps, threads=args.threads, unit="ms per step (median)",
          **ms, step_ms=round(sum(ms.values()), 2), packed_tokens_last_step=tokens,
-         matmul_gflops_at_that_size=round(gflops, 1), decode_step_ms=eager)
+         matmul_gflops_at_that_size=round(gflops, 1), decode_step_ms=eager, decode_step_through_modules_ms=modules)
     if profiling is not None:
         ops = sorted(profiling.key_averages(), key=lambda e: -e.self_cpu_time_total)
         total = sum(e.self_cpu_time_total for e in ops)
