@@ -119,12 +119,15 @@ def test_plain_blocks_give_the_modules_values_bit_for_bit(tok, pos_encoding, cou
 
 
 def test_adapted_or_hooked_models_keep_their_modules(tok):
-    """LoRA layers and forward hooks (MC dropout) live in the modules: no plain path for them."""
+    """LoRA layers and hooks (MC dropout's, or a backward one) live in the modules: no plain path for them."""
     model = tiny_model(tok, "rope")
     assert model.plain_blocks() is not None
     with mc_dropout(model, 0.5):
         assert model.plain_blocks() is None
     assert model.plain_blocks() is not None
+    handle = model.layers[1].mlp.down_proj.register_full_backward_hook(lambda *_: None)
+    assert model.plain_blocks() is None
+    handle.remove()
     assert add_lora(model, LoraSpec(r=2, targets=("v_proj",))).plain_blocks() is None
 
 

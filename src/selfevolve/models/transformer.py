@@ -45,6 +45,7 @@ POS_ENCODINGS = ("abacus-alibi", "abacus-all", "abacus", "abacus-rope", "abacus-
 LEARNED_TABLE = ("abacus", "abacus-both", "abacus-alibi", "abacus-all")
 DIGIT_ROPE = ("abacus-rope", "abacus-both", "abacus-all")
 DIGIT_ALIBI = ("abacus-alibi", "abacus-all")
+MODULE_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 ID_LISTS = ("digit_token_ids", "run_start_token_ids", "sentence_end_ids", "line_end_ids")
 
 
@@ -320,9 +321,9 @@ class Transformer(nn.Module):
     def plain_blocks(self) -> list[tuple[torch.Tensor, ...]] | None:
         """Each block's weights, for `features(blocks=...)` to run the blocks as plain functions: while sampling
         a small model one token at a time, the modules' own call overhead costs about a tenth of a step at 64
-        rows and a fifth at one (bench/rl_step.py). None where a module is adapted (LoRA) or hooked (MC
-        dropout): those need the modules. Gathered once by the caller, since checking costs about as much as it
-        saves on one token."""
+        rows and a fifth at one (bench/rl_step.py). None where a module is adapted (LoRA) or hooked (MC dropout,
+        or for backward): those need the modules. Gathered once by the caller, since checking costs about as
+        much as it saves on one token."""
         kinds = (RMSNorm, nn.Linear, nn.Linear, nn.Linear, nn.Linear, RMSNorm, nn.Linear, nn.Linear, nn.Linear)
         out = []
         for b in self.layers:
@@ -331,7 +332,7 @@ class Transformer(nn.Module):
                        m.gate_proj, m.up_proj, m.down_proj)
             if any(type(module) is not kind for module, kind in zip(modules, kinds, strict=True)):
                 return None
-            if any(module._forward_hooks or module._forward_pre_hooks for module in (b, a, m, *modules)):
+            if any(getattr(module, h) for module in (b, a, m, *modules) for h in MODULE_HOOKS):
                 return None
             out.append(tuple(module.weight for module in modules))
         return out
