@@ -93,7 +93,7 @@ def ours(model_dir: Path, problems, args, seed: int, share_prompts: bool = True
          ) -> tuple[float, list[float], torch.nn.Module]:
     model, tok = load(str(model_dir))
     trainer = our_trainer(model, tok, args.steps, args.lr, args.beta, group_size=args.group,
-                          prompts_per_step=args.prompts, share_prompts=share_prompts)
+                          prompts_per_step=args.prompts, share_prompts=share_prompts, native=args.native)
     t0 = time.perf_counter()
     log = train_steps(trainer, problems, args.steps, lambda p: p.prompt, lambda ps: {"problem": ps},
                       correct_reward(get_task("countdown")), args.new, rngs(seed, "bench").torch,
@@ -143,6 +143,7 @@ def main() -> None:
     ap.add_argument("--beta", type=float, default=0.04)
     ap.add_argument("--held-out", type=int, default=300, help="held-out problems for the final pass@1")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each trainer, in turn; rates are their medians")
+    ap.add_argument("--native", action="store_true", help="ours with native=true (the forward in C)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     rows = []
@@ -166,7 +167,8 @@ def main() -> None:
             base, tok = load(str(model_dir))
             peer = f"trl {__import__('trl').__version__} GRPOTrainer (CPU)"
             rows.append(emit(
-                bench="grpo_vs_trl", seed=seed, peer=peer, steps=args.steps, prompts=args.prompts, group=args.group,
+                bench="grpo_vs_trl", seed=seed, native=args.native, peer=peer, steps=args.steps, prompts=args.prompts,
+                group=args.group,
                 new_tokens=args.new, repeats=args.repeats, unit="completions/s (median over repeats)",
                 ours_completions_per_s=round(completions / t_ours, 1),
                 trl_completions_per_s=round(completions / t_trl, 1), speedup=paired_speedup(runs, 0),

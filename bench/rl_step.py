@@ -113,12 +113,14 @@ def main() -> None:
     ap.add_argument("--compiled", action="store_true", help="also time the sampling step under torch.compile")
     ap.add_argument("--split", action="store_true", help="also time the sampling step split between two threads")
     ap.add_argument("--bf16", action="store_true", help="also time the training phases under bf16 autocast")
+    ap.add_argument("--native", action="store_true", help="the trainer's native=true (the forward in C)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model, tok = load(str(round0(Path(tmp), args.seed)))
     task = get_task("countdown")
-    trainer = our_trainer(model, tok, args.steps, RLConfig.rl_learning_rate, 0.04, group_size=8, prompts_per_step=8)
+    trainer = our_trainer(model, tok, args.steps, RLConfig.rl_learning_rate, 0.04, group_size=8, prompts_per_step=8,
+                           native=args.native)
     cfg, sft = trainer.cfg, trainer.sft
     problems = task.sample(args.steps * cfg.prompts_per_step, 3, rngs(args.seed, "rl-bench").np, mixed=True)
     gen, reward = rngs(args.seed, "bench").torch, correct_reward(task)
@@ -129,7 +131,7 @@ def main() -> None:
         chunk = step_problems(problems, s, cfg.prompts_per_step)
         t = [time.perf_counter()]
         batch = sample_batch(trainer.policy, [p.prompt for p in chunk], {"problem": chunk}, reward, cfg.group_size,
-                             NEW_TOKENS, cfg.rl_temperature, gen)
+                             NEW_TOKENS, cfg.rl_temperature, gen, cfg.native)
         t.append(time.perf_counter())
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             prepared = trainer.prepare(batch)

@@ -1,7 +1,9 @@
 """Sampler throughput: our batched KV-cache sampler vs `transformers` generate, same weights, one run.
 
     python bench/sampler.py [--batch 256] [--prompt 16] [--new 64] [--repeats 5]
-Prints one JSON line: {"bench": "sampler", "ours_tokens_per_s", "hf_tokens_per_s", "speedup", ...}.
+Prints one JSON line: {"bench": "sampler", "ours_tokens_per_s", "hf_tokens_per_s", "speedup", ...}; on the
+CPU also ours with `native=True` (the forward in C, models/native.py), its speedup over transformers and
+whether its greedy tokens are the default path's.
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ def main() -> None:
     model, hf = ours_and_hf()
     model, hf = model.to(args.device), hf.to(args.device)
     prompts = torch.randint(2, 12, (args.batch, args.prompt), generator=torch.Generator().manual_seed(1))
-    ours_out, hf_out = {}, {}
+    ours_out, hf_out, native_out = {}, {}, {}
 
     def ours() -> None:
         ours_out["t"] = generate(model, prompts.tolist(), args.new, stop_id=-1, batch_size=args.batch).tokens
+
+    def native() -> None:
+        native_out["t"] = generate(model, prompts.tolist(), args.new, stop_id=-1, batch_size=args.batch,
+                                   native=True).tokens
 
     def theirs() -> None:
         with torch.no_grad():
@@ -38,7 +44,8 @@ def main() -> None:
                               min_new_tokens=args.new, do_sample=False, use_cache=True, pad_token_id=0)
         hf_out["t"] = out[:, args.prompt:].cpu()
 
-    best = interleaved_best({"ours": ours, "hf": theirs}, args.repeats, device=args.device)
+    contestants = {"ours": ours, "hf": theirs} | ({"native": native} if args.device == "cpu" else {})
+    best = interleaved_best(contestants, args.repeats, device=args.device)
     t_ours, t_hf = best["ours"], best["hf"]
     tokens = args.batch * args.new
     n_params = sum(p.numel() for p in model.parameters())
@@ -55,7 +62,10 @@ def main() -> None:
          matmul_bound_tokens_per_s=round(tokens / matmul_s, 1),
          matmul_and_cache_bound_tokens_per_s=round(tokens / (matmul_s + cache_s), 1),
          ours_tokens_per_s=round(tokens / t_ours, 1), hf_tokens_per_s=round(tokens / t_hf, 1),
-         speedup=round(t_hf / t_ours, 2), same_tokens=bool(torch.equal(ours_out["t"], hf_out["t"])))
+         speedup=round(t_hf / t_ours, 2), same_tokens=bool(torch.equal(ours_out["t"], hf_out["t"])),
+         **({"native_tokens_per_s": round(tokens / best["native"], 1),
+             "native_speedup": round(t_hf / best["native"], 2),
+             "native_same_tokens": bool(torch.equal(native_out["t"], ours_out["t"]))} if native_out else {}))
 
 
 if __name__ == "__main__":

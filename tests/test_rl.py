@@ -151,6 +151,20 @@ def test_a_tiny_grpo_run_raises_its_reward_and_records_every_step(grpo_run):
     assert (run / "plots" / "rl_reward.png").exists() and (run / "plots" / "rl_stats.png").exists()
 
 
+def test_a_tiny_grpo_run_through_the_native_forward_learns_as_well(grpo_run, finished_run):
+    """native=true samples and takes the reference's pass in C: other tokens than the default run's (values
+    equal up to rounding, and draws by inverse CDF), the same rise in reward."""
+    round0, default = grpo_run
+    run = finished_run("grpo", [*TINY, *RL, f"init_from={round0}", "native=true"])
+    rewards = {}
+    for name, path in (("default", default), ("native", run)):
+        steps = [x for r in summary(path)["rounds"][1:] for x in r["rl_steps"]]
+        rewards[name] = [sum(x["reward_mean"] for x in part) / 20 for part in (steps[:20], steps[-20:])]
+    assert rewards["native"] != rewards["default"]  # a run of its own, not the default path again
+    first, last = rewards["native"]
+    assert last >= first + 0.05 and last >= rewards["default"][1] - 0.1, rewards
+
+
 def test_kill_9_mid_iteration_then_resume_equals_an_uninterrupted_grpo_run(tmp_path, grpo_run, finished_run):
     round0, _ = grpo_run
     quick = [*TINY, *RL, "iteration_steps=4", "eval_problems=40", f"init_from={round0}"]  # resuming need not learn

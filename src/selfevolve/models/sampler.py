@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from selfevolve.models.native import NativeForward
 from selfevolve.models.transformer import DecodePositions, KVCache, Transformer
 
 
@@ -59,13 +60,15 @@ def generate(
     generator: torch.Generator | None = None,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    native: bool = False,
 ) -> Samples:
     """Continue each prompt `num_samples` times; rows are prompt-major (p0s0, p0s1, ..., p1s0...).
 
     A row stops after the first token in `stop_id` (one id, or several: e.g. end of line or of text).
     `on_step(first_row, ids)`, when given, sees each step's new ids (pad_id for rows already
     stopped) as they are made: streaming. `on_batch(prompts)` is called after each batch with the
-    number of prompts it finished: a progress bar's advance.
+    number of prompts it finished: a progress bar's advance. native: run the model's forward in C
+    (models/native.py): faster on a small model, close to but not bit for bit the torch path's values.
     """
     if not prompts:
         raise ValueError("generate() needs at least one prompt")
@@ -78,7 +81,7 @@ def generate(
     for i in range(0, len(prompts), per):
         steps = sample_steps(model, prompts[i : i + per], max_new_tokens, stop_id=stop_id, pad_id=pad_id,
                              num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p,
-                             digit_offset=digit_offset, generator=generator,
+                             digit_offset=digit_offset, generator=generator, native=native,
                              on_step=on_step and (lambda ids, first=i * num_samples: on_step(first, ids)))
         parts.append(run_to_end(steps))
         if on_batch is not None:
@@ -106,7 +109,7 @@ def sample_steps(model: Transformer, prompts: list[list[int]], max_new_tokens: i
                  pad_id: int = 0, num_samples: int = 1, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
                  digit_offset: int = 0, generator: torch.Generator | None = None,
                  on_step: Callable[[torch.Tensor], None] | None = None,
-                 prefill_chunk: int = 0) -> Generator[None, None, Samples]:
+                 prefill_chunk: int = 0, native: bool = False) -> Generator[None, None, Samples]:
     """One batch of `generate`, yielding after every prefill chunk and every token; returns its Samples.
 
     prefill_chunk: read the prompts this many positions per forward (0: all at once); the chunks'
@@ -116,6 +119,15 @@ def sample_steps(model: Transformer, prompts: list[list[int]], max_new_tokens: i
     device = next(model.parameters()).device
     cfg = model.cfg
     blocks = model.plain_blocks()
+    forward = NativeForward(model) if native else None
+
+    def last_logits(ids, positions, digit_pos, mask, cache) -> torch.Tensor:
+        """Logits (B, vocab) after the last of ids (B, T), which continue the cache."""
+        if forward is not None:
+            return model.lm_head(forward.features(ids, positions, mask, cache)[:, -1])
+        return model(ids, positions=positions, digit_pos=digit_pos, mask=mask, cache=cache, last_only=True,
+                     blocks=blocks)[:, -1]
+
     stops = torch.tensor(stop_id if isinstance(stop_id, tuple) else (stop_id,), device=device)
     U, P = len(prompts), max(len(p) for p in prompts)
     if P + max_new_tokens > cfg.max_seq_len and cfg.pos_encoding == "rope":
@@ -138,9 +150,8 @@ def sample_steps(model: Transformer, prompts: list[list[int]], max_new_tokens: i
     chunk = prefill_chunk or P
     for a in range(0, P, chunk):
         b = min(P, a + chunk)
-        logits = model(idx[:, a:b], positions=None if positions is None else positions[:, a:b],
-                       digit_pos=None if digit_pos is None else digit_pos[:, a:b], mask=mask[:, :, a:b, :b],
-                       cache=prefill, last_only=True, blocks=blocks)[:, -1]
+        logits = last_logits(idx[:, a:b], None if positions is None else positions[:, a:b],
+                             None if digit_pos is None else digit_pos[:, a:b], mask[:, :, a:b, :b], prefill)
         if b < P:
             yield
 
@@ -168,7 +179,12 @@ def sample_steps(model: Transformer, prompts: list[list[int]], max_new_tokens: i
             nxt = logits.argmax(-1)
         else:
             probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
-            nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
+            if forward is not None:  # by inverse CDF: one uniform a row, where multinomial draws one a token
+                cdf = probs.cumsum(-1)
+                u = torch.rand(len(probs), 1, generator=generator).to(device) * cdf[:, -1:]
+                nxt = (cdf <= u).sum(-1).clamp(max=probs.shape[-1] - 1)
+            else:
+                nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
         lp = logits.log_softmax(-1).gather(1, nxt[:, None]).squeeze(1)
         tokens[live, t] = torch.where(done, pad_id, nxt)
         if on_step is not None:
@@ -186,12 +202,5 @@ def sample_steps(model: Transformer, prompts: list[list[int]], max_new_tokens: i
             tracker.take(keep)
             valid = valid[keep]
         positions, digit_pos = tracker.push(nxt)
-        logits = model(
-            nxt[:, None],
-            positions=positions,
-            digit_pos=digit_pos,
-            mask=valid[:, None, None, : cache.length + 1],
-            cache=cache,
-            blocks=blocks,
-        )[:, -1]
+        logits = last_logits(nxt[:, None], positions, digit_pos, valid[:, None, None, : cache.length + 1], cache)
     return Samples(tokens[:, : t + 1].cpu(), logprobs[:, : t + 1].cpu(), lengths.cpu())

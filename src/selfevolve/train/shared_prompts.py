@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from selfevolve.models.native import NativeForward
 from selfevolve.models.transformer import Transformer
 from selfevolve.train.sft import IGNORE, Examples
 
@@ -79,12 +80,16 @@ def share_prompts(model: torch.nn.Module, examples: Examples, group: int) -> Sha
     return SharedPrompts(ids, gather(rope), gather(index), mask[:, None], source, target, unshared, labels)
 
 
-def shared_logprobs(model: Transformer, packed: SharedPrompts, temperature: float
+def shared_logprobs(model: Transformer, packed: SharedPrompts, temperature: float, native: bool = False
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What `logprobs_and_entropy` gives for the unshared batch: per-token log-probabilities of the
-    completions at `temperature`, their mask and each position's entropy (no gradient), (N, T - 1) each."""
-    x = model.features(packed.ids, positions=packed.positions, digit_pos=packed.digit_pos, mask=packed.mask,
-                       blocks=model.plain_blocks())
+    completions at `temperature`, their mask and each position's entropy (no gradient), (N, T - 1) each.
+    native: the forward in C (models/native.py), for a pass without gradients."""
+    if native:
+        x = NativeForward(model).features(packed.ids, packed.positions, packed.mask)
+    else:
+        x = model.features(packed.ids, positions=packed.positions, digit_pos=packed.digit_pos, mask=packed.mask,
+                           blocks=model.plain_blocks())
     logits = model.lm_head(x[packed.source]).float()
     logp_all = (logits if temperature == 1.0 else logits / temperature).log_softmax(-1)
     picked = logp_all.gather(-1, packed.target[:, None]).squeeze(-1)

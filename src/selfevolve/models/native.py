@@ -1,0 +1,113 @@
+"""A small Transformer's forward without gradients in one C call (models/native.c): the sampler's token
+steps and an RL step's reference pass, where torch spends most of the time on the cost of each operation
+rather than on arithmetic (bench/rl_step.py). Opt-in (`native=true` of the RL trainer, `native=True` of
+the sampler): close to the torch path's values but not bit for bit, so a run with it draws other tokens
+than the same seed without it.
+
+The source is compiled on first use (the machine's C compiler, -march=native, a few tenths of a second)
+into a temporary directory kept for the process. Products go to the BLAS inside torch (its exported
+`sgemm`), so the machine needs no BLAS of its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from selfevolve.models.transformer import KVCache, Transformer, rope_cos_sin
+
+SOURCE = Path(__file__).with_name("native.c")
+FLAGS = ("-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared")
+ENCODINGS = ("rope", "nope")  # position encodings the C forward knows
+PTR = ctypes.c_void_p
+
+
+@functools.cache
+def library() -> tuple[ctypes.CDLL, tempfile.TemporaryDirectory]:
+    """The compiled forward, with the directory that holds it (alive as long as the process)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("native=true compiles models/native.c and needs a C compiler (cc or gcc) on PATH")
+    blas = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+    if not hasattr(blas, "sgemm"):
+        raise RuntimeError("native=true needs the sgemm that an x86-64 Linux build of torch exports; this one has none")
+    build = tempfile.TemporaryDirectory(prefix="selfevolve-native-")
+    out = Path(build.name) / "native.so"
+    done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(out), "-lm"], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"compiling {SOURCE.name} failed:\n{done.stderr}")
+    lib = ctypes.CDLL(str(out))
+    lib.set_sgemm(ctypes.cast(blas.sgemm, PTR))
+    lib.forward.argtypes = [ctypes.c_int] * 9 + [ctypes.c_float] + [PTR] * 7 + [ctypes.c_long] * 2 + [PTR] * 2
+    lib.forward.restype = None
+    return lib, build
+
+
+class NativeForward:
+    """`Transformer.features` of one model, as it is now, for inference: weights are gathered (and the
+    query-key-value and gate-up products packed) once, so make one per batch of calls, after any update."""
+
+    def __init__(self, model: Transformer) -> None:
+        cfg = model.cfg
+        blocks = model.plain_blocks() if isinstance(model, Transformer) else None
+        if blocks is None or cfg.pos_encoding not in ENCODINGS:
+            raise ValueError(f"native=true runs our own Transformer with {' or '.join(ENCODINGS)} positions and no "
+                             "adapters or hooks; merge LoRA first, or leave native off")
+        embed = model.embed_tokens.weight
+        if embed.dtype != torch.float32 or embed.device.type != "cpu":
+            raise ValueError(f"native=true runs float32 models on the CPU, not {embed.dtype} on {embed.device}")
+        self.model, self.cfg = model, cfg
+        with torch.no_grad():
+            packed = [(ln1, torch.cat([wq, wk, wv]), wo, ln2, torch.cat([gate, up]), down)
+                      for ln1, wq, wk, wv, wo, ln2, gate, up, down in blocks]
+            self.weights = [w.detach().contiguous() for layer in packed for w in layer]
+            self.weights += [model.norm.weight.detach().contiguous(), embed.detach().contiguous()]
+        self.pointers = (PTR * len(self.weights))(*[w.data_ptr() for w in self.weights])
+        self.lib = library()[0]
+
+    def features(self, idx: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                 cache: KVCache | None = None) -> torch.Tensor:
+        """Final normed hidden states (B, T, n_embd) of token ids (B, T), as `Transformer.features` gives
+        them: positions (B, T) for RoPE (by default the whole sequence's), mask (B, 1, T, T_total)
+        boolean (None: causal), cache: keys and values before these tokens, extended by them."""
+        cfg = self.cfg
+        B, T = idx.shape
+        lo, hi = torch.aminmax(idx)
+        if lo < 0 or hi >= cfg.vocab_size:
+            raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got {int(lo)}..{int(hi)}")
+        if cache is None:
+            cache = KVCache(cfg, B, T, torch.float32, idx.device)
+        if not (cache.k.is_contiguous() and cache.v.is_contiguous() and cache.k.dtype == torch.float32
+                and cache.k.shape[1] == B):
+            raise ValueError(f"the cache must hold contiguous float32 keys and values of {B} rows")
+        length = cache.length
+        if length + T > cache.k.shape[3]:
+            raise ValueError(f"{length} cached + {T} new tokens exceed the cache's {cache.k.shape[3]}")
+        cos = sin = None
+        if cfg.pos_encoding == "rope":
+            if positions is None:
+                positions = self.model.positions(idx)[0] + length
+            cos, sin = rope_cos_sin(positions, cfg.n_embd // cfg.n_head, cfg.rope_theta, torch.float32)
+        if mask is not None:
+            if mask.shape != (B, 1, T, length + T) or mask.dtype != torch.bool:
+                raise ValueError(f"mask must be boolean {(B, 1, T, length + T)}, got {mask.dtype} {tuple(mask.shape)}")
+            if mask.stride(-1) != 1:
+                mask = mask.contiguous()
+        ids = idx.contiguous()
+        out = torch.empty(B, T, cfg.n_embd)
+        kv_dim = cache.k.shape[2] * cache.k.shape[4]
+        work = torch.empty(B * T * (4 * cfg.n_embd + 2 * kv_dim + 3 * cfg.intermediate_size))
+        self.lib.forward(cfg.n_layer, B, T, cfg.n_embd, cfg.n_head, cfg.n_kv_head, cfg.intermediate_size,
+                         cache.k.shape[3], length, cfg.norm_eps, self.pointers, ids.data_ptr(),
+                         None if cos is None else cos.data_ptr(), None if sin is None else sin.data_ptr(),
+                         cache.k.data_ptr(), cache.v.data_ptr(), None if mask is None else mask.data_ptr(),
+                         0 if mask is None else mask.stride(0), 0 if mask is None else mask.stride(2),
+                         work.data_ptr(), out.data_ptr())
+        cache.length += T
+        return out
