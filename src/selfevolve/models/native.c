@@ -56,8 +56,8 @@ static inline __attribute__((always_inline)) void scores_direct(const float *res
 }
 
 /* the same from the keys transposed, kt: (hs, keys): products along the keys, no sums across lanes */
-static void scores_transposed(const float *restrict q, const float *restrict kt, float *restrict p, int keys,
-                              float scale, int hs) {
+static inline __attribute__((always_inline)) void scores_transposed(const float *restrict q, const float *restrict kt, float *restrict p, int keys,
+                                                                     float scale, const int hs) {
     for (int j = 0; j < keys; j++) p[j] = 0.f;
     for (int i = 0; i < hs; i++) {
         const float qi = q[i] * scale, *row = kt + (size_t)i * keys;
@@ -67,10 +67,10 @@ static void scores_transposed(const float *restrict q, const float *restrict kt,
 
 /* the queries of rows b * T .. b * T + T - 1 for the heads of one kv head, over its keys: softmax(q k^T * scale,
    where the mask allows) v, into y. k, v: the kv head's cache, (keys, hs); kt, p, ok, acc: scratch. */
-static void attend(const float *restrict qkv, int width, const float *restrict k, const float *restrict v,
-                   float *restrict y, int D, int b, int T, int kh, int group, int hs, int keys, int length,
-                   const uint8_t *mask, long mask_b, long mask_t, float scale, float *restrict kt,
-                   float *restrict p, uint8_t *restrict ok, float *restrict acc) {
+static inline __attribute__((always_inline)) void attend(
+        const float *restrict qkv, int width, const float *restrict k, const float *restrict v, float *restrict y,
+        int D, int b, int T, int kh, int group, const int hs, int keys, int length, const uint8_t *mask, long mask_b,
+        long mask_t, float scale, float *restrict kt, float *restrict p, uint8_t *restrict ok, float *restrict acc) {
     const int transpose = T * group >= 8;
     if (transpose)
         for (int j = 0; j < keys; j++)
@@ -80,8 +80,6 @@ static void attend(const float *restrict qkv, int width, const float *restrict k
         for (int head = kh * group; head < (kh + 1) * group; head++) {
             const float *q = qkv + ((size_t)b * T + t) * width + head * hs;
             if (transpose) scores_transposed(q, kt, p, keys, scale, hs);
-            else if (hs == 32) scores_direct(q, k, p, keys, scale, 32);  /* a constant size unrolls the products */
-            else if (hs == 64) scores_direct(q, k, p, keys, scale, 64);
             else scores_direct(q, k, p, keys, scale, hs);
             float top = -3.0e38f, total = 0.f;
             for (int j = 0; j < keys; j++) top = ok[j] && p[j] > top ? p[j] : top;
@@ -136,8 +134,16 @@ void forward(int L, int B, int T, int D, int H, int KVH, int I, int max_len, int
             float *kt = malloc(sizeof(float) * ((size_t)hs * keys + keys + hs));
             uint8_t *ok = malloc(keys);
             size_t at = (size_t)block * max_len * hs;
-            attend(qkv, width, kl + at, vl + at, y, D, block / KVH, T, block % KVH, group, hs, keys, length, mask,
-                   mask_b, mask_t, scale, kt, kt + (size_t)hs * keys, ok, kt + (size_t)hs * keys + keys);
+            float *p = kt + (size_t)hs * keys, *acc = p + keys;
+            int b = block / KVH, kh = block % KVH;
+            switch (hs) {  /* a constant head size unrolls the products */
+                case 32: attend(qkv, width, kl + at, vl + at, y, D, b, T, kh, group, 32, keys, length, mask, mask_b,
+                                mask_t, scale, kt, p, ok, acc); break;
+                case 64: attend(qkv, width, kl + at, vl + at, y, D, b, T, kh, group, 64, keys, length, mask, mask_b,
+                                mask_t, scale, kt, p, ok, acc); break;
+                default: attend(qkv, width, kl + at, vl + at, y, D, b, T, kh, group, hs, keys, length, mask, mask_b,
+                                mask_t, scale, kt, p, ok, acc);
+            }
             free(kt);
             free(ok);
         }
