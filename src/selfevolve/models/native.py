@@ -1,8 +1,8 @@
-"""A small Transformer's forward without gradients in one C call (models/native.c): the sampler's token
-steps and an RL step's reference pass, where torch spends most of the time on the cost of each operation
-rather than on arithmetic (bench/rl_step.py). Opt-in (`native=true` of the RL trainer, `native=True` of
-the sampler): close to the torch path's values but not bit for bit, so a run with it draws other tokens
-than the same seed without it.
+"""A small Transformer's forward in one C call, and its backward in another (models/native.c): the
+sampler's token steps and an RL step's passes over its batch, where torch spends most of the time on the
+cost of each operation rather than on arithmetic (bench/rl_step.py). Opt-in (`native=true` of the RL
+trainer, `native=True` of the sampler): values and gradients close to the torch path's but not bit for
+bit, so a run with it draws other tokens than the same seed without it.
 
 The source is compiled on first use (the machine's C compiler, -march=native, a few tenths of a second)
 into a temporary directory kept for the process. Products go to the BLAS inside torch (its exported
@@ -44,14 +44,17 @@ def library() -> tuple[ctypes.CDLL, tempfile.TemporaryDirectory]:
         raise RuntimeError(f"compiling {SOURCE.name} failed:\n{done.stderr}")
     lib = ctypes.CDLL(str(out))
     lib.set_sgemm(ctypes.cast(blas.sgemm, PTR))
-    lib.forward.argtypes = [ctypes.c_int] * 9 + [ctypes.c_float] + [PTR] * 7 + [ctypes.c_long] * 2 + [PTR] * 2
-    lib.forward.restype = None
+    lib.forward.argtypes = [ctypes.c_int] * 9 + [ctypes.c_float] + [PTR] * 7 + [ctypes.c_long] * 2 + [PTR] * 3
+    lib.backward.argtypes = [ctypes.c_int] * 7 + [ctypes.c_float] + [PTR] * 10
+    lib.forward.restype = lib.backward.restype = None
     return lib, build
 
 
 class NativeForward:
-    """`Transformer.features` of one model, as it is now, for inference: weights are gathered (and the
-    query-key-value and gate-up products packed) once, so make one per batch of calls, after any update."""
+    """`Transformer.features` of one model, as it is now: weights are gathered (and the query-key-value and
+    gate-up products packed) once, so make one per batch of calls, after any update. With gradients
+    enabled, a whole-sequence call is differentiable: the forward keeps its activations and the backward
+    runs in C too."""
 
     def __init__(self, model: Transformer) -> None:
         cfg = model.cfg
@@ -63,6 +66,7 @@ class NativeForward:
         if embed.dtype != torch.float32 or embed.device.type != "cpu":
             raise ValueError(f"native=true runs float32 models on the CPU, not {embed.dtype} on {embed.device}")
         self.model, self.cfg = model, cfg
+        self.params = [w for block in blocks for w in block] + [model.norm.weight, embed]
         with torch.no_grad():
             packed = [(ln1, torch.cat([wq, wk, wv]), wo, ln2, torch.cat([gate, up]), down)
                       for ln1, wq, wk, wv, wo, ln2, gate, up, down in blocks]
@@ -81,6 +85,9 @@ class NativeForward:
         lo, hi = torch.aminmax(idx)
         if lo < 0 or hi >= cfg.vocab_size:
             raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got {int(lo)}..{int(hi)}")
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.params)
+        if grad and cache is not None:
+            raise ValueError("the native forward takes gradients over whole sequences only, without a cache")
         if cache is None:
             cache = KVCache(cfg, B, T, torch.float32, idx.device)
         if not (cache.k.is_contiguous() and cache.v.is_contiguous() and cache.k.dtype == torch.float32
@@ -100,14 +107,64 @@ class NativeForward:
             if mask.stride(-1) != 1:
                 mask = mask.contiguous()
         ids = idx.contiguous()
+        if grad:
+            return Differentiable.apply(self, ids, cos, sin, mask, cache, *self.params)
+        return self.run(ids, cos, sin, mask, cache)
+
+    def run(self, ids, cos, sin, mask, cache: KVCache, saved: torch.Tensor | None = None) -> torch.Tensor:
+        """The C forward over checked inputs; its activations into `saved` where given."""
+        cfg, (B, T) = self.cfg, ids.shape
         out = torch.empty(B, T, cfg.n_embd)
         kv_dim = cache.k.shape[2] * cache.k.shape[4]
         work = torch.empty(B * T * (4 * cfg.n_embd + 2 * kv_dim + 3 * cfg.intermediate_size))
         self.lib.forward(cfg.n_layer, B, T, cfg.n_embd, cfg.n_head, cfg.n_kv_head, cfg.intermediate_size,
-                         cache.k.shape[3], length, cfg.norm_eps, self.pointers, ids.data_ptr(),
-                         None if cos is None else cos.data_ptr(), None if sin is None else sin.data_ptr(),
-                         cache.k.data_ptr(), cache.v.data_ptr(), None if mask is None else mask.data_ptr(),
+                         cache.k.shape[3], cache.length, cfg.norm_eps, self.pointers, ids.data_ptr(), pointer(cos),
+                         pointer(sin), cache.k.data_ptr(), cache.v.data_ptr(), pointer(mask),
                          0 if mask is None else mask.stride(0), 0 if mask is None else mask.stride(2),
-                         work.data_ptr(), out.data_ptr())
+                         work.data_ptr(), out.data_ptr(), pointer(saved))
         cache.length += T
         return out
+
+    def saved_size(self, B: int, T: int) -> int:
+        """Floats of the activations a differentiable forward of B x T tokens keeps (models/native.c)."""
+        cfg, M = self.cfg, B * T
+        width = cfg.n_embd + 2 * cfg.n_kv_head * (cfg.n_embd // cfg.n_head)
+        per_layer = M * (5 * cfg.n_embd + width + cfg.n_head * T + 3 * cfg.intermediate_size + 2)
+        return cfg.n_layer * per_layer + M * (cfg.n_embd + 1)
+
+
+def pointer(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+class Differentiable(torch.autograd.Function):
+    """`NativeForward.features` with gradients for the model's weights (the inputs after `cache`)."""
+
+    @staticmethod
+    def forward(ctx, fast: NativeForward, ids, cos, sin, mask, cache: KVCache, *params):
+        B, T = ids.shape
+        saved = torch.empty(fast.saved_size(B, T))
+        out = fast.run(ids, cos, sin, mask, cache, saved)
+        ctx.fast, ctx.inputs = fast, (ids, cos, sin, cache, saved)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout: torch.Tensor):
+        fast, (ids, cos, sin, cache, saved) = ctx.fast, ctx.inputs
+        cfg, (B, T) = fast.cfg, ids.shape
+        D, inner = cfg.n_embd, cfg.intermediate_size
+        kv = cfg.n_kv_head * (D // cfg.n_head)
+        layer = [torch.empty(D), torch.empty(D + 2 * kv, D), torch.empty(D, D), torch.empty(D),
+                 torch.empty(2 * inner, D), torch.empty(D, inner)]
+        grads = [torch.empty_like(g) for _ in range(cfg.n_layer) for g in layer]
+        grads += [torch.empty(D), torch.zeros_like(fast.weights[-1])]
+        work = torch.empty(B * T * (3 * D + 3 * inner + D + 2 * kv))
+        fast.lib.backward(cfg.n_layer, B, T, D, cfg.n_head, cfg.n_kv_head, inner, cfg.norm_eps, fast.pointers,
+                          ids.data_ptr(), pointer(cos), pointer(sin), cache.k.data_ptr(), cache.v.data_ptr(),
+                          saved.data_ptr(), dout.contiguous().data_ptr(),
+                          (PTR * len(grads))(*[g.data_ptr() for g in grads]), work.data_ptr())
+        out = []
+        for i in range(cfg.n_layer):  # back to the model's own weights: q, k, v and gate, up apart
+            rms1, qkv, o, rms2, gate_up, down = grads[6 * i: 6 * i + 6]
+            out += [rms1, qkv[:D], qkv[D:D + kv], qkv[D + kv:], o, rms2, gate_up[:inner], gate_up[inner:], down]
+        return (None,) * 6 + tuple(out + grads[-2:])

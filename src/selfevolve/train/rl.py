@@ -69,9 +69,9 @@ class RLConfig:
     """Read each group's prompt once in the training passes (train/shared_prompts.py): the same
     log-probabilities for fewer tokens; false reads it once per completion."""
     native: bool = False
-    """Sample, and take the reference's log-probabilities, through the forward in C (models/native.py; our
-    float32 rope/nope models on the CPU, prompts shared): about 1.4x the steps per second of a small
-    model, with values close to but not bit for bit the default path's, so other tokens for the same seed."""
+    """Sample, and run the training passes (forward and backward), in C (models/native.py; our float32
+    rope/nope models on the CPU, prompts shared): faster steps for a small model, with values close to but
+    not bit for bit the default path's, so other tokens for the same seed."""
 
     def __post_init__(self) -> None:
         getattr(super(), "__post_init__", lambda: None)()  # a mixin: the recipe's other bases check theirs
@@ -189,7 +189,7 @@ class Prepared:
     def logprobs(self, model, temperature: float, native: bool = False
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`logprobs_and_entropy` of the batch under `model`, its prompts shared where they can be (and then
-        through the forward in C with `native`, without gradients)."""
+        through the forward and backward in C with `native`)."""
         if self.shared is not None:
             return shared_logprobs(model, self.shared, temperature, native)
         return logprobs_and_entropy(model, self.inputs, self.labels, temperature)
@@ -228,7 +228,7 @@ class Trainer:
              ) -> tuple[torch.Tensor, dict[str, float]]:
         """The clipped surrogate (+ kl_coef x KL) of one prepared batch with advantages `adv` (one per row)."""
         p = prepared
-        logp, mask, entropy = p.logprobs(self.policy.model, self.cfg.rl_temperature)
+        logp, mask, entropy = p.logprobs(self.policy.model, self.cfg.rl_temperature, self.cfg.native)
         loss, info = policy_loss(logp, logp.detach() if p.old is None else p.old, adv, mask, self.cfg.clip_eps,
                                  self.cfg.aggregation, p.ref, kl_coef, max_new)
         return loss, {**info, "entropy": float((entropy * mask).sum() / mask.sum().clamp(min=1))}

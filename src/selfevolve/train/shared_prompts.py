@@ -84,7 +84,7 @@ def shared_logprobs(model: Transformer, packed: SharedPrompts, temperature: floa
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What `logprobs_and_entropy` gives for the unshared batch: per-token log-probabilities of the
     completions at `temperature`, their mask and each position's entropy (no gradient), (N, T - 1) each.
-    native: the forward in C (models/native.py), for a pass without gradients."""
+    native: the forward (and backward) in C (models/native.py)."""
     if native:
         x = NativeForward(model).features(packed.ids, packed.positions, packed.mask)
     else:
