@@ -84,7 +84,7 @@ def our_trainer(model, tok, steps: int, lr: float, beta: float, **rl) -> Trainer
     """Our trainer as the bench runs it: constant learning rate, no weight decay, a frozen reference
     copy when beta > 0 (also bench/rl_step.py's)."""
     cfg = RLConfig(kl_coef=beta, rl_learning_rate=lr, aggregation="sequence-mean", **rl)
-    sft = SFTConfig(learning_rate=lr, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0)
+    sft = SFTConfig(learning_rate=lr, warmup_steps=0, weight_decay=0.0, min_lr_ratio=1.0, fused=cfg.native)
     return Trainer(Policy(model, tok), cfg, make_optimizer(model, sft), sft, steps,
                    copy.deepcopy(model) if beta else None)
 

@@ -1,5 +1,5 @@
-"""The forward in C (models/native.py): close to the torch path's values, its sampler's tokens and draws,
-and a clear error for what it cannot run."""
+"""The forward and backward in C (models/native.py): close to the torch path's values and gradients, its
+sampler's tokens and draws, and a clear error for what it cannot run."""
 
 import pytest
 import torch
@@ -59,6 +59,32 @@ def test_native_features_are_the_modules_values(tok, pos_encoding, n_kv_head):
             assert close(got, want)
 
 
+@pytest.mark.parametrize(("pos_encoding", "n_kv_head"), CASES)
+def test_native_gradients_are_the_modules_and_the_same_every_time(tok, pos_encoding, n_kv_head):
+    """The backward in C against autograd through the modules, both against float64: as near as the torch
+    path (a wrong term is off by its whole size); and bit for bit the same on a second pass (resume after
+    kill -9 relies on it)."""
+    model, exact = tiny(tok, pos_encoding, n_kv_head), tiny(tok, pos_encoding, n_kv_head).double()
+    ids = torch.randint(tok.vocab_size, (3, 9), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(3, 1, 9, 9, dtype=torch.bool).tril()
+    mask[1, :, :, :3] = False  # keys hidden as a packed batch hides them; each query still sees itself
+    mask |= torch.eye(9, dtype=torch.bool)
+    positions = torch.arange(9).expand(3, 9) if pos_encoding == "rope" else None
+    weight = torch.randn(3, 9, 64, generator=torch.Generator().manual_seed(2))
+
+    def grads(m, x):
+        return torch.autograd.grad((x * weight.to(x.dtype)).sum(), list(m.parameters()))
+
+    want = grads(model, model.features(ids, positions=positions, mask=mask))
+    best = grads(exact, exact.features(ids, positions=positions, mask=mask))
+    got = grads(model, NativeForward(model).features(ids, positions, mask))
+    for g, w, b in zip(got, want, best, strict=True):
+        error = float((g.double() - b).norm() / b.norm())
+        assert error <= max(4 * float((w.double() - b).norm() / b.norm()), 1e-5), error
+    again = grads(model, NativeForward(model).features(ids, positions, mask))
+    assert all(torch.equal(g, a) for g, a in zip(got, again, strict=True))
+
+
 def test_native_sampling_gives_the_torch_paths_greedy_tokens(tok):
     model = tiny(tok)
     prompts = [tok.encode(p) for p in ("3,4>7:", "12,5,9>26:", "8>8:")]
@@ -116,8 +142,10 @@ def test_native_refuses_what_it_cannot_run(tok, monkeypatch):
         fast.features(torch.tensor([[tok.vocab_size]]))
     with pytest.raises(ValueError, match="mask must be boolean"):
         fast.features(torch.tensor([[1, 2]]), mask=torch.ones(1, 1, 2, 3, dtype=torch.bool))
-    with pytest.raises(ValueError, match="exceed the cache"):
+    with torch.no_grad(), pytest.raises(ValueError, match="exceed the cache"):
         fast.features(torch.tensor([[1, 2, 3]]), cache=KVCache(fast.cfg, 1, 2, torch.float32, torch.device("cpu")))
+    with pytest.raises(ValueError, match="whole sequences"):  # gradients: no cache
+        fast.features(torch.tensor([[1, 2]]), cache=KVCache(fast.cfg, 1, 4, torch.float32, torch.device("cpu")))
     monkeypatch.setenv("PATH", "")  # no compiler: one clear error, before anything runs
     native.library.cache_clear()
     with pytest.raises(RuntimeError, match="C compiler"):

@@ -7,7 +7,7 @@ every completion it sampled, with its reward, to the engine's sample table.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,9 @@ class OnPolicyConfig(RLConfig, SelfTrainConfig):
 
     def keeps_base(self) -> bool:
         return super().keeps_base() or not self.refresh_reference
+
+    def sft(self):
+        return replace(super().sft(), fused=self.native)  # native=true steps AdamW fused too
 
     def reward_fn(self, task: Task):
         return combine([(resolve(name, task), w) for name, w in zip(self.rewards, self.reward_weights, strict=True)])

@@ -34,6 +34,9 @@ class SFTConfig:
     """Sequences per optimizer step."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this value (0 disables)."""
+    fused: bool = False
+    """AdamW's element-wise work in one fused kernel, as transformers' Trainer (TRL's too) steps it: faster
+    than the default's foreach steps, whose values it matches up to rounding, not bit for bit."""
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "batch_size"):
@@ -159,7 +162,8 @@ def make_optimizer(model: Transformer, cfg: SFTConfig) -> torch.optim.AdamW:
     other = [p for n, p in trainable if not (p.dim() >= 2 and "emb" not in n)]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
     # foreach: each op over all tensors in one call (no Python loop per tensor), the same values bit for bit
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.98), foreach=True)
+    steps = {"fused": True} if cfg.fused else {"foreach": True}
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, 0.98), **steps)
 
 
 def sft_step(
