@@ -1,6 +1,6 @@
 """Our GRPO trainer against TRL's GRPOTrainer: the same model, prompts and settings, in one process run.
 
-    python bench/grpo_vs_trl.py [--seeds 0-9] [--steps 30] [--prompts 8] [--group 8] [--new 12]
+    python bench/grpo_vs_trl.py [--seeds 0-9] [--steps 30] [--prompts 8] [--group 8] [--new 12] [--native]
 
 A 4 x 128 transformer with our character tokenizer is fine-tuned on Countdown (round 0, about a
 third of held-out problems right) and exported as a Llama with its tokenizer; both trainers then
@@ -19,7 +19,10 @@ seconds apart; every repeat must give the same rewards (recorded). A last line s
 the speedup's median and range, the mean held-out pass@1 of round 0, ours and TRL's, and the
 paired differences ours - TRL (same seed) of the mean training reward over all steps, of the last
 five steps' and of held-out pass@1, each with a bootstrap 95% interval over seeds and the seeds
-ours is above, level or below.
+ours is above, level or below. With --native, ours runs with `native=true` (models/native.py): sampling and
+the training passes' forward and backward in C, AdamW fused as TRL steps it (the unshared run has no
+shared prompts, so only its sampling and AdamW change); the C source compiles on its first use, inside
+the first repeat's time.
 TRL is a bench-only dependency (`pip install 'trl==1.16.*'`).
 """
 

@@ -1,6 +1,6 @@
 """Where one GRPO step of bench/grpo_vs_trl.py goes: milliseconds per phase, on the same round-0 model.
 
-    python bench/rl_step.py [--seed 0] [--steps 30] [--threads 2] [--profile] [--compiled] [--split]
+    python bench/rl_step.py [--seed 0] [--steps 30] [--threads 2] [--profile] [--compiled] [--split] [--native]
 
 Phases: sampling (and scoring) the completions, packing the shared prompts and the reference's forward,
 the policy's forward and loss, backward, and the optimiser step (clip + AdamW). Also prints the
@@ -17,7 +17,9 @@ compiles. With --split, a fourth: the step at 64 rows on one torch thread, on tw
 32 rows run at once by two Python threads of one torch thread each (the second core is idle while we
 sample), with one half alone. With --bf16, a fifth: the training phases again with the reference's and
 the policy's passes under bf16 autocast (fast products on a CPU with AMX tiles), beside fp32 phases from
-the same run, and the matrix-product rate of each at the step's largest product.
+the same run, and the matrix-product rate of each at the step's largest product. With --native, the
+trainer runs with `native=true` (models/native.py: the passes in C, AdamW fused). Every run also times the
+sampling step through the C forward (`decode_step_native_ms`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from grpo_vs_trl import NEW_TOKENS, our_trainer, round0
 
 from selfevolve.judge.rewards import correct_reward
 from selfevolve.models.hf import load
+from selfevolve.models.native import NativeForward
 from selfevolve.models.transformer import KVCache
 from selfevolve.rng import rngs
 from selfevolve.tasks import get_task
@@ -43,9 +46,10 @@ from selfevolve.train.rl import RLConfig, advantages, sample_batch, step_problem
 from selfevolve.train.sft import lr_at
 
 
-def decode_step(model, rows: int, cached: int = 16, plain: bool = True):
+def decode_step(model, rows: int, cached: int = 16, plain: bool = True, native: bool = False):
     """One sampling step of `rows` rows, a new token after `cached` ones each, as a call to repeat: with
-    the blocks as plain functions, as the sampler runs them, or (plain=False) through their modules."""
+    the blocks as plain functions, as the sampler runs them, (plain=False) through their modules, or
+    (native) through the C forward."""
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(model.cfg.vocab_size, (rows, cached + 1), generator=gen)
     positions = torch.arange(cached + 1).expand(rows, -1)
@@ -55,11 +59,15 @@ def decode_step(model, rows: int, cached: int = 16, plain: bool = True):
         model(ids[:, :cached], positions=positions[:, :cached], cache=cache)  # real keys and values in the cache
 
     blocks = model.plain_blocks() if plain else None
+    fast = NativeForward(model) if native else None
 
     def step() -> None:
         cache.length = cached
         with torch.inference_mode():  # per thread: inference mode is thread-local
-            model(ids[:, cached:], positions=positions[:, cached:], mask=mask, cache=cache, blocks=blocks)
+            if fast is not None:
+                model.lm_head(fast.features(ids[:, cached:], positions[:, cached:], mask, cache))
+            else:
+                model(ids[:, cached:], positions=positions[:, cached:], mask=mask, cache=cache, blocks=blocks)
     return step
 
 
@@ -81,9 +89,9 @@ def matmul_gflops(a: torch.Tensor, b: torch.Tensor, repeats: int = 50) -> float:
     return 2 * a.shape[0] * a.shape[1] * b.shape[1] * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def decode_step_ms(model, rows: int, plain: bool = True) -> float:
+def decode_step_ms(model, rows: int, plain: bool = True, native: bool = False) -> float:
     """Median milliseconds of one sampling step of `rows` rows."""
-    return median_ms(decode_step(model, rows, plain=plain))
+    return median_ms(decode_step(model, rows, plain=plain, native=native))
 
 
 def split_step_ms(model, rows: int) -> dict:
@@ -165,9 +173,12 @@ def main() -> None:
     rows = (cfg.group_size * cfg.prompts_per_step, 1)
     eager = {r: decode_step_ms(model, r) for r in rows}
     modules = {r: decode_step_ms(model, r, plain=False) for r in rows}
-    emit(bench="rl_step", seed=args.seed, steps=args.steps, threads=args.threads, unit="ms per step (median)",
+    native = {r: decode_step_ms(model, r, native=True) for r in rows}
+    emit(bench="rl_step", seed=args.seed, steps=args.steps, threads=args.threads, native=args.native,
+         unit="ms per step (median)",
          **ms, step_ms=round(sum(ms.values()), 2), packed_tokens_last_step=tokens,
-         matmul_gflops_at_that_size=round(gflops, 1), decode_step_ms=eager, decode_step_through_modules_ms=modules)
+         matmul_gflops_at_that_size=round(gflops, 1), decode_step_ms=eager, decode_step_through_modules_ms=modules,
+         decode_step_native_ms=native)
     if profiling is not None:
         ops = sorted(profiling.key_averages(), key=lambda e: -e.self_cpu_time_total)
         total = sum(e.self_cpu_time_total for e in ops)
