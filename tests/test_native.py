@@ -146,6 +146,10 @@ def test_native_refuses_what_it_cannot_run(tok, monkeypatch):
         fast.features(torch.tensor([[1, 2, 3]]), cache=KVCache(fast.cfg, 1, 2, torch.float32, torch.device("cpu")))
     with pytest.raises(ValueError, match="whole sequences"):  # gradients: no cache
         fast.features(torch.tensor([[1, 2]]), cache=KVCache(fast.cfg, 1, 4, torch.float32, torch.device("cpu")))
+    from selfevolve.on_policy import OnPolicyConfig
+
+    with pytest.raises(ValueError, match="not LoRA"):  # a run that would fail at its first sample fails at once
+        OnPolicyConfig(native=True, lora_r=4)
     monkeypatch.setenv("PATH", "")  # no compiler: one clear error, before anything runs
     native.library.cache_clear()
     with pytest.raises(RuntimeError, match="C compiler"):

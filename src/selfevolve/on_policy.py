@@ -51,6 +51,9 @@ class OnPolicyConfig(RLConfig, SelfTrainConfig):
             raise ValueError(f"reward_weights needs one weight per reward ({len(self.rewards)}), "
                              f"got {len(self.reward_weights)}")
         self.reward_fn(self.make_task())  # an unknown reward or module fails before the run starts
+        if self.native and self.lora_r:
+            raise ValueError("native=true runs the model's own weights, not LoRA adapters: set lora_r=0 or "
+                             "native=false")
         check_min(self, 1, "iteration_steps")  # each step draws the samples it learns from
 
     def keeps_base(self) -> bool:

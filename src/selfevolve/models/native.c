@@ -1,9 +1,10 @@
 /* The forward of a small float32 Transformer (models/transformer.py: RMSNorm, rotate-half RoPE or none,
    grouped-query attention, SwiGLU) as one call, and its backward as another: for sampling a token at a
-   time, and for an RL step's passes over its packed batch, where torch's per-operation cost is most of the
-   time at this size. Products go to the BLAS that torch ships (its `sgemm`, handed in by models/native.py); the rest
-   is plain loops, vectorised by the compiler and split between OpenMP threads. The same arithmetic as
-   the torch path, in another order: close to it (tests/test_native.py), not bit for bit. */
+   time, and for an RL step's passes over its packed batch, where torch's per-operation cost is most of
+   the time at this size. Products go to the BLAS that torch ships (its `sgemm`, handed in by
+   models/native.py); the rest is plain loops, vectorised by the compiler and split between OpenMP
+   threads. The same arithmetic as the torch path, in another order: close to it (tests/test_native.py),
+   not bit for bit. */
 #include <math.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -63,9 +64,9 @@ static inline __attribute__((always_inline)) void scores_direct(const float *res
 }
 
 /* the same from the keys transposed, kt: (hs, keys): products along the keys, no sums across lanes */
-static inline __attribute__((always_inline)) void scores_transposed(const float *restrict q, const float *restrict kt,
-                                                                     float *restrict p, int keys, float scale,
-                                                                     const int hs) {
+static inline __attribute__((always_inline)) void scores_transposed(const float *restrict q,
+                                                                     const float *restrict kt, float *restrict p,
+                                                                     int keys, float scale, const int hs) {
     for (int j = 0; j < keys; j++) p[j] = 0.f;
     for (int i = 0; i < hs; i++) {
         const float qi = q[i] * scale, *row = kt + (size_t)i * keys;
@@ -109,8 +110,8 @@ static Saved saved_layer(float *base, Shape s, int l) {
     return v;
 }
 
-/* the queries of rows b * T .. b * T + T - 1 for the heads of one kv head, over its keys: softmax(q k^T * scale,
-   where the mask allows) v, into y; the probabilities into saved_p (M, H, keys) where given. k, v: the kv
+/* the queries of rows b * T .. b * T + T - 1 for the heads of one kv head, over its keys: softmax(q k^T *
+   scale, where the mask allows) v, into y; the probabilities into saved_p (M, H, keys) where given. k, v: the kv
    head's cache, (keys, hs); kt, p, ok, acc: scratch. */
 static inline __attribute__((always_inline)) void attend(
         Shape s, const float *restrict qkv, const float *restrict k, const float *restrict v, float *restrict y,
@@ -284,11 +285,10 @@ static inline __attribute__((always_inline)) void attend_backward(
 /* The gradients of a `forward` over whole sequences (no cache before them: length 0, max_len T) that kept
    its activations in `saved`, given dout (B * T, D), the gradient of its output. g: per layer the gradients
    of rms1, qkv, o, rms2, gate_up, down (written; the norms' zeroed first), then of the final norm (zeroed
-   first) and of the embedding (accumulated). work: B * T * (3 D + 3 I + width) + hs floats. */
-void backward(int L, int B, int T, int D, int H, int KVH, int I, float eps, const float **w, const int64_t *ids,
+   first) and of the embedding (accumulated). work: B * T * (3 D + 3 I + width) floats. */
+void backward(int L, int B, int T, int D, int H, int KVH, int I, const float **w, const int64_t *ids,
               const float *cos, const float *sin, const float *k_cache, const float *v_cache, float *saved,
               const float *dout, float **g, float *work) {
-    (void)eps;
     const Shape s = shape(L, B, T, D, H, KVH, I, T, 0);
     const int M = s.M, hs = s.hs, width = s.width;
     const float scale = 1.0f / sqrtf((float)hs);

@@ -45,7 +45,7 @@ def library() -> tuple[ctypes.CDLL, tempfile.TemporaryDirectory]:
     lib = ctypes.CDLL(str(out))
     lib.set_sgemm(ctypes.cast(blas.sgemm, PTR))
     lib.forward.argtypes = [ctypes.c_int] * 9 + [ctypes.c_float] + [PTR] * 7 + [ctypes.c_long] * 2 + [PTR] * 3
-    lib.backward.argtypes = [ctypes.c_int] * 7 + [ctypes.c_float] + [PTR] * 10
+    lib.backward.argtypes = [ctypes.c_int] * 7 + [PTR] * 10
     lib.forward.restype = lib.backward.restype = None
     return lib, build
 
@@ -159,7 +159,7 @@ class Differentiable(torch.autograd.Function):
         grads = [torch.empty_like(g) for _ in range(cfg.n_layer) for g in layer]
         grads += [torch.empty(D), torch.zeros_like(fast.weights[-1])]
         work = torch.empty(B * T * (3 * D + 3 * inner + D + 2 * kv))
-        fast.lib.backward(cfg.n_layer, B, T, D, cfg.n_head, cfg.n_kv_head, inner, cfg.norm_eps, fast.pointers,
+        fast.lib.backward(cfg.n_layer, B, T, D, cfg.n_head, cfg.n_kv_head, inner, fast.pointers,
                           ids.data_ptr(), pointer(cos), pointer(sin), cache.k.data_ptr(), cache.v.data_ptr(),
                           saved.data_ptr(), dout.contiguous().data_ptr(),
                           (PTR * len(grads))(*[g.data_ptr() for g in grads]), work.data_ptr())
