@@ -107,7 +107,7 @@ def learn_to_correct(step: Step, problems: list[Problem]) -> tuple[Proposal, Lea
         for s in range(cfg.iteration_steps):
             chunk = step_problems(problems, s, cfg.prompts_per_step)
             pair = sample_two_attempts(step.policy, [p.prompt for p in chunk], columns(chunk), rewards, cfg.group_size,
-                                       task.max_answer_tokens, cfg.rl_temperature, step.gen)
+                                       task.max_answer_tokens, cfg.rl_temperature, step.gen, cfg.native)
             log.append((chunk, pair, trainer.step_star(pair) if objective == "star" else
                         trainer.step_two(pair, objective, cfg.alpha, cfg.first_turn_kl, task.max_answer_tokens,
                                          cfg.shaped_first_turn)))

@@ -58,12 +58,13 @@ class TwoAttempts:
 
 
 def sample_two_attempts(policy: Policy, prompts: list[str], columns: dict[str, list], rewards: RewardFn, group: int,
-                        max_new: int, temperature: float, gen: torch.Generator) -> TwoAttempts:
-    """`group` first attempts per prompt, then one second attempt after each, both scored by `rewards`."""
-    first = sample_batch(policy, prompts, columns, rewards, group, max_new, temperature, gen)
+                        max_new: int, temperature: float, gen: torch.Generator, native: bool = False) -> TwoAttempts:
+    """`group` first attempts per prompt, then one second attempt after each, both scored by `rewards`
+    (native: sampled through the forward in C)."""
+    first = sample_batch(policy, prompts, columns, rewards, group, max_new, temperature, gen, native)
     seconds = [second_prompt(p, c) for p, c in zip(first.prompts, first.completions, strict=True)]
     repeated = {k: [v for v in col for _ in range(group)] for k, col in columns.items()}
-    second = sample_batch(policy, seconds, repeated, rewards, 1, max_new, temperature, gen)
+    second = sample_batch(policy, seconds, repeated, rewards, 1, max_new, temperature, gen, native)
     second.rewards = second.rewards.view(len(prompts), group)
     return TwoAttempts(first, second)
 

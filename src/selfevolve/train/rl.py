@@ -70,8 +70,9 @@ class RLConfig:
     log-probabilities for fewer tokens; false reads it once per completion."""
     native: bool = False
     """Sample, and run the training passes (forward and backward), in C (models/native.py; our float32
-    rope/nope models on the CPU, prompts shared), and step AdamW fused: faster steps for a small model,
-    with values close to but not bit for bit the default path's, so other tokens for the same seed."""
+    rope/nope models on the CPU, prompts shared; the recipes also step AdamW fused): faster steps for a
+    small model, with values close to but not bit for bit the default path's, so other tokens for the
+    same seed."""
 
     def __post_init__(self) -> None:
         getattr(super(), "__post_init__", lambda: None)()  # a mixin: the recipe's other bases check theirs
