@@ -128,6 +128,13 @@ def test_native_reference_pass_is_the_torch_one(tok):
     assert torch.equal(mask, mask_native) and close(got, want)
 
 
+def test_loading_the_library_leaves_the_processes_floats_alone(tok):
+    """-ffast-math at link time would add a constructor that flushes subnormal numbers to zero in the whole
+    process (tests/test_trees.py's hypothesis strategies then refuse to run)."""
+    NativeForward(tiny(tok))
+    assert 5e-324 * 1.0 > 0 and bool(torch.tensor(1e-40) * 1.0 > 0)
+
+
 def test_native_refuses_what_it_cannot_run(tok, monkeypatch):
     with pytest.raises(ValueError, match="rope or nope"):
         NativeForward(Transformer(TransformerConfig(tok.vocab_size, digit_token_ids=tuple(tok.digit_ids))))

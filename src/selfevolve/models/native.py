@@ -23,7 +23,10 @@ import torch
 from selfevolve.models.transformer import KVCache, Transformer, rope_cos_sin
 
 SOURCE = Path(__file__).with_name("native.c")
-FLAGS = ("-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared")
+COMPILE = ("-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-c")
+# linked apart, without -ffast-math: linked with it, gcc adds crtfastmath.o, whose constructor flushes
+# subnormal numbers to zero in the whole process the library is loaded into
+LINK = ("-shared", "-fopenmp")
 ENCODINGS = ("rope", "nope")  # position encodings the C forward knows
 PTR = ctypes.c_void_p
 
@@ -38,10 +41,12 @@ def library() -> tuple[ctypes.CDLL, tempfile.TemporaryDirectory]:
     if not hasattr(blas, "sgemm"):
         raise RuntimeError("native=true needs the sgemm that an x86-64 Linux build of torch exports; this one has none")
     build = tempfile.TemporaryDirectory(prefix="selfevolve-native-")
-    out = Path(build.name) / "native.so"
-    done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(out), "-lm"], capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"compiling {SOURCE.name} failed:\n{done.stderr}")
+    obj, out = Path(build.name) / "native.o", Path(build.name) / "native.so"
+    for command in ([compiler, *COMPILE, str(SOURCE), "-o", str(obj)],
+                    [compiler, *LINK, str(obj), "-o", str(out), "-lm"]):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"compiling {SOURCE.name} failed:\n{done.stderr}")
     lib = ctypes.CDLL(str(out))
     lib.set_sgemm(ctypes.cast(blas.sgemm, PTR))
     lib.forward.argtypes = [ctypes.c_int] * 9 + [ctypes.c_float] + [PTR] * 7 + [ctypes.c_long] * 2 + [PTR] * 3
