@@ -37,9 +37,10 @@ def library() -> tuple[ctypes.CDLL, tempfile.TemporaryDirectory]:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise RuntimeError("native=true compiles models/native.c and needs a C compiler (cc or gcc) on PATH")
-    blas = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
-    if not hasattr(blas, "sgemm"):
-        raise RuntimeError("native=true needs the sgemm that an x86-64 Linux build of torch exports; this one has none")
+    torch_cpu = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+    blas = ctypes.CDLL(str(torch_cpu)) if torch_cpu.exists() else None
+    if blas is None or not hasattr(blas, "sgemm"):
+        raise RuntimeError("native=true needs the sgemm that a Linux build of torch exports; this one has none")
     build = tempfile.TemporaryDirectory(prefix="selfevolve-native-")
     obj, out = Path(build.name) / "native.o", Path(build.name) / "native.so"
     for command in ([compiler, *COMPILE, str(SOURCE), "-o", str(obj)],
@@ -62,15 +63,14 @@ class NativeForward:
     runs in C too."""
 
     def __init__(self, model: Transformer) -> None:
-        cfg = model.cfg
         blocks = model.plain_blocks() if isinstance(model, Transformer) else None
-        if blocks is None or cfg.pos_encoding not in ENCODINGS:
+        if blocks is None or model.cfg.pos_encoding not in ENCODINGS:
             raise ValueError(f"native=true runs our own Transformer with {' or '.join(ENCODINGS)} positions and no "
                              "adapters or hooks; merge LoRA first, or leave native off")
         embed = model.embed_tokens.weight
         if embed.dtype != torch.float32 or embed.device.type != "cpu":
             raise ValueError(f"native=true runs float32 models on the CPU, not {embed.dtype} on {embed.device}")
-        self.model, self.cfg = model, cfg
+        self.model, self.cfg = model, model.cfg
         self.params = [w for block in blocks for w in block] + [model.norm.weight, embed]
         with torch.no_grad():
             packed = [(ln1, torch.cat([wq, wk, wv]), wo, ln2, torch.cat([gate, up]), down)
