@@ -136,6 +136,8 @@ def test_loading_the_library_leaves_the_processes_floats_alone(tok):
 
 
 def test_native_refuses_what_it_cannot_run(tok, monkeypatch):
+    with pytest.raises(ValueError, match="our own Transformer"):
+        NativeForward(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="rope or nope"):
         NativeForward(Transformer(TransformerConfig(tok.vocab_size, digit_token_ids=tuple(tok.digit_ids))))
     adapted = tiny(tok)
