@@ -42,12 +42,13 @@ static void rms_norm(const float *x, const float *w, float *out, int M, int D, f
     }
 }
 
-/* rotate-half RoPE of one head in place: cos (hs) repeats its half; sin's second half is the positive one */
-static void rope(float *v, const float *cos, const float *sin, int half) {
+/* rotate-half RoPE of one head in place, by the angle (sign 1) or back by minus it (sign -1: the rotation's
+   transpose, for the backward): cos (hs) repeats its half; sin's second half is the positive one */
+static void rope(float *v, const float *cos, const float *sin, int half, float sign) {
     for (int j = 0; j < half; j++) {
-        float x1 = v[j], x2 = v[j + half];
-        v[j] = x1 * cos[j] - x2 * sin[half + j];
-        v[j + half] = x2 * cos[j] + x1 * sin[half + j];
+        float x1 = v[j], x2 = v[j + half], s = sign * sin[half + j];
+        v[j] = x1 * cos[j] - x2 * s;
+        v[j + half] = x2 * cos[j] + x1 * s;
     }
 }
 
@@ -179,7 +180,7 @@ void forward(int L, int B, int T, int D, int H, int KVH, int I, int max_len, int
             int b = r / T, t = r % T;
             if (cos) {
                 for (int head = 0; head < H + KVH; head++)
-                    rope(row + head * hs, cos + (size_t)r * hs, sin + (size_t)r * hs, hs / 2);
+                    rope(row + head * hs, cos + (size_t)r * hs, sin + (size_t)r * hs, hs / 2, 1.0f);
             }
             for (int kh = 0; kh < KVH; kh++) {
                 size_t at = (((size_t)b * KVH + kh) * max_len + length + t) * hs;
@@ -341,17 +342,10 @@ void backward(int L, int B, int T, int D, int H, int KVH, int I, const float **w
         }
         if (cos) {
 #pragma omp parallel for schedule(static)
-            for (int r = 0; r < M; r++) {  /* the rotation's transpose: by minus the angle */
-                const float *c = cos + (size_t)r * hs, *sn = sin + (size_t)r * hs;
-                for (int head = 0; head < H + KVH; head++) {
-                    float *d = dqkv + (size_t)r * width + head * hs;
-                    for (int j = 0; j < hs / 2; j++) {
-                        const float d1 = d[j], d2 = d[j + hs / 2];
-                        d[j] = d1 * c[j] + d2 * sn[hs / 2 + j];
-                        d[j + hs / 2] = d2 * c[j] - d1 * sn[hs / 2 + j];
-                    }
-                }
-            }
+            for (int r = 0; r < M; r++)
+                for (int head = 0; head < H + KVH; head++)
+                    rope(dqkv + (size_t)r * width + head * hs, cos + (size_t)r * hs, sin + (size_t)r * hs, hs / 2,
+                         -1.0f);
         }
         gemm('T', 'N', width, D, M, dqkv, width, sv.h1, D, lg[1]);
         gemm('N', 'N', M, D, width, dqkv, width, lw[1], D, dh);

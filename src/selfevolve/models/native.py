@@ -71,6 +71,7 @@ class NativeForward:
         if embed.dtype != torch.float32 or embed.device.type != "cpu":
             raise ValueError(f"native=true runs float32 models on the CPU, not {embed.dtype} on {embed.device}")
         self.model, self.cfg = model, model.cfg
+        self.kv_dim = model.cfg.n_kv_head * (model.cfg.n_embd // model.cfg.n_head)  # keys' (and values') width
         self.params = [w for block in blocks for w in block] + [model.norm.weight, embed]
         with torch.no_grad():
             packed = [(ln1, torch.cat([wq, wk, wv]), wo, ln2, torch.cat([gate, up]), down)
@@ -120,8 +121,7 @@ class NativeForward:
         """The C forward over checked inputs; its activations into `saved` where given."""
         cfg, (B, T) = self.cfg, ids.shape
         out = torch.empty(B, T, cfg.n_embd)
-        kv_dim = cache.k.shape[2] * cache.k.shape[4]
-        work = torch.empty(B * T * (4 * cfg.n_embd + 2 * kv_dim + 3 * cfg.intermediate_size))
+        work = torch.empty(B * T * (4 * cfg.n_embd + 2 * self.kv_dim + 3 * cfg.intermediate_size))
         self.lib.forward(cfg.n_layer, B, T, cfg.n_embd, cfg.n_head, cfg.n_kv_head, cfg.intermediate_size,
                          cache.k.shape[3], cache.length, cfg.norm_eps, self.pointers, ids.data_ptr(), pointer(cos),
                          pointer(sin), cache.k.data_ptr(), cache.v.data_ptr(), pointer(mask),
@@ -133,7 +133,7 @@ class NativeForward:
     def saved_size(self, B: int, T: int) -> int:
         """Floats of the activations a differentiable forward of B x T tokens keeps (models/native.c)."""
         cfg, M = self.cfg, B * T
-        width = cfg.n_embd + 2 * cfg.n_kv_head * (cfg.n_embd // cfg.n_head)
+        width = cfg.n_embd + 2 * self.kv_dim
         per_layer = M * (5 * cfg.n_embd + width + cfg.n_head * T + 3 * cfg.intermediate_size + 2)
         return cfg.n_layer * per_layer + M * (cfg.n_embd + 1)
 
@@ -157,11 +157,9 @@ class Differentiable(torch.autograd.Function):
     def backward(ctx, dout: torch.Tensor):
         fast, (ids, cos, sin, cache, saved) = ctx.fast, ctx.inputs
         cfg, (B, T) = fast.cfg, ids.shape
-        D, inner = cfg.n_embd, cfg.intermediate_size
-        kv = cfg.n_kv_head * (D // cfg.n_head)
-        layer = [torch.empty(D), torch.empty(D + 2 * kv, D), torch.empty(D, D), torch.empty(D),
-                 torch.empty(2 * inner, D), torch.empty(D, inner)]
-        grads = [torch.empty_like(g) for _ in range(cfg.n_layer) for g in layer]
+        D, inner, kv = cfg.n_embd, cfg.intermediate_size, fast.kv_dim
+        layer = [(D,), (D + 2 * kv, D), (D, D), (D,), (2 * inner, D), (D, inner)]  # as native.c's packed weights
+        grads = [torch.empty(shape) for _ in range(cfg.n_layer) for shape in layer]
         grads += [torch.empty(D), torch.zeros_like(fast.weights[-1])]
         work = torch.empty(B * T * (3 * D + 3 * inner + D + 2 * kv))
         fast.lib.backward(cfg.n_layer, B, T, D, cfg.n_head, cfg.n_kv_head, inner, fast.pointers,

@@ -118,8 +118,8 @@ def sample_steps(model: Transformer, prompts: list[list[int]], max_new_tokens: i
     model.eval()
     device = next(model.parameters()).device
     cfg = model.cfg
-    blocks = model.plain_blocks()
     forward = NativeForward(model) if native else None
+    blocks = None if native else model.plain_blocks()
 
     def last_logits(ids, positions, digit_pos, mask, cache) -> torch.Tensor:
         """Logits (B, vocab) after the last of ids (B, T), which continue the cache."""
